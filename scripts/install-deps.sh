@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs every Debian package flowrun needs to build, test and run its demo.
+# Idempotent: a second run only checks that everything is present.
+set -euo pipefail
+
+PACKAGES=(
+  # toolchain
+  build-essential cmake ninja-build pkg-config git openssl ca-certificates python3 procps iproute2
+  # libraries flowrun links
+  libcpprest-dev libssl-dev libyaml-cpp-dev libpqxx-dev libpq-dev prometheus-cpp-dev
+  nlohmann-json3-dev libvalijson-dev libcli11-dev libspdlog-dev libfmt-dev
+  # tests and benchmarks
+  libgtest-dev libgmock-dev googletest libbenchmark-dev
+  # a real PostgreSQL server for tests and the demo (started privately, never as a system service)
+  postgresql postgresql-contrib
+  # a real Prometheus (promtool too) for the metrics tests
+  prometheus
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# Debian starts services on install; flowrun runs its own private instances.
+if command -v systemctl >/dev/null 2>&1; then
+  $SUDO systemctl disable --now prometheus postgresql >/dev/null 2>&1 || true
+fi
+echo "install-deps: done"
