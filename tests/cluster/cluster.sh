@@ -1,0 +1,397 @@
+#!/usr/bin/env bash
+# A real Kubernetes control plane for flowrun's tests: etcd, kube-apiserver,
+# kube-controller-manager (Job controller, garbage collector, ...) and nodesim
+# (a kubelet stand-in that runs pods as local processes). Everything lives in
+# <dir> (plus etcd's data on tmpfs); ports are picked free, so several clusters
+# in different dirs do not collide. Binaries come from tests/cluster/build.sh.
+#
+#   cluster.sh start <dir>              start everything, wait until ready
+#   cluster.sh stop <dir>               stop everything started in <dir>, remove etcd data
+#   cluster.sh env <dir>                print `export KUBECONFIG=...` lines (eval them)
+#   cluster.sh restart-apiserver <dir>  stop and start kube-apiserver (same port, certs, etcd)
+#   cluster.sh stop-apiserver <dir>     stop kube-apiserver only
+#   cluster.sh start-apiserver <dir>    start it again after stop-apiserver
+#   cluster.sh status <dir>             which components run
+#
+# Environment read by `start`:
+#   FLOWRUN_ETCD_COMPACTION_INTERVAL  kube-apiserver --etcd-compaction-interval (default 5m;
+#                                     e.g. 2s to make watches hit 410 Gone quickly)
+#   FLOWRUN_APISERVER_ARGS            extra kube-apiserver flags (word-split)
+#   FLOWRUN_KCM_CONTROLLERS           kube-controller-manager --controllers
+#   FLOWRUN_NODESIM_ARGS              extra nodesim flags (word-split), e.g. --image-map=<file>
+#   FLOWRUN_NODE_NAME                 nodesim's node name (default nodesim)
+#   FLOWRUN_CACHE                     cache root for build.sh
+# Layout of <dir>: see docs/control-plane.md.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+READY_TIMEOUT=${FLOWRUN_READY_TIMEOUT:-60}
+
+die() { echo "cluster.sh: $*" >&2; exit 1; }
+log() { echo "cluster.sh: $*" >&2; }
+
+usage() { sed -n '2,25p' "$0" >&2; exit 2; }
+[[ $# -eq 2 ]] || usage
+cmd=$1
+mkdir -p "$2"
+DIR=$(cd "$2" && pwd)
+PIDS=$DIR/pids
+LOGS=$DIR/logs
+PKI=$DIR/pki
+
+# ---------- helpers ----------
+
+# pid_of <name>: the pid in pids/<name>.pid if that process is alive and is
+# ours (its command line mentions $DIR; guards against pid reuse).
+pid_of() {
+  local f=$PIDS/$1.pid pid
+  [[ -f $f ]] || return 1
+  pid=$(<"$f")
+  [[ $pid =~ ^[0-9]+$ ]] || return 1
+  [[ -r /proc/$pid/cmdline ]] || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$DIR" || return 1
+  echo "$pid"
+}
+
+# stop_proc <name> [grace seconds]: SIGTERM, then SIGKILL.
+stop_proc() {
+  local name=$1 grace=${2:-10} pid i
+  if pid=$(pid_of "$name"); then
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < grace * 10; i++)); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+      log "$name (pid $pid) did not stop; SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+      for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    fi
+  fi
+  rm -f "$PIDS/$name.pid"
+}
+
+# launch <name> <binary> args...: start detached, output to logs/<name>.log.
+launch() {
+  local name=$1; shift
+  setsid "$@" </dev/null >>"$LOGS/$name.log" 2>&1 &
+  echo $! >"$PIDS/$name.pid"
+}
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# A free port outside the kernel's ephemeral range (so outgoing connections
+# cannot grab it between the pick and the bind).
+free_port() {
+  local p i
+  for ((i = 0; i < 200; i++)); do
+    p=$((20000 + (RANDOM * 32768 + RANDOM) % 12000))
+    port_in_use "$p" || { echo "$p"; return 0; }
+  done
+  die "no free port found"
+}
+
+# wait_for <seconds> <description> <pid name> <command...>: poll until the
+# command succeeds; fail early if the process died.
+wait_for() {
+  local secs=$1 what=$2 name=$3 i; shift 3
+  for ((i = 0; i < secs * 10; i++)); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    if [[ -n $name ]] && ! pid_of "$name" >/dev/null; then
+      log "$name exited while waiting for $what; last log lines:"
+      tail -n 25 "$LOGS/$name.log" >&2 || true
+      return 1
+    fi
+    sleep 0.1
+  done
+  log "timed out after ${secs}s waiting for $what; last log lines of $name:"
+  tail -n 25 "$LOGS/$name.log" >&2 || true
+  return 1
+}
+
+kv() { sed -n "s/^$1=//p" "$DIR/cluster.env" 2>/dev/null | tail -n1; }
+
+# ---------- certificates ----------
+
+gen_certs() {
+  mkdir -p "$PKI"
+  local d=$PKI
+  (
+    cd "$d"
+    openssl ecparam -name prime256v1 -genkey -noout -out ca.key 2>/dev/null
+    openssl req -x509 -new -key ca.key -sha256 -days 3650 -subj "/CN=flowrun-test-ca" \
+      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" \
+      -out ca.crt 2>/dev/null
+    # serving certificate of kube-apiserver
+    issue serving "/CN=kube-apiserver" "serverAuth" \
+      "subjectAltName=IP:127.0.0.1,IP:::1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+    issue admin "/O=system:masters/CN=admin" clientAuth
+    issue kube-controller-manager "/O=system:masters/CN=system:kube-controller-manager" clientAuth
+    issue nodesim "/O=system:masters/CN=system:nodesim" clientAuth
+    # service-account token signing key pair
+    openssl genrsa -out sa.key 2048 2>/dev/null
+    openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
+    chmod 600 ./*.key
+  )
+}
+
+# issue <name> <subject> <extendedKeyUsage> [extra extension]  (run inside $PKI)
+issue() {
+  local name=$1 subj=$2 eku=$3 extra=${4:-}
+  openssl ecparam -name prime256v1 -genkey -noout -out "$name.key" 2>/dev/null
+  openssl req -new -key "$name.key" -subj "$subj" -out "$name.csr" 2>/dev/null
+  {
+    echo "basicConstraints=critical,CA:FALSE"
+    echo "keyUsage=critical,digitalSignature,keyEncipherment"
+    echo "extendedKeyUsage=$eku"
+    [[ -z $extra ]] || echo "$extra"
+  } >"$name.ext"
+  openssl x509 -req -in "$name.csr" -CA ca.crt -CAkey ca.key -set_serial "0x$(openssl rand -hex 16)" -days 3650 -sha256 \
+    -extfile "$name.ext" -out "$name.crt" 2>/dev/null
+  rm -f "$name.csr" "$name.ext"
+}
+
+# write_kubeconfig <file> <user> <cert> <key>
+write_kubeconfig() {
+  local file=$1 user=$2 cert=$3 key=$4
+  cat >"$file" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: flowrun-test
+  cluster:
+    server: https://127.0.0.1:$(kv APISERVER_PORT)
+    certificate-authority: $PKI/ca.crt
+users:
+- name: $user
+  user:
+    client-certificate: $cert
+    client-key: $key
+contexts:
+- name: $user@flowrun-test
+  context:
+    cluster: flowrun-test
+    user: $user
+    namespace: default
+current-context: $user@flowrun-test
+EOF
+  chmod 600 "$file"
+}
+
+# ---------- components ----------
+
+start_etcd() {
+  local attempt data
+  data=$(kv ETCD_DATA)
+  for attempt in 1 2 3; do
+    local cport pport
+    cport=$(free_port); pport=$(free_port)
+    [[ $cport != "$pport" ]] || continue
+    launch etcd "$BIN/etcd" --name=flowrun --data-dir="$data" \
+      --listen-client-urls="http://127.0.0.1:$cport" --advertise-client-urls="http://127.0.0.1:$cport" \
+      --listen-peer-urls="http://127.0.0.1:$pport" --initial-advertise-peer-urls="http://127.0.0.1:$pport" \
+      --initial-cluster="flowrun=http://127.0.0.1:$pport" --initial-cluster-state=new \
+      --unsafe-no-fsync=true --log-level=warn --logger=zap --log-outputs=stderr
+    if wait_for 20 "etcd /health" etcd curl -fsS "http://127.0.0.1:$cport/health"; then
+      echo "ETCD_PORT=$cport" >>"$DIR/cluster.env"
+      return 0
+    fi
+    grep -q "address already in use" "$LOGS/etcd.log" 2>/dev/null || return 1
+    stop_proc etcd 2
+    rm -rf "${data:?}"/*
+    log "etcd port taken, retrying with other ports"
+  done
+  return 1
+}
+
+apiserver_args() {
+  local port=$1 etcd=$2
+  local args=(
+    --etcd-servers="http://127.0.0.1:$etcd"
+    --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$port"
+    --tls-cert-file="$PKI/serving.crt" --tls-private-key-file="$PKI/serving.key"
+    --cert-dir="$DIR/apiserver-certs"
+    --client-ca-file="$PKI/ca.crt"
+    --authorization-mode=Node,RBAC
+    --service-cluster-ip-range=10.0.0.0/24
+    --service-account-issuer="https://127.0.0.1:$port"
+    --service-account-key-file="$PKI/sa.pub"
+    --service-account-signing-key-file="$PKI/sa.key"
+    --disable-admission-plugins=ServiceAccount
+    --allow-privileged=true
+    --endpoint-reconciler-type=none
+    --etcd-compaction-interval="${FLOWRUN_ETCD_COMPACTION_INTERVAL:-5m}"
+    --profiling=false
+    --v=1
+  )
+  # shellcheck disable=SC2206
+  [[ -z ${FLOWRUN_APISERVER_ARGS:-} ]] || args+=($FLOWRUN_APISERVER_ARGS)
+  printf '%s\n' "${args[@]}"
+}
+
+readyz() { curl -fsS --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" "https://127.0.0.1:$1/readyz"; }
+
+launch_apiserver() {
+  local args=()
+  mapfile -t args <"$DIR/apiserver.args"
+  launch kube-apiserver "$BIN/kube-apiserver" "${args[@]}"
+  wait_for "$READY_TIMEOUT" "kube-apiserver /readyz" kube-apiserver readyz "$(kv APISERVER_PORT)"
+}
+
+start_apiserver_first() {
+  local attempt port
+  for attempt in 1 2 3; do
+    port=$(free_port)
+    echo "APISERVER_PORT=$port" >>"$DIR/cluster.env"
+    apiserver_args "$port" "$(kv ETCD_PORT)" >"$DIR/apiserver.args"
+    if launch_apiserver; then return 0; fi
+    grep -q "address already in use" "$LOGS/kube-apiserver.log" 2>/dev/null || return 1
+    stop_proc kube-apiserver 2
+    log "kube-apiserver port taken, retrying with another port"
+  done
+  return 1
+}
+
+start_kcm() {
+  local controllers=${FLOWRUN_KCM_CONTROLLERS:-job-controller,garbage-collector-controller,namespace-controller,serviceaccount-controller,ttl-after-finished-controller}
+  launch kube-controller-manager "$BIN/kube-controller-manager" \
+    --kubeconfig="$DIR/kube-controller-manager.kubeconfig" \
+    --bind-address=127.0.0.1 --secure-port=0 \
+    --cert-dir="$DIR/kcm-certs" \
+    --leader-elect=false \
+    --use-service-account-credentials=false \
+    --controllers="$controllers" \
+    --kube-api-qps=100 --kube-api-burst=200 \
+    --v=1
+}
+
+start_nodesim() {
+  local extra=()
+  # shellcheck disable=SC2206
+  [[ -z ${FLOWRUN_NODESIM_ARGS:-} ]] || extra=($FLOWRUN_NODESIM_ARGS)
+  launch nodesim "$BIN/nodesim" --kubeconfig="$DIR/nodesim.kubeconfig" \
+    --node-name="${FLOWRUN_NODE_NAME:-nodesim}" --state-dir="$DIR/nodesim" "${extra[@]}"
+}
+
+write_env() {
+  cat >"$DIR/env.sh" <<EOF
+export KUBECONFIG='$DIR/admin.kubeconfig'
+export PATH='$BIN':"\$PATH"
+export FLOWRUN_CLUSTER_DIR='$DIR'
+export FLOWRUN_CLUSTER_BIN='$BIN'
+export FLOWRUN_APISERVER_URL='https://127.0.0.1:$(kv APISERVER_PORT)'
+export FLOWRUN_CLUSTER_CA='$PKI/ca.crt'
+export FLOWRUN_ETCD_ENDPOINT='http://127.0.0.1:$(kv ETCD_PORT)'
+export FLOWRUN_NODESIM_STATE_DIR='$DIR/nodesim'
+export FLOWRUN_NODE_NAME='${FLOWRUN_NODE_NAME:-nodesim}'
+EOF
+}
+
+kubectl_admin() { "$BIN/kubectl" --kubeconfig="$DIR/admin.kubeconfig" "$@"; }
+
+node_ready() {
+  [[ $(kubectl_admin get node "${FLOWRUN_NODE_NAME:-nodesim}" \
+    -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}') == True ]]
+}
+
+# ---------- commands ----------
+
+do_stop() {
+  local p
+  stop_proc nodesim 5
+  # Pod processes that outlived nodesim (it kills them on SIGTERM; this
+  # covers a nodesim that died): only process groups whose environment names
+  # this cluster's state dir.
+  if [[ -d $DIR/nodesim/pods ]]; then
+    for p in "$DIR"/nodesim/pods/*/*.pid; do
+      [[ -f $p ]] || continue
+      local pid
+      pid=$(<"$p")
+      if [[ $pid =~ ^[0-9]+$ && -r /proc/$pid/environ ]] &&
+        tr '\0' '\n' <"/proc/$pid/environ" | grep -qF "FLOWRUN_TERMINATION_MESSAGE_PATH=$DIR/"; then
+        kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+      fi
+    done
+  fi
+  stop_proc kube-controller-manager 5
+  stop_proc kube-apiserver 10
+  stop_proc etcd 5
+  local data
+  data=$(kv ETCD_DATA)
+  if [[ -n $data && -d $data && ( $data == /dev/shm/flowrun-etcd.* || $data == "$DIR"/* ) ]]; then
+    rm -rf "$data"
+  fi
+}
+
+do_start() {
+  if pid_of kube-apiserver >/dev/null || pid_of etcd >/dev/null || pid_of nodesim >/dev/null; then
+    die "a cluster is already running in $DIR (cluster.sh stop $DIR first)"
+  fi
+  local t0=$SECONDS
+  BIN=$("$HERE/build.sh" | tail -n1)
+  [[ -x $BIN/kube-apiserver ]] || die "build.sh gave no binaries"
+  do_stop >/dev/null 2>&1 || true   # leftovers of an earlier half-started run
+  rm -rf "$PKI" "$LOGS" "$PIDS" "$DIR/nodesim" "$DIR/apiserver-certs" "$DIR/kcm-certs" "$DIR"/*.kubeconfig "$DIR/cluster.env" "$DIR/env.sh"
+  mkdir -p "$PIDS" "$LOGS"
+  START_OK=0
+  trap '[[ ${START_OK:-0} == 1 ]] || { log "start failed; stopping what was started (logs in $LOGS)"; do_stop; }' EXIT
+  local data
+  if [[ -d /dev/shm && -w /dev/shm ]]; then
+    data=$(mktemp -d /dev/shm/flowrun-etcd.XXXXXX)
+  else
+    data=$DIR/etcd-data; mkdir -p "$data"
+  fi
+  {
+    echo "BIN=$BIN"
+    echo "ETCD_DATA=$data"
+  } >"$DIR/cluster.env"
+  gen_certs
+  start_etcd
+  start_apiserver_first
+  write_kubeconfig "$DIR/admin.kubeconfig" admin "$PKI/admin.crt" "$PKI/admin.key"
+  write_kubeconfig "$DIR/kube-controller-manager.kubeconfig" kube-controller-manager "$PKI/kube-controller-manager.crt" "$PKI/kube-controller-manager.key"
+  write_kubeconfig "$DIR/nodesim.kubeconfig" nodesim "$PKI/nodesim.crt" "$PKI/nodesim.key"
+  start_kcm
+  start_nodesim
+  write_env
+  wait_for "$READY_TIMEOUT" "node ${FLOWRUN_NODE_NAME:-nodesim} Ready" nodesim node_ready
+  case ",${FLOWRUN_KCM_CONTROLLERS:-serviceaccount-controller}," in
+    *,serviceaccount-controller,*)
+      wait_for "$READY_TIMEOUT" "kube-controller-manager (serviceaccount default/default)" \
+        kube-controller-manager kubectl_admin get serviceaccount default -n default ;;
+    *) wait_for 10 "kube-controller-manager" kube-controller-manager true ;;
+  esac
+  START_OK=1
+  trap - EXIT
+  log "cluster ready in $((SECONDS - t0)) s: eval \"\$($0 env $DIR)\""
+}
+
+need_running() { pid_of "$1" >/dev/null || die "$1 is not running in $DIR"; }
+
+case $cmd in
+  start) do_start ;;
+  stop) do_stop ;;
+  env)
+    [[ -f $DIR/env.sh ]] || die "no cluster started in $DIR"
+    cat "$DIR/env.sh" ;;
+  stop-apiserver)
+    BIN=$(kv BIN)
+    stop_proc kube-apiserver 10 ;;
+  start-apiserver)
+    BIN=$(kv BIN)
+    [[ -f $DIR/apiserver.args ]] || die "no cluster started in $DIR"
+    pid_of kube-apiserver >/dev/null && die "kube-apiserver already runs"
+    need_running etcd
+    launch_apiserver ;;
+  restart-apiserver)
+    BIN=$(kv BIN)
+    [[ -f $DIR/apiserver.args ]] || die "no cluster started in $DIR"
+    need_running etcd
+    stop_proc kube-apiserver 10
+    launch_apiserver ;;
+  status)
+    for c in etcd kube-apiserver kube-controller-manager nodesim; do
+      if pid=$(pid_of "$c"); then echo "$c running (pid $pid)"; else echo "$c stopped"; fi
+    done ;;
+  *) usage ;;
+esac
