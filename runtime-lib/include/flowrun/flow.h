@@ -1,0 +1,215 @@
+// Flow: what an agent's code sees during one execution of a run.
+//
+// The flow function runs from the top on every execution. checkpoint()
+// returns a stored output without running its body when (name, occurrence)
+// completed before; otherwise it runs the body and stores the output before
+// returning. wait() returns a recorded answer or suspends the run: it records
+// the question, writes the "waiting" outcome and ends the process with exit
+// code 0 — no user code runs after a suspending wait().
+//
+// Errors reach agent code as exceptions derived from FlowError; run_flow()
+// turns them into the run's outcome and exit code. Do not swallow them.
+// Thread safety: a Flow is used by the flow function's thread only.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <set>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <type_traits>
+
+#include <nlohmann/json.hpp>
+
+#include "flowrun/clock.h"
+#include "flowrun/environment.h"
+#include "flowrun/llm_client.h"
+#include "flowrun/outcome.h"
+#include "flowrun/price_table.h"
+#include "flowrun/run_store.h"
+#include "flowrun/schema_validator.h"
+#include "flowrun/status.h"
+
+namespace flowrun {
+
+struct RetryPolicy {
+  int max_tries = 1;  // 1: no retry. The LLM client already retries transient HTTP errors.
+  std::chrono::milliseconds initial_backoff{1000};
+  double multiplier = 2.0;
+  std::chrono::milliseconds max_backoff{60000};
+};
+
+struct CheckpointOptions {
+  RetryPolicy retry;
+  // What the body's output depends on. Part of the fingerprint: when a resumed
+  // run reaches this checkpoint with different inputs, that is a divergence.
+  std::optional<nlohmann::json> inputs;
+  std::optional<DivergencePolicy> on_divergence;  // default: the run's
+};
+
+struct WaitOptions {
+  std::optional<nlohmann::json> schema;  // default: derived from the answer type
+  std::optional<std::chrono::seconds> timeout;  // default: FLOWRUN_WAIT_TIMEOUT_SECONDS
+  std::optional<OnTimeout> on_timeout;          // default: FLOWRUN_WAIT_ON_TIMEOUT
+  std::optional<nlohmann::json> default_answer; // required for kUseDefault
+};
+
+// Base of every error flowrun throws into agent code.
+class FlowError : public std::runtime_error {
+ public:
+  explicit FlowError(Status status)
+      : std::runtime_error(status.ToString()), status_(std::move(status)) {}
+  const Status& status() const { return status_; }
+
+ private:
+  Status status_;
+};
+// A checkpoint's body failed on its last try.
+class CheckpointFailedError : public FlowError { using FlowError::FlowError; };
+// A resumed run reached a checkpoint whose recorded fingerprint differs.
+class DivergenceError : public FlowError { using FlowError::FlowError; };
+// A newer execution of this run took the fence; this one must stop.
+class FencedError : public FlowError { using FlowError::FlowError; };
+// The store failed (database unavailable after retries, bad input).
+class StoreError : public FlowError { using FlowError::FlowError; };
+// A wait's deadline passed and its policy is to fail.
+class WaitTimedOutError : public FlowError { using FlowError::FlowError; };
+
+// Counters of one execution.
+struct ExecutionStats {
+  int64_t live_checkpoints = 0;
+  int64_t cached_checkpoints = 0;
+  int64_t reexecuted_checkpoints = 0;
+  Usage saved;       // LLM spend of the checkpoints served from cache
+  Usage spent_here;  // LLM spend of this execution
+};
+
+// How a suspension ends the execution. Production: write the outcome and exit
+// the process with code 0; it must not return. If it does return, Flow throws
+// FlowSuspended (not a std::exception) to unwind the flow.
+using SuspendHandler = std::function<void(const Outcome&)>;
+struct FlowSuspended {
+  Outcome outcome;
+};
+
+// Everything a Flow needs, not owned: all must outlive the Flow.
+struct FlowDeps {
+  const RunEnvironment* env = nullptr;
+  RunStore* store = nullptr;
+  Clock* clock = nullptr;
+  const PriceTable* prices = nullptr;
+  HttpTransport* http = nullptr;  // for llm(); may be null if llm() is not used
+  SuspendHandler on_suspend;
+  // Receives warnings (e.g. a model missing from the price table). Default: stderr.
+  std::function<void(const std::string&)> warn;
+};
+
+class Flow final : public LlmCallSink {
+ public:
+  // `start` is what RunStore::Begin returned for this execution.
+  Flow(FlowDeps deps, ExecutionStart start);
+  ~Flow() override;
+  Flow(const Flow&) = delete;
+  Flow& operator=(const Flow&) = delete;
+
+  const nlohmann::json& parameters() const { return env_.parameters; }
+  const RunIdentity& run() const { return env_.run; }
+  int attempt() const { return env_.attempt; }
+  int64_t epoch() const { return epoch_; }
+
+  // Runs `body` at most once per (name, occurrence) across all executions of
+  // the run, and returns its output — converted through JSON, so a live run
+  // and a resumed one return exactly the same value.
+  template <typename F>
+  auto checkpoint(std::string_view name, F&& body, CheckpointOptions options = {}) {
+    using R = std::decay_t<std::invoke_result_t<F&>>;
+    if constexpr (std::is_void_v<R>) {
+      RunCheckpoint(name, [&]() -> nlohmann::json { body(); return nullptr; }, options);
+    } else {
+      nlohmann::json out = RunCheckpoint(name, [&]() -> nlohmann::json { return nlohmann::json(body()); }, options);
+      return out.get<R>();
+    }
+  }
+
+  // Returns the answer to `question`, validated against the schema, or
+  // suspends the run until a person answers.
+  template <typename T = nlohmann::json>
+  T wait(std::string_view name, std::string_view question, WaitOptions options = {}) {
+    if (!options.schema) options.schema = DefaultSchemaFor<T>();
+    return RunWait(name, question, options).template get<T>();
+  }
+
+  // The OpenAI-compatible client configured from the environment; its calls
+  // are recorded, priced and checked against the budget.
+  LlmClient& llm();
+
+  // Records an LLM call made by other means (another SDK). Inside a
+  // checkpoint, attributed to it.
+  void record_llm_call(const LlmCall& call);
+
+  // Saves a new version of an artifact; returns its version number.
+  int save_artifact(const std::string& name, const nlohmann::json& value);
+  int save_artifact_bytes(const std::string& name, const std::string& bytes,
+                          const std::string& content_type);
+
+  const ExecutionStats& stats() const { return stats_; }
+  // The spend of the whole run so far (earlier executions included).
+  double run_spent_usd() const { return run_spent_usd_; }
+
+  // LlmCallSink
+  void BeforeLlmCall(const std::string& model) override;
+  void AfterLlmCall(const LlmCall& call) override;
+
+  template <typename T>
+  static nlohmann::json DefaultSchemaFor() {
+    if constexpr (std::is_same_v<T, bool>) return {{"type", "boolean"}};
+    else if constexpr (std::is_integral_v<T>) return {{"type", "integer"}};
+    else if constexpr (std::is_floating_point_v<T>) return {{"type", "number"}};
+    else if constexpr (std::is_same_v<T, std::string>) return {{"type", "string"}};
+    else return nlohmann::json::object();
+  }
+
+ private:
+  nlohmann::json RunCheckpoint(std::string_view name, const std::function<nlohmann::json()>& body,
+                               const CheckpointOptions& options);
+  nlohmann::json RunWait(std::string_view name, std::string_view question, const WaitOptions& options);
+  CheckpointKey NextKey(std::string_view name);
+  // Returns the cached output if usable; throws DivergenceError or returns
+  // nullopt (run live) on a fingerprint mismatch, per policy.
+  std::optional<nlohmann::json> FromCache(const CheckpointKey& key, CheckpointKind kind,
+                                          const std::string& fingerprint,
+                                          DivergencePolicy policy);
+  [[noreturn]] void Suspend(Outcome outcome);
+  [[noreturn]] void ThrowStoreError(const Status& status, std::string_view what);
+  void Warn(const std::string& message);
+
+  RunEnvironment env_;
+  RunStore* store_;
+  Clock* clock_;
+  const PriceTable* prices_;
+  HttpTransport* http_;
+  SuspendHandler on_suspend_;
+  std::function<void(const std::string&)> warn_;
+  int64_t epoch_;
+  std::map<CheckpointKey, CachedCheckpoint> cache_;
+  std::map<std::string, int, std::less<>> occurrences_;
+  std::optional<CheckpointKey> current_checkpoint_;  // set while a body runs
+  int current_try_ = 0;
+  Usage current_usage_;                              // LLM usage of the running body
+  std::optional<double> budget_usd_;
+  double run_spent_usd_ = 0;
+  std::set<std::string> warned_models_;
+  ExecutionStats stats_;
+  std::unique_ptr<HttpTransport> owned_http_;  // when FlowDeps.http was null
+  std::unique_ptr<LlmClient> llm_;
+};
+
+// Fingerprint of a checkpoint: kind, name and (optional) inputs, hashed.
+std::string CheckpointFingerprint(CheckpointKind kind, std::string_view name,
+                                  const std::optional<nlohmann::json>& inputs);
+
+}  // namespace flowrun

@@ -1,0 +1,45 @@
+// The PostgreSQL adapters: the only place flowrun talks to libpqxx.
+//
+// Tables live in the schema "flowrun", created and upgraded by versioned
+// migrations that Migrate() applies idempotently under an advisory lock, so
+// any number of processes may start at once. Every row is keyed by the run's
+// uid; DeleteRun() removes all of a run's rows.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "flowrun/clock.h"
+#include "flowrun/run_admin.h"
+#include "flowrun/run_store.h"
+#include "flowrun/status.h"
+
+namespace flowrun {
+
+struct PostgresOptions {
+  std::string conninfo;          // libpq string or URI; "" = PG* variables. A secret.
+  std::string application_name = "flowrun";
+  int connect_attempts = 5;      // bounded retries at connect and reconnect
+  std::chrono::milliseconds initial_backoff{200};  // doubles each retry, capped at 5 s
+  Clock* clock = nullptr;        // not owned; nullptr = a SystemClock owned by the adapter
+  // Test seam: called after a write statement executed and before its result
+  // is read; may throw to simulate a lost acknowledgement. Empty in production.
+  std::function<void(const std::string& statement)> fault_injector;
+};
+
+// The schema version this build expects.
+int CurrentSchemaVersion();
+
+// Applies pending migrations. Safe to call concurrently from many processes.
+Status Migrate(const PostgresOptions& options);
+
+// Connects (with bounded retries), migrates, and returns a store for one
+// execution. kUnavailable when the database stays unreachable;
+// kInvalidArgument for a malformed connection string.
+StatusOr<std::unique_ptr<RunStore>> OpenPostgresRunStore(const PostgresOptions& options);
+
+StatusOr<std::unique_ptr<RunAdmin>> OpenPostgresRunAdmin(const PostgresOptions& options);
+
+}  // namespace flowrun

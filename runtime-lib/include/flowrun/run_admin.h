@@ -1,0 +1,74 @@
+// RunAdmin: the store API for everyone outside an execution — the controller,
+// flowrunctl, dashboards. It reads run state and makes the few changes a
+// person or the controller may make: answer a wait, set a budget, expire a
+// wait, delete a run. It never takes an execution's fence, but its writes
+// lock the rows they change so they serialize with a running execution.
+//
+// Thread safety: one RunAdmin per thread (it owns one connection).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "flowrun/status.h"
+#include "flowrun/store_types.h"
+
+namespace flowrun {
+
+struct AnswerOptions {
+  // When false, an answer for a wait that is not currently open is refused
+  // (kFailedPrecondition). When true it is kept as an early answer and
+  // consumed when the flow reaches that wait.
+  bool allow_early = true;
+  std::string answered_by;  // who answered: recorded, shown in history
+};
+
+struct RecordedAnswer {
+  std::string wait_name;
+  int occurrence = 1;
+  bool early = false;  // stored before the wait was asked
+};
+
+class RunAdmin {
+ public:
+  virtual ~RunAdmin() = default;
+
+  virtual StatusOr<RunState> GetRun(const std::string& run_uid) = 0;
+  virtual StatusOr<std::vector<CheckpointInfo>> ListCheckpoints(const std::string& run_uid) = 0;
+  virtual StatusOr<std::vector<CheckpointFailure>> ListFailures(const std::string& run_uid) = 0;
+  virtual StatusOr<std::vector<ModelUsage>> UsageByModel(const std::string& run_uid) = 0;
+  virtual StatusOr<nlohmann::json> GetCheckpointOutput(const std::string& run_uid,
+                                                       const CheckpointKey& key) = 0;
+
+  // Records a human's answer. The answer is validated against the open wait's
+  // schema: a violation returns kInvalidArgument listing the reasons and
+  // changes nothing. A wait that already has an answer returns
+  // kAlreadyExists (first answer wins).
+  virtual StatusOr<RecordedAnswer> RecordAnswer(const std::string& run_uid,
+                                                const std::string& wait_name,
+                                                const nlohmann::json& answer,
+                                                const AnswerOptions& options) = 0;
+
+  // Sets the run's budget in USD (nullopt: no budget). Creates the run row if
+  // it does not exist yet, so a budget can be set before the first attempt.
+  virtual Status SetBudget(const std::string& run_uid, std::optional<double> budget_usd) = 0;
+
+  // Applies the on-timeout policy of the open wait if its deadline passed at
+  // `now`: records the default answer, or marks the run failed. Returns the
+  // resulting run status ("waiting" when nothing was due).
+  virtual StatusOr<std::string> ExpireWait(const std::string& run_uid, TimePoint now) = 0;
+
+  // Marks a run cancelled (no execution may write after this: the epoch moves).
+  virtual Status CancelRun(const std::string& run_uid, const std::string& reason) = 0;
+
+  // Deletes every row of the run. Idempotent: deleting a missing run is OK.
+  virtual Status DeleteRun(const std::string& run_uid) = 0;
+
+  // Artifacts: list a run's, load one (version 0 = latest).
+  virtual StatusOr<std::vector<ArtifactInfo>> ListArtifacts(const std::string& run_uid) = 0;
+  virtual StatusOr<Artifact> LoadArtifact(const std::string& run_uid, const std::string& name,
+                                          int version) = 0;
+};
+
+}  // namespace flowrun

@@ -1,0 +1,90 @@
+// RunStore: what one execution of a run writes and reads. The Flow core talks
+// only to this interface; PostgresRunStore (postgres.h) implements it.
+//
+// Fencing: Begin() increments the run's epoch and every later write is
+// conditional on the epoch still being ours. A write after a newer execution
+// began returns kAborted ("fenced") and changes nothing.
+//
+// Errors: kUnavailable when the database stays unreachable after the
+// implementation's bounded reconnects; kAborted when fenced; kInvalidArgument /
+// kResourceExhausted for bad input. A write whose commit outcome is unknown is
+// settled by re-reading before the call returns, never retried blindly.
+//
+// Thread safety: one RunStore belongs to one execution on one thread.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "flowrun/llm_usage.h"
+#include "flowrun/status.h"
+#include "flowrun/store_types.h"
+
+namespace flowrun {
+
+struct FinishRequest {
+  std::string outcome;  // succeeded, failed, waiting, budget_exceeded
+  std::optional<nlohmann::json> result;
+  std::string error;
+  std::string open_wait;  // name of the wait, when outcome == waiting
+  int64_t live_checkpoints = 0;
+  int64_t cached_checkpoints = 0;
+  int64_t reexecuted_checkpoints = 0;
+  Usage saved;
+};
+
+class RunStore {
+ public:
+  virtual ~RunStore() = default;
+
+  // Takes the fence (epoch + 1), creates the run row if needed, records the
+  // attempt and loads every completed checkpoint. Call once, first.
+  virtual StatusOr<ExecutionStart> Begin(const RunIdentity& run, int attempt,
+                                         const nlohmann::json& parameters,
+                                         std::optional<double> initial_budget_usd) = 0;
+
+  // Marks a checkpoint as running. Returns true when an earlier execution of
+  // the same checkpoint was interrupted (started, neither completed nor
+  // failed): the body is about to run again.
+  virtual StatusOr<bool> CheckpointStarted(const CheckpointKey& key, CheckpointKind kind,
+                                           const std::string& fingerprint, int try_number) = 0;
+
+  // Stores a completed checkpoint's output. One statement; idempotent.
+  virtual Status CheckpointCompleted(const CheckpointKey& key, CheckpointKind kind,
+                                     const std::string& fingerprint, const std::string& output_json,
+                                     TimePoint started, TimePoint finished, const Usage& usage) = 0;
+
+  // Records a failed try of a checkpoint body (the history keeps every try).
+  virtual Status CheckpointFailed(const CheckpointKey& key, int try_number, bool final_try,
+                                  const std::string& message) = 0;
+
+  // Records one LLM call, attributed to a checkpoint (nullopt: outside any).
+  virtual Status RecordLlmCall(const std::optional<CheckpointKey>& checkpoint,
+                               const PricedLlmCall& call) = 0;
+
+  // The run's budget and its spend so far, re-read from the database (a
+  // person may have raised the budget meanwhile).
+  virtual StatusOr<std::pair<std::optional<double>, double>> ReadBudget() = 0;
+
+  // Resolves a wait: returns its answer if one is recorded (including an early
+  // answer, validated now against the schema), applies an expired deadline's
+  // policy, or records the pending question and returns kPending. An answer
+  // returned here is also stored as the wait's completed checkpoint.
+  virtual StatusOr<WaitResolution> ResolveWait(const WaitRequest& request) = 0;
+
+  // Saves a new version of a named artifact; returns the version (1, 2, ...).
+  virtual StatusOr<int> SaveArtifact(const std::string& name, const std::string& content_type,
+                                     const std::string& data,
+                                     const std::optional<CheckpointKey>& checkpoint) = 0;
+
+  // Ends the execution: the run's status, result or error, and this attempt's
+  // counters.
+  virtual Status Finish(const FinishRequest& request) = 0;
+
+  // How many writes had an unknown outcome (a lost acknowledgement) and were
+  // settled by re-reading. Visible so such events are never silent.
+  virtual int64_t in_doubt_writes_settled() const = 0;
+};
+
+}  // namespace flowrun

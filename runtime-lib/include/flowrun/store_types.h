@@ -1,0 +1,165 @@
+// Value types shared by the executor's RunStore and the controller's RunAdmin.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "flowrun/environment.h"
+
+namespace flowrun {
+
+using TimePoint = std::chrono::system_clock::time_point;
+
+// A checkpoint's identity within a run: its name and which call of that name
+// (1-based) in one execution of the flow.
+struct CheckpointKey {
+  std::string name;
+  int occurrence = 1;
+  auto operator<=>(const CheckpointKey&) const = default;
+};
+
+enum class CheckpointKind { kStep, kWait };
+std::string_view CheckpointKindName(CheckpointKind k);
+
+// LLM spend attributed to one checkpoint execution or one run.
+struct Usage {
+  int64_t llm_calls = 0;
+  int64_t input_tokens = 0;
+  int64_t output_tokens = 0;
+  int64_t cached_tokens = 0;
+  double cost_usd = 0;             // sum of the calls whose cost is known
+  int64_t unknown_cost_calls = 0;  // calls priced "unknown" (not in cost_usd)
+  Usage& operator+=(const Usage& o);
+};
+
+// A completed checkpoint, as loaded at the start of an execution.
+struct CachedCheckpoint {
+  CheckpointKind kind = CheckpointKind::kStep;
+  std::string fingerprint;
+  nlohmann::json output;
+  int attempt = 0;  // the attempt that computed it
+  Usage usage;      // what computing it cost: what serving it from cache saves
+};
+
+// Everything an execution needs at start, read after taking the fence.
+struct ExecutionStart {
+  int64_t epoch = 0;  // the fencing token: every write of this execution is conditional on it
+  std::map<CheckpointKey, CachedCheckpoint> completed;
+  std::optional<double> budget_usd;
+  double spent_usd = 0;
+};
+
+// What the executor reports when it asks for a wait's answer.
+struct WaitRequest {
+  CheckpointKey key;
+  std::string fingerprint;
+  std::string question;
+  nlohmann::json schema = nlohmann::json::object();
+  std::optional<std::chrono::seconds> timeout;
+  OnTimeout on_timeout = OnTimeout::kFail;
+  std::optional<nlohmann::json> default_answer;
+};
+
+struct WaitResolution {
+  enum class Kind { kAnswered, kPending, kTimedOutFail };
+  Kind kind = Kind::kPending;
+  nlohmann::json answer;                 // kAnswered
+  std::string answered_by;               // "human:<who>", "timeout-default", ...
+  std::optional<TimePoint> deadline;     // kPending
+  std::string rejected_early_answer;     // reasons, when an early answer failed validation
+};
+
+// The open question of a waiting run, as the controller shows it.
+struct OpenWait {
+  std::string name;
+  int occurrence = 1;
+  std::string question;
+  nlohmann::json schema;
+  TimePoint asked_at;
+  std::optional<TimePoint> deadline;
+  OnTimeout on_timeout = OnTimeout::kFail;
+  std::optional<nlohmann::json> default_answer;
+};
+
+struct AttemptRecord {
+  int64_t epoch = 0;
+  int attempt = 0;
+  TimePoint started_at;
+  std::optional<TimePoint> finished_at;
+  std::string outcome;  // running, succeeded, failed, waiting, budget_exceeded, fenced
+  std::string error;
+  int64_t live_checkpoints = 0;
+  int64_t cached_checkpoints = 0;
+  int64_t reexecuted_checkpoints = 0;
+  Usage saved;  // LLM spend the cache avoided in this attempt
+};
+
+struct CheckpointFailure {
+  std::string name;
+  int occurrence = 0;
+  int attempt = 0;
+  int try_number = 0;
+  std::string message;
+  TimePoint at;
+};
+
+// A run's state as the controller (or flowrunctl) reads it.
+struct RunState {
+  std::string uid, namespace_, name, flow;
+  std::string status;  // pending, running, waiting, budget_exceeded, succeeded, failed
+  int64_t epoch = 0;
+  int attempt = 0;
+  std::optional<double> budget_usd;
+  std::optional<OpenWait> open_wait;
+  std::optional<nlohmann::json> result;
+  std::string error;
+  Usage spent;
+  Usage saved;  // summed over attempts
+  int64_t checkpoints_completed = 0;
+  int64_t live_checkpoints = 0;    // summed over attempts
+  int64_t cached_checkpoints = 0;  // summed over attempts
+  int64_t reexecuted_checkpoints = 0;
+  std::vector<AttemptRecord> attempts;
+};
+
+struct CheckpointInfo {
+  CheckpointKey key;
+  CheckpointKind kind = CheckpointKind::kStep;
+  std::string status;  // running, completed, failed
+  std::string fingerprint;
+  int attempt = 0;
+  int starts = 0;
+  int reexecutions = 0;
+  std::optional<TimePoint> started_at, finished_at;
+  std::optional<double> duration_ms;
+  Usage usage;
+  std::string error;
+};
+
+struct ModelUsage {
+  std::string model;
+  Usage usage;
+};
+
+struct ArtifactInfo {
+  std::string name;
+  int version = 0;
+  std::string content_type;
+  int64_t size_bytes = 0;
+  std::string sha256;
+  std::string checkpoint;  // name#occurrence that saved it, or "" outside checkpoints
+  TimePoint created_at;
+};
+
+struct Artifact {
+  ArtifactInfo info;
+  std::string data;  // bytes; for application/json the compact JSON text
+};
+
+}  // namespace flowrun

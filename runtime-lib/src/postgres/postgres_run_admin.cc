@@ -1,0 +1,376 @@
+// PostgresRunAdmin: RunAdmin on PostgreSQL. Writes lock the run row
+// (FOR UPDATE), so two answers recorded at once serialize and exactly one wins.
+#include "flowrun/schema_validator.h"
+#include "postgres/pg_session.h"
+
+namespace flowrun {
+
+namespace {
+
+pg::Statements RunAdminStatements() {
+  return {
+      {"run_row",
+       "SELECT namespace, name, flow, status, epoch, attempt, budget_usd, result::text, error, open_wait"
+       " FROM flowrun.runs WHERE run_uid = $1"},
+      {"run_spent",
+       "SELECT count(*), coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0),"
+       " coalesce(sum(cached_tokens), 0), coalesce(sum(cost_usd), 0), count(*) FILTER (WHERE cost_usd IS NULL)"
+       " FROM flowrun.llm_calls WHERE run_uid = $1"},
+      {"run_attempts",
+       "SELECT epoch, attempt, extract(epoch FROM started_at), extract(epoch FROM finished_at), outcome, error,"
+       " live_checkpoints, cached_checkpoints, reexecuted_checkpoints, saved_llm_calls, saved_input_tokens,"
+       " saved_output_tokens, saved_cached_tokens, saved_usd"
+       " FROM flowrun.attempts WHERE run_uid = $1 ORDER BY epoch"},
+      {"run_completed_count",
+       "SELECT count(*) FROM flowrun.checkpoints WHERE run_uid = $1 AND status = 'completed'"},
+      {"open_wait",
+       "SELECT name, occurrence, question, schema::text, extract(epoch FROM asked_at), extract(epoch FROM deadline),"
+       " on_timeout, default_answer::text, answer IS NOT NULL"
+       " FROM flowrun.waits WHERE run_uid = $1 AND question IS NOT NULL AND consumed_at IS NULL"
+       " ORDER BY asked_at DESC LIMIT 1"},
+      {"lock_run", "SELECT status FROM flowrun.runs WHERE run_uid = $1 FOR UPDATE"},
+      {"ensure_run",
+       "INSERT INTO flowrun.runs (run_uid) VALUES ($1) ON CONFLICT DO NOTHING"},
+      {"asked_wait",
+       "SELECT occurrence, schema::text, answer IS NOT NULL, answered_by FROM flowrun.waits"
+       " WHERE run_uid = $1 AND name = $2 AND question IS NOT NULL AND consumed_at IS NULL"
+       " ORDER BY occurrence LIMIT 1"},
+      {"answer_asked",
+       "UPDATE flowrun.waits SET answer = $4::jsonb, answered_at = now(), answered_by = $5"
+       " WHERE run_uid = $1 AND name = $2 AND occurrence = $3 AND answer IS NULL"},
+      {"pending_early",
+       "SELECT occurrence, answered_by FROM flowrun.waits"
+       " WHERE run_uid = $1 AND name = $2 AND question IS NULL AND answer IS NOT NULL"},
+      {"next_occurrence",
+       "SELECT coalesce(max(occurrence), 0) + 1 FROM flowrun.waits WHERE run_uid = $1 AND name = $2"},
+      {"insert_early",
+       "INSERT INTO flowrun.waits (run_uid, name, occurrence, answer, answered_at, answered_by)"
+       " VALUES ($1, $2, $3, $4::jsonb, now(), $5)"},
+      {"set_budget",
+       "INSERT INTO flowrun.runs AS r (run_uid, budget_usd) VALUES ($1, $2::double precision)"
+       " ON CONFLICT (run_uid) DO UPDATE SET budget_usd = EXCLUDED.budget_usd, updated_at = now()"},
+      {"due_wait",
+       "SELECT name, occurrence, on_timeout, default_answer::text FROM flowrun.waits"
+       " WHERE run_uid = $1 AND question IS NOT NULL AND consumed_at IS NULL AND answer IS NULL"
+       "  AND deadline IS NOT NULL AND deadline <= to_timestamp($2)"
+       " ORDER BY occurrence LIMIT 1"},
+      {"fail_run",
+       "UPDATE flowrun.runs SET status = 'failed', error = $2, epoch = epoch + 1, open_wait = NULL,"
+       " updated_at = now() WHERE run_uid = $1"},
+      {"cancel_run",
+       "INSERT INTO flowrun.runs AS r (run_uid, status, error) VALUES ($1, 'cancelled', $2)"
+       " ON CONFLICT (run_uid) DO UPDATE SET status = 'cancelled', error = EXCLUDED.error,"
+       "  epoch = r.epoch + 1, open_wait = NULL, updated_at = now()"},
+      {"delete_runs", "DELETE FROM flowrun.runs WHERE run_uid = $1"},
+      {"delete_attempts", "DELETE FROM flowrun.attempts WHERE run_uid = $1"},
+      {"delete_checkpoints", "DELETE FROM flowrun.checkpoints WHERE run_uid = $1"},
+      {"delete_failures", "DELETE FROM flowrun.checkpoint_failures WHERE run_uid = $1"},
+      {"delete_llm_calls", "DELETE FROM flowrun.llm_calls WHERE run_uid = $1"},
+      {"delete_waits", "DELETE FROM flowrun.waits WHERE run_uid = $1"},
+      {"delete_artifacts", "DELETE FROM flowrun.artifacts WHERE run_uid = $1"},
+      {"list_checkpoints",
+       "SELECT name, occurrence, kind, status, fingerprint, attempt, starts, reexecutions,"
+       " extract(epoch FROM started_at), extract(epoch FROM finished_at), duration_ms, llm_calls,"
+       " input_tokens, output_tokens, cached_tokens, cost_usd, unknown_cost_calls, error"
+       " FROM flowrun.checkpoints WHERE run_uid = $1 ORDER BY started_at NULLS LAST, name, occurrence"},
+      {"list_failures",
+       "SELECT name, occurrence, attempt, try_number, message, extract(epoch FROM at)"
+       " FROM flowrun.checkpoint_failures WHERE run_uid = $1 ORDER BY at, try_number"},
+      {"usage_by_model",
+       "SELECT model, count(*), sum(input_tokens), sum(output_tokens), sum(cached_tokens),"
+       " coalesce(sum(cost_usd), 0), count(*) FILTER (WHERE cost_usd IS NULL)"
+       " FROM flowrun.llm_calls WHERE run_uid = $1 GROUP BY model ORDER BY model"},
+      {"checkpoint_output",
+       "SELECT output::text FROM flowrun.checkpoints"
+       " WHERE run_uid = $1 AND name = $2 AND occurrence = $3 AND status = 'completed'"},
+      {"list_artifacts",
+       "SELECT name, version, content_type, size_bytes, sha256, checkpoint, extract(epoch FROM created_at)"
+       " FROM flowrun.artifacts WHERE run_uid = $1 ORDER BY name, version"},
+      {"load_artifact",
+       "SELECT name, version, content_type, size_bytes, sha256, checkpoint, extract(epoch FROM created_at), data"
+       " FROM flowrun.artifacts WHERE run_uid = $1 AND name = $2 AND ($3 = 0 OR version = $3)"
+       " ORDER BY version DESC LIMIT 1"},
+  };
+}
+
+Usage UsageFromRow(const pqxx::row& r, int first) {
+  Usage u;
+  u.llm_calls = r[first].as<int64_t>();
+  u.input_tokens = r[first + 1].as<int64_t>();
+  u.output_tokens = r[first + 2].as<int64_t>();
+  u.cached_tokens = r[first + 3].as<int64_t>();
+  u.cost_usd = r[first + 4].as<double>();
+  u.unknown_cost_calls = r[first + 5].as<int64_t>();
+  return u;
+}
+
+std::optional<TimePoint> OptTime(const pqxx::field& f) {
+  if (f.is_null()) return std::nullopt;
+  return pg::FromEpochSeconds(f.as<double>());
+}
+
+ArtifactInfo ArtifactInfoFromRow(const pqxx::row& r) {
+  ArtifactInfo a;
+  a.name = r[0].as<std::string>();
+  a.version = r[1].as<int>();
+  a.content_type = r[2].as<std::string>();
+  a.size_bytes = r[3].as<int64_t>();
+  a.sha256 = r[4].as<std::string>();
+  a.checkpoint = r[5].as<std::string>();
+  a.created_at = pg::FromEpochSeconds(r[6].as<double>());
+  return a;
+}
+
+template <typename T>
+StatusOr<T> Flatten(StatusOr<StatusOr<T>> r) {
+  if (!r.ok()) return r.status();
+  return std::move(*r);
+}
+
+class PostgresRunAdmin final : public RunAdmin {
+ public:
+  explicit PostgresRunAdmin(const PostgresOptions& options) : session_(options, RunAdminStatements()) {}
+  Status Connect() { return session_.Connect(); }
+
+  StatusOr<RunState> GetRun(const std::string& uid) override {
+    return Flatten(session_.Run("reading a run", true, [&](pqxx::connection& c) -> StatusOr<RunState> {
+      pqxx::work tx(c);  // one snapshot for a consistent picture
+      pqxx::result r = tx.exec_prepared("run_row", uid);
+      if (r.empty()) return NotFound("run " + uid + " has no state in the database");
+      RunState s;
+      s.uid = uid;
+      s.namespace_ = r[0][0].as<std::string>();
+      s.name = r[0][1].as<std::string>();
+      s.flow = r[0][2].as<std::string>();
+      s.status = r[0][3].as<std::string>();
+      s.epoch = r[0][4].as<int64_t>();
+      s.attempt = r[0][5].as<int>();
+      if (!r[0][6].is_null()) s.budget_usd = r[0][6].as<double>();
+      if (!r[0][7].is_null()) s.result = nlohmann::json::parse(r[0][7].c_str());
+      s.error = r[0][8].as<std::string>();
+      s.spent = UsageFromRow(tx.exec_prepared("run_spent", uid)[0], 0);
+      for (const auto& a : tx.exec_prepared("run_attempts", uid)) {
+        AttemptRecord rec;
+        rec.epoch = a[0].as<int64_t>();
+        rec.attempt = a[1].as<int>();
+        rec.started_at = pg::FromEpochSeconds(a[2].as<double>());
+        rec.finished_at = OptTime(a[3]);
+        rec.outcome = a[4].as<std::string>();
+        rec.error = a[5].as<std::string>();
+        rec.live_checkpoints = a[6].as<int64_t>();
+        rec.cached_checkpoints = a[7].as<int64_t>();
+        rec.reexecuted_checkpoints = a[8].as<int64_t>();
+        rec.saved.llm_calls = a[9].as<int64_t>();
+        rec.saved.input_tokens = a[10].as<int64_t>();
+        rec.saved.output_tokens = a[11].as<int64_t>();
+        rec.saved.cached_tokens = a[12].as<int64_t>();
+        rec.saved.cost_usd = a[13].as<double>();
+        s.live_checkpoints += rec.live_checkpoints;
+        s.cached_checkpoints += rec.cached_checkpoints;
+        s.reexecuted_checkpoints += rec.reexecuted_checkpoints;
+        s.saved += rec.saved;
+        s.attempts.push_back(std::move(rec));
+      }
+      s.checkpoints_completed = tx.exec_prepared("run_completed_count", uid)[0][0].as<int64_t>();
+      pqxx::result w = tx.exec_prepared("open_wait", uid);
+      if (!w.empty() && !w[0][8].as<bool>()) {
+        OpenWait ow;
+        ow.name = w[0][0].as<std::string>();
+        ow.occurrence = w[0][1].as<int>();
+        ow.question = w[0][2].as<std::string>();
+        ow.schema = w[0][3].is_null() ? nlohmann::json::object() : nlohmann::json::parse(w[0][3].c_str());
+        ow.asked_at = pg::FromEpochSeconds(w[0][4].as<double>());
+        ow.deadline = OptTime(w[0][5]);
+        ow.on_timeout = ParseOnTimeout(w[0][6].as<std::string>()).value_or(OnTimeout::kFail);
+        if (!w[0][7].is_null()) ow.default_answer = nlohmann::json::parse(w[0][7].c_str());
+        s.open_wait = std::move(ow);
+      }
+      tx.commit();
+      return s;
+    }));
+  }
+
+  StatusOr<std::vector<CheckpointInfo>> ListCheckpoints(const std::string& uid) override {
+    return session_.Run("listing checkpoints", true, [&](pqxx::connection& c) {
+      pqxx::nontransaction tx(c);
+      std::vector<CheckpointInfo> out;
+      for (const auto& r : tx.exec_prepared("list_checkpoints", uid)) {
+        CheckpointInfo i;
+        i.key = {r[0].as<std::string>(), r[1].as<int>()};
+        i.kind = r[2].as<std::string>() == "wait" ? CheckpointKind::kWait : CheckpointKind::kStep;
+        i.status = r[3].as<std::string>();
+        i.fingerprint = r[4].as<std::string>();
+        i.attempt = r[5].as<int>();
+        i.starts = r[6].as<int>();
+        i.reexecutions = r[7].as<int>();
+        i.started_at = OptTime(r[8]);
+        i.finished_at = OptTime(r[9]);
+        if (!r[10].is_null()) i.duration_ms = r[10].as<double>();
+        i.usage = UsageFromRow(r, 11);
+        i.error = r[17].as<std::string>();
+        out.push_back(std::move(i));
+      }
+      return out;
+    });
+  }
+
+  StatusOr<std::vector<CheckpointFailure>> ListFailures(const std::string& uid) override {
+    return session_.Run("listing failures", true, [&](pqxx::connection& c) {
+      pqxx::nontransaction tx(c);
+      std::vector<CheckpointFailure> out;
+      for (const auto& r : tx.exec_prepared("list_failures", uid)) {
+        out.push_back({r[0].as<std::string>(), r[1].as<int>(), r[2].as<int>(), r[3].as<int>(),
+                       r[4].as<std::string>(), pg::FromEpochSeconds(r[5].as<double>())});
+      }
+      return out;
+    });
+  }
+
+  StatusOr<std::vector<ModelUsage>> UsageByModel(const std::string& uid) override {
+    return session_.Run("summing usage by model", true, [&](pqxx::connection& c) {
+      pqxx::nontransaction tx(c);
+      std::vector<ModelUsage> out;
+      for (const auto& r : tx.exec_prepared("usage_by_model", uid))
+        out.push_back({r[0].as<std::string>(), UsageFromRow(r, 1)});
+      return out;
+    });
+  }
+
+  StatusOr<nlohmann::json> GetCheckpointOutput(const std::string& uid, const CheckpointKey& key) override {
+    return Flatten(session_.Run("reading a checkpoint output", true,
+                                [&](pqxx::connection& c) -> StatusOr<nlohmann::json> {
+      pqxx::nontransaction tx(c);
+      pqxx::result r = tx.exec_prepared("checkpoint_output", uid, key.name, key.occurrence);
+      if (r.empty()) return NotFound("no completed checkpoint " + key.name + "#" + std::to_string(key.occurrence));
+      return r[0][0].is_null() ? nlohmann::json(nullptr) : nlohmann::json::parse(r[0][0].c_str());
+    }));
+  }
+
+  StatusOr<RecordedAnswer> RecordAnswer(const std::string& uid, const std::string& wait_name,
+                                        const nlohmann::json& answer, const AnswerOptions& opts) override {
+    if (wait_name.empty() || wait_name.size() > 253) return InvalidArgument("wait name must be 1..253 characters");
+    std::string text = answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    return Flatten(session_.Run("recording an answer", true, [&](pqxx::connection& c) -> StatusOr<RecordedAnswer> {
+      pqxx::work tx(c);
+      if (opts.allow_early) tx.exec_prepared("ensure_run", uid);
+      pqxx::result run = tx.exec_prepared("lock_run", uid);
+      if (run.empty()) return NotFound("run " + uid + " has no state in the database");
+      std::string status = run[0][0].as<std::string>();
+      if (status == "succeeded" || status == "failed" || status == "cancelled")
+        return FailedPrecondition("run is " + status + "; it takes no more answers");
+      pqxx::result asked = tx.exec_prepared("asked_wait", uid, wait_name);
+      if (!asked.empty()) {
+        int occ = asked[0][0].as<int>();
+        if (asked[0][2].as<bool>())
+          return AlreadyExists("wait '" + wait_name + "' was already answered (by " +
+                               asked[0][3].as<std::string>() + "); the first answer wins");
+        nlohmann::json schema =
+            asked[0][1].is_null() ? nlohmann::json::object() : nlohmann::json::parse(asked[0][1].c_str());
+        Status valid = ValidateAgainstSchema(schema, answer);
+        if (!valid.ok())
+          return InvalidArgument("answer to '" + wait_name + "' does not match its schema: " + valid.message());
+        tx.exec_prepared("answer_asked", uid, wait_name, occ, text, opts.answered_by);
+        tx.commit();
+        return RecordedAnswer{wait_name, occ, false};
+      }
+      if (!opts.allow_early)
+        return FailedPrecondition("run is not waiting for '" + wait_name + "'");
+      pqxx::result early = tx.exec_prepared("pending_early", uid, wait_name);
+      if (!early.empty())
+        return AlreadyExists("an early answer for '" + wait_name + "' is already recorded (by " +
+                             early[0][1].as<std::string>() + "); the first answer wins");
+      int occ = tx.exec_prepared("next_occurrence", uid, wait_name)[0][0].as<int>();
+      tx.exec_prepared("insert_early", uid, wait_name, occ, text, opts.answered_by);
+      tx.commit();
+      return RecordedAnswer{wait_name, occ, true};
+    }));
+  }
+
+  Status SetBudget(const std::string& uid, std::optional<double> budget) override {
+    if (budget && !(*budget >= 0)) return InvalidArgument("budget must be a non-negative number of USD");
+    std::optional<std::string> b;
+    if (budget) b = std::to_string(*budget);
+    return session_.Run("setting a budget", true, [&](pqxx::connection& c) {
+      pqxx::nontransaction tx(c);
+      tx.exec_prepared("set_budget", uid, pg::NullableText(b));
+      return 0;
+    }).status();
+  }
+
+  StatusOr<std::string> ExpireWait(const std::string& uid, TimePoint now) override {
+    return Flatten(session_.Run("expiring a wait", true, [&](pqxx::connection& c) -> StatusOr<std::string> {
+      pqxx::work tx(c);
+      pqxx::result run = tx.exec_prepared("lock_run", uid);
+      if (run.empty()) return NotFound("run " + uid + " has no state in the database");
+      pqxx::result due = tx.exec_prepared("due_wait", uid, pg::EpochSeconds(now));
+      if (due.empty()) return run[0][0].as<std::string>();
+      std::string name = due[0][0].as<std::string>();
+      int occ = due[0][1].as<int>();
+      if (due[0][2].as<std::string>() == "default" && !due[0][3].is_null()) {
+        tx.exec_prepared("answer_asked", uid, name, occ, due[0][3].as<std::string>(), "timeout-default");
+        tx.commit();
+        return std::string("answered");
+      }
+      tx.exec_prepared("fail_run", uid, "wait '" + name + "' timed out without an answer");
+      tx.commit();
+      return std::string("failed");
+    }));
+  }
+
+  Status CancelRun(const std::string& uid, const std::string& reason) override {
+    return session_.Run("cancelling a run", true, [&](pqxx::connection& c) {
+      pqxx::nontransaction tx(c);
+      tx.exec_prepared("cancel_run", uid, reason);
+      return 0;
+    }).status();
+  }
+
+  Status DeleteRun(const std::string& uid) override {
+    return session_.Run("deleting a run", true, [&](pqxx::connection& c) {
+      pqxx::work tx(c);
+      for (const char* stmt : {"delete_runs", "delete_attempts", "delete_checkpoints", "delete_failures",
+                               "delete_llm_calls", "delete_waits", "delete_artifacts"})
+        tx.exec_prepared(stmt, uid);
+      tx.commit();
+      return 0;
+    }).status();
+  }
+
+  StatusOr<std::vector<ArtifactInfo>> ListArtifacts(const std::string& uid) override {
+    return session_.Run("listing artifacts", true, [&](pqxx::connection& c) {
+      pqxx::nontransaction tx(c);
+      std::vector<ArtifactInfo> out;
+      for (const auto& r : tx.exec_prepared("list_artifacts", uid)) out.push_back(ArtifactInfoFromRow(r));
+      return out;
+    });
+  }
+
+  StatusOr<Artifact> LoadArtifact(const std::string& uid, const std::string& name, int version) override {
+    return Flatten(session_.Run("loading an artifact", true, [&](pqxx::connection& c) -> StatusOr<Artifact> {
+      pqxx::nontransaction tx(c);
+      pqxx::result r = tx.exec_prepared("load_artifact", uid, name, version);
+      if (r.empty())
+        return NotFound("artifact '" + name + "'" + (version ? " version " + std::to_string(version) : "") +
+                        " not found in run " + uid);
+      Artifact a;
+      a.info = ArtifactInfoFromRow(r[0]);
+      pqxx::binarystring bytes(r[0][7]);
+      a.data = bytes.str();
+      return a;
+    }));
+  }
+
+ private:
+  pg::PgSession session_;
+};
+
+}  // namespace
+
+StatusOr<std::unique_ptr<RunAdmin>> OpenPostgresRunAdmin(const PostgresOptions& options) {
+  FLOWRUN_RETURN_IF_ERROR(Migrate(options));
+  auto admin = std::make_unique<PostgresRunAdmin>(options);
+  FLOWRUN_RETURN_IF_ERROR(admin->Connect());
+  return std::unique_ptr<RunAdmin>(std::move(admin));
+}
+
+}  // namespace flowrun

@@ -1,0 +1,452 @@
+// PostgresRunStore: RunStore on PostgreSQL.
+//
+// Fencing: Begin() bumps runs.epoch under the row lock that UPDATE takes.
+// Every later write is one statement that first takes `FOR SHARE` on the run
+// row *with our epoch*; a concurrent bump either waits for that write to
+// commit, or wins first, after which the re-checked row no longer matches and
+// the write changes nothing. The statement then reports fence_ok = 0.
+#include <openssl/evp.h>
+
+#include <cstdio>
+
+#include "flowrun/schema_validator.h"
+#include "postgres/pg_session.h"
+
+namespace flowrun {
+
+namespace {
+
+constexpr const char* kFence =
+    "WITH fence AS (SELECT 1 FROM flowrun.runs WHERE run_uid = $1 AND epoch = $2 FOR SHARE) ";
+
+pg::Statements RunStoreStatements() {
+  return {
+      {"begin_run",
+       "INSERT INTO flowrun.runs AS r (run_uid, namespace, name, flow, epoch, attempt, status, parameters, budget_usd)"
+       " VALUES ($1, $2, $3, $4, 1, $5, 'running', $6::jsonb, $7::double precision)"
+       " ON CONFLICT (run_uid) DO UPDATE SET epoch = r.epoch + 1, attempt = EXCLUDED.attempt,"
+       "  status = 'running', namespace = EXCLUDED.namespace, name = EXCLUDED.name, flow = EXCLUDED.flow,"
+       "  parameters = EXCLUDED.parameters, budget_usd = COALESCE(r.budget_usd, EXCLUDED.budget_usd),"
+       "  error = '', open_wait = NULL, updated_at = now()"
+       "  WHERE r.status <> 'cancelled'"
+       " RETURNING epoch, budget_usd"},
+      {"begin_attempt",
+       "INSERT INTO flowrun.attempts (run_uid, epoch, attempt) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"},
+      {"load_completed",
+       "SELECT name, occurrence, kind, fingerprint, output::text, attempt, llm_calls, input_tokens,"
+       " output_tokens, cached_tokens, cost_usd, unknown_cost_calls"
+       " FROM flowrun.checkpoints WHERE run_uid = $1 AND status = 'completed'"},
+      {"run_spent", "SELECT coalesce(sum(cost_usd), 0) FROM flowrun.llm_calls WHERE run_uid = $1"},
+      {"checkpoint_started",
+       std::string(kFence) +
+           ", w AS (INSERT INTO flowrun.checkpoints AS c (run_uid, name, occurrence, kind, fingerprint, status,"
+           "  attempt, epoch, started_at)"
+           "  SELECT $1, $3, $4, $5, $6, 'running', $7, $2, now() FROM fence"
+           "  ON CONFLICT (run_uid, name, occurrence) DO UPDATE SET kind = EXCLUDED.kind,"
+           "   fingerprint = EXCLUDED.fingerprint, status = 'running', output = NULL, attempt = EXCLUDED.attempt,"
+           "   epoch = EXCLUDED.epoch, starts = c.starts + 1,"
+           "   reexecutions = c.reexecutions + (CASE WHEN c.status = 'running' THEN 1 ELSE 0 END),"
+           "   last_start_interrupted = (c.status = 'running'), started_at = now(), finished_at = NULL,"
+           "   duration_ms = NULL, error = ''"
+           "  RETURNING last_start_interrupted)"
+           " SELECT (SELECT count(*) FROM fence), (SELECT bool_or(last_start_interrupted) FROM w)"},
+      {"checkpoint_completed",
+       std::string(kFence) +
+           ", w AS (INSERT INTO flowrun.checkpoints AS c (run_uid, name, occurrence, kind, fingerprint, status,"
+           "  output, attempt, epoch, started_at, finished_at, duration_ms, llm_calls, input_tokens,"
+           "  output_tokens, cached_tokens, cost_usd, unknown_cost_calls)"
+           "  SELECT $1, $3, $4, $5, $6, 'completed', $7::jsonb, $8, $2, to_timestamp($9), to_timestamp($10),"
+           "   $11, $12, $13, $14, $15, $16, $17 FROM fence"
+           "  ON CONFLICT (run_uid, name, occurrence) DO UPDATE SET kind = EXCLUDED.kind,"
+           "   fingerprint = EXCLUDED.fingerprint, status = 'completed', output = EXCLUDED.output,"
+           "   attempt = EXCLUDED.attempt, epoch = EXCLUDED.epoch, started_at = EXCLUDED.started_at,"
+           "   finished_at = EXCLUDED.finished_at, duration_ms = EXCLUDED.duration_ms,"
+           "   llm_calls = EXCLUDED.llm_calls, input_tokens = EXCLUDED.input_tokens,"
+           "   output_tokens = EXCLUDED.output_tokens, cached_tokens = EXCLUDED.cached_tokens,"
+           "   cost_usd = EXCLUDED.cost_usd, unknown_cost_calls = EXCLUDED.unknown_cost_calls, error = ''"
+           "  RETURNING 1)"
+           " SELECT (SELECT count(*) FROM fence), (SELECT count(*) FROM w)"},
+      {"checkpoint_row",
+       "SELECT status, epoch, fingerprint, last_start_interrupted FROM flowrun.checkpoints"
+       " WHERE run_uid = $1 AND name = $2 AND occurrence = $3"},
+      {"checkpoint_failed",
+       std::string(kFence) +
+           ", f AS (INSERT INTO flowrun.checkpoint_failures (run_uid, name, occurrence, epoch, try_number,"
+           "  attempt, final, message) SELECT $1, $3, $4, $2, $5, $6, $7, $8 FROM fence ON CONFLICT DO NOTHING"
+           "  RETURNING 1)"
+           ", w AS (UPDATE flowrun.checkpoints SET status = 'failed', error = $8, finished_at = now()"
+           "  WHERE run_uid = $1 AND name = $3 AND occurrence = $4 AND epoch = $2 AND EXISTS (SELECT 1 FROM fence)"
+           "  RETURNING 1)"
+           " SELECT (SELECT count(*) FROM fence), (SELECT count(*) FROM f)"},
+      {"llm_call",
+       std::string(kFence) +
+           ", w AS (INSERT INTO flowrun.llm_calls (run_uid, epoch, seq, checkpoint_name, occurrence, attempt,"
+           "  model, input_tokens, output_tokens, cached_tokens, latency_ms, cost_usd, price_source)"
+           "  SELECT $1, $2, $3, $4, $5::int, $6, $7, $8, $9, $10, $11, $12::double precision, $13 FROM fence"
+           "  ON CONFLICT DO NOTHING RETURNING 1)"
+           " SELECT (SELECT count(*) FROM fence), (SELECT count(*) FROM w)"},
+      {"read_budget",
+       "SELECT budget_usd, (SELECT coalesce(sum(cost_usd), 0) FROM flowrun.llm_calls WHERE run_uid = $1)"
+       " FROM flowrun.runs WHERE run_uid = $1"},
+      {"fence_share", "SELECT epoch FROM flowrun.runs WHERE run_uid = $1 FOR SHARE"},
+      {"wait_row",
+       "SELECT question IS NOT NULL, answer::text, answered_by, extract(epoch FROM deadline),"
+       " deadline IS NOT NULL AND deadline <= now(), extract(epoch FROM asked_at)"
+       " FROM flowrun.waits WHERE run_uid = $1 AND name = $2 AND occurrence = $3 FOR UPDATE"},
+      {"wait_consume",
+       "UPDATE flowrun.waits SET consumed_at = now(), question = coalesce(question, $4),"
+       " schema = coalesce(schema, $5::jsonb), asked_at = coalesce(asked_at, now()),"
+       " answer = $6::jsonb, answered_by = $7, answered_at = coalesce(answered_at, now())"
+       " WHERE run_uid = $1 AND name = $2 AND occurrence = $3"},
+      {"wait_reject_early",
+       "UPDATE flowrun.waits SET rejected_answer = answer, rejected_reason = $4, answer = NULL,"
+       " answered_at = NULL, answered_by = '' WHERE run_uid = $1 AND name = $2 AND occurrence = $3"},
+      {"wait_ask",
+       "INSERT INTO flowrun.waits AS w (run_uid, name, occurrence, question, schema, asked_at, deadline,"
+       " on_timeout, default_answer)"
+       " VALUES ($1, $2, $3, $4, $5::jsonb, now(), now() + make_interval(secs => $6::double precision), $7, $8::jsonb)"
+       " ON CONFLICT (run_uid, name, occurrence) DO UPDATE SET question = EXCLUDED.question,"
+       "  schema = EXCLUDED.schema, asked_at = coalesce(w.asked_at, EXCLUDED.asked_at),"
+       "  deadline = coalesce(w.deadline, EXCLUDED.deadline), on_timeout = EXCLUDED.on_timeout,"
+       "  default_answer = EXCLUDED.default_answer"
+       " RETURNING extract(epoch FROM asked_at), extract(epoch FROM deadline)"},
+      {"wait_checkpoint",
+       "INSERT INTO flowrun.checkpoints AS c (run_uid, name, occurrence, kind, fingerprint, status, output,"
+       " attempt, epoch, started_at, finished_at, duration_ms)"
+       " VALUES ($1, $2, $3, 'wait', $4, 'completed', $5::jsonb, $6, $7, now(), now(), 0)"
+       " ON CONFLICT (run_uid, name, occurrence) DO UPDATE SET status = 'completed', kind = 'wait',"
+       "  fingerprint = EXCLUDED.fingerprint, output = EXCLUDED.output, attempt = EXCLUDED.attempt,"
+       "  epoch = EXCLUDED.epoch, finished_at = now(), error = ''"},
+      {"save_artifact",
+       std::string(kFence) +
+           ", w AS (INSERT INTO flowrun.artifacts (run_uid, name, version, epoch, seq, content_type, data,"
+           "  size_bytes, sha256, checkpoint)"
+           "  SELECT $1, $3, (SELECT coalesce(max(version), 0) + 1 FROM flowrun.artifacts"
+           "   WHERE run_uid = $1 AND name = $3), $2, $4, $5, $6, $7, $8, $9 FROM fence"
+           "  ON CONFLICT (run_uid, epoch, seq) DO NOTHING RETURNING version)"
+           " SELECT (SELECT count(*) FROM fence), (SELECT max(version) FROM w),"
+           "  (SELECT max(version) FROM flowrun.artifacts WHERE run_uid = $1 AND epoch = $2 AND seq = $4)"},
+      {"finish",
+       "WITH r AS (UPDATE flowrun.runs SET status = $3, result = $4::jsonb, error = $5, open_wait = $6,"
+       "  updated_at = now() WHERE run_uid = $1 AND epoch = $2 RETURNING 1),"
+       " a AS (UPDATE flowrun.attempts SET finished_at = now(), outcome = $3, error = $5,"
+       "  live_checkpoints = $7, cached_checkpoints = $8, reexecuted_checkpoints = $9,"
+       "  saved_llm_calls = $10, saved_input_tokens = $11, saved_output_tokens = $12,"
+       "  saved_cached_tokens = $13, saved_usd = $14"
+       "  WHERE run_uid = $1 AND epoch = $2 AND EXISTS (SELECT 1 FROM r) RETURNING 1)"
+       " SELECT (SELECT count(*) FROM r)"},
+  };
+}
+
+std::string Sha256Hex(const std::string& data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
+  std::string hex;
+  char buf[3];
+  for (unsigned int i = 0; i < len; ++i) {
+    std::snprintf(buf, sizeof buf, "%02x", md[i]);
+    hex += buf;
+  }
+  return hex;
+}
+
+Status Fenced(const std::string& uid, int64_t epoch) {
+  return Aborted("fenced: run " + uid + " was taken over by a newer execution (this one held epoch " +
+                 std::to_string(epoch) + "); this execution must stop");
+}
+
+class PostgresRunStore final : public RunStore {
+ public:
+  explicit PostgresRunStore(const PostgresOptions& options) : session_(options, RunStoreStatements()) {}
+
+  Status Connect() { return session_.Connect(); }
+
+  StatusOr<ExecutionStart> Begin(const RunIdentity& run, int attempt, const nlohmann::json& parameters,
+                                 std::optional<double> initial_budget) override {
+    uid_ = run.uid;
+    attempt_ = attempt;
+    std::optional<std::string> budget;
+    if (initial_budget) budget = std::to_string(*initial_budget);
+    auto res = session_.Run("beginning execution", /*retry_safe=*/true,
+                            [&](pqxx::connection& c) -> StatusOr<ExecutionStart> {
+      pqxx::work tx(c);
+      pqxx::result r = tx.exec_prepared("begin_run", run.uid, run.namespace_, run.name, run.flow, attempt,
+                                        parameters.dump(), pg::NullableText(budget));
+      if (r.empty()) return FailedPrecondition("run " + run.uid + " is cancelled; it is not executed again");
+      ExecutionStart start;
+      start.epoch = r[0][0].as<int64_t>();
+      if (!r[0][1].is_null()) start.budget_usd = r[0][1].as<double>();
+      tx.exec_prepared("begin_attempt", run.uid, start.epoch, attempt);
+      for (const auto& row : tx.exec_prepared("load_completed", run.uid)) {
+        CachedCheckpoint cp;
+        cp.kind = row[2].as<std::string>() == "wait" ? CheckpointKind::kWait : CheckpointKind::kStep;
+        cp.fingerprint = row[3].as<std::string>();
+        cp.output = row[4].is_null() ? nlohmann::json(nullptr) : nlohmann::json::parse(row[4].c_str());
+        cp.attempt = row[5].as<int>();
+        cp.usage.llm_calls = row[6].as<int64_t>();
+        cp.usage.input_tokens = row[7].as<int64_t>();
+        cp.usage.output_tokens = row[8].as<int64_t>();
+        cp.usage.cached_tokens = row[9].as<int64_t>();
+        cp.usage.cost_usd = row[10].as<double>();
+        cp.usage.unknown_cost_calls = row[11].as<int64_t>();
+        start.completed.emplace(CheckpointKey{row[0].as<std::string>(), row[1].as<int>()}, std::move(cp));
+      }
+      start.spent_usd = tx.exec_prepared("run_spent", run.uid)[0][0].as<double>();
+      tx.commit();
+      return start;
+    });
+    if (!res.ok()) return res.status();
+    if (!res->ok()) return res->status();
+    epoch_ = (*res)->epoch;
+    return std::move(*res).value();
+  }
+
+  StatusOr<bool> CheckpointStarted(const CheckpointKey& key, CheckpointKind kind,
+                                   const std::string& fingerprint, int /*try_number*/) override {
+    auto write = [&](pqxx::connection& c) -> std::pair<int64_t, bool> {
+      pqxx::nontransaction tx(c);
+      pqxx::result r = tx.exec_prepared("checkpoint_started", uid_, epoch_, key.name, key.occurrence,
+                                        std::string(CheckpointKindName(kind)), fingerprint, attempt_);
+      session_.AfterWrite("checkpoint_started");
+      return {r[0][0].as<int64_t>(), !r[0][1].is_null() && r[0][1].as<bool>()};
+    };
+    auto res = session_.Run("recording checkpoint start", false, write);
+    if (!res.ok() && (res.status().code() == StatusCode::kUnknown ||
+                      res.status().code() == StatusCode::kUnavailable)) {
+      // Outcome unknown: settle by re-reading. If our start landed, use it.
+      auto row = ReadCheckpointRow(key);
+      if (!row.ok()) return row.status();
+      ++in_doubt_settled_;
+      if (row->status == "running" && row->epoch == epoch_) return row->last_start_interrupted;
+      res = session_.Run("recording checkpoint start", false, write);
+    }
+    if (!res.ok()) return res.status();
+    if (res->first == 0) return Fenced(uid_, epoch_);
+    return res->second;
+  }
+
+  Status CheckpointCompleted(const CheckpointKey& key, CheckpointKind kind, const std::string& fingerprint,
+                             const std::string& output_json, TimePoint started, TimePoint finished,
+                             const Usage& usage) override {
+    double duration_ms = std::chrono::duration<double, std::milli>(finished - started).count();
+    auto write = [&](pqxx::connection& c) -> int64_t {
+      pqxx::nontransaction tx(c);
+      pqxx::result r = tx.exec_prepared(
+          "checkpoint_completed", uid_, epoch_, key.name, key.occurrence, std::string(CheckpointKindName(kind)),
+          fingerprint, output_json, attempt_, pg::EpochSeconds(started), pg::EpochSeconds(finished),
+          duration_ms, usage.llm_calls, usage.input_tokens, usage.output_tokens, usage.cached_tokens,
+          usage.cost_usd, usage.unknown_cost_calls);
+      session_.AfterWrite("checkpoint_completed");
+      return r[0][0].as<int64_t>();
+    };
+    auto res = session_.Run("storing checkpoint output", false, write);
+    if (!res.ok() && (res.status().code() == StatusCode::kUnknown ||
+                      res.status().code() == StatusCode::kUnavailable)) {
+      // The commit may or may not have happened. Re-read instead of retrying blindly.
+      auto row = ReadCheckpointRow(key);
+      if (!row.ok()) return row.status();
+      ++in_doubt_settled_;
+      if (row->status == "completed" && row->epoch == epoch_ && row->fingerprint == fingerprint)
+        return Status::Ok();
+      res = session_.Run("storing checkpoint output", false, write);
+    }
+    if (!res.ok()) return res.status();
+    if (*res == 0) return Fenced(uid_, epoch_);
+    return Status::Ok();
+  }
+
+  Status CheckpointFailed(const CheckpointKey& key, int try_number, bool final_try,
+                          const std::string& message) override {
+    auto res = session_.Run("recording checkpoint failure", true, [&](pqxx::connection& c) {
+      pqxx::nontransaction tx(c);
+      pqxx::result r = tx.exec_prepared("checkpoint_failed", uid_, epoch_, key.name, key.occurrence, try_number,
+                                        attempt_, final_try, message);
+      return r[0][0].as<int64_t>();
+    });
+    if (!res.ok()) return res.status();
+    if (*res == 0) return Fenced(uid_, epoch_);
+    return Status::Ok();
+  }
+
+  Status RecordLlmCall(const std::optional<CheckpointKey>& cp, const PricedLlmCall& call) override {
+    int64_t seq = ++llm_seq_;  // fixed before the first try: a retry inserts the same row
+    std::optional<std::string> cp_name, occurrence, cost;
+    if (cp) {
+      cp_name = cp->name;
+      occurrence = std::to_string(cp->occurrence);
+    }
+    if (call.cost_usd) cost = std::to_string(*call.cost_usd);
+    auto res = session_.Run("recording an LLM call", true, [&](pqxx::connection& c) {
+      pqxx::nontransaction tx(c);
+      pqxx::result r = tx.exec_prepared(
+          "llm_call", uid_, epoch_, seq, pg::NullableText(cp_name), pg::NullableText(occurrence), attempt_,
+          call.call.model, call.call.input_tokens, call.call.output_tokens, call.call.cached_tokens,
+          static_cast<double>(call.call.latency.count()), pg::NullableText(cost), call.price_source);
+      return r[0][0].as<int64_t>();
+    });
+    if (!res.ok()) return res.status();
+    if (*res == 0) return Fenced(uid_, epoch_);
+    return Status::Ok();
+  }
+
+  StatusOr<std::pair<std::optional<double>, double>> ReadBudget() override {
+    return session_.Run("reading the budget", true, [&](pqxx::connection& c) {
+      pqxx::nontransaction tx(c);
+      pqxx::result r = tx.exec_prepared("read_budget", uid_);
+      std::pair<std::optional<double>, double> out{std::nullopt, 0};
+      if (r.empty()) return out;
+      if (!r[0][0].is_null()) out.first = r[0][0].as<double>();
+      out.second = r[0][1].as<double>();
+      return out;
+    });
+  }
+
+  StatusOr<WaitResolution> ResolveWait(const WaitRequest& req) override {
+    std::optional<std::string> timeout_secs, default_answer;
+    if (req.timeout) timeout_secs = std::to_string(req.timeout->count());
+    if (req.default_answer) default_answer = req.default_answer->dump();
+    std::string schema = req.schema.dump();
+    auto res = session_.Run("resolving a wait", true, [&](pqxx::connection& c) -> StatusOr<WaitResolution> {
+      pqxx::work tx(c);
+      pqxx::result fence = tx.exec_prepared("fence_share", uid_);
+      if (fence.empty() || fence[0][0].as<int64_t>() != epoch_) return Fenced(uid_, epoch_);
+      WaitResolution out;
+      pqxx::result row = tx.exec_prepared("wait_row", uid_, req.key.name, req.key.occurrence);
+      auto consume = [&](const nlohmann::json& answer, const std::string& by) {
+        tx.exec_prepared("wait_consume", uid_, req.key.name, req.key.occurrence, req.question, schema,
+                         answer.dump(), by);
+        tx.exec_prepared("wait_checkpoint", uid_, req.key.name, req.key.occurrence, req.fingerprint,
+                         answer.dump(), attempt_, epoch_);
+        out.kind = WaitResolution::Kind::kAnswered;
+        out.answer = answer;
+        out.answered_by = by;
+      };
+      if (!row.empty() && !row[0][1].is_null()) {
+        nlohmann::json answer = nlohmann::json::parse(row[0][1].c_str());
+        Status valid = ValidateAgainstSchema(req.schema, answer);
+        if (valid.ok()) {
+          consume(answer, row[0][2].as<std::string>());
+          tx.commit();
+          return out;
+        }
+        // Only an early answer can be invalid here (answers to an asked wait
+        // are validated when recorded): keep it for inspection, ask anew.
+        out.rejected_early_answer = valid.message();
+        tx.exec_prepared("wait_reject_early", uid_, req.key.name, req.key.occurrence, valid.message());
+      } else if (!row.empty() && row[0][0].as<bool>() && row[0][4].as<bool>()) {
+        // Asked before, unanswered, and the deadline has passed.
+        if (req.on_timeout == OnTimeout::kUseDefault && req.default_answer) {
+          consume(*req.default_answer, "timeout-default");
+          tx.commit();
+          return out;
+        }
+        out.kind = WaitResolution::Kind::kTimedOutFail;
+        tx.commit();
+        return out;
+      }
+      pqxx::result asked = tx.exec_prepared("wait_ask", uid_, req.key.name, req.key.occurrence, req.question,
+                                            schema, pg::NullableText(timeout_secs),
+                                            std::string(OnTimeoutName(req.on_timeout)),
+                                            pg::NullableText(default_answer));
+      out.kind = WaitResolution::Kind::kPending;
+      if (!asked[0][1].is_null()) out.deadline = pg::FromEpochSeconds(asked[0][1].as<double>());
+      tx.commit();
+      return out;
+    });
+    if (!res.ok()) return res.status();
+    return std::move(*res);
+  }
+
+  StatusOr<int> SaveArtifact(const std::string& name, const std::string& content_type, const std::string& data,
+                             const std::optional<CheckpointKey>& cp) override {
+    int64_t seq = ++artifact_seq_;
+    std::string sha = Sha256Hex(data);
+    std::string cp_label = cp ? cp->name + "#" + std::to_string(cp->occurrence) : "";
+    auto res = session_.Run("saving an artifact", true, [&](pqxx::connection& c) -> StatusOr<int> {
+      pqxx::nontransaction tx(c);
+      pqxx::binarystring bytes(data.data(), data.size());
+      pqxx::result r = tx.exec_prepared("save_artifact", uid_, epoch_, name, seq, content_type, bytes,
+                                        static_cast<int64_t>(data.size()), sha, cp_label);
+      if (r[0][0].as<int64_t>() == 0) return Fenced(uid_, epoch_);
+      if (!r[0][1].is_null()) return r[0][1].as<int>();
+      if (!r[0][2].is_null()) return r[0][2].as<int>();  // a retry of a write that had landed
+      return Internal("artifact insert reported neither a new nor an existing version");
+    });
+    if (!res.ok()) return res.status();
+    return std::move(*res);
+  }
+
+  Status Finish(const FinishRequest& f) override {
+    std::optional<std::string> result, open_wait;
+    if (f.result) result = f.result->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    if (!f.open_wait.empty()) open_wait = f.open_wait;
+    auto res = session_.Run("finishing execution", true, [&](pqxx::connection& c) {
+      pqxx::nontransaction tx(c);
+      pqxx::result r = tx.exec_prepared(
+          "finish", uid_, epoch_, f.outcome, pg::NullableText(result), f.error, pg::NullableText(open_wait),
+          f.live_checkpoints, f.cached_checkpoints, f.reexecuted_checkpoints, f.saved.llm_calls,
+          f.saved.input_tokens, f.saved.output_tokens, f.saved.cached_tokens, f.saved.cost_usd);
+      return r[0][0].as<int64_t>();
+    });
+    if (!res.ok()) return res.status();
+    if (*res == 0) return Fenced(uid_, epoch_);
+    return Status::Ok();
+  }
+
+  int64_t in_doubt_writes_settled() const override { return in_doubt_settled_; }
+
+ private:
+  struct Row {
+    std::string status;
+    int64_t epoch = 0;
+    std::string fingerprint;
+    bool last_start_interrupted = false;
+  };
+
+  StatusOr<Row> ReadCheckpointRow(const CheckpointKey& key) {
+    return session_.Run("re-reading a checkpoint", true, [&](pqxx::connection& c) {
+      pqxx::nontransaction tx(c);
+      pqxx::result r = tx.exec_prepared("checkpoint_row", uid_, key.name, key.occurrence);
+      Row row;
+      if (!r.empty()) {
+        row.status = r[0][0].as<std::string>();
+        row.epoch = r[0][1].as<int64_t>();
+        row.fingerprint = r[0][2].as<std::string>();
+        row.last_start_interrupted = r[0][3].as<bool>();
+      }
+      return row;
+    });
+  }
+
+  pg::PgSession session_;
+  std::string uid_;
+  int attempt_ = 0;
+  int64_t epoch_ = 0;
+  int64_t llm_seq_ = 0;
+  int64_t artifact_seq_ = 0;
+  int64_t in_doubt_settled_ = 0;
+};
+
+}  // namespace
+
+std::string_view CheckpointKindName(CheckpointKind k) { return k == CheckpointKind::kWait ? "wait" : "step"; }
+
+Usage& Usage::operator+=(const Usage& o) {
+  llm_calls += o.llm_calls;
+  input_tokens += o.input_tokens;
+  output_tokens += o.output_tokens;
+  cached_tokens += o.cached_tokens;
+  cost_usd += o.cost_usd;
+  unknown_cost_calls += o.unknown_cost_calls;
+  return *this;
+}
+
+StatusOr<std::unique_ptr<RunStore>> OpenPostgresRunStore(const PostgresOptions& options) {
+  FLOWRUN_RETURN_IF_ERROR(Migrate(options));
+  auto store = std::make_unique<PostgresRunStore>(options);
+  FLOWRUN_RETURN_IF_ERROR(store->Connect());
+  return std::unique_ptr<RunStore>(std::move(store));
+}
+
+}  // namespace flowrun
