@@ -86,15 +86,15 @@ total_start=$SECONDS
 
 # k8s.io/kubernetes: the same version keys hack/lib/version.sh sets, for both
 # client-go and component-base, so /version and `kubectl version` are right.
-# The proxy does not carry the git commit; buildDate is the release's commit
-# time as the proxy reports it.
+# The proxy does not carry the git commit (gitCommit stays empty); buildDate is
+# the release's commit time as the proxy reports it.
 k8s_date=$(cd "$HERE/k8s" && "$GO" list -m -f '{{if .Time}}{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}{{end}}' k8s.io/kubernetes)
 k8s_minor=${K8S_VERSION#v*.}; k8s_minor=${k8s_minor%%.*}
 k8s_major=${K8S_VERSION#v}; k8s_major=${k8s_major%%.*}
 k8s_ldflags="-s -w"
 for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
   k8s_ldflags+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=$k8s_major -X $pkg.gitMinor=$k8s_minor"
-  k8s_ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=${k8s_date:-1970-01-01T00:00:00Z}"
+  k8s_ldflags+=" -X $pkg.gitCommit= -X $pkg.gitTreeState=clean -X $pkg.buildDate=${k8s_date:-1970-01-01T00:00:00Z}"
 done
 
 [[ -x $BIN/etcd ]] || gobuild etcd "-s -w" etcd go.etcd.io/etcd/server/v3

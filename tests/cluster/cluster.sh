@@ -42,14 +42,15 @@ PKI=$DIR/pki
 # ---------- helpers ----------
 
 # pid_of <name>: the pid in pids/<name>.pid if that process is alive and is
-# ours (its command line mentions $DIR; guards against pid reuse).
+# ours (launch marks its environment with FLOWRUN_CLUSTER_PROC=$DIR; guards
+# against pid reuse).
 pid_of() {
   local f=$PIDS/$1.pid pid
   [[ -f $f ]] || return 1
   pid=$(<"$f")
   [[ $pid =~ ^[0-9]+$ ]] || return 1
-  [[ -r /proc/$pid/cmdline ]] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$DIR" || return 1
+  [[ -r /proc/$pid/environ ]] || return 1
+  tr '\0' '\n' <"/proc/$pid/environ" | grep -qxF -- "FLOWRUN_CLUSTER_PROC=$DIR" || return 1
   echo "$pid"
 }
 
@@ -74,7 +75,7 @@ stop_proc() {
 # launch <name> <binary> args...: start detached, output to logs/<name>.log.
 launch() {
   local name=$1; shift
-  setsid "$@" </dev/null >>"$LOGS/$name.log" 2>&1 &
+  FLOWRUN_CLUSTER_PROC=$DIR setsid "$@" </dev/null >>"$LOGS/$name.log" 2>&1 &
   echo $! >"$PIDS/$name.pid"
 }
 
@@ -220,6 +221,7 @@ apiserver_args() {
     --disable-admission-plugins=ServiceAccount
     --allow-privileged=true
     --endpoint-reconciler-type=none
+    --shutdown-watch-termination-grace-period=2s
     --etcd-compaction-interval="${FLOWRUN_ETCD_COMPACTION_INTERVAL:-5m}"
     --profiling=false
     --v=1
