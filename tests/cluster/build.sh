@@ -30,7 +30,7 @@ mode=build
 case "${1:-}" in
   "") ;;
   --print-bin-dir) mode=print ;;
-  -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+  -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
   *) echo "usage: $0 [--print-bin-dir]" >&2; exit 2 ;;
 esac
 

@@ -11,6 +11,7 @@
 #   cluster.sh restart-apiserver <dir>  stop and start kube-apiserver (same port, certs, etcd)
 #   cluster.sh stop-apiserver <dir>     stop kube-apiserver only
 #   cluster.sh start-apiserver <dir>    start it again after stop-apiserver
+#   cluster.sh restart-nodesim <dir>    stop and start nodesim (pods it ran are marked Failed/NodeLost)
 #   cluster.sh status <dir>             which components run
 #
 # Environment read by `start`:
@@ -30,7 +31,7 @@ READY_TIMEOUT=${FLOWRUN_READY_TIMEOUT:-60}
 die() { echo "cluster.sh: $*" >&2; exit 1; }
 log() { echo "cluster.sh: $*" >&2; }
 
-usage() { sed -n '2,25p' "$0" >&2; exit 2; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&2; exit 2; }
 [[ $# -eq 2 ]] || usage
 cmd=$1
 mkdir -p "$2"
@@ -54,19 +55,26 @@ pid_of() {
   echo "$pid"
 }
 
+# alive <pid>: running (a zombie waiting for its reaper counts as gone).
+alive() {
+  local state
+  state=$(awk '/^State:/{print $2}' "/proc/$1/status" 2>/dev/null) || return 1
+  [[ -n $state && $state != Z && $state != X ]]
+}
+
 # stop_proc <name> [grace seconds]: SIGTERM, then SIGKILL.
 stop_proc() {
   local name=$1 grace=${2:-10} pid i
   if pid=$(pid_of "$name"); then
     kill -TERM "$pid" 2>/dev/null || true
     for ((i = 0; i < grace * 10; i++)); do
-      kill -0 "$pid" 2>/dev/null || break
+      alive "$pid" || break
       sleep 0.1
     done
-    if kill -0 "$pid" 2>/dev/null; then
+    if alive "$pid"; then
       log "$name (pid $pid) did not stop; SIGKILL"
       kill -KILL "$pid" 2>/dev/null || true
-      for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      for ((i = 0; i < 50; i++)); do alive "$pid" || break; sleep 0.1; done
     fi
   fi
   rm -f "$PIDS/$name.pid"
@@ -268,12 +276,20 @@ start_kcm() {
 }
 
 start_nodesim() {
-  local extra=()
-  # shellcheck disable=SC2206
-  [[ -z ${FLOWRUN_NODESIM_ARGS:-} ]] || extra=($FLOWRUN_NODESIM_ARGS)
-  launch nodesim "$BIN/nodesim" --kubeconfig="$DIR/nodesim.kubeconfig" \
-    --node-name="${FLOWRUN_NODE_NAME:-nodesim}" --state-dir="$DIR/nodesim" "${extra[@]}"
+  if [[ ! -f $DIR/nodesim.args ]]; then
+    local args=(--kubeconfig="$DIR/nodesim.kubeconfig" --node-name="${FLOWRUN_NODE_NAME:-nodesim}" --state-dir="$DIR/nodesim")
+    # shellcheck disable=SC2206
+    [[ -z ${FLOWRUN_NODESIM_ARGS:-} ]] || args+=($FLOWRUN_NODESIM_ARGS)
+    printf '%s\n' "${args[@]}" >"$DIR/nodesim.args"
+  fi
+  local args=()
+  mapfile -t args <"$DIR/nodesim.args"
+  rm -f "$DIR/nodesim/ready"
+  launch nodesim "$BIN/nodesim" "${args[@]}"
 }
+
+# nodesim writes <state dir>/ready (its pid) once its pod cache is synced.
+nodesim_ready() { [[ -f $DIR/nodesim/ready && $(<"$DIR/nodesim/ready") == "$(pid_of nodesim)" ]]; }
 
 write_env() {
   cat >"$DIR/env.sh" <<EOF
@@ -333,7 +349,7 @@ do_start() {
   BIN=$("$HERE/build.sh" | tail -n1)
   [[ -x $BIN/kube-apiserver ]] || die "build.sh gave no binaries"
   do_stop >/dev/null 2>&1 || true   # leftovers of an earlier half-started run
-  rm -rf "$PKI" "$LOGS" "$PIDS" "$DIR/nodesim" "$DIR/apiserver-certs" "$DIR/kcm-certs" "$DIR"/*.kubeconfig "$DIR/cluster.env" "$DIR/env.sh"
+  rm -rf "$PKI" "$LOGS" "$PIDS" "$DIR/nodesim" "$DIR/nodesim.args" "$DIR/apiserver.args" "$DIR/apiserver-certs" "$DIR/kcm-certs" "$DIR"/*.kubeconfig "$DIR/cluster.env" "$DIR/env.sh"
   mkdir -p "$PIDS" "$LOGS"
   START_OK=0
   trap '[[ ${START_OK:-0} == 1 ]] || { log "start failed; stopping what was started (logs in $LOGS)"; do_stop; }' EXIT
@@ -357,6 +373,7 @@ do_start() {
   start_nodesim
   write_env
   wait_for "$READY_TIMEOUT" "node ${FLOWRUN_NODE_NAME:-nodesim} Ready" nodesim node_ready
+  wait_for "$READY_TIMEOUT" "nodesim pod cache" nodesim nodesim_ready
   case ",${FLOWRUN_KCM_CONTROLLERS:-serviceaccount-controller}," in
     *,serviceaccount-controller,*)
       wait_for "$READY_TIMEOUT" "kube-controller-manager (serviceaccount default/default)" \
@@ -391,6 +408,12 @@ case $cmd in
     need_running etcd
     stop_proc kube-apiserver 10
     launch_apiserver ;;
+  restart-nodesim)
+    BIN=$(kv BIN)
+    [[ -f $DIR/nodesim.args ]] || die "no cluster started in $DIR"
+    stop_proc nodesim 5
+    start_nodesim
+    wait_for 30 "nodesim" nodesim nodesim_ready ;;
   status)
     for c in etcd kube-apiserver kube-controller-manager nodesim; do
       if pid=$(pid_of "$c"); then echo "$c running (pid $pid)"; else echo "$c stopped"; fi

@@ -187,6 +187,11 @@ func run(cfg config) error {
 		return nil
 	}
 	log.Printf("node %s ready; state dir %s", cfg.nodeName, cfg.stateDir)
+	readyFile := filepath.Join(cfg.stateDir, "ready")
+	if err := os.WriteFile(readyFile, []byte(fmt.Sprintf("%d\n", os.Getpid())), 0o644); err != nil {
+		return err
+	}
+	defer os.Remove(readyFile)
 	var wg sync.WaitGroup
 	for i := 0; i < cfg.workers; i++ {
 		wg.Add(1)
