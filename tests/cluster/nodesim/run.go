@@ -70,8 +70,10 @@ type podRun struct {
 
 func newPodRun(s *sim, pod *v1.Pod) *podRun {
 	dir := filepath.Join(s.cfg.stateDir, "pods", fmt.Sprintf("%s_%s_%s", pod.Namespace, pod.Name, pod.UID))
+	pod = pod.DeepCopy()
+	pod.Spec.NodeName = s.cfg.nodeName // it was just bound here, or already was
 	return &podRun{
-		s: s, pod: pod.DeepCopy(), uid: pod.UID, dir: dir, work: filepath.Join(dir, "work"),
+		s: s, pod: pod, uid: pod.UID, dir: dir, work: filepath.Join(dir, "work"),
 		deleteCh: make(chan struct{}), killCh: make(chan struct{}),
 	}
 }
