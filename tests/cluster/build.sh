@@ -49,7 +49,7 @@ HASH=$(cd "$HERE" && cat k8s/go.mod k8s/go.sum etcd/go.mod etcd/go.sum helm/go.m
 CACHE_ROOT=${FLOWRUN_CACHE:-$HOME/.cache/flowrun}
 OUT=$CACHE_ROOT/k8s-$K8S_VERSION-$HASH
 BIN=$OUT/bin
-NODESIM_HASH=$(cd "$HERE/nodesim" && cat go.mod go.sum $(ls ./*.go | sort) | sha256sum | cut -c1-16)
+NODESIM_HASH=$(cd "$HERE/nodesim" && sha256sum go.mod go.sum ./*.go | sha256sum | cut -c1-16)
 
 if [[ $mode == print ]]; then echo "$BIN"; exit 0; fi
 

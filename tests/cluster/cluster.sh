@@ -34,7 +34,12 @@ log() { echo "cluster.sh: $*" >&2; }
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&2; exit 2; }
 [[ $# -eq 2 ]] || usage
 cmd=$1
-mkdir -p "$2"
+if [[ $cmd == start ]]; then
+  mkdir -p "$2"
+elif [[ ! -d $2 ]]; then
+  [[ $cmd == stop ]] && exit 0 # nothing was started there
+  die "no such directory: $2"
+fi
 DIR=$(cd "$2" && pwd)
 PIDS=$DIR/pids
 LOGS=$DIR/logs
@@ -190,9 +195,9 @@ EOF
 # ---------- components ----------
 
 start_etcd() {
-  local attempt data
+  local data
   data=$(kv ETCD_DATA)
-  for attempt in 1 2 3; do
+  for _ in 1 2 3; do
     local cport pport
     cport=$(free_port); pport=$(free_port)
     [[ $cport != "$pport" ]] || continue
@@ -215,6 +220,7 @@ start_etcd() {
 
 apiserver_args() {
   local port=$1 etcd=$2
+  # shellcheck disable=SC2054 # commas inside flag values
   local args=(
     --etcd-servers="http://127.0.0.1:$etcd"
     --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$port"
@@ -249,8 +255,8 @@ launch_apiserver() {
 }
 
 start_apiserver_first() {
-  local attempt port
-  for attempt in 1 2 3; do
+  local port
+  for _ in 1 2 3; do
     port=$(free_port)
     echo "APISERVER_PORT=$port" >>"$DIR/cluster.env"
     apiserver_args "$port" "$(kv ETCD_PORT)" >"$DIR/apiserver.args"

@@ -54,8 +54,11 @@ version_ok() {
   local raw
   raw=$("$K" get --raw /version) || return 1
   local minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
-  grep -q "\"gitVersion\": *\"$K8S_VERSION\"" <<<"$raw" && grep -q '"major": *"1"' <<<"$raw" &&
-    grep -q "\"minor\": *\"$minor\"" <<<"$raw" || { echo "$raw" >&2; return 1; }
+  if ! grep -q "\"gitVersion\": *\"$K8S_VERSION\"" <<<"$raw" || ! grep -q '"major": *"1"' <<<"$raw" ||
+    ! grep -q "\"minor\": *\"$minor\"" <<<"$raw"; then
+    echo "$raw" >&2
+    return 1
+  fi
   "$K" version -o json | grep -q "\"gitVersion\": *\"$K8S_VERSION\""
 }
 check "apiserver /version and kubectl report $K8S_VERSION" version_ok
