@@ -92,6 +92,6 @@ class CppRestTransport final : public HttpTransport {
 
 }  // namespace
 
-std::unique_ptr<HttpTransport> MakeCppRestTransport() { return std::make_unique<CppRestTransport>(); }
+std::unique_ptr<HttpTransport> MakeCppRestTransport(const TransportOptions& /*options*/) { return std::make_unique<CppRestTransport>(); }
 
 }  // namespace flowrun

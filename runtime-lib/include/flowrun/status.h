@@ -9,6 +9,7 @@
 
 #include <cassert>
 #include <optional>
+#include <map>
 #include <ostream>
 #include <string>
 #include <string_view>
@@ -30,6 +31,9 @@ enum class StatusCode {
   kAborted,             // the operation was superseded (fencing: a newer execution holds the run)
   kDataLoss,            // stored data is inconsistent with the code (e.g. divergence)
   kInternal,            // an invariant broke; a bug
+  kUnauthenticated,     // no valid credentials (HTTP 401)
+  kPermissionDenied,    // authenticated but not allowed (HTTP 403)
+  kUnimplemented,       // the operation is not supported by this implementation
 };
 
 std::string_view StatusCodeName(StatusCode code);
@@ -49,9 +53,19 @@ class [[nodiscard]] Status {
   // Returns a copy whose message is prefixed with `context: `.
   Status WithContext(std::string_view context) const;
 
+  // Structured details an adapter attaches for callers that branch on them
+  // (like absl::Status payloads), e.g. the Kubernetes client's "k8s.reason".
+  void SetPayload(std::string key, std::string value) { payloads_[std::move(key)] = std::move(value); }
+  std::optional<std::string> GetPayload(const std::string& key) const {
+    auto it = payloads_.find(key);
+    if (it == payloads_.end()) return std::nullopt;
+    return it->second;
+  }
+
  private:
   StatusCode code_ = StatusCode::kOk;
   std::string message_;
+  std::map<std::string, std::string> payloads_;
 };
 
 inline std::ostream& operator<<(std::ostream& os, const Status& s) { return os << s.ToString(); }
@@ -67,6 +81,7 @@ inline Status ResourceExhausted(std::string m) { return {StatusCode::kResourceEx
 inline Status Aborted(std::string m) { return {StatusCode::kAborted, std::move(m)}; }
 inline Status DataLoss(std::string m) { return {StatusCode::kDataLoss, std::move(m)}; }
 inline Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
+inline Status Unimplemented(std::string m) { return {StatusCode::kUnimplemented, std::move(m)}; }
 
 // Either a value or a non-OK Status. Accessing value() of an error is a bug
 // (asserted in debug builds, std::terminate in release).

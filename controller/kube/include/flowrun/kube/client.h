@@ -1,0 +1,151 @@
+// KubeClient: flowrun's Kubernetes API client. Objects are nlohmann::json
+// (the API's own JSON), addressed by a ResourceRef; every verb returns a
+// Status or StatusOr with one error model (errors.h).
+//
+// Thread safety: all methods may be called concurrently from many threads.
+// Ownership: the client owns its transport and credentials; Watch() blocks
+// the calling thread until the stream ends or is cancelled.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "flowrun/kube/config.h"
+#include "flowrun/kube/errors.h"
+#include "flowrun/status.h"
+
+namespace flowrun::kube {
+
+// Which collection: group ("" for core), version, plural resource, scope.
+struct ResourceRef {
+  std::string group;
+  std::string version;
+  std::string resource;
+  bool namespaced = true;
+  std::string kind;  // for messages and Apply bodies, e.g. "Job"
+
+  // "/api/v1/namespaces/<ns>/pods" or "/apis/batch/v1/namespaces/<ns>/jobs";
+  // ns "" means all namespaces (or a cluster-scoped resource).
+  std::string CollectionPath(const std::string& ns) const;
+  std::string ApiVersion() const { return group.empty() ? version : group + "/" + version; }
+};
+
+namespace resources {
+ResourceRef Pods();
+ResourceRef Jobs();
+ResourceRef Leases();
+ResourceRef Events();
+ResourceRef Namespaces();
+ResourceRef ConfigMaps();
+ResourceRef Secrets();
+ResourceRef ServiceAccounts();
+ResourceRef Nodes();
+ResourceRef CustomResourceDefinitions();
+ResourceRef FlowRuns();  // flowrun.dev/v1alpha1 flowruns
+}  // namespace resources
+
+struct ListOptions {
+  std::string label_selector;
+  std::string field_selector;
+  int64_t limit = 0;             // page size; 0: server default (everything)
+  std::string continue_token;    // from the previous page
+  std::string resource_version;  // "" (most recent, quorum read) or "0" (any, from cache)
+};
+
+struct ObjectList {
+  std::vector<nlohmann::json> items;
+  std::string resource_version;  // of the list: where a watch resumes
+  std::string continue_token;    // "" on the last page
+};
+
+struct DeleteOptions {
+  std::string propagation_policy;            // "Background" | "Foreground" | "Orphan" | "" (server default)
+  std::optional<std::string> precondition_uid;
+  std::optional<std::string> precondition_resource_version;
+  std::optional<int64_t> grace_period_seconds;
+};
+
+struct WatchOptions {
+  std::string label_selector;
+  std::string field_selector;
+  std::string resource_version;  // resume point (opaque; compare for equality only)
+  bool allow_bookmarks = true;
+  // Server-side timeout of this one watch request. Informers randomize it in
+  // [5, 10) minutes so watches of many clients do not expire together.
+  std::chrono::seconds timeout{300};
+  size_t max_event_bytes = 16 << 20;  // a longer line is an error
+};
+
+struct WatchEvent {
+  std::string type;  // ADDED, MODIFIED, DELETED, BOOKMARK (ERROR events become a Status)
+  nlohmann::json object;
+};
+
+// Cancels a blocking Watch from another thread.
+class CancelToken {
+ public:
+  void Cancel() { cancelled_.store(true); if (on_cancel_) on_cancel_(); }
+  bool cancelled() const { return cancelled_.load(); }
+  // Set by Watch while it blocks; not for callers.
+  void SetOnCancel(std::function<void()> f) { on_cancel_ = std::move(f); }
+
+ private:
+  std::atomic<bool> cancelled_{false};
+  std::function<void()> on_cancel_;
+};
+
+class KubeClient {
+ public:
+  virtual ~KubeClient() = default;
+
+  virtual StatusOr<nlohmann::json> Get(const ResourceRef& r, const std::string& ns, const std::string& name) = 0;
+  // One page.
+  virtual StatusOr<ObjectList> List(const ResourceRef& r, const std::string& ns, const ListOptions& o) = 0;
+  // Every page, following continue tokens (o.limit is the page size).
+  virtual StatusOr<ObjectList> ListAll(const ResourceRef& r, const std::string& ns, const ListOptions& o) = 0;
+  virtual StatusOr<nlohmann::json> Create(const ResourceRef& r, const std::string& ns, const nlohmann::json& obj) = 0;
+  // PUT; obj.metadata.resourceVersion is the precondition (409 Conflict if stale).
+  virtual StatusOr<nlohmann::json> Update(const ResourceRef& r, const std::string& ns, const nlohmann::json& obj) = 0;
+  virtual StatusOr<nlohmann::json> UpdateStatus(const ResourceRef& r, const std::string& ns, const nlohmann::json& obj) = 0;
+  // application/merge-patch+json, optionally on the status subresource.
+  virtual StatusOr<nlohmann::json> MergePatch(const ResourceRef& r, const std::string& ns, const std::string& name,
+                                              const nlohmann::json& patch, bool status = false) = 0;
+  // Server-side apply (application/apply-patch+yaml with a JSON body).
+  virtual StatusOr<nlohmann::json> Apply(const ResourceRef& r, const std::string& ns, const std::string& name,
+                                         const nlohmann::json& obj, const std::string& field_manager,
+                                         bool force = false, bool status = false) = 0;
+  virtual Status Delete(const ResourceRef& r, const std::string& ns, const std::string& name,
+                        const DeleteOptions& o) = 0;
+
+  // One watch request: calls on_event for each event until the server ends
+  // the stream (returns OK with the last resourceVersion seen, bookmarks
+  // included), on_event returns false, or `cancel` fires (kAborted). A 410
+  // Gone — as an HTTP status or as an ERROR event in the stream — returns an
+  // error for which IsGone() is true: the caller must relist.
+  virtual StatusOr<std::string> Watch(const ResourceRef& r, const std::string& ns, const WatchOptions& o,
+                                      const std::function<bool(const WatchEvent&)>& on_event,
+                                      CancelToken* cancel) = 0;
+
+  // Any request, for the rare path without a verb here (TokenRequest, /version).
+  virtual StatusOr<nlohmann::json> Raw(const std::string& method, const std::string& path,
+                                       const nlohmann::json& body = nullptr,
+                                       const std::string& content_type = "application/json") = 0;
+};
+
+struct ClientOptions {
+  std::string user_agent = "flowrun";
+  std::chrono::milliseconds request_timeout{30000};
+  int max_attempts_on_429 = 3;  // honours Retry-After
+};
+
+// A client for `config`, over the cpprestsdk transport.
+StatusOr<std::unique_ptr<KubeClient>> NewKubeClient(const ClusterConfig& config, const ClientOptions& options = {});
+
+}  // namespace flowrun::kube
