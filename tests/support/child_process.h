@@ -24,6 +24,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <csignal>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -68,7 +69,7 @@ class ChildProcess {
     // crashed test binary does not leak servers. Only use it when spawning
     // from a thread that outlives the child, usually the main thread.
     bool die_with_parent = false;
-    int parent_death_signal = 9;  // SIGKILL
+    int parent_death_signal = SIGKILL;
   };
 
   // Starts argv[0] (looked up in the child's PATH when it has no '/') with

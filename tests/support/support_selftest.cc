@@ -545,6 +545,31 @@ TEST(FakeLlmTest, DestructorStopsTheServer) {
   EXPECT_ANY_THROW(client.request(web::http::methods::GET, "/models").get());
 }
 
+TEST(FakeLlmScriptTest, WritesPortFileAndExitsCleanlyOnSigterm) {
+  char templ[] = "/tmp/flowrun-fakescript-XXXXXX";
+  ASSERT_NE(mkdtemp(templ), nullptr);
+  const std::string port_file = std::string(templ) + "/port";
+  auto child = ChildProcess::Spawn({"python3", FLOWRUN_FAKE_LLM_SCRIPT_FOR_TEST, "--port", "0",
+                                    "--port-file", port_file});
+  int port = 0;
+  const auto deadline = std::chrono::steady_clock::now() + seconds(10);
+  while (port == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::ifstream in(port_file);
+    if (!(in >> port)) std::this_thread::sleep_for(milliseconds(20));
+  }
+  ASSERT_GT(port, 0) << child->Output();
+  // Only the final file remains: the temporary one was renamed into place.
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(templ),
+                          std::filesystem::directory_iterator()), 1);
+  web::http::client::http_client client("http://127.0.0.1:" + std::to_string(port));
+  EXPECT_EQ(client.request(web::http::methods::GET, "/__fake/stats").get().status_code(), 200);
+  ASSERT_TRUE(child->Kill(SIGTERM));
+  auto status = child->Wait(seconds(10));
+  ASSERT_TRUE(status.has_value()) << "did not exit on SIGTERM";
+  EXPECT_TRUE(status->ok()) << status->ToString() << "\n" << child->Output();
+  std::filesystem::remove_all(templ);
+}
+
 // ---------------------------------------------------------------------------
 // scripts/pg-local.sh
 
