@@ -1,6 +1,7 @@
 #include "flowrun/environment.h"
 
 #include <cerrno>
+#include <climits>
 #include <cstdlib>
 #include <regex>
 
@@ -20,12 +21,14 @@ Status Bad(const std::string& var, const std::string& why) {
   return InvalidArgument("environment variable " + var + " " + why);
 }
 
-StatusOr<long long> ParseInt(const std::string& var, const std::string& text, long long min) {
+StatusOr<long long> ParseInt(const std::string& var, const std::string& text, long long min,
+                             long long max = INT_MAX) {
   errno = 0;
   char* end = nullptr;
   long long v = std::strtoll(text.c_str(), &end, 10);
   if (errno != 0 || end == text.c_str() || *end != '\0') return Bad(var, "is not an integer: '" + text + "'");
   if (v < min) return Bad(var, "must be >= " + std::to_string(min) + ", got " + text);
+  if (v > max) return Bad(var, "must be <= " + std::to_string(max) + ", got " + text);
   return v;
 }
 
@@ -70,7 +73,7 @@ StatusOr<RunEnvironment> ReadRunEnvironment(
     env.initial_budget_usd = v;
   }
   if (auto m = get("FLOWRUN_MAX_OUTPUT_BYTES")) {
-    FLOWRUN_ASSIGN_OR_RETURN(long long v, ParseInt("FLOWRUN_MAX_OUTPUT_BYTES", *m, 1));
+    FLOWRUN_ASSIGN_OR_RETURN(long long v, ParseInt("FLOWRUN_MAX_OUTPUT_BYTES", *m, 1, LLONG_MAX));
     env.max_output_bytes = static_cast<size_t>(v);
   }
   if (auto d = get("FLOWRUN_ON_DIVERGENCE")) {
@@ -116,12 +119,15 @@ StatusOr<RunEnvironment> ReadRunEnvironmentFromProcess() {
 
 std::string RedactConnectionString(std::string_view conninfo) {
   std::string s(conninfo);
-  // URI form: scheme://user:password@host
-  static const std::regex uri_password(R"(^(\w+://[^:/@]*:)[^@]*@)");
-  s = std::regex_replace(s, uri_password, "$1***@");
-  // URI query parameter and keyword form: password=...
-  static const std::regex kv_password(R"((password\s*=\s*)('([^'\\]|\\.)*'|[^\s&]*))",
-                                      std::regex::icase);
+  if (s.find("://") != std::string::npos) {
+    // URI: scheme://user:password@host...?password=... (query values end at '&').
+    static const std::regex uri_password(R"(^(\w+://[^:/@]*:)[^@]*@)");
+    s = std::regex_replace(s, uri_password, "$1***@");
+    static const std::regex query_password(R"(([?&]password=)[^&]*)", std::regex::icase);
+    return std::regex_replace(s, query_password, "$1***");
+  }
+  // Keyword form: password='quoted \' value' or password=value (ends at whitespace; '&' is data).
+  static const std::regex kv_password(R"((password\s*=\s*)('([^'\\]|\\.)*'?|\S*))", std::regex::icase);
   return std::regex_replace(s, kv_password, "$1***");
 }
 

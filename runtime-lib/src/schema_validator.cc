@@ -1,5 +1,8 @@
 #include "flowrun/schema_validator.h"
 
+#include <algorithm>
+#include <vector>
+
 #include <valijson/adapters/nlohmann_json_adapter.hpp>
 #include <valijson/schema.hpp>
 #include <valijson/schema_parser.hpp>
@@ -22,19 +25,39 @@ Status ValidateAgainstSchema(const nlohmann::json& schema, const nlohmann::json&
   valijson::adapters::NlohmannJsonAdapter value_adapter(value);
   if (validator.validate(parsed, value_adapter, &results)) return Status::Ok();
 
-  std::string reasons;
+  // valijson reports each violation with a chain of parent errors ("failed
+  // to validate against schema associated with property ..."). Keep the
+  // deepest ones: an error whose context is a prefix of another's is a parent.
+  struct Violation {
+    std::vector<std::string> context;
+    std::string description;
+  };
+  std::vector<Violation> all;
   valijson::ValidationResults::Error error;
-  while (results.popError(error)) {
-    // valijson reports a chain of context errors per violation; keep the leaf
-    // ones (their context is the deepest), which name the actual reason.
+  while (results.popError(error)) all.push_back({error.context, error.description});
+  auto is_prefix = [](const std::vector<std::string>& a, const std::vector<std::string>& b) {
+    return a.size() < b.size() && std::equal(a.begin(), a.end(), b.begin());
+  };
+  std::string reasons;
+  for (const Violation& v : all) {
+    bool parent = std::any_of(all.begin(), all.end(), [&](const Violation& o) { return is_prefix(v.context, o.context); });
+    if (parent) continue;
+    // valijson's context is "<root>", "[name]", "[0]", ...: render a JSON pointer (RFC 6901).
     std::string pointer;
-    for (const auto& c : error.context) {
+    for (const auto& c : v.context) {
       if (c == "<root>") continue;
-      pointer += c;
+      std::string token = (c.size() >= 2 && c.front() == '[' && c.back() == ']') ? c.substr(1, c.size() - 2) : c;
+      std::string escaped;
+      for (char ch : token) {
+        if (ch == '~') escaped += "~0";
+        else if (ch == '/') escaped += "~1";
+        else escaped += ch;
+      }
+      pointer += "/" + escaped;
     }
     if (pointer.empty()) pointer = "/";
     if (!reasons.empty()) reasons += "; ";
-    reasons += pointer + ": " + error.description;
+    reasons += pointer + ": " + v.description;
   }
   if (reasons.empty()) reasons = "value does not match the schema";
   return InvalidArgument(reasons);

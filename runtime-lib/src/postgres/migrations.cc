@@ -36,6 +36,7 @@ CREATE TABLE flowrun.runs (
   status       text NOT NULL DEFAULT 'pending',
   parameters   jsonb,
   budget_usd   double precision,
+  budget_set   boolean NOT NULL DEFAULT false,  -- set explicitly: the initial budget no longer applies
   result       jsonb,
   error        text NOT NULL DEFAULT '',
   open_wait    text,

@@ -2,6 +2,8 @@
 
 #include <libpq-fe.h>
 
+#include <cstdio>
+
 #include "flowrun/environment.h"
 
 namespace flowrun::pg {
@@ -34,6 +36,10 @@ StatusOr<std::string> NormalizeConnectionString(const std::string& conninfo,
   for (PQconninfoOption* o = opts; o->keyword != nullptr; ++o) {
     if (o->val == nullptr) continue;
     std::string key = o->keyword;
+    if (o->val[0] == '\0' && (key == "host" || key == "hostaddr" || key == "port" || key == "dbname")) {
+      PQconninfoFree(opts);
+      return InvalidArgument("malformed database connection string (" + key + " is empty)");
+    }
     if (key == "connect_timeout") has_timeout = true;
     if (key == "application_name") has_app = true;
     if (!out.empty()) out += ' ';
@@ -109,6 +115,12 @@ Status PgSession::Connect() {
   }
   return Unavailable("PostgreSQL unreachable after " + std::to_string(attempts) +
                      " attempts: " + last.message());
+}
+
+std::string ExactDouble(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
 }
 
 double EpochSeconds(std::chrono::system_clock::time_point t) {

@@ -84,6 +84,9 @@ class PgSession {
 
 // Helpers for parameters: libpqxx 6 passes a null for a null const char*.
 inline const char* NullableText(const std::optional<std::string>& s) { return s ? s->c_str() : nullptr; }
+// A double as text that converts back to the same double (std::to_string
+// keeps 6 decimals: a $1.5e-7 call would become 0).
+std::string ExactDouble(double v);
 // Seconds since the epoch, for to_timestamp($n).
 double EpochSeconds(std::chrono::system_clock::time_point t);
 std::chrono::system_clock::time_point FromEpochSeconds(double s);

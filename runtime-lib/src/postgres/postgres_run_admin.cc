@@ -47,8 +47,8 @@ pg::Statements RunAdminStatements() {
        "INSERT INTO flowrun.waits (run_uid, name, occurrence, answer, answered_at, answered_by)"
        " VALUES ($1, $2, $3, $4::jsonb, now(), $5)"},
       {"set_budget",
-       "INSERT INTO flowrun.runs AS r (run_uid, budget_usd) VALUES ($1, $2::double precision)"
-       " ON CONFLICT (run_uid) DO UPDATE SET budget_usd = EXCLUDED.budget_usd, updated_at = now()"},
+       "INSERT INTO flowrun.runs AS r (run_uid, budget_usd, budget_set) VALUES ($1, $2::double precision, true)"
+       " ON CONFLICT (run_uid) DO UPDATE SET budget_usd = EXCLUDED.budget_usd, budget_set = true, updated_at = now()"},
       {"due_wait",
        "SELECT name, occurrence, on_timeout, default_answer::text FROM flowrun.waits"
        " WHERE run_uid = $1 AND question IS NOT NULL AND consumed_at IS NULL AND answer IS NULL"
@@ -173,7 +173,9 @@ class PostgresRunAdmin final : public RunAdmin {
       }
       s.checkpoints_completed = tx.exec_prepared("run_completed_count", uid)[0][0].as<int64_t>();
       pqxx::result w = tx.exec_prepared("open_wait", uid);
-      if (!w.empty() && !w[0][8].as<bool>()) {
+      bool can_answer = s.status == "waiting" || s.status == "running" || s.status == "pending" ||
+                        s.status == "budget_exceeded";
+      if (can_answer && !w.empty() && !w[0][8].as<bool>()) {
         OpenWait ow;
         ow.name = w[0][0].as<std::string>();
         ow.occurrence = w[0][1].as<int>();
@@ -289,7 +291,7 @@ class PostgresRunAdmin final : public RunAdmin {
   Status SetBudget(const std::string& uid, std::optional<double> budget) override {
     if (budget && !(*budget >= 0)) return InvalidArgument("budget must be a non-negative number of USD");
     std::optional<std::string> b;
-    if (budget) b = std::to_string(*budget);
+    if (budget) b = pg::ExactDouble(*budget);
     return session_.Run("setting a budget", true, [&](pqxx::connection& c) {
       pqxx::nontransaction tx(c);
       tx.exec_prepared("set_budget", uid, pg::NullableText(b));

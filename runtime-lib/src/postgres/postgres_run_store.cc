@@ -22,11 +22,14 @@ constexpr const char* kFence =
 pg::Statements RunStoreStatements() {
   return {
       {"begin_run",
-       "INSERT INTO flowrun.runs AS r (run_uid, namespace, name, flow, epoch, attempt, status, parameters, budget_usd)"
-       " VALUES ($1, $2, $3, $4, 1, $5, 'running', $6::jsonb, $7::double precision)"
+       "INSERT INTO flowrun.runs AS r (run_uid, namespace, name, flow, epoch, attempt, status, parameters, budget_usd,"
+       "  budget_set)"
+       " VALUES ($1, $2, $3, $4, 1, $5, 'running', $6::jsonb, $7::double precision, $7 IS NOT NULL)"
        " ON CONFLICT (run_uid) DO UPDATE SET epoch = r.epoch + 1, attempt = EXCLUDED.attempt,"
        "  status = 'running', namespace = EXCLUDED.namespace, name = EXCLUDED.name, flow = EXCLUDED.flow,"
-       "  parameters = EXCLUDED.parameters, budget_usd = COALESCE(r.budget_usd, EXCLUDED.budget_usd),"
+       "  parameters = EXCLUDED.parameters, "
+       "  budget_usd = CASE WHEN r.budget_set THEN r.budget_usd ELSE EXCLUDED.budget_usd END,"
+       "  budget_set = r.budget_set OR EXCLUDED.budget_set,"
        "  error = '', open_wait = NULL, updated_at = now()"
        "  WHERE r.status <> 'cancelled'"
        " RETURNING epoch, budget_usd"},
@@ -167,7 +170,7 @@ class PostgresRunStore final : public RunStore {
     uid_ = run.uid;
     attempt_ = attempt;
     std::optional<std::string> budget;
-    if (initial_budget) budget = std::to_string(*initial_budget);
+    if (initial_budget) budget = pg::ExactDouble(*initial_budget);
     auto res = session_.Run("beginning execution", /*retry_safe=*/true,
                             [&](pqxx::connection& c) -> StatusOr<ExecutionStart> {
       pqxx::work tx(c);
@@ -276,7 +279,7 @@ class PostgresRunStore final : public RunStore {
       cp_name = cp->name;
       occurrence = std::to_string(cp->occurrence);
     }
-    if (call.cost_usd) cost = std::to_string(*call.cost_usd);
+    if (call.cost_usd) cost = pg::ExactDouble(*call.cost_usd);
     auto res = session_.Run("recording an LLM call", true, [&](pqxx::connection& c) {
       pqxx::nontransaction tx(c);
       pqxx::result r = tx.exec_prepared(
