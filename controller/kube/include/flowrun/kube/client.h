@@ -11,6 +11,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -18,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "flowrun/kube/config.h"
+#include "flowrun/http_transport.h"
 #include "flowrun/kube/errors.h"
 #include "flowrun/status.h"
 
@@ -89,15 +91,27 @@ struct WatchEvent {
 };
 
 // Cancels a blocking Watch from another thread.
+// Thread safety: Cancel() may be called from any thread, any number of times,
+// concurrently with a Watch that installs or clears its callback (the
+// callback runs under a mutex, so Watch can clear it and then free what it
+// uses). One token serves one Watch at a time; once cancelled it stays so.
 class CancelToken {
  public:
-  void Cancel() { cancelled_.store(true); if (on_cancel_) on_cancel_(); }
+  void Cancel() {
+    cancelled_.store(true);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (on_cancel_) on_cancel_();
+  }
   bool cancelled() const { return cancelled_.load(); }
   // Set by Watch while it blocks; not for callers.
-  void SetOnCancel(std::function<void()> f) { on_cancel_ = std::move(f); }
+  void SetOnCancel(std::function<void()> f) {
+    std::lock_guard<std::mutex> lock(mu_);
+    on_cancel_ = std::move(f);
+  }
 
  private:
   std::atomic<bool> cancelled_{false};
+  std::mutex mu_;
   std::function<void()> on_cancel_;
 };
 
@@ -143,9 +157,19 @@ struct ClientOptions {
   std::string user_agent = "flowrun";
   std::chrono::milliseconds request_timeout{30000};
   int max_attempts_on_429 = 3;  // honours Retry-After
+  std::chrono::seconds max_retry_after{30};  // a longer Retry-After is capped to this
+  bool tcp_no_delay = true;  // off only to measure Nagle stalls (bench)
 };
 
-// A client for `config`, over the cpprestsdk transport.
+// A client for `config`, over the cpprestsdk transport. Checks the PEM data
+// (CA, client certificate, key) up front: kInvalidArgument names what is wrong.
+// Warns on stderr when TLS verification is off (insecure-skip-tls-verify).
 StatusOr<std::unique_ptr<KubeClient>> NewKubeClient(const ClusterConfig& config, const ClientOptions& options = {});
+
+// The same over a given transport (tests: a fake HttpTransport). TLS settings
+// of `config` are not used; credentials (token, token file, exec) are.
+StatusOr<std::unique_ptr<KubeClient>> NewKubeClientWithTransport(const ClusterConfig& config,
+                                                                 const ClientOptions& options,
+                                                                 std::shared_ptr<HttpTransport> transport);
 
 }  // namespace flowrun::kube
