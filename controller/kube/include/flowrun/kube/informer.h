@@ -1,0 +1,173 @@
+// Informer: list + watch of one resource into a thread-safe, indexed cache of
+// read-only snapshots (modelled on client-go's tools/cache Reflector +
+// Indexer + sharedIndexInformer, and kube-rs's watcher/reflector).
+//
+// Contract:
+//   * One std::thread per informer runs: List (all pages) -> replace the
+//     cache -> Watch from the list's resourceVersion, resuming from the last
+//     resourceVersion seen (bookmarks included) each time a watch ends. Each
+//     watch asks for a random timeoutSeconds in [min_watch_timeout,
+//     max_watch_timeout) (default [5, 10) min) so many clients do not expire
+//     together.
+//   * A 410 Gone (HTTP status or ERROR event) relists at once. Other errors
+//     back off (initial 0.8 s doubling to 30 s, with jitter) and retry the
+//     watch from the same resourceVersion; a failed list backs off the same way.
+//   * After every list, objects that are no longer there get a synthesized
+//     delete (handlers see on_delete with final_state_unknown = true).
+//   * Cached objects are std::shared_ptr<const nlohmann::json>: immutable
+//     snapshots, shared with every reader; never mutate one (copy it).
+//     metadata.managedFields is stripped before caching; an optional
+//     transform hook may strip more.
+//   * Handlers run on the informer's thread, in event order, after the cache
+//     was updated (a Get from a handler sees the new state). They are meant
+//     to enqueue keys ("ns/name") into a WorkQueue and return: a slow handler
+//     delays the informer.
+//   * HasSynced() turns true once the first list has been applied and the
+//     on_add handlers for it have run.
+//   * Stop() cancels the watch (CancelToken) and joins the thread; a list in
+//     flight is not interruptible and ends within the client's request timeout.
+//
+// Thread safety: all const accessors may be called from any thread at any
+// time; AddIndex / AddEventHandler only before Start().
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <shared_mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "flowrun/kube/client.h"
+#include "flowrun/status.h"
+
+namespace flowrun::kube {
+
+using ObjectPtr = std::shared_ptr<const nlohmann::json>;
+
+// "ns/name" for a namespaced object, "name" for a cluster-scoped one
+// (client-go's MetaNamespaceKeyFunc).
+std::string ObjectKey(const nlohmann::json& obj);
+std::string ObjectKey(const std::string& ns, const std::string& name);
+
+// Index functions: the values under which an object is filed.
+using IndexFunc = std::function<std::vector<std::string>(const nlohmann::json& obj)>;
+// Every metadata.ownerReferences[].uid.
+IndexFunc IndexByOwnerUid();
+// The value of label `label` (no value: not indexed).
+IndexFunc IndexByLabel(const std::string& label);
+IndexFunc IndexByNamespace();
+
+struct InformerHandlers {
+  std::function<void(const ObjectPtr& obj)> on_add;
+  std::function<void(const ObjectPtr& old_obj, const ObjectPtr& new_obj)> on_update;
+  // `final_state_unknown`: the delete was synthesized after a relist, so
+  // `last_known` is the last state this informer saw, not the final one.
+  std::function<void(const ObjectPtr& last_known, bool final_state_unknown)> on_delete;
+};
+
+struct InformerOptions {
+  ResourceRef resource;
+  std::string ns;  // "" : all namespaces (or a cluster-scoped resource)
+  std::string label_selector;
+  std::string field_selector;
+  int64_t page_size = 500;  // list page size (ListAll follows continue tokens)
+  // Applied to every object before caching, after managedFields are stripped.
+  std::function<void(nlohmann::json& obj)> transform;
+  std::chrono::milliseconds backoff_initial{800};
+  std::chrono::milliseconds backoff_max{30000};
+  std::chrono::seconds min_watch_timeout{300};
+  std::chrono::seconds max_watch_timeout{600};
+  std::string name;  // for logs; default: the resource
+};
+
+struct InformerStats {
+  uint64_t lists = 0;               // successful lists (the first one included)
+  uint64_t list_errors = 0;
+  uint64_t watches = 0;             // watch requests started
+  uint64_t watch_errors = 0;        // watches that ended with an error other than 410
+  uint64_t gone = 0;                // 410 Gone: relists forced by an expired resourceVersion
+  uint64_t events = 0;              // ADDED / MODIFIED / DELETED events applied
+  uint64_t bookmarks = 0;
+  uint64_t synthesized_deletes = 0;
+  std::string last_resource_version;
+  std::string last_error;
+};
+
+class Informer {
+ public:
+  Informer(KubeClient* client, InformerOptions options);
+  ~Informer();  // Stop()
+  Informer(const Informer&) = delete;
+  Informer& operator=(const Informer&) = delete;
+
+  // Before Start().
+  void AddIndex(const std::string& name, IndexFunc f);
+  void AddEventHandler(InformerHandlers h);
+
+  // Starts the informer's thread. Once only.
+  void Start();
+  // Cancels the watch and joins the thread (idempotent). Handlers are not
+  // called after Stop() returns.
+  void Stop();
+
+  bool HasSynced() const;
+  // Waits until synced, Stop(), or `timeout`; returns HasSynced().
+  bool WaitForSync(std::chrono::milliseconds timeout) const;
+
+  // The cache. nullptr when absent.
+  ObjectPtr Get(const std::string& key) const;
+  ObjectPtr Get(const std::string& ns, const std::string& name) const;
+  std::vector<ObjectPtr> List() const;
+  std::vector<std::string> Keys() const;
+  size_t Size() const;
+  // Objects filed under `value` by index `index` (empty if the index is unknown).
+  std::vector<ObjectPtr> ByIndex(const std::string& index, const std::string& value) const;
+
+  InformerStats Stats() const;
+
+ private:
+  void Run();
+  // Applies a full list: adds/updates, synthesized deletes for the rest.
+  void Replace(std::vector<nlohmann::json> items, const std::string& rv);
+  void ApplyEvent(const WatchEvent& ev);
+  void Upsert(ObjectPtr obj);
+  void Remove(const std::string& key, const ObjectPtr& last_known, bool final_state_unknown);
+  ObjectPtr Prepare(nlohmann::json obj) const;
+  void IndexLocked(const std::string& key, const nlohmann::json& obj, bool add);
+  // Sleeps up to `d`; false if stopped meanwhile.
+  bool SleepUnlessStopped(std::chrono::milliseconds d);
+  std::chrono::milliseconds NextBackoff();
+
+  KubeClient* client_;
+  InformerOptions opts_;
+  std::vector<InformerHandlers> handlers_;
+  std::map<std::string, IndexFunc> index_funcs_;
+
+  mutable std::shared_mutex cache_mu_;
+  std::unordered_map<std::string, ObjectPtr> items_;
+  // index name -> value -> keys
+  std::map<std::string, std::unordered_map<std::string, std::set<std::string>>> indices_;
+
+  mutable std::mutex mu_;  // stop flag, sync flag, stats
+  mutable std::condition_variable cv_;
+  bool stopped_ = false;
+  bool synced_ = false;
+  InformerStats stats_;
+  std::chrono::milliseconds backoff_{0};
+
+  CancelToken cancel_;
+  std::thread thread_;
+  std::atomic<bool> started_{false};
+};
+
+}  // namespace flowrun::kube

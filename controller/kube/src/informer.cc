@@ -1,0 +1,375 @@
+#include "flowrun/kube/informer.h"
+
+#include <algorithm>
+#include <iostream>
+#include <random>
+#include <unordered_set>
+
+namespace flowrun::kube {
+namespace {
+
+std::string MetaString(const nlohmann::json& obj, const char* field) {
+  auto m = obj.find("metadata");
+  if (m == obj.end() || !m->is_object()) return "";
+  auto f = m->find(field);
+  if (f == m->end() || !f->is_string()) return "";
+  return f->get<std::string>();
+}
+
+std::mt19937_64& Rng() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return rng;
+}
+
+double Uniform01() { return std::uniform_real_distribution<double>(0.0, 1.0)(Rng()); }
+
+}  // namespace
+
+std::string ObjectKey(const std::string& ns, const std::string& name) {
+  return ns.empty() ? name : ns + "/" + name;
+}
+
+std::string ObjectKey(const nlohmann::json& obj) {
+  return ObjectKey(MetaString(obj, "namespace"), MetaString(obj, "name"));
+}
+
+IndexFunc IndexByOwnerUid() {
+  return [](const nlohmann::json& obj) {
+    std::vector<std::string> out;
+    auto m = obj.find("metadata");
+    if (m == obj.end() || !m->is_object()) return out;
+    auto refs = m->find("ownerReferences");
+    if (refs == m->end() || !refs->is_array()) return out;
+    for (const auto& r : *refs) {
+      if (!r.is_object()) continue;
+      auto uid = r.find("uid");
+      if (uid != r.end() && uid->is_string()) out.push_back(uid->get<std::string>());
+    }
+    return out;
+  };
+}
+
+IndexFunc IndexByLabel(const std::string& label) {
+  return [label](const nlohmann::json& obj) {
+    std::vector<std::string> out;
+    auto m = obj.find("metadata");
+    if (m == obj.end() || !m->is_object()) return out;
+    auto labels = m->find("labels");
+    if (labels == m->end() || !labels->is_object()) return out;
+    auto v = labels->find(label);
+    if (v != labels->end() && v->is_string()) out.push_back(v->get<std::string>());
+    return out;
+  };
+}
+
+IndexFunc IndexByNamespace() {
+  return [](const nlohmann::json& obj) {
+    std::string ns = MetaString(obj, "namespace");
+    return ns.empty() ? std::vector<std::string>{} : std::vector<std::string>{ns};
+  };
+}
+
+Informer::Informer(KubeClient* client, InformerOptions options) : client_(client), opts_(std::move(options)) {
+  if (opts_.name.empty()) opts_.name = opts_.resource.resource;
+  if (opts_.max_watch_timeout <= opts_.min_watch_timeout)
+    opts_.max_watch_timeout = opts_.min_watch_timeout + std::chrono::seconds(1);
+}
+
+Informer::~Informer() { Stop(); }
+
+void Informer::AddIndex(const std::string& name, IndexFunc f) {
+  std::unique_lock<std::shared_mutex> l(cache_mu_);
+  index_funcs_[name] = std::move(f);
+  auto& idx = indices_[name];
+  idx.clear();
+  for (const auto& [key, obj] : items_)
+    for (const auto& v : index_funcs_[name](*obj)) idx[v].insert(key);
+}
+
+void Informer::AddEventHandler(InformerHandlers h) { handlers_.push_back(std::move(h)); }
+
+void Informer::Start() {
+  if (started_.exchange(true)) return;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (stopped_) return;
+  }
+  thread_ = std::thread([this] { Run(); });
+}
+
+void Informer::Stop() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    stopped_ = true;
+  }
+  cv_.notify_all();
+  cancel_.Cancel();
+  if (thread_.joinable()) thread_.join();
+}
+
+bool Informer::HasSynced() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return synced_;
+}
+
+bool Informer::WaitForSync(std::chrono::milliseconds timeout) const {
+  std::unique_lock<std::mutex> l(mu_);
+  cv_.wait_for(l, timeout, [&] { return synced_ || stopped_; });
+  return synced_;
+}
+
+ObjectPtr Informer::Get(const std::string& key) const {
+  std::shared_lock<std::shared_mutex> l(cache_mu_);
+  auto it = items_.find(key);
+  return it == items_.end() ? nullptr : it->second;
+}
+
+ObjectPtr Informer::Get(const std::string& ns, const std::string& name) const { return Get(ObjectKey(ns, name)); }
+
+std::vector<ObjectPtr> Informer::List() const {
+  std::shared_lock<std::shared_mutex> l(cache_mu_);
+  std::vector<ObjectPtr> out;
+  out.reserve(items_.size());
+  for (const auto& [k, v] : items_) out.push_back(v);
+  return out;
+}
+
+std::vector<std::string> Informer::Keys() const {
+  std::shared_lock<std::shared_mutex> l(cache_mu_);
+  std::vector<std::string> out;
+  out.reserve(items_.size());
+  for (const auto& [k, v] : items_) out.push_back(k);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+size_t Informer::Size() const {
+  std::shared_lock<std::shared_mutex> l(cache_mu_);
+  return items_.size();
+}
+
+std::vector<ObjectPtr> Informer::ByIndex(const std::string& index, const std::string& value) const {
+  std::shared_lock<std::shared_mutex> l(cache_mu_);
+  std::vector<ObjectPtr> out;
+  auto idx = indices_.find(index);
+  if (idx == indices_.end()) return out;
+  auto keys = idx->second.find(value);
+  if (keys == idx->second.end()) return out;
+  for (const auto& k : keys->second) {
+    auto it = items_.find(k);
+    if (it != items_.end()) out.push_back(it->second);
+  }
+  return out;
+}
+
+InformerStats Informer::Stats() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return stats_;
+}
+
+ObjectPtr Informer::Prepare(nlohmann::json obj) const {
+  auto m = obj.find("metadata");
+  if (m != obj.end() && m->is_object()) m->erase("managedFields");
+  if (opts_.transform) opts_.transform(obj);
+  return std::make_shared<const nlohmann::json>(std::move(obj));
+}
+
+void Informer::IndexLocked(const std::string& key, const nlohmann::json& obj, bool add) {
+  for (const auto& [name, f] : index_funcs_) {
+    auto& idx = indices_[name];
+    for (const auto& v : f(obj)) {
+      if (add) {
+        idx[v].insert(key);
+      } else {
+        auto it = idx.find(v);
+        if (it == idx.end()) continue;
+        it->second.erase(key);
+        if (it->second.empty()) idx.erase(it);
+      }
+    }
+  }
+}
+
+void Informer::Upsert(ObjectPtr obj) {
+  std::string key = ObjectKey(*obj);
+  ObjectPtr old;
+  {
+    std::unique_lock<std::shared_mutex> l(cache_mu_);
+    auto it = items_.find(key);
+    if (it != items_.end()) {
+      old = it->second;
+      IndexLocked(key, *old, false);
+      it->second = obj;
+    } else {
+      items_.emplace(key, obj);
+    }
+    IndexLocked(key, *obj, true);
+  }
+  for (const auto& h : handlers_) {
+    if (old) {
+      if (h.on_update) h.on_update(old, obj);
+    } else if (h.on_add) {
+      h.on_add(obj);
+    }
+  }
+}
+
+void Informer::Remove(const std::string& key, const ObjectPtr& last_known, bool final_state_unknown) {
+  ObjectPtr cached;
+  {
+    std::unique_lock<std::shared_mutex> l(cache_mu_);
+    auto it = items_.find(key);
+    if (it == items_.end()) return;  // never seen: nothing to tell (like client-go's DeltaFIFO)
+    cached = it->second;
+    IndexLocked(key, *cached, false);
+    items_.erase(it);
+  }
+  const ObjectPtr& shown = last_known ? last_known : cached;
+  for (const auto& h : handlers_)
+    if (h.on_delete) h.on_delete(shown, final_state_unknown);
+}
+
+void Informer::Replace(std::vector<nlohmann::json> items, const std::string& rv) {
+  std::unordered_set<std::string> seen;
+  seen.reserve(items.size());
+  for (auto& item : items) {
+    ObjectPtr obj = Prepare(std::move(item));
+    seen.insert(ObjectKey(*obj));
+    Upsert(std::move(obj));
+  }
+  std::vector<std::string> gone;
+  {
+    std::shared_lock<std::shared_mutex> l(cache_mu_);
+    for (const auto& [k, v] : items_)
+      if (!seen.count(k)) gone.push_back(k);
+  }
+  for (const auto& k : gone) Remove(k, nullptr, true);
+  std::lock_guard<std::mutex> l(mu_);
+  ++stats_.lists;
+  stats_.synthesized_deletes += gone.size();
+  stats_.last_resource_version = rv;
+  if (!synced_) {
+    synced_ = true;
+    cv_.notify_all();
+  }
+}
+
+void Informer::ApplyEvent(const WatchEvent& ev) {
+  if (ev.type == "BOOKMARK") {
+    std::lock_guard<std::mutex> l(mu_);
+    ++stats_.bookmarks;
+    stats_.last_resource_version = MetaString(ev.object, "resourceVersion");
+    return;
+  }
+  if (!ev.object.is_object()) return;
+  if (ev.type == "ADDED" || ev.type == "MODIFIED") {
+    Upsert(Prepare(ev.object));
+  } else if (ev.type == "DELETED") {
+    ObjectPtr last = Prepare(ev.object);
+    Remove(ObjectKey(*last), last, false);
+  } else {
+    return;  // unknown type: ignore
+  }
+  std::lock_guard<std::mutex> l(mu_);
+  ++stats_.events;
+  std::string rv = MetaString(ev.object, "resourceVersion");
+  if (!rv.empty()) stats_.last_resource_version = rv;
+}
+
+bool Informer::SleepUnlessStopped(std::chrono::milliseconds d) {
+  std::unique_lock<std::mutex> l(mu_);
+  return !cv_.wait_for(l, d, [&] { return stopped_; });
+}
+
+std::chrono::milliseconds Informer::NextBackoff() {
+  // 0.8 s, 1.6 s, ... capped at 30 s; each sleep gets up to +25% jitter (still capped).
+  backoff_ = backoff_.count() == 0 ? opts_.backoff_initial : std::min(opts_.backoff_max, backoff_ * 2);
+  auto d = std::chrono::milliseconds(static_cast<int64_t>(static_cast<double>(backoff_.count()) * (1.0 + 0.25 * Uniform01())));
+  return std::min(d, opts_.backoff_max);
+}
+
+void Informer::Run() {
+  std::string rv;
+  bool need_list = true;
+  auto stopped = [&] {
+    std::lock_guard<std::mutex> l(mu_);
+    return stopped_;
+  };
+  auto note_error = [&](const Status& s, uint64_t InformerStats::*counter) {
+    std::lock_guard<std::mutex> l(mu_);
+    ++(stats_.*counter);
+    stats_.last_error = s.ToString();
+  };
+  while (!stopped()) {
+    if (need_list) {
+      ListOptions lo;
+      lo.label_selector = opts_.label_selector;
+      lo.field_selector = opts_.field_selector;
+      lo.limit = opts_.page_size;
+      auto list = client_->ListAll(opts_.resource, opts_.ns, lo);
+      if (stopped()) return;
+      if (!list.ok()) {
+        note_error(list.status(), &InformerStats::list_errors);
+        if (!SleepUnlessStopped(NextBackoff())) return;
+        continue;
+      }
+      rv = list->resource_version;
+      Replace(std::move(list->items), rv);
+      need_list = false;
+    }
+
+    WatchOptions wo;
+    wo.label_selector = opts_.label_selector;
+    wo.field_selector = opts_.field_selector;
+    wo.resource_version = rv;
+    wo.allow_bookmarks = true;
+    auto span = (opts_.max_watch_timeout - opts_.min_watch_timeout).count();
+    wo.timeout = opts_.min_watch_timeout +
+                 std::chrono::seconds(static_cast<int64_t>(Uniform01() * static_cast<double>(span)));
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      ++stats_.watches;
+    }
+    uint64_t n_events = 0;
+    auto started = std::chrono::steady_clock::now();
+    auto res = client_->Watch(
+        opts_.resource, opts_.ns, wo,
+        [&](const WatchEvent& ev) {
+          if (cancel_.cancelled()) return false;
+          ++n_events;
+          ApplyEvent(ev);
+          std::string ev_rv = MetaString(ev.object, "resourceVersion");
+          if (!ev_rv.empty()) rv = ev_rv;
+          return true;
+        },
+        &cancel_);
+    if (cancel_.cancelled() || stopped()) return;
+    if (res.ok()) {
+      if (!res->empty()) rv = *res;
+      // A watch that ends at once without events is a failing server, not a
+      // timeout (client-go's "very short watch"): back off.
+      if (n_events == 0 && std::chrono::steady_clock::now() - started < std::chrono::seconds(1)) {
+        note_error(Unavailable("very short watch"), &InformerStats::watch_errors);
+        if (!SleepUnlessStopped(NextBackoff())) return;
+      } else {
+        backoff_ = std::chrono::milliseconds(0);
+      }
+      continue;
+    }
+    if (IsGone(res.status())) {
+      // The resume point expired: relist at once (the list is a fresh, consistent read).
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        ++stats_.gone;
+        stats_.last_error = res.status().ToString();
+      }
+      need_list = true;
+      continue;
+    }
+    note_error(res.status(), &InformerStats::watch_errors);
+    if (n_events > 0) backoff_ = std::chrono::milliseconds(0);
+    if (!SleepUnlessStopped(NextBackoff())) return;
+  }
+}
+
+}  // namespace flowrun::kube

@@ -1,0 +1,163 @@
+// EventRecorder against a real control plane (label kube).
+#include "flowrun/kube/event_recorder.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+
+#include "flowrun/kube/client.h"
+#include "flowrun/kube/config.h"
+#include "kube/kube_cluster.h"
+
+namespace flowrun::kube {
+namespace {
+
+using namespace std::chrono_literals;
+using flowrun::testing::KubeCluster;
+
+std::unique_ptr<KubeClient> AdminClient() {
+  auto cfg = LoadKubeconfig(KubeCluster::Get().admin_kubeconfig());
+  EXPECT_TRUE(cfg.ok()) << cfg.status();
+  auto c = NewKubeClient(*cfg);
+  EXPECT_TRUE(c.ok()) << c.status();
+  return std::move(c).value();
+}
+
+class EventTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    client_ = AdminClient();
+    ns_ = KubeCluster::Get().CreateNamespace("events-" + std::to_string(counter_++));
+  }
+  nlohmann::json MakeConfigMap(const std::string& name) {
+    nlohmann::json cm = {{"apiVersion", "v1"},
+                         {"kind", "ConfigMap"},
+                         {"metadata", {{"name", name}, {"namespace", ns_}}},
+                         {"data", {{"k", "v"}}}};
+    auto r = client_->Create(resources::ConfigMaps(), ns_, cm);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : cm;
+  }
+  std::vector<nlohmann::json> EventsFor(const std::string& name) {
+    ListOptions o;
+    o.field_selector = "involvedObject.name=" + name + ",involvedObject.kind=ConfigMap";
+    auto l = client_->List(resources::Events(), ns_, o);
+    EXPECT_TRUE(l.ok()) << l.status();
+    return l.ok() ? l->items : std::vector<nlohmann::json>{};
+  }
+
+  std::unique_ptr<KubeClient> client_;
+  std::string ns_;
+  static inline int counter_ = 0;
+};
+
+TEST_F(EventTest, RecordsEventsVisibleThroughTheApi) {
+  auto cm = MakeConfigMap("target");
+  EventRecorderOptions o;
+  o.reporting_controller = "flowrun.dev/test-controller";
+  o.reporting_instance = "test-1";
+  EventRecorder rec(client_.get(), o);
+  rec.Record(cm, EventType::kNormal, "Started", "attempt 1 started");
+  rec.Record(cm, EventType::kWarning, "Failed", std::string(3000, 'x') + " tail");
+  ASSERT_TRUE(rec.Flush(30s));
+  auto st = rec.Stats();
+  EXPECT_EQ(st.created, 2u) << st.last_error;
+  EXPECT_EQ(st.write_errors, 0u) << st.last_error;
+
+  auto events = EventsFor("target");
+  ASSERT_EQ(events.size(), 2u);
+  bool normal = false, warning = false;
+  for (const auto& e : events) {
+    EXPECT_EQ(e["involvedObject"]["uid"], cm["metadata"]["uid"]);
+    EXPECT_EQ(e["involvedObject"]["kind"], "ConfigMap");
+    EXPECT_EQ(e["reportingComponent"], "flowrun.dev/test-controller");
+    EXPECT_EQ(e["reportingInstance"], "test-1");
+    EXPECT_EQ(e["source"]["component"], "flowrun.dev/test-controller");
+    EXPECT_EQ(e["count"], 1);
+    if (e["reason"] == "Started") {
+      normal = true;
+      EXPECT_EQ(e["type"], "Normal");
+      EXPECT_EQ(e["message"], "attempt 1 started");
+    } else {
+      warning = true;
+      EXPECT_EQ(e["type"], "Warning");
+      EXPECT_EQ(e["message"].get<std::string>().size(), 1024u) << "truncated to 1 KiB";
+    }
+  }
+  EXPECT_TRUE(normal && warning);
+}
+
+TEST_F(EventTest, RepeatsAggregateIntoOneEvent) {
+  auto cm = MakeConfigMap("repeat");
+  EventRecorder rec(client_.get());
+  for (int i = 0; i < 5; ++i) rec.Record(cm, EventType::kWarning, "BackOff", "restarting failed attempt");
+  rec.Record(cm, EventType::kWarning, "BackOff", "a different message");
+  ASSERT_TRUE(rec.Flush(30s));
+  auto st = rec.Stats();
+  EXPECT_EQ(st.created, 2u) << st.last_error;
+  EXPECT_EQ(st.aggregated, 4u) << st.last_error;
+  auto events = EventsFor("repeat");
+  ASSERT_EQ(events.size(), 2u);
+  for (const auto& e : events) {
+    if (e["message"] == "restarting failed attempt") {
+      EXPECT_EQ(e["count"], 5);
+    } else {
+      EXPECT_EQ(e["count"], 1);
+    }
+  }
+
+  // The aggregated Event was deleted meanwhile: the next repeat creates a new one.
+  for (const auto& e : events) {
+    DeleteOptions d;
+    ASSERT_TRUE(client_->Delete(resources::Events(), ns_, e["metadata"]["name"], d).ok());
+  }
+  rec.Record(cm, EventType::kWarning, "BackOff", "restarting failed attempt");
+  ASSERT_TRUE(rec.Flush(30s));
+  events = EventsFor("repeat");
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0]["count"], 1);
+}
+
+TEST_F(EventTest, BurstBeyondTheLimitIsDroppedAndCountedWithoutBlocking) {
+  auto cm = MakeConfigMap("burst");
+  EventRecorderOptions o;
+  o.per_object_burst = 5;  // refill: one per 5 minutes (default)
+  EventRecorder rec(client_.get(), o);
+  auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < 50; ++i) rec.Record(cm, EventType::kNormal, "Tick", "tick " + std::to_string(i));
+  auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_LT(took, 50ms) << "Record must not wait for the API";
+  auto st = rec.Stats();
+  EXPECT_EQ(st.accepted, 5u);
+  EXPECT_EQ(st.dropped_rate_limited, 45u);
+  ASSERT_TRUE(rec.Flush(30s));
+  EXPECT_EQ(EventsFor("burst").size(), 5u);
+
+  // Other objects have their own budget.
+  auto other = MakeConfigMap("other");
+  rec.Record(other, EventType::kNormal, "Tick", "first");
+  EXPECT_EQ(rec.Stats().accepted, 6u);
+}
+
+TEST_F(EventTest, FullQueueDropsAndCountsWhileTheApiIsSlow) {
+  EventRecorderOptions o;
+  o.queue_capacity = 3;
+  EventRecorder rec(client_.get(), o);
+  auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < 200; ++i) {
+    ObjectReference ref{"v1", "ConfigMap", ns_, "obj-" + std::to_string(i), "", ""};
+    rec.Record(ref, EventType::kNormal, "Created", "created");
+  }
+  auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_LT(took, 100ms);
+  auto st = rec.Stats();
+  EXPECT_EQ(st.accepted + st.dropped_queue_full, 200u);
+  EXPECT_GT(st.dropped_queue_full, 150u) << "the writer cannot keep up with 200 records in a tight loop";
+  ASSERT_TRUE(rec.Flush(60s));
+  EXPECT_EQ(rec.Stats().created, st.accepted);
+}
+
+}  // namespace
+}  // namespace flowrun::kube

@@ -1,0 +1,303 @@
+// Leader election between real processes (kube_leader_contender) on a real
+// control plane (label kube). Durations: lease 4 s, renew deadline 3 s, retry
+// 0.5 s (same ratios as the 15/10/2 s defaults, faster test).
+#include "flowrun/kube/leader_election.h"
+
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "flowrun/kube/client.h"
+#include "flowrun/kube/config.h"
+#include "kube/kube_cluster.h"
+
+extern char** environ;
+
+namespace flowrun::kube {
+namespace {
+
+using namespace std::chrono_literals;
+using flowrun::testing::KubeCluster;
+
+constexpr int kLeaseMs = 4000, kRenewMs = 3000, kRetryMs = 500;
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+struct Line {
+  std::string word, id;
+  int64_t ms;
+};
+
+std::vector<Line> ReadLines(const std::string& path) {
+  std::vector<Line> out;
+  std::ifstream in(path);
+  std::string s;
+  while (std::getline(in, s)) {
+    std::istringstream ls(s);
+    Line l;
+    if (ls >> l.word >> l.id >> l.ms) out.push_back(l);
+  }
+  return out;
+}
+
+class Contender {
+ public:
+  Contender(const std::string& ns, const std::string& lease, const std::string& id, const std::string& out)
+      : id_(id) {
+    std::vector<std::string> args = {FLOWRUN_LEADER_CONTENDER, KubeCluster::Get().admin_kubeconfig(), ns, lease, id,
+                                     out, std::to_string(kLeaseMs), std::to_string(kRenewMs),
+                                     std::to_string(kRetryMs)};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    int rc = posix_spawn(&pid_, argv[0], nullptr, nullptr, argv.data(), environ);
+    EXPECT_EQ(rc, 0) << "spawn " << argv[0];
+  }
+  ~Contender() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      Wait();
+    }
+  }
+  void Kill(int sig) {
+    if (pid_ > 0) kill(pid_, sig);
+  }
+  // Waits for the exit; returns the exit code (128+signal if killed).
+  int Wait() {
+    int st = 0;
+    if (pid_ <= 0) return exit_code_;
+    waitpid(pid_, &st, 0);
+    pid_ = -1;
+    exit_code_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return exit_code_;
+  }
+  const std::string& id() const { return id_; }
+
+ private:
+  std::string id_;
+  pid_t pid_ = -1;
+  int exit_code_ = -1;
+};
+
+std::unique_ptr<KubeClient> AdminClient() {
+  auto cfg = LoadKubeconfig(KubeCluster::Get().admin_kubeconfig());
+  EXPECT_TRUE(cfg.ok()) << cfg.status();
+  auto c = NewKubeClient(*cfg);
+  EXPECT_TRUE(c.ok()) << c.status();
+  return std::move(c).value();
+}
+
+// First LEADER line (of `id`, or of anyone if empty) at or after `since`; -1 if none.
+int64_t LeaderAt(const std::string& path, const std::string& id, int64_t since, std::string* who = nullptr) {
+  for (const auto& l : ReadLines(path)) {
+    if (l.word == "LEADER" && l.ms >= since && (id.empty() || l.id == id)) {
+      if (who) *who = l.id;
+      return l.ms;
+    }
+  }
+  return -1;
+}
+
+int64_t WaitLeader(const std::string& path, const std::string& id, int64_t since, std::chrono::milliseconds timeout,
+                   std::string* who = nullptr) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    int64_t t = LeaderAt(path, id, since, who);
+    if (t >= 0 || std::chrono::steady_clock::now() > deadline) return t;
+    std::this_thread::sleep_for(20ms);
+  }
+}
+
+std::string Holder(KubeClient* c, const std::string& ns, const std::string& lease) {
+  auto l = c->Get(resources::Leases(), ns, lease);
+  if (!l.ok()) return "<" + l.status().ToString() + ">";
+  return (*l)["spec"].value("holderIdentity", "");
+}
+
+// Leadership intervals per process: [LEADER, last CLAIM]. No two overlap.
+void ExpectNoOverlap(const std::string& path) {
+  struct Interval {
+    std::string id;
+    int64_t from, to;
+  };
+  std::vector<Interval> iv;
+  std::map<std::string, size_t> open;
+  for (const auto& l : ReadLines(path)) {
+    if (l.word == "LEADER") {
+      open[l.id] = iv.size();
+      iv.push_back({l.id, l.ms, l.ms});
+    } else if (l.word == "CLAIM" && open.count(l.id)) {
+      iv[open[l.id]].to = std::max(iv[open[l.id]].to, l.ms);
+    } else if (l.word == "LOST" || l.word == "RELEASED") {
+      open.erase(l.id);
+    }
+  }
+  for (size_t i = 0; i < iv.size(); ++i)
+    for (size_t k = i + 1; k < iv.size(); ++k)
+      if (iv[i].id != iv[k].id) {
+        EXPECT_TRUE(iv[i].to < iv[k].from || iv[k].to < iv[i].from)
+            << iv[i].id << " [" << iv[i].from << "," << iv[i].to << "] overlaps " << iv[k].id << " [" << iv[k].from
+            << "," << iv[k].to << "]";
+      }
+}
+
+std::string TempFile(const std::string& name) {
+  std::string dir = ::testing::TempDir();
+  std::string p = dir + "/" + name + "-" + std::to_string(getpid()) + ".log";
+  std::remove(p.c_str());
+  return p;
+}
+
+TEST(LeaderElection, OneLeaderFailoverOnKillAndFastTakeoverOnRelease) {
+  auto& cluster = KubeCluster::Get();
+  std::string ns = cluster.CreateNamespace("leader-test");
+  auto client = AdminClient();
+  const std::string lease = "flowrun-controller";
+  const std::string out = TempFile("leader");
+
+  int64_t t0 = NowMs();
+  Contender a(ns, lease, "alpha", out);
+  Contender b(ns, lease, "beta", out);
+  std::string first;
+  ASSERT_GE(WaitLeader(out, "", t0, 30s, &first), 0) << "nobody became leader";
+  std::string second = first == "alpha" ? "beta" : "alpha";
+  Contender& leader = first == "alpha" ? a : b;
+  Contender& standby = first == "alpha" ? b : a;
+
+  // Steady state: exactly one leader, and the Lease names it.
+  for (int i = 0; i < 10; ++i) {
+    std::this_thread::sleep_for(300ms);
+    EXPECT_EQ(Holder(client.get(), ns, lease), first);
+  }
+  EXPECT_EQ(LeaderAt(out, second, 0), -1) << second << " must not lead while " << first << " renews";
+
+  // SIGKILL the leader: no release; the other waits out the lease.
+  int64_t killed = NowMs();
+  leader.Kill(SIGKILL);
+  EXPECT_EQ(leader.Wait(), 128 + SIGKILL);
+  int64_t took_over = WaitLeader(out, second, killed, 20s);
+  ASSERT_GE(took_over, 0) << second << " did not take over";
+  int64_t delay = took_over - killed;
+  std::cout << "takeover after SIGKILL: " << delay << " ms\n";
+  EXPECT_LE(delay, kLeaseMs + kRetryMs * 12 / 10 + 1500) << "within lease duration + retry period";
+  EXPECT_GE(delay, kLeaseMs - kRetryMs * 12 / 10 - 1000) << "must respect the dead leader's lease";
+  EXPECT_TRUE(
+      [&] {
+        for (int i = 0; i < 50; ++i) {
+          if (Holder(client.get(), ns, lease) == second) return true;
+          std::this_thread::sleep_for(100ms);
+        }
+        return false;
+      }());
+
+  // A third contender joins; the current leader is undisturbed.
+  const std::string third = "gamma";
+  Contender c(ns, lease, third, out);
+  std::this_thread::sleep_for(2s);
+  EXPECT_EQ(LeaderAt(out, third, 0), -1);
+  EXPECT_EQ(Holder(client.get(), ns, lease), second);
+
+  // Graceful stop: the leader releases; gamma takes over within ~ one retry period.
+  int64_t released = NowMs();
+  standby.Kill(SIGTERM);
+  EXPECT_EQ(standby.Wait(), 0);
+  int64_t took = WaitLeader(out, third, released, 10s);
+  ASSERT_GE(took, 0) << "gamma did not take over after the release";
+  std::cout << "takeover after release: " << took - released << " ms\n";
+  EXPECT_LE(took - released, kRetryMs * 12 / 10 + 1500) << "about one retry period, not a lease duration";
+  EXPECT_EQ(Holder(client.get(), ns, lease), third);
+
+  bool saw_released = false;
+  for (const auto& l : ReadLines(out)) saw_released |= l.word == "RELEASED" && l.id == second;
+  EXPECT_TRUE(saw_released);
+  c.Kill(SIGTERM);
+  EXPECT_EQ(c.Wait(), 0);
+  EXPECT_EQ(Holder(client.get(), ns, lease), "") << "released on shutdown";
+  ExpectNoOverlap(out);
+}
+
+// In-process: acquire, renew, Conflict-safe contention and release via the API.
+TEST(LeaderElection, InProcessAcquireRenewRelease) {
+  auto& cluster = KubeCluster::Get();
+  std::string ns = cluster.CreateNamespace("leader-inproc");
+  auto client = AdminClient();
+  auto make = [&](const std::string& id, std::atomic<int>* started, std::atomic<int>* stopped) {
+    LeaderElectionConfig c;
+    c.lease_namespace = ns;
+    c.lease_name = "inproc";
+    c.identity = id;
+    c.lease_duration = 4s;
+    c.renew_deadline = 3s;
+    c.retry_period = 500ms;
+    c.on_started_leading = [started] { ++*started; };
+    c.on_stopped_leading = [stopped] { ++*stopped; };
+    auto e = LeaderElector::Create(client.get(), c);
+    EXPECT_TRUE(e.ok()) << e.status();
+    return std::move(e).value();
+  };
+  std::atomic<int> s1{0}, x1{0}, s2{0}, x2{0};
+  auto e1 = make("one", &s1, &x1);
+  auto e2 = make("two", &s2, &x2);
+  auto r1 = e1->TryAcquireOrRenew();
+  ASSERT_TRUE(r1.ok()) << r1.status();
+  EXPECT_TRUE(*r1);  // created the Lease
+  auto r2 = e2->TryAcquireOrRenew();
+  ASSERT_TRUE(r2.ok()) << r2.status();
+  EXPECT_FALSE(*r2) << "held by one";
+  EXPECT_EQ(e2->CurrentLeader(), "one");
+
+  e1->Start();
+  e2->Start();
+  auto until = [](const std::function<bool()>& f) {
+    for (int i = 0; i < 200 && !f(); ++i) std::this_thread::sleep_for(50ms);
+    return f();
+  };
+  ASSERT_TRUE(until([&] { return e1->IsLeader(); }));
+  EXPECT_EQ(s1.load(), 1);
+  std::this_thread::sleep_for(1500ms);  // renewals keep it
+  EXPECT_TRUE(e1->IsLeader());
+  EXPECT_FALSE(e2->IsLeader());
+  e1->Stop();
+  EXPECT_FALSE(e1->IsLeader());
+  EXPECT_EQ(x1.load(), 1);
+  ASSERT_TRUE(until([&] { return e2->IsLeader(); }));
+  auto lease = client->Get(resources::Leases(), ns, "inproc");
+  ASSERT_TRUE(lease.ok());
+  EXPECT_EQ((*lease)["spec"]["holderIdentity"], "two");
+  EXPECT_GE((*lease)["spec"]["leaseTransitions"].get<int>(), 1);
+  e2->Stop();
+  EXPECT_EQ(x2.load(), 1);
+}
+
+TEST(LeaderElection, RejectsBadConfig) {
+  LeaderElectionConfig c;
+  c.lease_name = "x";
+  c.identity = "y";
+  c.renew_deadline = c.lease_duration;
+  auto client = AdminClient();
+  EXPECT_FALSE(LeaderElector::Create(client.get(), c).ok());
+  c.renew_deadline = 1s;
+  c.retry_period = 1s;
+  EXPECT_FALSE(LeaderElector::Create(client.get(), c).ok());
+  c.retry_period = 100ms;
+  EXPECT_TRUE(LeaderElector::Create(client.get(), c).ok());
+  c.identity = "";
+  EXPECT_FALSE(LeaderElector::Create(client.get(), c).ok());
+}
+
+}  // namespace
+}  // namespace flowrun::kube
