@@ -8,4 +8,5 @@ jobs=${FLOWRUN_JOBS:-$(nproc)}
 if [ ! -f "$build/build.ninja" ] || [ $# -gt 0 ]; then
   cmake -S . -B "$build" -G Ninja "$@" >/dev/null
 fi
-ninja -C "$build" -j "$jobs"
+# FLOWRUN_TARGETS: build only these targets (default: everything).
+ninja -C "$build" -j "$jobs" ${FLOWRUN_TARGETS:-}

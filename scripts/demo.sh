@@ -16,10 +16,11 @@ step "installing Debian packages (idempotent)"
 scripts/install-deps.sh
 
 step "building"
-FLOWRUN_BUILD_DIR=build scripts/build.sh >/dev/null
+FLOWRUN_BUILD_DIR=build FLOWRUN_TARGETS="research-agent flowrunctl" scripts/build.sh >/dev/null
 bin=$root/build
 
-state=${FLOWRUN_DEMO_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/flowrun-demo}
+# Under /tmp: PostgreSQL runs as the postgres user when we are root, and must reach it.
+state=${FLOWRUN_DEMO_DIR:-/tmp/flowrun-demo-$(id -u)}
 mkdir -p "$state"
 chmod 755 "$state" "$(dirname "$state")" 2>/dev/null || true
 
