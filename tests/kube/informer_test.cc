@@ -384,7 +384,12 @@ TEST_F(InformerTest, WatchSurvivesApiserverRestartAndConverges) {
   ASSERT_TRUE(inf.WaitForSync(30s));
 
   KubeCluster::Get().RestartApiserver();
-  Create(ConfigMap(ns, "c"));
+  // The first request after the restart may hit a pooled connection the old
+  // apiserver closed; a POST is not retried by the client, so retry here.
+  ASSERT_TRUE(Eventually([&] {
+    auto r = client_->Create(resources::ConfigMaps(), ns, ConfigMap(ns, "c"));
+    return r.ok() || IsAlreadyExists(r.status());
+  }, 20s));
   Delete(ns, "a");
   Patch(ns, "b", {{"data", {{"k", "after-restart"}}}});
 
