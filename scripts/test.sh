@@ -10,6 +10,9 @@ export FLOWRUN_JOBS=${FLOWRUN_JOBS:-2}
 
 scripts/install-deps.sh
 
+echo "== test control plane binaries (cold: 10-30 min on 2 cores; cached afterwards outside the repo)"
+tests/cluster/build.sh
+
 echo "== build (RelWithDebInfo)"
 FLOWRUN_BUILD_DIR=build scripts/build.sh
 echo "== tests"
