@@ -5,7 +5,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <condition_variable>
 #include <csignal>
+#include <deque>
 #include <cstdlib>
 #include <functional>
 #include <memory>
@@ -17,6 +20,7 @@
 
 #include "flowrun/kube/client.h"
 #include "flowrun/kube/config.h"
+#include "flowrun/kube/errors.h"
 #include "kube/kube_cluster.h"
 
 namespace flowrun::kube {
@@ -218,6 +222,276 @@ class InformerTest : public ::testing::Test {
   std::unique_ptr<KubeClient> client_;
   static inline int counter_ = 0;
 };
+
+// ---------- against a scripted fake client (no cluster) ----------
+
+// A KubeClient whose ListAll answers from a queue of lists and whose Watch
+// plays a queue of scripted watches; with none left, Watch blocks until cancelled.
+class ScriptedClient final : public KubeClient {
+ public:
+  struct ScriptedWatch {
+    std::vector<WatchEvent> events;
+    StatusOr<std::string> end = std::string();  // result after the events
+  };
+  struct Call {
+    std::string rv;
+    std::chrono::seconds timeout;
+    std::chrono::steady_clock::time_point at;
+  };
+
+  void PushList(std::vector<nlohmann::json> items, const std::string& rv) {
+    std::lock_guard<std::mutex> l(mu_);
+    lists_.push_back(ObjectList{std::move(items), rv, ""});
+  }
+  void PushWatch(ScriptedWatch w) {
+    std::lock_guard<std::mutex> l(mu_);
+    watches_.push_back(std::move(w));
+    cv_.notify_all();
+  }
+  // Every further Watch returns `s` at once.
+  void FailWatchesWith(Status s) {
+    std::lock_guard<std::mutex> l(mu_);
+    fail_ = std::move(s);
+    cv_.notify_all();
+  }
+  std::vector<Call> WatchCalls() const {
+    std::lock_guard<std::mutex> l(mu_);
+    return calls_;
+  }
+  int ListCalls() const {
+    std::lock_guard<std::mutex> l(mu_);
+    return list_calls_;
+  }
+
+  StatusOr<ObjectList> ListAll(const ResourceRef&, const std::string&, const ListOptions&) override {
+    std::lock_guard<std::mutex> l(mu_);
+    ++list_calls_;
+    if (lists_.empty()) return Unavailable("no list scripted");
+    ObjectList out = lists_.front();
+    if (lists_.size() > 1) lists_.pop_front();
+    return out;
+  }
+  StatusOr<std::string> Watch(const ResourceRef&, const std::string&, const WatchOptions& o,
+                              const std::function<bool(const WatchEvent&)>& on_event, CancelToken* cancel) override {
+    ScriptedWatch w;
+    // Installed before taking mu_: Cancel() holds the token's lock while it
+    // runs the callback, which takes mu_.
+    cancel->SetOnCancel([this] {
+      std::lock_guard<std::mutex> l2(mu_);
+      cv_.notify_all();
+    });
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      calls_.push_back(Call{o.resource_version, o.timeout, std::chrono::steady_clock::now()});
+      cv_.wait(l, [&] { return cancel->cancelled() || !watches_.empty() || !fail_.ok(); });
+      if (cancel->cancelled()) {
+        l.unlock();
+        cancel->SetOnCancel(nullptr);
+        return Aborted("cancelled");
+      }
+      if (!fail_.ok()) {
+        l.unlock();
+        cancel->SetOnCancel(nullptr);
+        return fail_;
+      }
+      w = std::move(watches_.front());
+      watches_.pop_front();
+    }
+    cancel->SetOnCancel(nullptr);
+    for (const auto& e : w.events)
+      if (!on_event(e)) break;
+    return w.end;
+  }
+
+  StatusOr<nlohmann::json> Get(const ResourceRef&, const std::string&, const std::string&) override {
+    return Unimplemented("fake");
+  }
+  StatusOr<ObjectList> List(const ResourceRef&, const std::string&, const ListOptions&) override {
+    return Unimplemented("fake");
+  }
+  StatusOr<nlohmann::json> Create(const ResourceRef&, const std::string&, const nlohmann::json&) override {
+    return Unimplemented("fake");
+  }
+  StatusOr<nlohmann::json> Update(const ResourceRef&, const std::string&, const nlohmann::json&) override {
+    return Unimplemented("fake");
+  }
+  StatusOr<nlohmann::json> UpdateStatus(const ResourceRef&, const std::string&, const nlohmann::json&) override {
+    return Unimplemented("fake");
+  }
+  StatusOr<nlohmann::json> MergePatch(const ResourceRef&, const std::string&, const std::string&,
+                                      const nlohmann::json&, bool) override {
+    return Unimplemented("fake");
+  }
+  StatusOr<nlohmann::json> Apply(const ResourceRef&, const std::string&, const std::string&, const nlohmann::json&,
+                                 const std::string&, bool, bool) override {
+    return Unimplemented("fake");
+  }
+  Status Delete(const ResourceRef&, const std::string&, const std::string&, const DeleteOptions&) override {
+    return Unimplemented("fake");
+  }
+  StatusOr<nlohmann::json> Raw(const std::string&, const std::string&, const nlohmann::json&,
+                               const std::string&) override {
+    return Unimplemented("fake");
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<ObjectList> lists_;
+  std::deque<ScriptedWatch> watches_;
+  std::vector<Call> calls_;
+  int list_calls_ = 0;
+  Status fail_;
+};
+
+nlohmann::json Obj(const std::string& name, const std::string& rv, const std::string& v = "x") {
+  return {{"apiVersion", "v1"},
+          {"kind", "ConfigMap"},
+          {"metadata", {{"name", name}, {"namespace", "ns"}, {"resourceVersion", rv},
+                        {"managedFields", nlohmann::json::array({{{"manager", "kubectl"}}})}}},
+          {"data", {{"v", v}}}};
+}
+
+WatchEvent Ev(const std::string& type, nlohmann::json obj) { return WatchEvent{type, std::move(obj)}; }
+
+WatchEvent Bookmark(const std::string& rv) {
+  return Ev("BOOKMARK", {{"kind", "ConfigMap"}, {"apiVersion", "v1"}, {"metadata", {{"resourceVersion", rv}}}});
+}
+
+InformerOptions FakeOptions() {
+  InformerOptions o;
+  o.resource = resources::ConfigMaps();
+  o.ns = "ns";
+  o.backoff_initial = 50ms;
+  o.backoff_max = 400ms;
+  return o;
+}
+
+TEST(InformerScripted, ResumesFromBookmarksAndEventsWithoutRelisting) {
+  ScriptedClient fc;
+  fc.PushList({Obj("a", "10")}, "10");
+  ScriptedClient::ScriptedWatch w1;
+  w1.events = {Ev("ADDED", Obj("b", "11")), Bookmark("15")};
+  w1.end = std::string("15");
+  fc.PushWatch(w1);
+  ScriptedClient::ScriptedWatch w2;
+  w2.events = {Ev("MODIFIED", Obj("a", "16", "y")), Ev("DELETED", Obj("b", "17"))};
+  w2.end = std::string("17");
+  fc.PushWatch(w2);
+  Journal j;
+  Informer inf(&fc, FakeOptions());
+  inf.AddEventHandler(j.Handlers());
+  inf.Start();
+  ASSERT_TRUE(inf.WaitForSync(5s));
+  ASSERT_TRUE(Eventually([&] { return fc.WatchCalls().size() >= 3; }, 5s));
+  auto calls = fc.WatchCalls();
+  EXPECT_EQ(calls[0].rv, "10");
+  EXPECT_EQ(calls[1].rv, "15") << "resumes from the bookmark";
+  EXPECT_EQ(calls[2].rv, "17");
+  for (const auto& c : calls) {
+    EXPECT_GE(c.timeout, 300s);
+    EXPECT_LT(c.timeout, 600s);
+  }
+  EXPECT_EQ(fc.ListCalls(), 1);
+  auto st = inf.Stats();
+  EXPECT_EQ(st.bookmarks, 1u);
+  EXPECT_EQ(st.events, 3u);
+  EXPECT_EQ(st.last_resource_version, "17");
+  EXPECT_EQ(inf.Keys(), std::vector<std::string>{"ns/a"});
+  EXPECT_EQ((*inf.Get("ns/a"))["data"]["v"], "y");
+  EXPECT_FALSE((*inf.Get("ns/a"))["metadata"].contains("managedFields"));
+  EXPECT_TRUE(j.Has("add ns/b") && j.Has("update ns/a") && j.Has("delete ns/b")) << j.Dump();
+}
+
+TEST(InformerScripted, GoneErrorEventRelistsAndSynthesizesDeletes) {
+  ScriptedClient fc;
+  fc.PushList({Obj("a", "1"), Obj("b", "2")}, "2");
+  fc.PushList({Obj("a", "5"), Obj("c", "6")}, "6");
+  ScriptedClient::ScriptedWatch gone;
+  gone.end = StatusFromWatchError({{"kind", "Status"}, {"code", 410}, {"reason", "Expired"},
+                                   {"message", "too old resource version: 2 (5)"}});
+  ASSERT_TRUE(IsGone(gone.end.status()));
+  fc.PushWatch(gone);
+  Journal j;
+  auto opts = FakeOptions();
+  opts.backoff_initial = 2s;  // so a backoff would show
+  opts.backoff_max = 2s;
+  Informer inf(&fc, opts);
+  inf.AddEventHandler(j.Handlers());
+  inf.Start();
+  ASSERT_TRUE(Eventually([&] { return fc.WatchCalls().size() >= 2; }, 5s));
+  auto calls = fc.WatchCalls();
+  EXPECT_EQ(calls[0].rv, "2");
+  EXPECT_EQ(calls[1].rv, "6") << "watch from the new list";
+  EXPECT_EQ(fc.ListCalls(), 2);
+  EXPECT_EQ(inf.Keys(), (std::vector<std::string>{"ns/a", "ns/c"}));
+  EXPECT_TRUE(j.Has("delete? ns/b")) << j.Dump();
+  EXPECT_TRUE(j.Has("update ns/a") && j.Has("add ns/c")) << j.Dump();
+  auto st = inf.Stats();
+  EXPECT_EQ(st.gone, 1u);
+  EXPECT_EQ(st.synthesized_deletes, 1u);
+  // No backoff before a relist after 410.
+  EXPECT_LT(calls[1].at - calls[0].at, 1s);
+}
+
+TEST(InformerScripted, WatchErrorsBackOffAndRetryFromTheSameResourceVersion) {
+  ScriptedClient fc;
+  fc.PushList({Obj("a", "1")}, "7");
+  fc.FailWatchesWith(Unavailable("connection refused"));
+  Informer inf(&fc, FakeOptions());
+  inf.Start();
+  ASSERT_TRUE(Eventually([&] { return fc.WatchCalls().size() >= 6; }, 10s));
+  inf.Stop();
+  auto calls = fc.WatchCalls();
+  for (const auto& c : calls) EXPECT_EQ(c.rv, "7");
+  EXPECT_EQ(fc.ListCalls(), 1) << "plain errors do not relist";
+  // 50, 100, 200, 400, 400 ms (+ up to 25% jitter, capped at 400 ms).
+  std::vector<double> gaps;
+  for (size_t i = 1; i < calls.size(); ++i)
+    gaps.push_back(std::chrono::duration<double, std::milli>(calls[i].at - calls[i - 1].at).count());
+  EXPECT_GE(gaps[0], 45);
+  EXPECT_GE(gaps[1], 95);
+  EXPECT_GE(gaps[2], 190);
+  EXPECT_GE(gaps[3], 390);
+  for (double g : gaps) EXPECT_LT(g, 400 + 150) << "capped at backoff_max";
+  EXPECT_GE(inf.Stats().watch_errors, 5u);
+}
+
+TEST(InformerScripted, EmptyWatchesThatEndAtOnceBackOff) {
+  ScriptedClient fc;
+  fc.PushList({}, "3");
+  for (int i = 0; i < 100; ++i) fc.PushWatch({});  // each ends at once, OK, no events
+  Informer inf(&fc, FakeOptions());
+  inf.Start();
+  std::this_thread::sleep_for(600ms);
+  inf.Stop();
+  EXPECT_LT(fc.WatchCalls().size(), 8u) << "no hot loop";
+  EXPECT_GE(fc.WatchCalls().size(), 2u);
+}
+
+TEST(InformerScripted, HandlersSeeTheUpdatedCacheAndListErrorsRetry) {
+  ScriptedClient fc;  // the first ListAll fails (nothing scripted yet)
+  Informer* self = nullptr;
+  std::atomic<int> consistent{0}, seen{0};
+  InformerHandlers h;
+  h.on_add = [&](const ObjectPtr& o) {
+    ++seen;
+    if (self->Get(ObjectKey(*o)) == o) ++consistent;
+  };
+  Informer inf(&fc, FakeOptions());
+  self = &inf;
+  inf.AddEventHandler(h);
+  inf.Start();
+  std::this_thread::sleep_for(100ms);
+  EXPECT_FALSE(inf.HasSynced());
+  EXPECT_GE(inf.Stats().list_errors, 1u);
+  fc.PushList({Obj("a", "1"), Obj("b", "2")}, "2");
+  ASSERT_TRUE(inf.WaitForSync(5s));
+  EXPECT_EQ(seen.load(), 2);
+  EXPECT_EQ(consistent.load(), 2);
+}
+
+// ---------- against the real control plane ----------
 
 TEST_F(InformerTest, SyncsAndDeliversEventsForConfigMaps) {
   std::string ns = Namespace("inf-sync");
