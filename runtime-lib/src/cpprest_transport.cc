@@ -12,7 +12,8 @@
 //  - The config timeout is an idle timer (reset on every chunk). Clients are
 //    kept per authority + timeout, so a stream can use a longer one.
 //  - A pooled keep-alive connection the server closed fails the next request:
-//    idempotent requests (GET, HEAD, PUT, DELETE) are retried once.
+//    idempotent requests (GET, HEAD, PUT, DELETE) are retried once, and so is
+//    any request whose writing failed (the server never got it whole).
 //  - Unobserved task exceptions abort the process: every task is either
 //    .get() on the calling thread inside try/catch or ends in a task-based
 //    continuation that reads its exception.
@@ -54,6 +55,13 @@ bool IsTimeout(const std::string& what, int code) {
 
 bool IsIdempotent(const std::string& method) {
   return method == "GET" || method == "HEAD" || method == "PUT" || method == "DELETE" || method == "OPTIONS";
+}
+
+// The request never reached the server whole: writing it failed (typically
+// on a pooled connection the server had closed), so the server cannot have
+// acted on it and any method may be sent again.
+bool NotSent(const std::string& what) {
+  return what.find("Failed to write request") != std::string::npos;
 }
 
 // Builds a cpprestsdk request from ours (a fresh one per attempt: the body
@@ -189,15 +197,14 @@ class CppRestTransport final : public HttpTransport {
       return InvalidArgument("malformed URL: " + std::string(e.what()));
     }
     std::string authority = Authority(uri);
-    const int attempts = IsIdempotent(request.method) ? 2 : 1;
     Status last;
-    for (int attempt = 0; attempt < attempts; ++attempt) {
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      std::shared_ptr<http_client> client = ClientFor(uri, authority, request.timeout);
       try {
-        http_client& client = ClientFor(uri, authority, request.timeout);
         web::http::http_request req = BuildRequest(request, uri);
         // One blocking get() on this thread: no continuation chains whose
         // exceptions could go unobserved (cpprestsdk aborts on those).
-        web::http::http_response resp = client.request(req).get();
+        web::http::http_response resp = client->request(req).get();
         HttpResponse out;
         out.status = resp.status_code();
         for (const auto& [k, v] : resp.headers()) out.headers.emplace_back(k, v);
@@ -209,8 +216,12 @@ class CppRestTransport final : public HttpTransport {
         if (IsTimeout(what, e.error_code().value()))
           return DeadlineExceeded("HTTP " + request.method + " " + authority + ": " + what);
         last = Unavailable("HTTP " + request.method + " " + authority + ": " + what);
-        // A stale pooled connection: the server closed it while it idled.
-        // Retry once on a fresh one (idempotent requests only).
+        // A stale pooled connection: the server closed it while it idled
+        // (e.g. it restarted). Its siblings in the pool are likely stale
+        // too: start a new pool, and retry once (idempotent requests, or any
+        // request that was not sent whole).
+        DropClient(client);
+        if (!IsIdempotent(request.method) && !NotSent(what)) return last;
       } catch (const std::exception& e) {
         return Unavailable("HTTP " + request.method + " " + authority + ": " + e.what());
       }
@@ -226,22 +237,23 @@ class CppRestTransport final : public HttpTransport {
       return InvalidArgument("malformed URL: " + std::string(e.what()));
     }
     std::string authority = Authority(uri);
-    const int attempts = IsIdempotent(request.method) ? 2 : 1;
     Status last;
-    for (int attempt = 0; attempt < attempts; ++attempt) {
+    for (int attempt = 0; attempt < 2; ++attempt) {
       auto cts = std::make_shared<pplx::cancellation_token_source>();
+      std::shared_ptr<http_client> client = ClientFor(uri, authority, request.timeout);
       try {
-        http_client& client = ClientFor(uri, authority, request.timeout);
         web::http::http_request req = BuildRequest(request, uri);
         // The task completes once the status line and headers arrived; the
         // body keeps streaming into the response's buffer.
-        web::http::http_response resp = client.request(req, cts->get_token()).get();
+        web::http::http_response resp = client->request(req, cts->get_token()).get();
         return std::unique_ptr<HttpStream>(std::make_unique<CppRestStream>(std::move(resp), std::move(cts)));
       } catch (const web::http::http_exception& e) {
         std::string what = e.what();
         if (IsTimeout(what, e.error_code().value()))
           return DeadlineExceeded("HTTP " + request.method + " " + authority + ": " + what);
         last = Unavailable("HTTP " + request.method + " " + authority + ": " + what);
+        DropClient(client);
+        if (!IsIdempotent(request.method) && !NotSent(what)) return last;
       } catch (const std::exception& e) {
         return Unavailable("HTTP " + request.method + " " + authority + ": " + e.what());
       }
@@ -254,7 +266,20 @@ class CppRestTransport final : public HttpTransport {
     return uri.scheme() + "://" + uri.host() + ":" + std::to_string(uri.port());
   }
 
-  http_client& ClientFor(const web::uri& uri, const std::string& authority, std::chrono::milliseconds timeout) {
+  // Forgets `client` (and its connection pool) if it is still the current
+  // one for its key; requests in flight on it finish normally.
+  void DropClient(const std::shared_ptr<http_client>& client) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto it = clients_.begin(); it != clients_.end(); ++it) {
+      if (it->second == client) {
+        clients_.erase(it);
+        return;
+      }
+    }
+  }
+
+  std::shared_ptr<http_client> ClientFor(const web::uri& uri, const std::string& authority,
+                                         std::chrono::milliseconds timeout) {
     std::lock_guard<std::mutex> lock(mu_);
     auto key = authority + "#" + std::to_string(timeout.count());
     auto it = clients_.find(key);
@@ -296,14 +321,14 @@ class CppRestTransport final : public HttpTransport {
           sock->set_option(boost::asio::ip::tcp::no_delay(no_delay), ec);
         }
       });
-      it = clients_.emplace(key, std::make_unique<http_client>(authority, config)).first;
+      it = clients_.emplace(key, std::make_shared<http_client>(authority, config)).first;
     }
-    return *it->second;
+    return it->second;
   }
 
   TransportOptions options_;
   std::mutex mu_;
-  std::map<std::string, std::unique_ptr<http_client>> clients_;
+  std::map<std::string, std::shared_ptr<http_client>> clients_;
 };
 
 }  // namespace
