@@ -10,7 +10,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
+#include <functional>
+#include <mutex>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -20,6 +23,7 @@
 
 #include "flowrun/kube/client.h"
 #include "flowrun/kube/config.h"
+#include "flowrun/kube/errors.h"
 #include "kube/kube_cluster.h"
 
 extern char** environ;
@@ -281,6 +285,235 @@ TEST(LeaderElection, InProcessAcquireRenewRelease) {
   EXPECT_GE((*lease)["spec"]["leaseTransitions"].get<int>(), 1);
   e2->Stop();
   EXPECT_EQ(x2.load(), 1);
+}
+
+// ---------- pure: an in-memory Lease store and a fake clock ----------
+
+class FakeClock final : public Clock {
+ public:
+  std::chrono::system_clock::time_point Now() const override {
+    return std::chrono::system_clock::time_point(std::chrono::nanoseconds(t_.load()));
+  }
+  std::chrono::steady_clock::time_point MonotonicNow() const override {
+    return std::chrono::steady_clock::time_point(std::chrono::nanoseconds(t_.load()));
+  }
+  void SleepFor(std::chrono::nanoseconds d) override { Advance(d); }
+  void Advance(std::chrono::nanoseconds d) { t_.fetch_add(d.count()); }
+
+ private:
+  std::atomic<int64_t> t_{1'700'000'000'000'000'000};
+};
+
+// Get / Create / Update of one Lease with resourceVersion preconditions.
+class LeaseStore final : public KubeClient {
+ public:
+  StatusOr<nlohmann::json> Get(const ResourceRef&, const std::string&, const std::string&) override {
+    std::lock_guard<std::mutex> l(mu_);
+    if (lease_.is_null()) return NotFound("leases not found");
+    return lease_;
+  }
+  StatusOr<nlohmann::json> Create(const ResourceRef&, const std::string&, const nlohmann::json& o) override {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!lease_.is_null()) return AlreadyExists("exists");
+    lease_ = o;
+    lease_["metadata"]["resourceVersion"] = std::to_string(++rv_);
+    return lease_;
+  }
+  StatusOr<nlohmann::json> Update(const ResourceRef&, const std::string&, const nlohmann::json& o) override {
+    if (before_update) {
+      auto f = std::move(before_update);
+      before_update = nullptr;
+      f();  // a concurrent writer, between our Get and our Update
+    }
+    std::lock_guard<std::mutex> l(mu_);
+    if (lease_.is_null()) return NotFound("gone");
+    if (o["metadata"].value("resourceVersion", "") != lease_["metadata"]["resourceVersion"]) {
+      Status s = StatusFromResponse(409, R"({"kind":"Status","code":409,"reason":"Conflict"})", "");
+      return s;
+    }
+    lease_ = o;
+    lease_["metadata"]["resourceVersion"] = std::to_string(++rv_);
+    ++updates_;
+    return lease_;
+  }
+  // Another process writes the spec.
+  void SetSpec(const nlohmann::json& spec) {
+    std::lock_guard<std::mutex> l(mu_);
+    if (lease_.is_null()) lease_ = {{"metadata", {{"name", "l"}, {"namespace", "ns"}}}};
+    lease_["spec"] = spec;
+    lease_["metadata"]["resourceVersion"] = std::to_string(++rv_);
+  }
+  std::function<void()> before_update;
+
+  nlohmann::json Spec() {
+    std::lock_guard<std::mutex> l(mu_);
+    return lease_.is_null() ? nlohmann::json() : lease_["spec"];
+  }
+
+  StatusOr<ObjectList> List(const ResourceRef&, const std::string&, const ListOptions&) override {
+    return Unimplemented("fake");
+  }
+  StatusOr<ObjectList> ListAll(const ResourceRef&, const std::string&, const ListOptions&) override {
+    return Unimplemented("fake");
+  }
+  StatusOr<nlohmann::json> UpdateStatus(const ResourceRef&, const std::string&, const nlohmann::json&) override {
+    return Unimplemented("fake");
+  }
+  StatusOr<nlohmann::json> MergePatch(const ResourceRef&, const std::string&, const std::string&,
+                                      const nlohmann::json&, bool) override {
+    return Unimplemented("fake");
+  }
+  StatusOr<nlohmann::json> Apply(const ResourceRef&, const std::string&, const std::string&, const nlohmann::json&,
+                                 const std::string&, bool, bool) override {
+    return Unimplemented("fake");
+  }
+  Status Delete(const ResourceRef&, const std::string&, const std::string&, const DeleteOptions&) override {
+    return Unimplemented("fake");
+  }
+  StatusOr<std::string> Watch(const ResourceRef&, const std::string&, const WatchOptions&,
+                              const std::function<bool(const WatchEvent&)>&, CancelToken*) override {
+    return Unimplemented("fake");
+  }
+  StatusOr<nlohmann::json> Raw(const std::string&, const std::string&, const nlohmann::json&,
+                               const std::string&) override {
+    return Unimplemented("fake");
+  }
+
+ private:
+  std::mutex mu_;
+  nlohmann::json lease_;
+  int rv_ = 0;
+  int updates_ = 0;
+};
+
+std::unique_ptr<LeaderElector> FakeElector(KubeClient* c, Clock* clock, const std::string& id) {
+  LeaderElectionConfig cfg;
+  cfg.lease_namespace = "ns";
+  cfg.lease_name = "l";
+  cfg.identity = id;
+  cfg.clock = clock;  // defaults 15 s / 10 s / 2 s
+  auto e = LeaderElector::Create(c, cfg);
+  EXPECT_TRUE(e.ok()) << e.status();
+  return std::move(e).value();
+}
+
+TEST(LeaderElectionPure, WaitsAFullLeaseFromItsOwnObservationNotTheRecordsTimestamps) {
+  FakeClock clock;
+  LeaseStore store;
+  // Another holder whose renewTime is ancient by our clock: irrelevant.
+  store.SetSpec({{"holderIdentity", "other"}, {"leaseDurationSeconds", 15},
+                 {"renewTime", "1971-01-01T00:00:00.000000Z"}, {"leaseTransitions", 3}});
+  auto e = FakeElector(&store, &clock, "me");
+  EXPECT_FALSE(*e->TryAcquireOrRenew()) << "first sight starts the local timer";
+  EXPECT_EQ(e->CurrentLeader(), "other");
+  clock.Advance(14s);
+  EXPECT_FALSE(*e->TryAcquireOrRenew());
+  clock.Advance(1100ms);
+  EXPECT_TRUE(*e->TryAcquireOrRenew()) << "expired by our monotonic clock";
+  auto spec = store.Spec();
+  EXPECT_EQ(spec["holderIdentity"], "me");
+  EXPECT_EQ(spec["leaseTransitions"], 4);
+  EXPECT_EQ(spec["leaseDurationSeconds"], 15);
+  std::string acquired = spec["acquireTime"];
+  // Renewing keeps acquireTime and the transition count.
+  clock.Advance(2s);
+  EXPECT_TRUE(*e->TryAcquireOrRenew());
+  EXPECT_EQ(store.Spec()["acquireTime"], acquired);
+  EXPECT_EQ(store.Spec()["leaseTransitions"], 4);
+  EXPECT_NE(store.Spec()["renewTime"], acquired);
+}
+
+TEST(LeaderElectionPure, AHolderThatKeepsRenewingIsNeverDisplaced) {
+  FakeClock clock;
+  LeaseStore store;
+  auto e = FakeElector(&store, &clock, "me");
+  for (int i = 0; i < 20; ++i) {
+    // The record changes every 10 s (a renewal) even though its timestamps never move forward.
+    store.SetSpec({{"holderIdentity", "other"}, {"leaseDurationSeconds", 15},
+                   {"renewTime", "1971-01-01T00:00:0" + std::to_string(i % 10) + ".000000Z"}});
+    EXPECT_FALSE(*e->TryAcquireOrRenew());
+    clock.Advance(10s);
+  }
+}
+
+TEST(LeaderElectionPure, ReleasedLeaseIsTakenAtOnce) {
+  FakeClock clock;
+  LeaseStore store;
+  auto a = FakeElector(&store, &clock, "a");
+  auto b = FakeElector(&store, &clock, "b");
+  EXPECT_TRUE(*a->TryAcquireOrRenew());
+  EXPECT_FALSE(*b->TryAcquireOrRenew());
+  a->Stop();  // not started: Stop() without leading releases nothing
+  EXPECT_EQ(store.Spec()["holderIdentity"], "a");
+  // What Stop() writes when it leads: no holder, 1 s.
+  store.SetSpec({{"leaseDurationSeconds", 1}, {"leaseTransitions", 0}});
+  EXPECT_TRUE(*b->TryAcquireOrRenew()) << "an empty holder is free at once";
+  EXPECT_EQ(store.Spec()["holderIdentity"], "b");
+  EXPECT_EQ(store.Spec()["leaseTransitions"], 1);
+}
+
+TEST(LeaderElectionPure, AConcurrentWriteMakesTheUpdateLoseWithConflict) {
+  FakeClock clock;
+  LeaseStore store;
+  store.SetSpec({{"leaseDurationSeconds", 1}});  // free
+  auto e = FakeElector(&store, &clock, "me");
+  store.before_update = [&] { store.SetSpec({{"holderIdentity", "fast"}, {"leaseDurationSeconds", 15}}); };
+  auto r = e->TryAcquireOrRenew();
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_FALSE(*r) << "409 Conflict: somebody else won this round";
+  EXPECT_EQ(store.Spec()["holderIdentity"], "fast");
+  EXPECT_FALSE(*e->TryAcquireOrRenew());
+  EXPECT_EQ(e->CurrentLeader(), "fast");
+}
+
+TEST(LeaderElectionPure, StepsDownWhenAnotherHolderAppears) {
+  FakeClock clock;
+  LeaseStore store;
+  std::atomic<int> started{0};
+  LeaderElectionConfig cfg;
+  cfg.lease_namespace = "ns";
+  cfg.lease_name = "l";
+  cfg.identity = "me";
+  cfg.clock = &clock;
+  cfg.retry_period = 20ms;
+  cfg.renew_deadline = 10s;
+  cfg.lease_duration = 15s;
+  cfg.on_started_leading = [&] { ++started; };
+  auto e = LeaderElector::Create(&store, cfg);
+  ASSERT_TRUE(e.ok());
+  (*e)->Start();
+  for (int i = 0; i < 200 && !(*e)->IsLeader(); ++i) std::this_thread::sleep_for(10ms);
+  ASSERT_TRUE((*e)->IsLeader());
+  EXPECT_EQ(started.load(), 1);
+  // Someone else takes the lease: the next renewal sees it and steps down.
+  store.SetSpec({{"holderIdentity", "thief"}, {"leaseDurationSeconds", 15}});
+  for (int i = 0; i < 200 && (*e)->IsLeader(); ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_FALSE((*e)->IsLeader());
+  (*e)->Stop();
+  EXPECT_EQ(store.Spec()["holderIdentity"], "thief") << "Stop() must not release a lease it does not hold";
+}
+
+TEST(LeaderElectionPure, IsLeaderIsFalseOnceTheRenewDeadlinePassed) {
+  FakeClock clock;
+  LeaseStore store;
+  // TryAcquireOrRenew alone does not mark leading (the Run loop does), so
+  // use the thread with a long retry period.
+  LeaderElectionConfig cfg;
+  cfg.lease_namespace = "ns";
+  cfg.lease_name = "l2";
+  cfg.identity = "me";
+  cfg.clock = &clock;
+  cfg.retry_period = 1s;
+  cfg.renew_deadline = 10s;
+  cfg.lease_duration = 15s;
+  auto el = LeaderElector::Create(&store, cfg);
+  ASSERT_TRUE(el.ok());
+  (*el)->Start();
+  for (int i = 0; i < 200 && !(*el)->IsLeader(); ++i) std::this_thread::sleep_for(10ms);
+  ASSERT_TRUE((*el)->IsLeader());
+  clock.Advance(10s);  // no renewal happened on our (fake) clock for the renew deadline
+  EXPECT_FALSE((*el)->IsLeader());
+  (*el)->Stop();
 }
 
 TEST(LeaderElection, RejectsBadConfig) {
