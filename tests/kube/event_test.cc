@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <mutex>
+#include <utility>
+#include <vector>
 #include <string>
 #include <thread>
 
@@ -24,6 +27,117 @@ std::unique_ptr<KubeClient> AdminClient() {
   EXPECT_TRUE(c.ok()) << c.status();
   return std::move(c).value();
 }
+
+// ---------- pure: a fake client that records writes ----------
+
+class RecordingClient final : public KubeClient {
+ public:
+  std::vector<std::pair<std::string, nlohmann::json>> creates;  // (namespace, body)
+  std::vector<nlohmann::json> patches;
+  int fail_transient = 0;  // the next N writes fail with kUnavailable
+  std::mutex mu;
+
+  StatusOr<nlohmann::json> Create(const ResourceRef&, const std::string& ns, const nlohmann::json& o) override {
+    std::lock_guard<std::mutex> l(mu);
+    if (fail_transient > 0) {
+      --fail_transient;
+      return Unavailable("connection reset");
+    }
+    creates.emplace_back(ns, o);
+    return o;
+  }
+  StatusOr<nlohmann::json> MergePatch(const ResourceRef&, const std::string&, const std::string&,
+                                      const nlohmann::json& p, bool) override {
+    std::lock_guard<std::mutex> l(mu);
+    patches.push_back(p);
+    return p;
+  }
+  StatusOr<nlohmann::json> Get(const ResourceRef&, const std::string&, const std::string&) override {
+    return Unimplemented("fake");
+  }
+  StatusOr<ObjectList> List(const ResourceRef&, const std::string&, const ListOptions&) override {
+    return Unimplemented("fake");
+  }
+  StatusOr<ObjectList> ListAll(const ResourceRef&, const std::string&, const ListOptions&) override {
+    return Unimplemented("fake");
+  }
+  StatusOr<nlohmann::json> Update(const ResourceRef&, const std::string&, const nlohmann::json&) override {
+    return Unimplemented("fake");
+  }
+  StatusOr<nlohmann::json> UpdateStatus(const ResourceRef&, const std::string&, const nlohmann::json&) override {
+    return Unimplemented("fake");
+  }
+  StatusOr<nlohmann::json> Apply(const ResourceRef&, const std::string&, const std::string&, const nlohmann::json&,
+                                 const std::string&, bool, bool) override {
+    return Unimplemented("fake");
+  }
+  Status Delete(const ResourceRef&, const std::string&, const std::string&, const DeleteOptions&) override {
+    return Unimplemented("fake");
+  }
+  StatusOr<std::string> Watch(const ResourceRef&, const std::string&, const WatchOptions&,
+                              const std::function<bool(const WatchEvent&)>&, CancelToken*) override {
+    return Unimplemented("fake");
+  }
+  StatusOr<nlohmann::json> Raw(const std::string&, const std::string&, const nlohmann::json&,
+                               const std::string&) override {
+    return Unimplemented("fake");
+  }
+};
+
+TEST(EventRecorderPure, TruncatesAtAUtf8BoundaryAndUsesDefaultNamespaceForClusterObjects) {
+  RecordingClient fc;
+  EventRecorder rec(&fc);
+  nlohmann::json node = {{"apiVersion", "v1"}, {"kind", "Node"}, {"metadata", {{"name", "n1"}, {"uid", "u1"}}}};
+  std::string msg = std::string(1023, 'a') + "\xc3\xa9" + "tail";  // 'é' straddles byte 1024
+  rec.Record(node, EventType::kWarning, "NodeLost", msg);
+  ASSERT_TRUE(rec.Flush(5s));
+  ASSERT_EQ(fc.creates.size(), 1u);
+  EXPECT_EQ(fc.creates[0].first, "default");
+  const auto& ev = fc.creates[0].second;
+  EXPECT_EQ(ev["message"].get<std::string>(), std::string(1023, 'a'));
+  EXPECT_EQ(ev["involvedObject"]["kind"], "Node");
+  EXPECT_EQ(ev["involvedObject"]["uid"], "u1");
+  EXPECT_FALSE(ev["involvedObject"].contains("namespace"));
+  EXPECT_EQ(ev["type"], "Warning");
+  EXPECT_EQ(ev["count"], 1);
+  EXPECT_EQ(ev["metadata"]["name"].get<std::string>().rfind("n1.", 0), 0u);
+}
+
+TEST(EventRecorderPure, RetriesTransientErrorsThenCountsTheDrop) {
+  RecordingClient fc;
+  EventRecorder rec(&fc);
+  ObjectReference ref{"v1", "ConfigMap", "ns", "cm", "uid-1", ""};
+  fc.fail_transient = 2;  // two failures, the third attempt succeeds
+  rec.Record(ref, EventType::kNormal, "A", "first");
+  ASSERT_TRUE(rec.Flush(10s));
+  EXPECT_EQ(fc.creates.size(), 1u);
+  EXPECT_EQ(rec.Stats().write_errors, 0u);
+  {
+    std::lock_guard<std::mutex> l(fc.mu);
+    fc.fail_transient = 3;  // all three attempts fail
+  }
+  rec.Record(ref, EventType::kNormal, "B", "second");
+  ASSERT_TRUE(rec.Flush(10s));
+  EXPECT_EQ(fc.creates.size(), 1u);
+  EXPECT_EQ(rec.Stats().write_errors, 1u);
+  EXPECT_NE(rec.Stats().last_error.find("connection reset"), std::string::npos);
+}
+
+TEST(EventRecorderPure, RepeatsBecomeCountPatchesAndShutdownWritesWhatIsQueued) {
+  RecordingClient fc;
+  {
+    EventRecorder rec(&fc);
+    ObjectReference ref{"v1", "ConfigMap", "ns", "cm", "uid-1", ""};
+    for (int i = 0; i < 4; ++i) rec.Record(ref, EventType::kNormal, "Synced", "ok");
+  }  // destructor: Shutdown() writes everything queued
+  ASSERT_EQ(fc.creates.size(), 1u);
+  ASSERT_EQ(fc.patches.size(), 3u);
+  EXPECT_EQ(fc.patches[0]["count"], 2);
+  EXPECT_EQ(fc.patches[2]["count"], 4);
+  EXPECT_TRUE(fc.patches[2].contains("lastTimestamp"));
+}
+
+// ---------- against the real control plane ----------
 
 class EventTest : public ::testing::Test {
  protected:
