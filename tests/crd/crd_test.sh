@@ -1,0 +1,343 @@
+#!/usr/bin/env bash
+# The FlowRun API (crds/) against a real kube-apiserver: starts a cluster from
+# tests/cluster in a temporary dir, installs crds/ with the real kubectl and
+# proves what a user sees: the example applies, printer columns, kubectl
+# explain, rejections with understandable messages, what is mutable, the
+# status subresource, the approvers policy, and a server-side dry run of every
+# manifest in examples/. Tears the cluster down on exit (also on failure or ^C).
+# Last line of output: "N passed, M failed"; exit status non-zero on any failure.
+#
+# FLOWRUN_CRD_TEST_KEEP=1 keeps the (stopped) cluster dir with its logs.
+set -uo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+CLUSTER=$ROOT/tests/cluster
+EXAMPLE=$ROOT/examples/research-agent/flowrun.yaml
+
+pass=0 fail=0
+ok() { pass=$((pass + 1)); echo "ok   - $*"; }
+nok() { fail=$((fail + 1)); echo "FAIL - $*"; }
+summary() { echo "$pass passed, $fail failed"; }
+# check <description> <command...>
+check() { local d=$1; shift; if "$@"; then ok "$d"; else nok "$d"; fi; }
+
+if ! BIN=$("$CLUSTER/build.sh" | tail -n1) || [[ ! -x $BIN/kubectl ]]; then
+  nok "tests/cluster/build.sh"
+  summary; exit 1
+fi
+
+DIR=$(mktemp -d "${TMPDIR:-/tmp}/flowrun-crd.XXXXXX")
+cleanup() {
+  "$CLUSTER/cluster.sh" stop "$DIR/cluster" >/dev/null 2>&1 || true
+  if [[ ${FLOWRUN_CRD_TEST_KEEP:-0} == 1 ]]; then echo "kept $DIR" >&2; else rm -rf "$DIR"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if ! "$CLUSTER/cluster.sh" start "$DIR/cluster" >"$DIR/start.log" 2>&1; then
+  cat "$DIR/start.log" >&2
+  nok "cluster.sh start"
+  summary; exit 1
+fi
+ok "cluster.sh start"
+eval "$("$CLUSTER/cluster.sh" env "$DIR/cluster")"
+K="$BIN/kubectl"
+OUT=$DIR/out # the output of the last expect_* command
+
+# wait_until <seconds> <command...>
+wait_until() {
+  local secs=$1 i; shift
+  for ((i = 0; i < secs * 5; i++)); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
+  return 1
+}
+# expect_ok <command...>: succeeds; output in $OUT
+expect_ok() {
+  if "$@" >"$OUT" 2>&1; then return 0; fi
+  sed 's/^/    | /' "$OUT" >&2
+  return 1
+}
+# expect_reject <text...> -- <command...>: the command fails and its output
+# contains every text (fixed strings). The message is shown, as a person would see it.
+expect_reject() {
+  local -a texts=()
+  while [[ $1 != -- ]]; do texts+=("$1"); shift; done
+  shift
+  if "$@" >"$OUT" 2>&1; then
+    echo "    | accepted, but should have been rejected:" >&2
+    sed 's/^/    | /' "$OUT" >&2
+    return 1
+  fi
+  sed 's/^/    > /' "$OUT"
+  local t
+  for t in "${texts[@]}"; do
+    if ! grep -qF -- "$t" "$OUT"; then
+      echo "    | message lacks: $t" >&2
+      return 1
+    fi
+  done
+}
+# contains <file> <text...>: the file contains every text
+contains() {
+  local f=$1 t; shift
+  for t in "$@"; do
+    if ! grep -qF -- "$t" "$f"; then
+      echo "    | lacks: $t" >&2
+      sed 's/^/    | /' "$f" >&2
+      return 1
+    fi
+  done
+}
+# jp <name> <jsonpath>: a field of a FlowRun
+jp() { "$K" get flowrun "$1" -o jsonpath="$2"; }
+# eq <expected> <command...>: the command's output is exactly <expected>
+eq() {
+  local want=$1 got; shift
+  got=$("$@" 2>&1)
+  [[ $got == "$want" ]] && return 0
+  echo "    | want '$want', got '$got'" >&2
+  return 1
+}
+
+# A minimal FlowRun with extra spec lines: fr <name> [yaml lines for spec...]
+fr() {
+  local name=$1; shift
+  printf 'apiVersion: flowrun.dev/v1alpha1\nkind: FlowRun\nmetadata: {name: %s}\nspec:\n' "$name"
+  local l
+  for l in "$@"; do printf '  %s\n' "$l"; done
+}
+# apply_doc <name> <yaml on stdin>: kubectl apply of a document written to a file
+apply_doc() {
+  cat >"$DIR/$1.yaml"
+  "$K" apply -f "$DIR/$1.yaml"
+}
+
+# ---- install ----
+check "CRD manifest is well under 64 KiB ($(wc -c <"$ROOT/crds/flowrun.dev_flowruns.yaml") bytes)" \
+  test "$(wc -c <"$ROOT/crds/flowrun.dev_flowruns.yaml")" -lt 49152
+check "kubectl apply -f crds/" expect_ok "$K" apply -f "$ROOT/crds/"
+check "CRD becomes Established" expect_ok "$K" wait --for=condition=Established crd/flowruns.flowrun.dev --timeout=30s
+check "CRD: names, shortName fr, category flowrun, v1alpha1 served+storage, status subresource" eq \
+  "FlowRun flowruns fr flowrun Namespaced v1alpha1 true true {}" \
+  "$K" get crd flowruns.flowrun.dev -o jsonpath='{.spec.names.kind} {.spec.names.plural} {.spec.names.shortNames[0]} {.spec.names.categories[0]} {.spec.scope} {.spec.versions[0].name} {.spec.versions[0].served} {.spec.versions[0].storage} {.spec.versions[0].subresources.status}'
+# The admission policies start acting once the apiserver has loaded them: wait
+# until a server-side dry run of a parameters change is refused.
+"$K" apply -f - >/dev/null 2>&1 <<<"$(fr probe 'template: {image: probe}' 'parameters: {a: 1}')"
+check "admission policies are active" wait_until 30 bash -c \
+  "'$K' patch flowrun probe --dry-run=server --type=merge -p '{\"spec\":{\"parameters\":{\"a\":2}}}' 2>&1 | grep -q 'parameters is immutable'"
+"$K" delete flowrun probe --wait=false >/dev/null 2>&1
+
+# ---- the example ----
+check "examples/research-agent/flowrun.yaml applies" expect_ok "$K" apply -f "$EXAMPLE"
+check "the example is stored with its defaults (retry, onWaitTimeout, database key)" eq \
+  "research research-agent 1 3 10 300 fail url flowrun-db" \
+  bash -c "'$K' get flowrun research-1 -o jsonpath='{.spec.flow} {.spec.template.command[0]} {.spec.budgetUSD} {.spec.retry.maxAttempts} {.spec.retry.backoffSeconds} {.spec.retry.maxBackoffSeconds} {.spec.onWaitTimeout} {.spec.database.secretRef.key} {.spec.database.secretRef.name}' | sed 's|/usr/local/bin/||'"
+
+# ---- printer columns ----
+header_ok() {
+  "$K" "$@" >"$OUT" 2>&1 || { cat "$OUT" >&2; return 1; }
+  head -n1 "$OUT" | grep -qE '^NAME +PHASE +ATTEMPT +COST +WAITING-FOR +AGE *$' || { cat "$OUT" >&2; return 1; }
+}
+check "kubectl get flowruns: NAME PHASE ATTEMPT COST WAITING-FOR AGE" header_ok get flowruns
+check "kubectl get fr: the same columns" header_ok get fr
+check "kubectl get flowrun (category): the same columns" header_ok get flowrun
+check "status written through /status (a controller's patch) is stored" expect_ok "$K" patch flowrun research-1 \
+  --subresource=status --type=merge -p '{"status":{"phase":"Waiting","attempt":1,"currentJob":"research-1-1",
+  "cost":{"usd":0.0123,"inputTokens":120,"outputTokens":80,"llmCalls":1},"checkpoints":{"live":1,"cached":0,"completed":1},
+  "wait":{"name":"proceed","question":"Research is complete. Proceed to analysis?","schema":{"type":"boolean"},
+          "askedAt":"2026-01-02T03:04:05Z","onTimeout":"fail"},
+  "attempts":[{"attempt":1,"job":"research-1-1","startTime":"2026-01-02T03:00:00Z","endTime":"2026-01-02T03:04:06Z","outcome":"waiting","reason":"Completed"}],
+  "conditions":[{"type":"Waiting","status":"True","reason":"QuestionAsked","message":"waiting for proceed","lastTransitionTime":"2026-01-02T03:04:05Z","observedGeneration":1}],
+  "observedGeneration":1}}'
+row_ok() {
+  "$K" get fr research-1 --no-headers >"$OUT" 2>&1 || return 1
+  grep -qE '^research-1 +Waiting +1 +0\.0123 +proceed +[0-9]+[smhd]' "$OUT" || { cat "$OUT" >&2; return 1; }
+}
+check "kubectl get fr shows phase, attempt, cost and what it waits for" row_ok
+wide_ok() {
+  "$K" get fr research-1 -o wide >"$OUT" 2>&1 || return 1
+  contains "$OUT" FLOW BUDGET JOB research research-1-1
+}
+check "kubectl get fr -o wide adds flow, budget and job" wide_ok
+
+# ---- kubectl explain ----
+check "kubectl explain flowrun.spec.template describes the agent's container" bash -c \
+  "'$K' explain flowrun.spec.template >'$OUT' 2>&1 && grep -q 'agent.s container' '$OUT' && grep -q 'image.*-required-' '$OUT' && grep -q 'Immutable' '$OUT'"
+check "kubectl explain flowrun.status.answers shows how to answer" bash -c \
+  "'$K' explain flowrun.status.answers >'$OUT' 2>&1 && grep -q 'kubectl patch flowrun' '$OUT' && grep -q 'subresource=status' '$OUT'"
+check "kubectl explain flowrun.spec.budgetUSD says it is mutable" bash -c \
+  "'$K' explain flowrun.spec.budgetUSD >'$OUT' 2>&1 && grep -q 'Mutable' '$OUT'"
+check "kubectl explain flowrun.status.phase explains the phases" bash -c \
+  "'$K' explain flowrun.status.phase >'$OUT' 2>&1 && grep -q 'BudgetExceeded' '$OUT' && grep -q 'final' '$OUT'"
+# Every field in the schema has a description.
+undocumented() {
+  "$K" get crd flowruns.flowrun.dev -o json | python3 -c '
+import json, sys
+schema = json.load(sys.stdin)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+missing = []
+def walk(node, path):
+    for name, sub in node.get("properties", {}).items():
+        p = path + "." + name
+        if name != "metadata" and not sub.get("description"):
+            missing.append(p)
+        walk(sub, p)
+    if isinstance(node.get("items"), dict):
+        walk(node["items"], path + "[]")
+walk(schema, "")
+if missing: print("\n".join(missing))
+sys.exit(1 if missing else 0)'
+}
+check "every field of the schema has a description" undocumented
+
+# ---- rejected at kubectl apply, with a message a person understands ----
+check "missing image is rejected" expect_reject 'spec.template.image: Required value' -- \
+  apply_doc no-image <<<"$(fr no-image 'template: {command: [/bin/agent]}')"
+check "missing template is rejected" expect_reject 'spec.template: Required value' -- \
+  apply_doc no-template <<<"$(fr no-template 'flow: x')"
+check "negative budget is rejected" expect_reject 'spec.budgetUSD' 'greater than or equal to 0' -- \
+  apply_doc neg-budget <<<"$(fr neg-budget 'template: {image: a}' 'budgetUSD: -0.5')"
+check "a 513-character image is rejected" expect_reject 'spec.template.image: Too long' '512' -- \
+  apply_doc long-image <<<"$(fr long-image "template: {image: $(printf 'i%.0s' {1..513})}")"
+env65=$(for i in $(seq 1 65); do printf '{name: V%d, value: x}, ' "$i"; done)
+check "65 env entries are rejected" expect_reject 'spec.template.env: Too many' 'at most 64' -- \
+  apply_doc many-env <<<"$(fr many-env "template: {image: a, env: [${env65%, }]}")"
+check "an 8193-character env value is rejected" expect_reject 'spec.template.env[0].value: Too long' -- \
+  apply_doc long-env <<<"$(fr long-env "template: {image: a, env: [{name: A, value: $(printf 'v%.0s' {1..8193})}]}")"
+check "a duplicate env name is rejected" expect_reject 'Duplicate value' -- \
+  apply_doc dup-env <<<"$(fr dup-env 'template: {image: a, env: [{name: A, value: "1"}, {name: A, value: "2"}]}')"
+check "FLOWRUN_DATABASE_URL in env is rejected (use spec.database)" expect_reject 'spec.database' 'the controller sets' -- \
+  apply_doc db-env <<<"$(fr db-env 'template: {image: a, env: [{name: FLOWRUN_DATABASE_URL, value: "postgresql://u:pw@db/x"}]}')"
+check "an env entry with value and valueFrom is rejected" expect_reject 'either value or valueFrom' -- \
+  apply_doc both-env <<<"$(fr both-env 'template: {image: a, env: [{name: A, value: x, valueFrom: {secretKeyRef: {name: s, key: k}}}]}')"
+check "an invalid resource quantity is rejected" expect_reject 'spec.template.resources.limits.memory' -- \
+  apply_doc bad-qty <<<"$(fr bad-qty 'template: {image: a, resources: {limits: {memory: lots}}}')"
+check "unknown onWaitTimeout is rejected" expect_reject 'spec.onWaitTimeout: Unsupported value: "continue"' 'supported values: "fail", "default"' -- \
+  apply_doc bad-policy <<<"$(fr bad-policy 'template: {image: a}' 'onWaitTimeout: continue')"
+check "retry.maxBackoffSeconds < backoffSeconds is rejected" expect_reject 'retry.maxBackoffSeconds must be at least retry.backoffSeconds' -- \
+  apply_doc bad-backoff <<<"$(fr bad-backoff 'template: {image: a}' 'retry: {backoffSeconds: 600}')"
+check "retry.maxAttempts 0 is rejected" expect_reject 'spec.retry.maxAttempts' 'greater than or equal to 1' -- \
+  apply_doc zero-attempts <<<"$(fr zero-attempts 'template: {image: a}' 'retry: {maxAttempts: 0}')"
+check "retry.maxAttempts 101 is rejected" expect_reject 'spec.retry.maxAttempts' 'less than or equal to 100' -- \
+  apply_doc many-attempts <<<"$(fr many-attempts 'template: {image: a}' 'retry: {maxAttempts: 101}')"
+check "a flow name that is not a DNS label is rejected" expect_reject 'spec.flow' -- \
+  apply_doc bad-flow <<<"$(fr bad-flow 'template: {image: a}' 'flow: My_Flow')"
+check "attemptDeadlineSeconds 0 is rejected" expect_reject 'spec.attemptDeadlineSeconds' -- \
+  apply_doc zero-deadline <<<"$(fr zero-deadline 'template: {image: a}' 'attemptDeadlineSeconds: 0')"
+params65=$(for i in $(seq 1 65); do printf 'k%d: %d, ' "$i" "$i"; done)
+check "65 top-level parameters are rejected" expect_reject 'spec.parameters: Too many' -- \
+  apply_doc many-params <<<"$(fr many-params 'template: {image: a}' "parameters: {${params65%, }}")"
+check "a misspelt field is rejected (kubectl's strict field validation)" expect_reject 'unknown field "spec.template.imagee"' -- \
+  apply_doc typo <<<"$(fr typo 'template: {image: a, imagee: b}')"
+
+# ---- what is mutable (all through kubectl apply of an edited example) ----
+edited() { # edited <sed expression...>: the example, edited, in a file whose path is printed
+  local f=$DIR/edited.yaml e args=()
+  for e in "$@"; do args+=(-e "$e"); done
+  sed "${args[@]}" "$EXAMPLE" >"$f" && echo "$f"
+}
+check "changing template.image is rejected" expect_reject 'spec.template: Forbidden: spec.template is immutable: create a new FlowRun to change the agent' -- \
+  "$K" apply -f "$(edited 's|flowrun/research-agent:0.1.0|flowrun/research-agent:0.2.0|')"
+check "changing template.env is rejected" expect_reject 'spec.template is immutable' -- \
+  "$K" apply -f "$(edited 's|value: gpt-4o-mini|value: gpt-4o|')"
+check "changing parameters is rejected" expect_reject 'spec.parameters is immutable' -- \
+  "$K" apply -f "$(edited 's|topic: durable execution for AI agents|topic: something else|')"
+check "adding a parameter is rejected" expect_reject 'spec.parameters is immutable' -- \
+  "$K" apply -f "$(edited 's|^  parameters:$|  parameters:\n    depth: 3|')"
+check "changing flow is rejected" expect_reject 'spec.flow: Forbidden: spec.flow is immutable' -- \
+  "$K" apply -f "$(edited 's|^  flow: research|  flow: other|')"
+check "changing retry is rejected" expect_reject 'spec.retry is immutable' -- \
+  "$K" apply -f "$(edited 's|maxAttempts: 3|maxAttempts: 5|')"
+check "changing database is rejected" expect_reject 'spec.database is immutable' -- \
+  "$K" apply -f "$(edited 's|name: flowrun-db|name: other-db|')"
+check "adding approvers is rejected" expect_reject 'spec.approvers is immutable' -- \
+  "$K" apply -f "$(edited 's|^  flow: research|  flow: research\n  approvers: {users: [mallory]}|')"
+check "changing waitTimeoutSeconds is rejected" expect_reject 'spec.waitTimeoutSeconds and spec.onWaitTimeout are immutable' -- \
+  "$K" apply -f "$(edited 's|waitTimeoutSeconds: 86400|waitTimeoutSeconds: 60|')"
+check "raising budgetUSD is accepted" expect_ok "$K" apply -f "$(edited 's|budgetUSD: 1.0|budgetUSD: 2.5|')"
+check "... and stored" eq 2.5 jp research-1 '{.spec.budgetUSD}'
+check "changing ttlSecondsAfterFinished is accepted" expect_ok "$K" apply -f "$(edited 's|budgetUSD: 1.0|budgetUSD: 2.5|' 's|ttlSecondsAfterFinished: 604800|ttlSecondsAfterFinished: 60|')"
+check "removing the budget is accepted" expect_ok "$K" apply -f "$(edited '/budgetUSD:/d' 's|ttlSecondsAfterFinished: 604800|ttlSecondsAfterFinished: 60|')"
+check "... and it is gone" eq "" jp research-1 '{.spec.budgetUSD}'
+check "budget and ttl changes bump metadata.generation (2 -> 4)" eq 4 jp research-1 '{.metadata.generation}'
+cancelled=$(edited 's|budgetUSD: 1.0|budgetUSD: 2.5\n  cancel: true|')
+check "cancel: true is accepted (also while Waiting)" expect_ok "$K" apply -f "$cancelled"
+check "... and stored" eq true jp research-1 '{.spec.cancel}'
+check "cancel true -> false is rejected" expect_reject 'spec.cancel: Forbidden: spec.cancel cannot be switched back to false' -- \
+  "$K" apply -f "$(edited 's|budgetUSD: 1.0|budgetUSD: 2.5\n  cancel: false|')"
+check "removing cancel: true is rejected too" expect_reject 'spec.cancel cannot be switched back to false' -- \
+  "$K" apply -f "$(edited 's|budgetUSD: 1.0|budgetUSD: 2.5|')"
+check "cancel: false -> false (no change) is accepted" bash -c \
+  "'$K' apply -f - >/dev/null <<<\"\$1\" && '$K' patch flowrun c2 --type=merge -p '{\"spec\":{\"cancel\":false,\"budgetUSD\":1}}' >/dev/null" _ \
+  "$(fr c2 'template: {image: a}' 'cancel: false')"
+
+# ---- the status subresource ----
+check "an answer merge-patched through --subresource=status is stored" expect_ok "$K" patch flowrun research-1 \
+  --subresource=status --type=merge -p '{"status":{"answers":{"proceed":true}}}'
+check "... status.answers.proceed is true" eq true jp research-1 '{.status.answers.proceed}'
+check "any JSON answer is kept as JSON (object, string, number)" bash -c \
+  "'$K' patch flowrun research-1 --subresource=status --type=merge -p '{\"status\":{\"answers\":{\"plan\":{\"choice\":\"b\",\"steps\":[1,2]},\"note\":\"ok\",\"n\":3}}}' >/dev/null &&
+   [[ \$('$K' get flowrun research-1 -o jsonpath='{.status.answers}') == '{\"n\":3,\"note\":\"ok\",\"plan\":{\"choice\":\"b\",\"steps\":[1,2]},\"proceed\":true}' ]]"
+check "the answer patch left the rest of the status alone" eq "Waiting proceed" jp research-1 '{.status.phase} {.status.wait.name}'
+before=$(jp research-1 '{.spec.budgetUSD} {.spec.template.image} {.metadata.generation}')
+check "a spec change through /status is accepted as a request ..." expect_ok "$K" patch flowrun research-1 \
+  --subresource=status --type=merge -p '{"spec":{"budgetUSD":99,"template":{"image":"evil"}},"status":{"message":"via status"}}'
+check "... but ignored: spec and generation unchanged, status written" eq "$before via status" \
+  jp research-1 '{.spec.budgetUSD} {.spec.template.image} {.metadata.generation} {.status.message}'
+check "a status change through the main resource is ignored" bash -c \
+  "'$K' patch flowrun research-1 --type=merge -p '{\"status\":{\"phase\":\"Succeeded\"}}' >/dev/null 2>&1; [[ \$('$K' get flowrun research-1 -o jsonpath='{.status.phase}') == Waiting ]]"
+check "status in a create request is dropped (no answers smuggled in at creation)" bash -c \
+  "'$K' create -f - >/dev/null <<<\"\$1\" && [[ -z \$('$K' get flowrun smuggle -o jsonpath='{.status}') ]]" _ \
+  "$(fr smuggle 'template: {image: a}'; printf 'status:\n  answers: {proceed: true}\n')"
+check "an unknown phase is rejected" expect_reject 'status.phase: Unsupported value: "Sleeping"' -- \
+  "$K" patch flowrun research-1 --subresource=status --type=merge -p '{"status":{"phase":"Sleeping"}}'
+check "a 4097-character result is rejected" expect_reject 'status.result: Too long' -- \
+  "$K" patch flowrun research-1 --subresource=status --type=merge -p "{\"status\":{\"result\":\"$(printf 'r%.0s' {1..4097})\"}}"
+check "a 254-character wait name in answers is rejected" expect_reject 'a key is the name of a wait, 1..253 characters' -- \
+  "$K" patch flowrun research-1 --subresource=status --type=merge -p "{\"status\":{\"answers\":{\"$(printf 'w%.0s' {1..254})\":true}}}"
+check "two conditions of one type are rejected" expect_reject 'Duplicate value' -- \
+  "$K" patch flowrun research-1 --subresource=status --type=json -p '[{"op":"add","path":"/status/conditions/-","value":{"type":"Waiting","status":"False","reason":"X","message":"","lastTransitionTime":"2026-01-02T03:04:05Z"}}]'
+
+# ---- approvers (crds/flowrun-policies.yaml) ----
+C=$DIR/cluster
+for u in "alice" "bob research-leads" "carol"; do
+  # shellcheck disable=SC2086 # user and groups as separate words
+  "$CLUSTER/mint-user.sh" "$C" $u >/dev/null || nok "mint-user.sh $u"
+done
+"$K" create clusterrole flowrun-answerer --verb=get,patch,update --resource=flowruns,flowruns/status >/dev/null
+"$K" create clusterrolebinding flowrun-answerer --clusterrole=flowrun-answerer --user=alice --user=bob --user=carol >/dev/null
+"$K" apply -f - >/dev/null <<<"$(fr gated 'template: {image: a}' 'approvers: {users: [alice], groups: [research-leads]}')
+---
+$(fr nobody 'template: {image: a}' 'approvers: {users: []}')
+---
+$(fr open 'template: {image: a}')"
+answer_as() { # answer_as <user> <flowrun> <json answers>
+  "$K" --kubeconfig "$C/users/$1.kubeconfig" patch flowrun "$2" --subresource=status --type=merge -p "{\"status\":{\"answers\":$3}}"
+}
+check "approvers: a user not listed (carol) is refused" expect_reject 'carol may not answer the waits of FlowRun gated' 'spec.approvers' -- \
+  answer_as carol gated '{"proceed":true}'
+check "approvers: a listed user (alice) may answer" expect_ok answer_as alice gated '{"proceed":true}'
+check "approvers: a member of a listed group (bob in research-leads) may change an answer" expect_ok answer_as bob gated '{"proceed":false}'
+check "approvers: a user not listed cannot remove an answer" expect_reject 'carol may not answer' -- \
+  answer_as carol gated '{"proceed":null}'
+check "approvers: the answer is bob's" eq false jp gated '{.status.answers.proceed}'
+check "approvers: other status writes (the controller's) are not affected" expect_ok answer_as carol gated '{"proceed":false},"phase":"Running"'
+check "an answer cannot be sent together with other status changes" expect_reject 'may change only status.answers' -- \
+  answer_as alice gated '{"proceed":true},"phase":"Succeeded"'
+check "... and nothing of it was stored" eq "false Running" jp gated '{.status.answers.proceed} {.status.phase}'
+check "approvers present but empty: nobody may answer, not even a cluster admin" expect_reject 'nobody may answer the waits of FlowRun nobody' -- \
+  "$K" patch flowrun nobody --subresource=status --type=merge -p '{"status":{"answers":{"proceed":true}}}'
+check "no approvers: anyone RBAC lets patch flowruns/status may answer" expect_ok answer_as carol open '{"proceed":true}'
+
+# ---- every manifest in examples/ passes a server-side dry run ----
+# In a namespace of its own: research-1 in default has been cancelled above.
+"$K" create namespace dry-run >/dev/null
+dry_runs=0
+while IFS= read -r -d '' f; do
+  grep -qE '^kind:' "$f" || continue # not a Kubernetes manifest (e.g. prices.yaml)
+  dry_runs=$((dry_runs + 1))
+  check "kubectl apply --dry-run=server -f ${f#"$ROOT"/}" expect_ok "$K" apply -n dry-run --dry-run=server -f "$f"
+done < <(find "$ROOT/examples" -name '*.yaml' -print0 | sort -z)
+check "examples/ holds at least one FlowRun manifest" test "$dry_runs" -ge 1
+
+summary
+[[ $fail -eq 0 ]]
