@@ -288,6 +288,25 @@ check "a status change through the main resource is ignored" bash -c \
 check "status in a create request is dropped (no answers smuggled in at creation)" bash -c \
   "'$K' create -f - >/dev/null <<<\"\$1\" && [[ -z \$('$K' get flowrun smuggle -o jsonpath='{.status}') ]]" _ \
   "$(fr smuggle 'template: {image: a}'; printf 'status:\n  answers: {proceed: true}\n')"
+max_status() { # a status with every bounded field at its limit
+  python3 -c '
+import json
+t = "2026-01-02T03:04:05Z"
+att = [{"attempt": 100, "job": "j" * 63, "startTime": t, "endTime": t, "outcome": "o" * 32, "reason": "R" * 128,
+        "message": "m" * 256} for _ in range(50)]
+conds = [{"type": "T" * 127 + str(i), "status": "Unknown", "reason": "R" * 128, "message": "m" * 512,
+          "lastTransitionTime": t, "observedGeneration": 2**62} for i in range(8)]
+st = {"phase": "BudgetExceeded", "attempt": 100, "currentJob": "j" * 63, "attempts": att,
+      "wait": {"name": "w" * 253, "question": "q" * 4096, "askedAt": t, "deadline": t, "onTimeout": "default"},
+      "checkpoints": {"live": 2**62, "cached": 2**62, "completed": 2**62},
+      "cost": {k: 2**62 for k in ["usd", "inputTokens", "outputTokens", "cachedTokens", "llmCalls", "savedUSD", "savedTokens"]},
+      "result": "r" * 4096, "message": "m" * 1024, "conditions": conds, "observedGeneration": 2**62}
+print(json.dumps({"status": st}, separators=(",", ":")))'
+}
+"$K" apply -f - >/dev/null <<<"$(fr big 'template: {image: a}')"
+max_status >"$DIR/max-status.json"
+check "a status with every bounded field at its limit is accepted ($(wc -c <"$DIR/max-status.json") bytes, < 48 KiB)" bash -c \
+  "[[ \$(wc -c <'$DIR/max-status.json') -lt 49152 ]] && '$K' patch flowrun big --subresource=status --type=merge --patch-file='$DIR/max-status.json' >/dev/null"
 check "an unknown phase is rejected" expect_reject 'status.phase: Unsupported value: "Sleeping"' -- \
   "$K" patch flowrun research-1 --subresource=status --type=merge -p '{"status":{"phase":"Sleeping"}}'
 check "a 4097-character result is rejected" expect_reject 'status.result: Too long' -- \
