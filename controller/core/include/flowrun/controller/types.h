@@ -1,0 +1,221 @@
+// Typed, read-only views of the Kubernetes objects the reconcile core reads:
+// a FlowRun (flowrun.dev/v1alpha1), its Jobs (batch/v1) and their Pods (v1),
+// parsed from the JSON the API server returns.
+//
+// Parsing never throws. Malformed metadata (no name or uid) is an error: the
+// object cannot be reconciled at all. A malformed spec is collected into
+// FlowRunView::spec_errors with the field path ("spec.retry.maxAttempts:
+// must be an integer >= 1, got \"x\"") and defaults fill the field, so
+// observing, cancelling and deleting a run still work; only starting a new
+// attempt is refused. The status is controller-owned: malformed entries are
+// dropped and rewritten. Jobs and Pods are parsed leniently (missing fields
+// are empty).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "flowrun/controller/config.h"
+#include "flowrun/status.h"
+
+namespace flowrun::controller {
+
+using TimePoint = std::chrono::system_clock::time_point;
+
+inline constexpr char kApiVersion[] = "flowrun.dev/v1alpha1";
+inline constexpr char kKind[] = "FlowRun";
+inline constexpr char kFinalizer[] = "flowrun.dev/cleanup";
+inline constexpr char kLabelRun[] = "flowrun.dev/run";
+inline constexpr char kLabelRunUid[] = "flowrun.dev/run-uid";
+inline constexpr char kLabelAttempt[] = "flowrun.dev/attempt";
+inline constexpr char kLabelFlow[] = "flowrun.dev/flow";
+inline constexpr char kContainerName[] = "agent";
+inline constexpr char kTerminationMessagePath[] = "/dev/termination-log";
+
+// Phases of status.phase.
+inline constexpr char kPending[] = "Pending";
+inline constexpr char kRunning[] = "Running";
+inline constexpr char kWaiting[] = "Waiting";
+inline constexpr char kResuming[] = "Resuming";
+inline constexpr char kSucceeded[] = "Succeeded";
+inline constexpr char kFailed[] = "Failed";
+inline constexpr char kBudgetExceeded[] = "BudgetExceeded";
+inline constexpr char kCancelled[] = "Cancelled";
+bool IsTerminalPhase(const std::string& phase);  // Succeeded, Failed, Cancelled
+
+struct ObjectMeta {
+  std::string name, namespace_, uid;
+  int64_t generation = 0;
+  std::optional<TimePoint> creation_timestamp;
+  std::optional<TimePoint> deletion_timestamp;
+  std::vector<std::string> finalizers;
+  std::map<std::string, std::string> labels;
+  nlohmann::json managed_fields = nlohmann::json::array();
+  bool HasFinalizer(const std::string& f) const;
+};
+
+struct RetryPolicy {
+  int max_attempts = 3;
+  int64_t backoff_seconds = 10;
+  int64_t max_backoff_seconds = 300;
+};
+
+// spec.template: the agent container and its pod. JSON-valued fields are
+// passed to the Job as given (after a shape check).
+struct PodTemplate {
+  std::string image;
+  std::string image_pull_policy;  // "" = the controller's default
+  std::vector<std::string> command, args;
+  nlohmann::json env = nlohmann::json::array();       // [EnvVar]
+  nlohmann::json env_from = nlohmann::json::array();  // [EnvFromSource]
+  nlohmann::json resources = nlohmann::json::object();
+  std::string service_account_name;
+  nlohmann::json node_selector = nlohmann::json::object();  // {string: string}
+  nlohmann::json tolerations = nlohmann::json::array();
+  nlohmann::json image_pull_secrets = nlohmann::json::array();  // [{name}]
+};
+
+struct FlowRunSpec {
+  PodTemplate pod;
+  nlohmann::json parameters = nlohmann::json::object();
+  std::string flow;  // "" = "default"
+  std::optional<double> budget_usd;
+  RetryPolicy retry;
+  std::optional<int64_t> attempt_deadline_seconds;
+  std::optional<int64_t> wait_timeout_seconds;
+  std::string on_wait_timeout;  // "" | "fail" | "default"
+  std::optional<int64_t> ttl_seconds_after_finished;
+  std::vector<std::string> approver_users, approver_groups;  // enforced by admission policy, not here
+  std::optional<SecretKeyRef> database_secret;
+  bool cancel = false;
+};
+
+// One entry of status.attempts.
+struct AttemptStatus {
+  int attempt = 0;
+  std::string job;
+  std::string start_time;  // RFC 3339, when the controller created the Job
+  std::string end_time;    // "" while it runs
+  // The agent's outcome: running (not concluded) | succeeded | waiting | budget_exceeded | failed |
+  // config_error | divergence | database_unavailable | fenced | cancelled; or, when the agent reported
+  // none, what the controller saw: deadline_exceeded | oom_killed | evicted | node_lost | preempted |
+  // node_shutdown | killed | terminated | error | image_pull_failed | container_create_failed |
+  // pod_deleted | job_deleted | no_outcome | unknown.
+  std::string outcome;
+  std::string reason;   // CamelCase: OOMKilled, DeadlineExceeded, ImagePullBackOff, WaitingForAnswer, ...
+  std::string message;  // for outcome "waiting": the key of the wait it asked (see WaitStatus::name)
+  bool concluded() const { return !end_time.empty(); }
+  nlohmann::json ToJson() const;
+};
+
+// status.wait: the open question. `name` is the key a person answers under
+// in status.answers: the wait's name for its first occurrence, "<name>#<n>"
+// for the n-th (a wait asked again in a loop needs a fresh key).
+struct WaitStatus {
+  std::string name;
+  std::string question;
+  std::optional<nlohmann::json> schema;  // absent: too big for the status or not reported
+  std::string asked_at;
+  std::string deadline;                  // "" = none
+  std::string on_timeout;                // fail | default
+  nlohmann::json ToJson() const;
+};
+
+struct Condition {
+  std::string type, status, reason, message, last_transition_time;
+  int64_t observed_generation = 0;
+  nlohmann::json ToJson() const;
+};
+
+// The controller-owned part of status (everything but status.answers).
+struct FlowRunStatus {
+  std::string phase;
+  int attempt = 0;
+  std::string current_job;
+  std::vector<AttemptStatus> attempts;
+  std::optional<WaitStatus> wait;
+  nlohmann::json checkpoints;  // {live, cached, completed} or null
+  nlohmann::json cost;         // {usd, inputTokens, ...} or null
+  std::string result;
+  std::string message;
+  std::vector<Condition> conditions;
+  int64_t observed_generation = 0;
+
+  const Condition* FindCondition(const std::string& type) const;
+  const AttemptStatus* FindAttempt(int attempt) const;
+  // The controller-owned fields as JSON (empty ones omitted).
+  nlohmann::json ToJson() const;
+};
+
+struct FlowRunView {
+  ObjectMeta meta;
+  FlowRunSpec spec;
+  std::vector<std::string> spec_errors;  // empty: the spec is valid
+  FlowRunStatus status;
+  nlohmann::json answers = nlohmann::json::object();  // status.answers, as people wrote it
+  nlohmann::json raw;
+};
+
+// Error only when the object is not a FlowRun with a name and uid.
+StatusOr<FlowRunView> ParseFlowRun(const nlohmann::json& object);
+
+// The status fields the controller owns, read leniently.
+FlowRunStatus ParseStatus(const nlohmann::json& status);
+
+struct JobCondition {
+  std::string type, status, reason, message;
+  std::optional<TimePoint> last_transition_time;
+};
+
+struct JobView {
+  ObjectMeta meta;
+  int attempt = 0;  // flowrun.dev/attempt label, else the "-a<N>" name suffix; 0 = not ours
+  int64_t active = 0, succeeded = 0, failed = 0;
+  std::optional<TimePoint> start_time, completion_time;
+  std::vector<JobCondition> conditions;
+  const JobCondition* TrueCondition(const std::string& type) const;
+  // Complete / Failed (or their early forms SuccessCriteriaMet / FailureTarget) is True.
+  bool Finished() const;
+  bool FinishedOk() const;
+};
+JobView ParseJob(const nlohmann::json& object);
+
+struct ContainerState {
+  std::string waiting_reason, waiting_message;
+  bool running = false;
+  std::optional<TimePoint> started_at;
+  bool terminated = false;
+  int exit_code = 0;
+  std::string terminated_reason, terminated_message;
+  std::optional<TimePoint> finished_at;
+};
+
+struct PodView {
+  ObjectMeta meta;
+  std::string job_name;  // batch.kubernetes.io/job-name (or job-name) label
+  std::string job_uid;   // controller ownerReference uid
+  std::string phase;     // Pending | Running | Succeeded | Failed | Unknown
+  std::string reason, message;  // pod-level (Evicted, NodeLost, ...)
+  std::string disruption_reason;  // the DisruptionTarget condition's reason, when True
+  std::string unschedulable_message;  // PodScheduled=False reason Unschedulable
+  std::optional<ContainerState> agent;  // the "agent" container (else the first)
+};
+PodView ParsePod(const nlohmann::json& object);
+
+// RFC 3339 (as Kubernetes writes it: "2026-11-26T10:06:27Z", optionally with
+// fractional seconds or a numeric offset).
+std::optional<TimePoint> ParseTime(const std::string& text);
+// Second precision, UTC, "Z" (metav1.Time).
+std::string FormatTime(TimePoint t);
+
+// Cuts a UTF-8 string to at most `max_bytes` (including a trailing "...")
+// without splitting a code point.
+std::string TruncateUtf8(const std::string& s, size_t max_bytes);
+
+}  // namespace flowrun::controller

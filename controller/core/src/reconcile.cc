@@ -1,0 +1,964 @@
+// The reconcile core (see reconcile.h and docs/reconcile.md).
+#include "flowrun/controller/reconcile.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <set>
+
+#include "flowrun/outcome.h"
+#include "flowrun/schema_validator.h"
+
+namespace flowrun::controller {
+
+using nlohmann::json;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+namespace {
+
+constexpr char kCondCompleted[] = "Completed";
+constexpr char kCondSucceeded[] = "Succeeded";
+constexpr char kCondAnswer[] = "AnswerAccepted";
+
+// The status fields the controller writes; everything else (status.answers,
+// fields added by others) is never touched.
+const std::vector<std::string>& OwnedStatusFields() {
+  static const std::vector<std::string> k = {"phase",   "attempt", "currentJob", "attempts",   "wait",
+                                             "checkpoints", "cost", "result", "message",   "conditions",
+                                             "observedGeneration"};
+  return k;
+}
+
+std::string Usd(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "$%.4f", v);
+  return buf;
+}
+
+std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+milliseconds Until(TimePoint from, TimePoint to) {
+  auto d = std::chrono::duration_cast<milliseconds>(to - from);
+  return d < milliseconds(0) ? milliseconds(0) : d;
+}
+
+// How one attempt ended.
+struct Conclusion {
+  std::string outcome, reason, message;
+  std::optional<TimePoint> end;
+  std::optional<json> wait;    // the termination message's "wait" (outcome waiting)
+  std::optional<json> result;  // the termination message's "result" (outcome succeeded)
+};
+
+// A failed attempt that another attempt may fix: everything but a wrong
+// configuration, a divergence, a cancellation and a wait that timed out
+// under the fail policy.
+bool Retryable(const AttemptStatus& a) {
+  static const std::set<std::string> kNot = {"running",      "succeeded",  "waiting",  "budget_exceeded",
+                                             "config_error", "divergence", "cancelled"};
+  return !kNot.count(a.outcome) && a.reason != "WaitTimedOut";
+}
+
+// attempts[].outcome when the agent reported none: what the controller saw.
+std::string ObservedOutcome(const std::string& reason) {
+  static const std::map<std::string, std::string> k = {
+      {"DeadlineExceeded", "deadline_exceeded"}, {"OOMKilled", "oom_killed"},
+      {"Evicted", "evicted"},                     {"NodeLost", "node_lost"},
+      {"Preempted", "preempted"},                 {"NodeShutdown", "node_shutdown"},
+      {"Killed", "killed"},                       {"Terminated", "terminated"},
+      {"ImagePullBackOff", "image_pull_failed"},  {"ErrImagePull", "image_pull_failed"},
+      {"InvalidImageName", "image_pull_failed"},  {"ErrImageNeverPull", "image_pull_failed"},
+      {"CreateContainerConfigError", "container_create_failed"},
+      {"CreateContainerError", "container_create_failed"},
+      {"PodDeleted", "pod_deleted"},              {"JobDeleted", "job_deleted"},
+      {"NoOutcome", "no_outcome"},                {"Fenced", "fenced"}};
+  auto it = k.find(reason);
+  if (it != k.end()) return it->second;
+  return reason == "Error" || reason == "ContainerCannotRun" || reason == "StartError" ? "error" : "unknown";
+}
+
+Conclusion Observed(const std::string& reason, const std::string& message, std::optional<TimePoint> end) {
+  return Conclusion{ObservedOutcome(reason), reason, message, end, {}, {}};
+}
+
+class Reconciler {
+ public:
+  Reconciler(const ReconcileInput& in, FlowRunView fr) : in_(in), cfg_(in.config), fr_(std::move(fr)) {
+    st_ = fr_.status;
+    if (in.jobs.is_array())
+      for (const auto& j : in.jobs) {
+        JobView v = ParseJob(j);
+        if (v.attempt > 0 && !v.meta.name.empty()) jobs_.push_back(std::move(v));
+      }
+    if (in.pods.is_array())
+      for (const auto& p : in.pods) pods_.push_back(ParsePod(p));
+  }
+
+  ReconcileResult Run() {
+    ReconcileResult out;
+    if (fr_.meta.deletion_timestamp) {
+      Deletion(out);
+      return out;
+    }
+    if (!fr_.meta.HasFinalizer(kFinalizer)) out.actions.push_back(AddFinalizer{});
+    if (IsTerminalPhase(st_.phase)) Terminal();
+    else if (fr_.spec.cancel) Cancel();
+    else Lifecycle();
+    FinishStatus();
+    if (IsTerminalPhase(st_.phase)) Ttl();
+
+    for (auto& a : effects_) out.actions.push_back(std::move(a));
+    json patch = json::object();
+    json desired = st_.ToJson();
+    json current = fr_.raw.contains("status") && fr_.raw["status"].is_object() ? fr_.raw["status"] : json::object();
+    for (const auto& key : OwnedStatusFields()) {
+      bool has_from = current.contains(key), has_to = desired.contains(key);
+      if (!has_from && !has_to) continue;
+      if (!has_to) {
+        patch[key] = nullptr;
+        continue;
+      }
+      if (!has_from) {
+        patch[key] = desired[key];
+        continue;
+      }
+      if (current[key] == desired[key]) continue;
+      if (current[key].is_object() && desired[key].is_object()) patch[key] = MergePatchDiff(current[key], desired[key]);
+      else patch[key] = desired[key];
+    }
+    if (!patch.empty()) out.actions.push_back(PatchStatus{{{"status", patch}}});
+    for (auto& e : events_) out.actions.push_back(std::move(e));
+    if (delete_flowrun_) out.actions.push_back(DeleteFlowRun{});
+    if (requeue_ && !delete_flowrun_) out.actions.push_back(RequeueAfter{*requeue_});
+    return out;
+  }
+
+ private:
+  // ---- helpers -------------------------------------------------------------
+  void Requeue(milliseconds d) {
+    if (d < milliseconds(0)) d = milliseconds(0);
+    if (!requeue_ || d < *requeue_) requeue_ = d;
+  }
+  void Emit(const std::string& type, const std::string& reason, const std::string& message) {
+    events_.push_back(Event{type, reason, TruncateUtf8(message, cfg_.max_message_bytes)});
+  }
+  std::string Cut(const std::string& s) const { return TruncateUtf8(s, cfg_.max_message_bytes); }
+
+  const JobView* FindJob(int attempt) const {
+    const JobView* best = nullptr;
+    for (const auto& j : jobs_)
+      if (j.attempt == attempt && (!best || j.meta.name == JobName(fr_.meta.name, attempt))) best = &j;
+    return best;
+  }
+
+  std::vector<const PodView*> PodsOf(const JobView& job) const {
+    std::vector<const PodView*> out;
+    for (const auto& p : pods_) {
+      bool match = (!job.meta.uid.empty() && p.job_uid == job.meta.uid) ||
+                   (!p.job_name.empty() && p.job_name == job.meta.name);
+      if (!match && p.job_name.empty() && p.job_uid.empty()) {
+        auto it = p.meta.labels.find(kLabelAttempt);
+        match = it != p.meta.labels.end() && it->second == std::to_string(job.attempt);
+      }
+      if (match) out.push_back(&p);
+    }
+    // Newest first.
+    std::sort(out.begin(), out.end(), [](const PodView* a, const PodView* b) {
+      return a->meta.creation_timestamp.value_or(TimePoint{}) > b->meta.creation_timestamp.value_or(TimePoint{});
+    });
+    return out;
+  }
+
+  static bool PodLive(const PodView& p) {
+    if (p.phase == "Succeeded" || p.phase == "Failed") return false;
+    return !(p.agent && p.agent->terminated);
+  }
+
+  // The phase while attempt n's pod has not started: Resuming after a wait or
+  // a budget stop, Pending for a first attempt or a retry.
+  std::string StartingPhase(int n) const {
+    for (const auto& a : st_.attempts)
+      if (a.attempt == n - 1) return a.outcome == "waiting" || a.outcome == "budget_exceeded" ? kResuming : kPending;
+    return kPending;
+  }
+
+  int CurrentAttempt() const {
+    int n = st_.attempt;
+    for (const auto& j : jobs_) n = std::max(n, j.attempt);
+    return n;
+  }
+  int NextAttempt() const {
+    int n = CurrentAttempt();
+    if (in_.run) n = std::max(n, in_.run->attempt);
+    return n + 1;
+  }
+
+  size_t RecordIndex(int attempt) {
+    for (size_t i = 0; i < st_.attempts.size(); ++i)
+      if (st_.attempts[i].attempt == attempt) return i;
+    AttemptStatus rec;
+    rec.attempt = attempt;
+    const JobView* job = FindJob(attempt);
+    rec.job = job ? job->meta.name : JobName(fr_.meta.name, attempt);
+    rec.start_time = FormatTime(job && job->meta.creation_timestamp ? *job->meta.creation_timestamp : in_.now);
+    rec.outcome = "running";
+    st_.attempts.push_back(rec);
+    std::sort(st_.attempts.begin(), st_.attempts.end(),
+              [](const AttemptStatus& a, const AttemptStatus& b) { return a.attempt < b.attempt; });
+    return RecordIndex(attempt);
+  }
+
+  // Moves to `phase`. Events mark transitions only, so re-reconciling the
+  // same state emits nothing.
+  void Transition(const std::string& phase, const std::string& reason, const std::string& message,
+                  const std::string& event_type = "", const std::string& event_reason = "") {
+    if (st_.phase != phase && !event_type.empty()) Emit(event_type, event_reason.empty() ? reason : event_reason, message);
+    st_.phase = phase;
+    phase_reason_ = reason;
+    st_.message = Cut(message);
+    if (phase != kWaiting) st_.wait.reset();
+  }
+
+  // Sets AnswerAccepted; a Warning/Normal event when it changes.
+  void SetAnswerCondition(const std::string& status, const std::string& reason, const std::string& message) {
+    const Condition* c = st_.FindCondition(kCondAnswer);
+    bool changed = !c || c->status != status || c->reason != reason ||
+                   c->message != TruncateUtf8(message, cfg_.max_condition_message_bytes);
+    SetCondition(kCondAnswer, status, reason, message);
+    if (changed) Emit(status == "True" ? "Normal" : "Warning", reason, message);
+  }
+
+  void SetCondition(const std::string& type, const std::string& status, const std::string& reason,
+                    const std::string& message) {
+    for (auto& c : st_.conditions) {
+      if (c.type != type) continue;
+      if (c.status != status) c.last_transition_time = FormatTime(in_.now);
+      c.status = status;
+      c.reason = reason;
+      c.message = TruncateUtf8(message, cfg_.max_condition_message_bytes);
+      c.observed_generation = fr_.meta.generation;
+      return;
+    }
+    st_.conditions.push_back({type, status, reason, TruncateUtf8(message, cfg_.max_condition_message_bytes),
+                              FormatTime(in_.now), fr_.meta.generation});
+  }
+
+  std::string SpecErrors() const {
+    std::string all;
+    for (const auto& e : fr_.spec_errors) all += (all.empty() ? "" : "; ") + e;
+    return all;
+  }
+
+  // Refuses to start an attempt with a malformed spec: the run stays where it
+  // is until the spec is fixed (a spec change triggers a new reconcile).
+  void InvalidSpec() {
+    std::string msg = Cut("invalid spec: " + SpecErrors());
+    if (st_.message != msg) Emit("Warning", "InvalidSpec", msg);
+    if (st_.phase.empty()) st_.phase = kPending;
+    phase_reason_ = "InvalidSpec";
+    st_.message = msg;
+  }
+
+  // ---- deletion, cancel, terminal --------------------------------------------
+  void Deletion(ReconcileResult& out) {
+    if (!fr_.meta.HasFinalizer(kFinalizer)) return;
+    for (const auto& j : jobs_)
+      if (!j.meta.deletion_timestamp) out.actions.push_back(DeleteJob{j.meta.name});
+    if (cfg_.retention == Retention::kDelete) {
+      out.actions.push_back(DeleteRunRows{});
+    } else if (!IsTerminalPhase(st_.phase) && in_.run && in_.run->status != "succeeded" &&
+               in_.run->status != "failed" && in_.run->status != "cancelled") {
+      out.actions.push_back(CancelRun{"the FlowRun was deleted"});
+    }
+    out.actions.push_back(RemoveFinalizer{});
+  }
+
+  void Cancel() {
+    effects_.push_back(CancelRun{"cancelled: spec.cancel is true"});
+    for (const auto& j : jobs_)
+      if (!j.Finished() && !j.meta.deletion_timestamp) effects_.push_back(DeleteJob{j.meta.name});
+    int n = CurrentAttempt();
+    if (n > 0) {
+      AttemptStatus& rec = st_.attempts[RecordIndex(n)];
+      if (!rec.concluded()) {
+        rec.end_time = FormatTime(in_.now);
+        rec.outcome = "cancelled";
+        rec.reason = "Cancelled";
+        rec.message = "cancelled by spec.cancel";
+      }
+      st_.current_job.clear();
+    }
+    Transition(kCancelled, "Cancelled", "cancelled by spec.cancel", "Normal");
+  }
+
+  void Terminal() {
+    // Nothing may keep running for a finished run.
+    for (const auto& j : jobs_) {
+      if (j.Finished() || j.meta.deletion_timestamp) continue;
+      auto pods = PodsOf(j);
+      bool live = pods.empty() ? j.active > 0 : std::any_of(pods.begin(), pods.end(), [](const PodView* p) {
+        return PodLive(*p) && !p->meta.deletion_timestamp;
+      });
+      if (live) effects_.push_back(DeleteJob{j.meta.name});
+    }
+  }
+
+  void Ttl() {
+    if (!fr_.spec.ttl_seconds_after_finished) return;
+    const Condition* c = st_.FindCondition(kCondCompleted);
+    TimePoint finished = in_.now;
+    if (c && c->status == "True")
+      if (auto t = ParseTime(c->last_transition_time)) finished = *t;
+    TimePoint due = finished + seconds(*fr_.spec.ttl_seconds_after_finished);
+    if (in_.now >= due) delete_flowrun_ = true;
+    else Requeue(Until(in_.now, due));
+  }
+
+  // ---- the lifecycle ---------------------------------------------------------
+  void Lifecycle() {
+    SyncBudget();
+    int n = CurrentAttempt();
+    if (n == 0) {
+      StartAttempt(NextAttempt(), "Created", "");
+      return;
+    }
+    // A Job of an older attempt that still runs is stale: stop it.
+    for (const auto& j : jobs_)
+      if (j.attempt < n && !j.Finished() && !j.meta.deletion_timestamp) {
+        auto pods = PodsOf(j);
+        if (pods.empty() || std::any_of(pods.begin(), pods.end(), [](const PodView* p) { return PodLive(*p); }))
+          effects_.push_back(DeleteJob{j.meta.name});
+      }
+    size_t idx = RecordIndex(n);
+    st_.attempt = n;
+    if (!st_.attempts[idx].concluded()) {
+      st_.current_job = st_.attempts[idx].job;
+      if (!Observe(n, idx)) return;
+    }
+    AfterOutcome(idx);
+  }
+
+  void SyncBudget() {
+    if (!in_.run || !fr_.spec_errors.empty()) return;
+    if (in_.run->budget_usd != fr_.spec.budget_usd) effects_.push_back(SetBudget{fr_.spec.budget_usd});
+  }
+
+  void StartAttempt(int n, const std::string& reason, const std::string& why) {
+    if (!fr_.spec_errors.empty()) {
+      InvalidSpec();
+      return;
+    }
+    std::string name = JobName(fr_.meta.name, n);
+    bool create = !FindJob(n);
+    if (create) effects_.push_back(CreateJob{name, n, BuildJob(fr_, n, cfg_)});
+    st_.attempt = n;
+    st_.current_job = name;
+    size_t idx = RecordIndex(n);
+    st_.attempts[idx].job = name;
+    st_.attempts[idx].start_time = FormatTime(in_.now);
+    std::string msg = (why.empty() ? "" : why + "; ") + "created Job " + name + " for attempt " + std::to_string(n);
+    if (create) Emit("Normal", "JobCreated", msg);
+    Transition(StartingPhase(n), reason, msg);
+  }
+
+  // Observes the unconcluded attempt n. True when it concluded now.
+  bool Observe(int n, size_t idx) {
+    const JobView* job = FindJob(n);
+    AttemptStatus& rec = st_.attempts[idx];
+    if (!job) {
+      auto start = ParseTime(rec.start_time);
+      if (start && in_.now - *start < cfg_.job_missing_grace) {
+        // Just created: the informer has not shown it yet.
+        Requeue(Until(in_.now, *start + cfg_.job_missing_grace));
+        if (st_.phase.empty()) st_.phase = StartingPhase(n);
+        return false;
+      }
+      Conclude(idx, Observed("JobDeleted", "Job " + rec.job + " disappeared before its pod reported an outcome",
+                             in_.now));
+      return true;
+    }
+    auto pods = PodsOf(*job);
+    if (auto c = ClassifyFinished(*job, pods, n)) {
+      Conclude(idx, *c);
+      return true;
+    }
+    if (job->meta.deletion_timestamp) {
+      Conclude(idx, Observed("JobDeleted",
+                             "Job " + job->meta.name + " was deleted while attempt " + std::to_string(n) + " ran",
+                             in_.now));
+      return true;
+    }
+    // Still active: fail fast on pods that cannot start.
+    for (const PodView* p : pods) {
+      if (p->meta.deletion_timestamp || !p->agent) continue;
+      const std::string& why = p->agent->waiting_reason;
+      static const std::set<std::string> kGraced = {"ImagePullBackOff", "ErrImagePull", "CreateContainerConfigError",
+                                                    "CreateContainerError", "ErrImageNeverPull"};
+      bool immediate = why == "InvalidImageName";
+      if (!immediate && !kGraced.count(why)) continue;
+      TimePoint since = p->meta.creation_timestamp.value_or(job->meta.creation_timestamp.value_or(in_.now));
+      TimePoint due = immediate ? since : since + cfg_.pod_start_grace;
+      if (in_.now >= due) {
+        effects_.push_back(DeleteJob{job->meta.name});
+        Conclude(idx, Observed(why, p->agent->waiting_message.empty() ? why : p->agent->waiting_message, in_.now));
+        return true;
+      }
+      Requeue(Until(in_.now, due));
+    }
+    bool running = std::any_of(pods.begin(), pods.end(), [](const PodView* p) {
+      return p->agent && p->agent->running && !p->meta.deletion_timestamp;
+    });
+    if (running) {
+      Transition(kRunning, "Running", "attempt " + std::to_string(n) + " is running (Job " + job->meta.name + ")");
+    } else {
+      std::string detail = "waiting for its pod";
+      for (const PodView* p : pods) {
+        if (!p->unschedulable_message.empty()) detail = "pod unschedulable: " + p->unschedulable_message;
+        else if (p->agent && !p->agent->waiting_reason.empty())
+          detail = "pod waiting: " + p->agent->waiting_reason +
+                   (p->agent->waiting_message.empty() ? "" : ": " + p->agent->waiting_message);
+        break;
+      }
+      Transition(StartingPhase(n), StartingPhase(n) == kPending ? "Starting" : "Resuming",
+                 "attempt " + std::to_string(n) + " (Job " + job->meta.name + "): " + detail);
+    }
+    return false;
+  }
+
+  std::optional<Conclusion> FromMessage(const json& m, std::optional<TimePoint> end) const {
+    std::string outcome = m.value("outcome", "");
+    std::string error = m.contains("error") && m["error"].is_string() ? m["error"].get<std::string>() : "";
+    Conclusion c;
+    c.end = end;
+    c.outcome = outcome;
+    c.message = error;
+    if (outcome == "succeeded") {
+      c.reason = "Succeeded";
+      if (m.contains("result")) c.result = m["result"];
+    } else if (outcome == "waiting") {
+      c.reason = "WaitingForAnswer";
+      if (m.contains("wait") && m["wait"].is_object()) c.wait = m["wait"];
+    } else if (outcome == "budget_exceeded") {
+      c.reason = "BudgetExceeded";
+      double spent = m.contains("runSpentUSD") && m["runSpentUSD"].is_number() ? m["runSpentUSD"].get<double>() : 0;
+      c.message = "the run spent " + Usd(spent) +
+                  (m.contains("budgetUSD") && m["budgetUSD"].is_number()
+                       ? " of its " + Usd(m["budgetUSD"].get<double>()) + " budget"
+                       : " and reached its budget");
+    } else if (outcome == "config_error") {
+      c.reason = "ConfigError";
+    } else if (outcome == "divergence") {
+      c.reason = "Divergence";
+    } else if (outcome == "database_unavailable") {
+      c.reason = "DatabaseUnavailable";
+    } else if (outcome == "cancelled") {
+      c.reason = "Cancelled";
+    } else if (outcome == "fenced") {
+      return std::nullopt;  // ignored: a newer execution owns the run
+    } else if (outcome == "failed") {
+      c.reason = error.find("timed out without an answer") != std::string::npos ? "WaitTimedOut" : "FlowFailed";
+    } else {
+      c.outcome = "failed";
+      c.reason = "UnknownOutcome";
+      c.message = "the agent reported an unknown outcome \"" + outcome + "\"";
+    }
+    return c;
+  }
+
+  // What the database recorded for attempt n (the termination message was
+  // lost or unreadable).
+  std::optional<Conclusion> FromRunState(int n) const {
+    if (!in_.run) return std::nullopt;
+    const AttemptRecord* best = nullptr;
+    for (const auto& a : in_.run->attempts)
+      if (a.attempt == n && a.finished_at && (!best || a.epoch > best->epoch)) best = &a;
+    if (!best || best->outcome == "running" || best->outcome == "fenced") return std::nullopt;
+    json m = {{"outcome", best->outcome}, {"error", best->error}};
+    if (best->outcome == "waiting" && in_.run->open_wait) {
+      const OpenWait& w = *in_.run->open_wait;
+      json wj = {{"name", w.name}, {"occurrence", w.occurrence}, {"question", w.question}, {"schema", w.schema},
+                 {"askedAt", FormatTime(w.asked_at)}, {"onTimeout", std::string(OnTimeoutName(w.on_timeout))}};
+      if (w.deadline) wj["deadline"] = FormatTime(*w.deadline);
+      m["wait"] = wj;
+    }
+    if (best->outcome == "budget_exceeded") {
+      m["runSpentUSD"] = in_.run->spent.cost_usd;
+      if (in_.run->budget_usd) m["budgetUSD"] = *in_.run->budget_usd;
+    }
+    if (in_.run->result) m["result"] = *in_.run->result;
+    auto c = FromMessage(m, best->finished_at);
+    if (c && c->message.empty()) c->message = "outcome read from the database (the pod reported none)";
+    return c;
+  }
+
+  // Classifies a finished Job (or one whose pod terminated while the Job's
+  // status lags). nullopt: still active.
+  std::optional<Conclusion> ClassifyFinished(const JobView& job, const std::vector<const PodView*>& pods,
+                                             int n) const {
+    bool any_terminated = false, any_live = false;
+    for (const PodView* p : pods) {
+      if (PodLive(*p)) any_live = true;
+      else any_terminated = true;
+    }
+    if (!job.Finished() && (!any_terminated || any_live)) return std::nullopt;
+
+    const JobCondition* failed = job.TrueCondition("Failed");
+    if (!failed) failed = job.TrueCondition("FailureTarget");
+    std::optional<TimePoint> job_end = job.completion_time;
+    if (!job_end && failed) job_end = failed->last_transition_time;
+
+    // 1. The agent's own outcome (termination message), newest pod first.
+    std::optional<Conclusion> decoded;
+    bool fenced = false;
+    for (const PodView* p : pods) {
+      if (!p->agent || !p->agent->terminated || p->agent->terminated_message.empty()) continue;
+      auto m = DecodeTerminationMessage(p->agent->terminated_message);
+      if (!m.ok()) continue;
+      if ((*m)["outcome"] == "fenced") {
+        fenced = true;
+        continue;
+      }
+      decoded = FromMessage(*m, p->agent->finished_at ? p->agent->finished_at : job_end);
+      if (decoded) break;
+    }
+    bool deadline = failed && failed->reason == "DeadlineExceeded";
+    if (decoded && (decoded->outcome == "succeeded" || decoded->outcome == "waiting" ||
+                    decoded->outcome == "budget_exceeded"))
+      return decoded;
+    if (deadline)
+      return Observed("DeadlineExceeded",
+                        "attempt " + std::to_string(n) + " ran longer than spec.attemptDeadlineSeconds" +
+                            (fr_.spec.attempt_deadline_seconds
+                                 ? " (" + std::to_string(*fr_.spec.attempt_deadline_seconds) + "s)"
+                                 : std::string()) +
+                            (failed->message.empty() ? "" : ": " + failed->message),
+                      job_end);
+    if (decoded) return decoded;
+    // 2. The database knows how the attempt ended.
+    if (auto db = FromRunState(n)) return db;
+    // 3. What Kubernetes saw.
+    for (const PodView* p : pods) {
+      std::optional<TimePoint> end = p->agent && p->agent->finished_at ? p->agent->finished_at : job_end;
+      std::string pod_msg = p->message.empty() ? "" : ": " + p->message;
+      const std::string& d = p->disruption_reason;
+      if (p->reason == "Evicted" || d == "EvictionByEvictionAPI" || d == "TerminationByKubelet")
+        return Observed("Evicted", "pod " + p->meta.name + " was evicted" + pod_msg, end);
+      if (p->reason == "NodeLost" || d == "DeletionByTaintManager" || d == "DeletionByPodGC")
+        return Observed("NodeLost", "the node of pod " + p->meta.name + " was lost" + pod_msg, end);
+      if (d == "PreemptionByScheduler")
+        return Observed("Preempted", "pod " + p->meta.name + " was preempted" + pod_msg, end);
+      if (p->reason == "Shutdown" || p->reason == "Terminated" || p->reason == "NodeShutdown")
+        return Observed("NodeShutdown", "the node of pod " + p->meta.name + " shut down" + pod_msg, end);
+      if (!p->agent || !p->agent->terminated) continue;
+      const ContainerState& s = *p->agent;
+      std::string logs = s.terminated_message.empty() ? "" : "; last output: " + s.terminated_message;
+      std::string code = "exit code " + std::to_string(s.exit_code);
+      if (s.terminated_reason == "OOMKilled")
+        return Observed("OOMKilled", "the agent ran out of memory (" + code + ")" + logs, end);
+      switch (s.exit_code) {
+        case kExitOk:
+          break;
+        case kExitConfigError:
+          return Conclusion{"config_error", "ConfigError", code + " (configuration error)" + logs, end, {}, {}};
+        case kExitDatabaseUnavailable:
+          return Conclusion{"database_unavailable", "DatabaseUnavailable", code + " (database unavailable)" + logs,
+                            end, {}, {}};
+        case kExitFenced:
+          fenced = true;
+          continue;
+        case kExitDivergence:
+          return Conclusion{"divergence", "Divergence", code + " (divergence)" + logs, end, {}, {}};
+        case 137:
+          return Observed("Killed", code + " (SIGKILL)" + logs, end);
+        case 143:
+          return Observed("Terminated", code + " (SIGTERM)" + logs, end);
+        default:
+          return Observed(s.terminated_reason.empty() ? "Error" : s.terminated_reason, code + logs, end);
+      }
+      if (s.exit_code == 0)
+        return Observed("NoOutcome",
+                        "the agent exited 0 without reporting an outcome (is it built on flowrun::run_flow?)" + logs,
+                        end);
+    }
+    if (fenced)
+      return Observed("Fenced", "a newer execution of this run took over attempt " + std::to_string(n), job_end);
+    if (pods.empty())
+      return Observed("PodDeleted",
+                      "the pod of attempt " + std::to_string(n) + " was deleted" +
+                          (failed && !failed->message.empty() ? ": " + failed->message : ""),
+                      job_end);
+    return Observed(failed && !failed->reason.empty() ? failed->reason : "Unknown",
+                    failed && !failed->message.empty() ? failed->message : "the Job ended without an outcome", job_end);
+  }
+
+  void Conclude(size_t idx, const Conclusion& c) {
+    AttemptStatus& rec = st_.attempts[idx];
+    rec.end_time = FormatTime(c.end.value_or(in_.now));
+    rec.outcome = TruncateUtf8(c.outcome, 32);
+    rec.reason = TruncateUtf8(c.reason, 128);
+    rec.message = TruncateUtf8(c.message, cfg_.max_attempt_message_bytes);
+    st_.current_job.clear();
+    if (c.result) result_ = c.result;
+    if (c.outcome == "waiting") {
+      st_.wait.reset();
+      if (c.wait) st_.wait = WaitFromMessage(*c.wait);
+      // The wait's key: how a later reconcile knows that answer was consumed.
+      rec.message = st_.wait ? st_.wait->name : "";
+    }
+    bool failure = c.outcome != "succeeded" && c.outcome != "waiting" && c.outcome != "budget_exceeded";
+    if (failure)
+      Emit("Warning", "AttemptFailed",
+           "attempt " + std::to_string(rec.attempt) + " failed (" + c.reason + ")" +
+               (c.message.empty() ? "" : ": " + c.message));
+  }
+
+  WaitStatus WaitFromMessage(const json& w) const {
+    WaitStatus ws;
+    std::string name = w.contains("name") && w["name"].is_string() ? w["name"].get<std::string>() : "";
+    int occurrence = w.contains("occurrence") && w["occurrence"].is_number_integer() ? w["occurrence"].get<int>() : 1;
+    ws.name = occurrence > 1 ? name + "#" + std::to_string(occurrence) : name;
+    if (w.contains("question") && w["question"].is_string())
+      ws.question = TruncateUtf8(w["question"].get<std::string>(), cfg_.max_question_bytes);
+    if (w.contains("schema") && Dump(w["schema"]).size() <= cfg_.max_schema_bytes) ws.schema = w["schema"];
+    if (w.contains("askedAt") && w["askedAt"].is_string()) ws.asked_at = w["askedAt"];
+    if (w.contains("deadline") && w["deadline"].is_string()) ws.deadline = w["deadline"];
+    if (w.contains("onTimeout") && w["onTimeout"].is_string()) ws.on_timeout = w["onTimeout"];
+    return ws;
+  }
+
+  std::string WaitKey(const OpenWait& w) const {
+    return w.occurrence > 1 ? w.name + "#" + std::to_string(w.occurrence) : w.name;
+  }
+
+  void AfterOutcome(size_t idx) {
+    const AttemptStatus rec = st_.attempts[idx];
+    const std::string n = std::to_string(rec.attempt);
+    if (rec.outcome == "succeeded") {
+      Transition(kSucceeded, "Succeeded", "attempt " + n + " succeeded", "Normal");
+    } else if (rec.outcome == "waiting") {
+      Waiting(rec);
+    } else if (rec.outcome == "budget_exceeded") {
+      Budget(rec);
+    } else if (rec.outcome == "cancelled") {
+      Transition(kCancelled, "Cancelled", "the run was cancelled" + (rec.message.empty() ? "" : ": " + rec.message),
+                 "Normal");
+    } else if (Retryable(rec)) {
+      Retry(idx);
+    } else {
+      Transition(kFailed, rec.reason, "attempt " + n + " failed (" + rec.reason + ")" +
+                                          (rec.message.empty() ? "" : ": " + rec.message) + "; not retried",
+                 "Warning", "Failed");
+    }
+  }
+
+  void Retry(size_t idx) {
+    const AttemptStatus& rec = st_.attempts[idx];
+    int failures = 0;
+    for (size_t i = idx + 1; i-- > 0;) {
+      if (!st_.attempts[i].concluded() || !Retryable(st_.attempts[i])) break;
+      ++failures;
+    }
+    std::string what = "attempt " + std::to_string(rec.attempt) + " failed (" + rec.reason + ")" +
+                       (rec.message.empty() ? "" : ": " + rec.message);
+    if (failures >= fr_.spec.retry.max_attempts) {
+      Transition(kFailed, rec.reason,
+                 what + "; " + std::to_string(failures) + " consecutive attempts failed (retry.maxAttempts " +
+                     std::to_string(fr_.spec.retry.max_attempts) + ")",
+                 "Warning", "Failed");
+      return;
+    }
+    int64_t delay = fr_.spec.retry.backoff_seconds;
+    for (int i = 1; i < failures && delay < fr_.spec.retry.max_backoff_seconds; ++i) delay *= 2;
+    delay = std::min(delay, fr_.spec.retry.max_backoff_seconds);
+    TimePoint end = ParseTime(rec.end_time).value_or(in_.now);
+    TimePoint due = end + seconds(delay);
+    int next = NextAttempt();
+    if (in_.now >= due) {
+      StartAttempt(next, "Retrying", what);
+      return;
+    }
+    Transition(kPending, "RetryBackoff", what + "; attempt " + std::to_string(next) + " starts at " + FormatTime(due));
+    Requeue(Until(in_.now, due));
+  }
+
+  void Waiting(const AttemptStatus& rec) {
+    const RunState* run = in_.run ? &*in_.run : nullptr;
+    if (run && run->status == "failed") {
+      bool timed_out = run->error.find("timed out") != std::string::npos;
+      Transition(kFailed, timed_out ? "WaitTimedOut" : "Failed", run->error.empty() ? "the run failed" : run->error,
+                 "Warning", "Failed");
+      return;
+    }
+    if (run && run->status == "cancelled") {
+      Transition(kCancelled, "Cancelled", "the run was cancelled" + (run->error.empty() ? "" : ": " + run->error),
+                 "Normal");
+      return;
+    }
+    // Fill in what the termination message could not carry.
+    if (run && run->open_wait) {
+      const OpenWait& w = *run->open_wait;
+      if (!st_.wait) {
+        json wj = {{"name", w.name}, {"occurrence", w.occurrence}, {"question", w.question}, {"schema", w.schema},
+                   {"askedAt", FormatTime(w.asked_at)}, {"onTimeout", std::string(OnTimeoutName(w.on_timeout))}};
+        if (w.deadline) wj["deadline"] = FormatTime(*w.deadline);
+        st_.wait = WaitFromMessage(wj);
+      } else if (st_.wait->name == WaitKey(w)) {
+        if (!st_.wait->schema && Dump(w.schema).size() <= cfg_.max_schema_bytes) st_.wait->schema = w.schema;
+        if (st_.wait->deadline.empty() && w.deadline) st_.wait->deadline = FormatTime(*w.deadline);
+      }
+    }
+    std::string n = std::to_string(rec.attempt);
+    std::string key = st_.wait ? st_.wait->name : "";
+    std::string asking = key.empty() ? "waiting for an answer"
+                                     : "waiting for an answer to '" + key + "'" +
+                                           (st_.wait->question.empty() ? "" : ": " + st_.wait->question);
+    Transition(kWaiting, "WaitingForAnswer", asking, "Normal", "Waiting");
+
+    // Answers of earlier waits (the keys earlier waiting attempts asked for) were consumed.
+    auto consumed = [&](const std::string& k) {
+      for (const auto& a : st_.attempts)
+        if (a.attempt < rec.attempt && a.outcome == "waiting" && a.message == k) return true;
+      return false;
+    };
+    bool answer_flagged = false;
+    if (!key.empty() && fr_.answers.contains(key) && !consumed(key)) {
+      const json& answer = fr_.answers[key];
+      json schema = json::object();
+      if (st_.wait->schema) schema = *st_.wait->schema;
+      else if (run && run->open_wait && WaitKey(*run->open_wait) == key) schema = run->open_wait->schema;
+      Status valid = ValidateAgainstSchema(schema, answer);
+      if (valid.ok()) {
+        if (!fr_.spec_errors.empty()) {
+          InvalidSpec();
+          return;
+        }
+        std::string db_name = run && run->open_wait && WaitKey(*run->open_wait) == key ? run->open_wait->name
+                                                                                     : DbWaitName(key);
+        effects_.push_back(RecordAnswer{db_name, answer, AnsweredBy(key)});
+        SetAnswerCondition("True", "Accepted", "the answer to '" + key + "' was accepted");
+        StartAttempt(NextAttempt(), "Answered", "the answer to '" + key + "' was accepted");
+        return;
+      }
+      std::string why = "the answer to '" + key + "' does not match its schema: " + valid.message();
+      SetAnswerCondition("False", "InvalidAnswer", why);
+      st_.message = Cut(why + "; still waiting: patch a corrected answer");
+      answer_flagged = true;
+    }
+    if (!answer_flagged) {
+      std::vector<std::string> unknown;
+      for (auto it = fr_.answers.begin(); it != fr_.answers.end(); ++it)
+        if (it.key() != key && !consumed(it.key())) unknown.push_back(it.key());
+      if (!unknown.empty()) {
+        std::string list;
+        for (const auto& u : unknown) list += (list.empty() ? "'" : ", '") + u + "'";
+        SetAnswerCondition("False", "UnknownWait",
+                           "status.answers has " + list + " but the open wait is " +
+                               (key.empty() ? "unknown" : "'" + key + "'") +
+                               "; kept for a later wait of that name");
+      }
+    }
+    // Answered outside Kubernetes (flowrunctl), or the deadline's default
+    // answer was recorded: the database has no open question any more.
+    if (run && run->status == "waiting" && !run->open_wait) {
+      bool expired = false;
+      if (st_.wait && !st_.wait->deadline.empty())
+        if (auto d = ParseTime(st_.wait->deadline)) expired = *d <= in_.now;
+      StartAttempt(NextAttempt(), expired ? "WaitTimedOut" : "Answered",
+                   expired ? "the wait '" + key + "' timed out and its default answer was used"
+                           : "the wait '" + key + "' was answered in the database");
+      return;
+    }
+    // Deadline: the database's (exact) when it has one, else the status'.
+    std::optional<TimePoint> deadline;
+    if (run && run->open_wait) deadline = run->open_wait->deadline;
+    else if (st_.wait && !st_.wait->deadline.empty()) deadline = ParseTime(st_.wait->deadline);
+    if (deadline) {
+      if (*deadline <= in_.now) {
+        effects_.push_back(ExpireWait{in_.now});
+        st_.message = Cut("the wait '" + key + "' passed its deadline; applying its on-timeout policy (" +
+                          (st_.wait && !st_.wait->on_timeout.empty() ? st_.wait->on_timeout : "fail") + ")");
+        Requeue(seconds(1));
+      } else {
+        Requeue(Until(in_.now, *deadline));
+      }
+    }
+  }
+
+  static std::string DbWaitName(const std::string& key) {
+    auto pos = key.rfind('#');
+    if (pos == std::string::npos || pos + 1 >= key.size()) return key;
+    if (key.find_first_not_of("0123456789", pos + 1) != std::string::npos) return key;
+    return key.substr(0, pos);
+  }
+
+  // Who wrote status.answers[key]: the field manager recorded in managedFields.
+  std::string AnsweredBy(const std::string& key) const {
+    const json& mf = fr_.meta.managed_fields;
+    for (auto it = mf.rbegin(); it != mf.rend(); ++it) {
+      const json& f = *it;
+      if (!f.is_object() || !f.contains("fieldsV1")) continue;
+      const json& fields = f["fieldsV1"];
+      if (fields.is_object() && fields.contains("f:status") && fields["f:status"].is_object() &&
+          fields["f:status"].contains("f:answers") && fields["f:status"]["f:answers"].is_object() &&
+          fields["f:status"]["f:answers"].contains("f:" + key) && f.contains("manager") && f["manager"].is_string())
+        return "kubernetes:" + f["manager"].get<std::string>();
+    }
+    return "kubernetes";
+  }
+
+  void Budget(const AttemptStatus& rec) {
+    const RunState* run = in_.run ? &*in_.run : nullptr;
+    if (run && run->status == "cancelled") {
+      Transition(kCancelled, "Cancelled", "the run was cancelled", "Normal");
+      return;
+    }
+    double spent = run ? run->spent.cost_usd
+                       : (st_.cost.is_object() && st_.cost.contains("usd") && st_.cost["usd"].is_number()
+                              ? st_.cost["usd"].get<double>()
+                              : 0.0);
+    const auto& budget = fr_.spec.budget_usd;
+    if (!budget || *budget > spent) {
+      StartAttempt(NextAttempt(), "BudgetRaised",
+                   budget ? "the budget is now " + Usd(*budget) + " (spent " + Usd(spent) + ")"
+                          : "the budget was removed");
+      return;
+    }
+    Transition(kBudgetExceeded, "BudgetExceeded",
+               "attempt " + std::to_string(rec.attempt) + " stopped: the run spent " + Usd(spent) + " of its " +
+                   Usd(*budget) + " budget; raise spec.budgetUSD to continue",
+               "Warning");
+  }
+
+  // ---- status ------------------------------------------------------------------
+  void FinishStatus() {
+    if (in_.run) {
+      const RunState& r = *in_.run;
+      st_.cost = {{"usd", r.spent.cost_usd},
+                  {"inputTokens", r.spent.input_tokens},
+                  {"outputTokens", r.spent.output_tokens},
+                  {"cachedTokens", r.spent.cached_tokens},
+                  {"llmCalls", r.spent.llm_calls},
+                  {"savedUSD", r.saved.cost_usd},
+                  {"savedTokens", r.saved.input_tokens + r.saved.output_tokens}};
+      st_.checkpoints = {{"live", r.live_checkpoints},
+                         {"cached", r.cached_checkpoints},
+                         {"completed", r.checkpoints_completed}};
+    }
+    if (st_.phase == kSucceeded) {
+      std::optional<json> value = in_.run && in_.run->result ? in_.run->result : result_;
+      if (value) st_.result = TruncateUtf8(value->is_string() ? value->get<std::string>() : Dump(*value),
+                                           cfg_.max_result_bytes);
+    }
+    if (st_.phase.empty()) st_.phase = kPending;
+    st_.message = Cut(st_.message);
+
+    // Completed / Succeeded follow the phase; their reason is the one this
+    // reconcile set, else the one already recorded.
+    bool terminal = IsTerminalPhase(st_.phase);
+    std::string completed = terminal ? "True" : "False";
+    std::string succeeded = st_.phase == kSucceeded ? "True" : terminal ? "False" : "Unknown";
+    for (const auto& [type, status] : {std::pair<std::string, std::string>{kCondCompleted, completed},
+                                       std::pair<std::string, std::string>{kCondSucceeded, succeeded}}) {
+      const Condition* c = st_.FindCondition(type);
+      std::string reason = phase_reason_;
+      if (reason.empty()) reason = c && c->status == status && !c->reason.empty() ? c->reason : st_.phase;
+      SetCondition(type, status, reason, st_.message);
+    }
+    st_.observed_generation = fr_.meta.generation;
+    if (st_.attempts.size() > cfg_.max_attempt_records)
+      st_.attempts.erase(st_.attempts.begin(),
+                         st_.attempts.begin() + static_cast<long>(st_.attempts.size() - cfg_.max_attempt_records));
+  }
+
+  const ReconcileInput& in_;
+  const ControllerConfig& cfg_;
+  FlowRunView fr_;
+  FlowRunStatus st_;
+  std::vector<JobView> jobs_;
+  std::vector<PodView> pods_;
+  std::vector<Action> effects_;
+  std::vector<Event> events_;
+  std::optional<milliseconds> requeue_;
+  std::string phase_reason_;
+  std::optional<json> result_;
+  bool delete_flowrun_ = false;
+};
+
+}  // namespace
+
+ReconcileResult Reconcile(const ReconcileInput& in) {
+  auto fr = ParseFlowRun(in.flowrun);
+  if (!fr.ok()) {
+    ReconcileResult r;
+    r.error = fr.status().message();
+    return r;
+  }
+  try {
+    return Reconciler(in, std::move(*fr)).Run();
+  } catch (const std::exception& e) {  // a bug or a JSON shape the parsers let through
+    ReconcileResult r;
+    r.error = std::string("reconcile failed: ") + e.what();
+    return r;
+  }
+}
+
+json MergePatchDiff(const json& from, const json& to) {
+  if (!from.is_object() || !to.is_object()) return to;
+  json patch = json::object();
+  for (auto it = from.begin(); it != from.end(); ++it)
+    if (!to.contains(it.key())) patch[it.key()] = nullptr;
+  for (auto it = to.begin(); it != to.end(); ++it) {
+    auto f = from.find(it.key());
+    if (f == from.end()) patch[it.key()] = *it;
+    else if (*f != *it) patch[it.key()] = (f->is_object() && it->is_object()) ? MergePatchDiff(*f, *it) : *it;
+  }
+  return patch;
+}
+
+void ApplyMergePatch(json& target, const json& patch) {
+  if (!patch.is_object()) {
+    target = patch;
+    return;
+  }
+  if (!target.is_object()) target = json::object();
+  for (auto it = patch.begin(); it != patch.end(); ++it) {
+    if (it->is_null()) target.erase(it.key());
+    else ApplyMergePatch(target[it.key()], *it);
+  }
+}
+
+std::string Describe(const Action& a) {
+  struct V {
+    std::string operator()(const CreateJob& x) const { return "CreateJob(" + x.name + ")"; }
+    std::string operator()(const DeleteJob& x) const { return "DeleteJob(" + x.name + ", " + x.propagation_policy + ")"; }
+    std::string operator()(const PatchStatus& x) const { return "PatchStatus(" + Dump(x.patch) + ")"; }
+    std::string operator()(const AddFinalizer& x) const { return "AddFinalizer(" + x.finalizer + ")"; }
+    std::string operator()(const RemoveFinalizer& x) const { return "RemoveFinalizer(" + x.finalizer + ")"; }
+    std::string operator()(const RecordAnswer& x) const {
+      return "RecordAnswer(" + x.wait + ", " + Dump(x.answer) + ", " + x.answered_by + ")";
+    }
+    std::string operator()(const SetBudget& x) const {
+      return "SetBudget(" + (x.usd ? json(*x.usd).dump() : std::string("none")) + ")";
+    }
+    std::string operator()(const ExpireWait& x) const { return "ExpireWait(" + FormatTime(x.now) + ")"; }
+    std::string operator()(const CancelRun& x) const { return "CancelRun(" + x.reason + ")"; }
+    std::string operator()(const DeleteRunRows&) const { return "DeleteRunRows"; }
+    std::string operator()(const DeleteFlowRun&) const { return "DeleteFlowRun"; }
+    std::string operator()(const Event& x) const { return "Event(" + x.type + " " + x.reason + ": " + x.message + ")"; }
+    std::string operator()(const RequeueAfter& x) const {
+      return "RequeueAfter(" + std::to_string(x.after.count()) + "ms)";
+    }
+  };
+  return std::visit(V{}, a);
+}
+
+std::string ReconcileResult::Describe() const {
+  std::string s;
+  if (!error.empty()) s += "error: " + error + "\n";
+  for (const auto& a : actions) s += controller::Describe(a) + "\n";
+  return s;
+}
+
+}  // namespace flowrun::controller

@@ -1,0 +1,547 @@
+#include "flowrun/controller/types.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <limits>
+
+namespace flowrun::controller {
+
+using nlohmann::json;
+
+namespace {
+
+std::string Str(const json& o, const char* key) {
+  if (!o.is_object()) return "";
+  auto it = o.find(key);
+  return it != o.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+int64_t Int(const json& o, const char* key, int64_t dflt = 0) {
+  if (!o.is_object()) return dflt;
+  auto it = o.find(key);
+  if (it == o.end()) return dflt;
+  if (it->is_number_integer()) return it->get<int64_t>();
+  if (it->is_number_float()) {
+    double d = it->get<double>();
+    if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9e15) return static_cast<int64_t>(d);
+  }
+  return dflt;
+}
+
+const json& Sub(const json& o, const char* key) {
+  static const json kNull;
+  if (!o.is_object()) return kNull;
+  auto it = o.find(key);
+  return it == o.end() ? kNull : *it;
+}
+
+std::optional<TimePoint> Time(const json& o, const char* key) { return ParseTime(Str(o, key)); }
+
+std::string Quote(const json& v) {
+  std::string s = v.dump(-1, ' ', false, json::error_handler_t::replace);
+  return TruncateUtf8(s, 80);
+}
+
+ObjectMeta ParseMeta(const json& obj) {
+  ObjectMeta m;
+  const json& md = Sub(obj, "metadata");
+  m.name = Str(md, "name");
+  m.namespace_ = Str(md, "namespace");
+  m.uid = Str(md, "uid");
+  m.generation = Int(md, "generation");
+  m.creation_timestamp = Time(md, "creationTimestamp");
+  m.deletion_timestamp = Time(md, "deletionTimestamp");
+  const json& f = Sub(md, "finalizers");
+  if (f.is_array())
+    for (const auto& x : f)
+      if (x.is_string()) m.finalizers.push_back(x.get<std::string>());
+  const json& l = Sub(md, "labels");
+  if (l.is_object())
+    for (auto it = l.begin(); it != l.end(); ++it)
+      if (it->is_string()) m.labels[it.key()] = it->get<std::string>();
+  const json& mf = Sub(md, "managedFields");
+  if (mf.is_array()) m.managed_fields = mf;
+  return m;
+}
+
+// Spec field readers: record "<path>: <problem>" and keep the default.
+struct SpecReader {
+  std::vector<std::string>& errors;
+
+  bool Present(const json& o, const char* key) {
+    return o.is_object() && o.contains(key) && !o.at(key).is_null();
+  }
+  void String(const json& o, const char* key, const std::string& path, std::string& out) {
+    if (!Present(o, key)) return;
+    if (o.at(key).is_string()) out = o.at(key).get<std::string>();
+    else errors.push_back(path + ": must be a string, got " + Quote(o.at(key)));
+  }
+  void Integer(const json& o, const char* key, const std::string& path, int64_t min, std::optional<int64_t>& out) {
+    if (!Present(o, key)) return;
+    const json& v = o.at(key);
+    bool integral = v.is_number_integer() ||
+                    (v.is_number_float() && std::isfinite(v.get<double>()) &&
+                     v.get<double>() == std::floor(v.get<double>()) && std::fabs(v.get<double>()) < 9e15);
+    if (!integral) {
+      errors.push_back(path + ": must be an integer, got " + Quote(v));
+      return;
+    }
+    int64_t x = v.is_number_integer() ? v.get<int64_t>() : static_cast<int64_t>(v.get<double>());
+    if (x < min) {
+      errors.push_back(path + ": must be >= " + std::to_string(min) + ", got " + std::to_string(x));
+      return;
+    }
+    out = x;
+  }
+  void StringList(const json& o, const char* key, const std::string& path, std::vector<std::string>& out) {
+    if (!Present(o, key)) return;
+    const json& v = o.at(key);
+    if (!v.is_array()) {
+      errors.push_back(path + ": must be a list of strings, got " + Quote(v));
+      return;
+    }
+    for (size_t i = 0; i < v.size(); ++i) {
+      if (!v[i].is_string()) {
+        errors.push_back(path + "[" + std::to_string(i) + "]: must be a string, got " + Quote(v[i]));
+        continue;
+      }
+      out.push_back(v[i].get<std::string>());
+    }
+  }
+  void ObjectList(const json& o, const char* key, const std::string& path, json& out) {
+    if (!Present(o, key)) return;
+    const json& v = o.at(key);
+    if (!v.is_array()) {
+      errors.push_back(path + ": must be a list, got " + Quote(v));
+      return;
+    }
+    for (size_t i = 0; i < v.size(); ++i)
+      if (!v[i].is_object()) {
+        errors.push_back(path + "[" + std::to_string(i) + "]: must be an object, got " + Quote(v[i]));
+        return;
+      }
+    out = v;
+  }
+  void Object(const json& o, const char* key, const std::string& path, json& out) {
+    if (!Present(o, key)) return;
+    if (o.at(key).is_object()) out = o.at(key);
+    else errors.push_back(path + ": must be an object, got " + Quote(o.at(key)));
+  }
+};
+
+FlowRunSpec ParseSpec(const json& spec, std::vector<std::string>& errors) {
+  FlowRunSpec s;
+  SpecReader r{errors};
+  if (spec.is_null()) {
+    errors.push_back("spec: missing");
+    return s;
+  }
+  if (!spec.is_object()) {
+    errors.push_back("spec: must be an object, got " + Quote(spec));
+    return s;
+  }
+  const json& t = Sub(spec, "template");
+  if (!t.is_object()) {
+    errors.push_back(t.is_null() ? "spec.template: missing" : "spec.template: must be an object, got " + Quote(t));
+  } else {
+    r.String(t, "image", "spec.template.image", s.pod.image);
+    if (s.pod.image.empty() && (!t.contains("image") || t.at("image").is_string()))
+      errors.push_back("spec.template.image: required");
+    r.String(t, "imagePullPolicy", "spec.template.imagePullPolicy", s.pod.image_pull_policy);
+    if (!s.pod.image_pull_policy.empty() && s.pod.image_pull_policy != "Always" &&
+        s.pod.image_pull_policy != "IfNotPresent" && s.pod.image_pull_policy != "Never") {
+      errors.push_back("spec.template.imagePullPolicy: must be Always, IfNotPresent or Never, got \"" +
+                       s.pod.image_pull_policy + "\"");
+      s.pod.image_pull_policy.clear();
+    }
+    r.StringList(t, "command", "spec.template.command", s.pod.command);
+    r.StringList(t, "args", "spec.template.args", s.pod.args);
+    r.ObjectList(t, "env", "spec.template.env", s.pod.env);
+    for (size_t i = 0; i < s.pod.env.size(); ++i)
+      if (Str(s.pod.env[i], "name").empty()) {
+        errors.push_back("spec.template.env[" + std::to_string(i) + "].name: required");
+        s.pod.env = json::array();
+        break;
+      }
+    r.ObjectList(t, "envFrom", "spec.template.envFrom", s.pod.env_from);
+    r.Object(t, "resources", "spec.template.resources", s.pod.resources);
+    r.String(t, "serviceAccountName", "spec.template.serviceAccountName", s.pod.service_account_name);
+    r.Object(t, "nodeSelector", "spec.template.nodeSelector", s.pod.node_selector);
+    for (auto it = s.pod.node_selector.begin(); it != s.pod.node_selector.end(); ++it)
+      if (!it->is_string()) {
+        errors.push_back("spec.template.nodeSelector." + it.key() + ": must be a string, got " + Quote(*it));
+        s.pod.node_selector = json::object();
+        break;
+      }
+    r.ObjectList(t, "tolerations", "spec.template.tolerations", s.pod.tolerations);
+    r.ObjectList(t, "imagePullSecrets", "spec.template.imagePullSecrets", s.pod.image_pull_secrets);
+  }
+  if (r.Present(spec, "parameters")) {
+    if (spec.at("parameters").is_object()) s.parameters = spec.at("parameters");
+    else errors.push_back("spec.parameters: must be a JSON object, got " + Quote(spec.at("parameters")));
+  }
+  r.String(spec, "flow", "spec.flow", s.flow);
+  if (r.Present(spec, "budgetUSD")) {
+    const json& b = spec.at("budgetUSD");
+    if (b.is_number() && std::isfinite(b.get<double>()) && b.get<double>() >= 0) s.budget_usd = b.get<double>();
+    else errors.push_back("spec.budgetUSD: must be a number >= 0, got " + Quote(b));
+  }
+  const json& retry = Sub(spec, "retry");
+  if (!retry.is_null() && !retry.is_object()) errors.push_back("spec.retry: must be an object, got " + Quote(retry));
+  if (retry.is_object()) {
+    std::optional<int64_t> v;
+    r.Integer(retry, "maxAttempts", "spec.retry.maxAttempts", 1, v);
+    if (v) s.retry.max_attempts = static_cast<int>(std::min<int64_t>(*v, 1000000));
+    v.reset();
+    r.Integer(retry, "backoffSeconds", "spec.retry.backoffSeconds", 0, v);
+    if (v) s.retry.backoff_seconds = *v;
+    v.reset();
+    r.Integer(retry, "maxBackoffSeconds", "spec.retry.maxBackoffSeconds", 0, v);
+    if (v) s.retry.max_backoff_seconds = *v;
+  }
+  r.Integer(spec, "attemptDeadlineSeconds", "spec.attemptDeadlineSeconds", 1, s.attempt_deadline_seconds);
+  r.Integer(spec, "waitTimeoutSeconds", "spec.waitTimeoutSeconds", 1, s.wait_timeout_seconds);
+  r.String(spec, "onWaitTimeout", "spec.onWaitTimeout", s.on_wait_timeout);
+  if (!s.on_wait_timeout.empty() && s.on_wait_timeout != "fail" && s.on_wait_timeout != "default") {
+    errors.push_back("spec.onWaitTimeout: must be fail or default, got \"" + s.on_wait_timeout + "\"");
+    s.on_wait_timeout.clear();
+  }
+  r.Integer(spec, "ttlSecondsAfterFinished", "spec.ttlSecondsAfterFinished", 0, s.ttl_seconds_after_finished);
+  const json& ap = Sub(spec, "approvers");
+  if (ap.is_object()) {
+    r.StringList(ap, "users", "spec.approvers.users", s.approver_users);
+    r.StringList(ap, "groups", "spec.approvers.groups", s.approver_groups);
+  } else if (!ap.is_null()) {
+    errors.push_back("spec.approvers: must be an object, got " + Quote(ap));
+  }
+  const json& db = Sub(spec, "database");
+  if (db.is_object()) {
+    const json& ref = Sub(db, "secretRef");
+    if (ref.is_object()) {
+      SecretKeyRef k;
+      r.String(ref, "name", "spec.database.secretRef.name", k.name);
+      r.String(ref, "key", "spec.database.secretRef.key", k.key);
+      if (k.key.empty()) k.key = "url";
+      if (k.name.empty()) errors.push_back("spec.database.secretRef.name: required");
+      else s.database_secret = k;
+    } else if (!ref.is_null()) {
+      errors.push_back("spec.database.secretRef: must be an object, got " + Quote(ref));
+    }
+  } else if (!db.is_null()) {
+    errors.push_back("spec.database: must be an object, got " + Quote(db));
+  }
+  if (r.Present(spec, "cancel")) {
+    if (spec.at("cancel").is_boolean()) s.cancel = spec.at("cancel").get<bool>();
+    else errors.push_back("spec.cancel: must be a boolean, got " + Quote(spec.at("cancel")));
+  }
+  return s;
+}
+
+}  // namespace
+
+bool IsTerminalPhase(const std::string& p) { return p == kSucceeded || p == kFailed || p == kCancelled; }
+
+bool ObjectMeta::HasFinalizer(const std::string& f) const {
+  for (const auto& x : finalizers)
+    if (x == f) return true;
+  return false;
+}
+
+json AttemptStatus::ToJson() const {
+  json j = {{"attempt", attempt}};
+  if (!job.empty()) j["job"] = job;
+  if (!start_time.empty()) j["startTime"] = start_time;
+  if (!end_time.empty()) j["endTime"] = end_time;
+  if (!outcome.empty()) j["outcome"] = outcome;
+  if (!reason.empty()) j["reason"] = reason;
+  if (!message.empty()) j["message"] = message;
+  return j;
+}
+
+json WaitStatus::ToJson() const {
+  json j = {{"name", name}};
+  if (!question.empty()) j["question"] = question;
+  if (schema) j["schema"] = *schema;
+  if (!asked_at.empty()) j["askedAt"] = asked_at;
+  if (!deadline.empty()) j["deadline"] = deadline;
+  if (!on_timeout.empty()) j["onTimeout"] = on_timeout;
+  return j;
+}
+
+json Condition::ToJson() const {
+  json j = {{"type", type}, {"status", status}, {"reason", reason}, {"message", message},
+            {"lastTransitionTime", last_transition_time}};
+  if (observed_generation) j["observedGeneration"] = observed_generation;
+  return j;
+}
+
+const Condition* FlowRunStatus::FindCondition(const std::string& type) const {
+  for (const auto& c : conditions)
+    if (c.type == type) return &c;
+  return nullptr;
+}
+
+const AttemptStatus* FlowRunStatus::FindAttempt(int n) const {
+  for (const auto& a : attempts)
+    if (a.attempt == n) return &a;
+  return nullptr;
+}
+
+json FlowRunStatus::ToJson() const {
+  json j = json::object();
+  if (!phase.empty()) j["phase"] = phase;
+  if (attempt) j["attempt"] = attempt;
+  if (!current_job.empty()) j["currentJob"] = current_job;
+  if (!attempts.empty()) {
+    j["attempts"] = json::array();
+    for (const auto& a : attempts) j["attempts"].push_back(a.ToJson());
+  }
+  if (wait) j["wait"] = wait->ToJson();
+  if (checkpoints.is_object()) j["checkpoints"] = checkpoints;
+  if (cost.is_object()) j["cost"] = cost;
+  if (!result.empty()) j["result"] = result;
+  if (!message.empty()) j["message"] = message;
+  if (!conditions.empty()) {
+    j["conditions"] = json::array();
+    for (const auto& c : conditions) j["conditions"].push_back(c.ToJson());
+  }
+  if (observed_generation) j["observedGeneration"] = observed_generation;
+  return j;
+}
+
+FlowRunStatus ParseStatus(const json& st) {
+  FlowRunStatus s;
+  if (!st.is_object()) return s;
+  s.phase = Str(st, "phase");
+  s.attempt = static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(Int(st, "attempt"), 1 << 30)));
+  s.current_job = Str(st, "currentJob");
+  const json& atts = Sub(st, "attempts");
+  if (atts.is_array())
+    for (const auto& a : atts) {
+      if (!a.is_object()) continue;
+      AttemptStatus r;
+      r.attempt = static_cast<int>(std::min<int64_t>(Int(a, "attempt"), 1 << 30));
+      if (r.attempt <= 0) continue;
+      r.job = Str(a, "job");
+      r.start_time = Str(a, "startTime");
+      r.end_time = Str(a, "endTime");
+      r.outcome = Str(a, "outcome");
+      r.reason = Str(a, "reason");
+      r.message = Str(a, "message");
+      s.attempts.push_back(std::move(r));
+    }
+  const json& w = Sub(st, "wait");
+  if (w.is_object() && !Str(w, "name").empty()) {
+    WaitStatus ws;
+    ws.name = Str(w, "name");
+    ws.question = Str(w, "question");
+    if (w.contains("schema") && !w.at("schema").is_null()) ws.schema = w.at("schema");
+    ws.asked_at = Str(w, "askedAt");
+    ws.deadline = Str(w, "deadline");
+    ws.on_timeout = Str(w, "onTimeout");
+    s.wait = std::move(ws);
+  }
+  if (Sub(st, "checkpoints").is_object()) s.checkpoints = st.at("checkpoints");
+  if (Sub(st, "cost").is_object()) s.cost = st.at("cost");
+  s.result = Str(st, "result");
+  s.message = Str(st, "message");
+  const json& conds = Sub(st, "conditions");
+  if (conds.is_array())
+    for (const auto& c : conds) {
+      if (Str(c, "type").empty()) continue;
+      s.conditions.push_back({Str(c, "type"), Str(c, "status"), Str(c, "reason"), Str(c, "message"),
+                              Str(c, "lastTransitionTime"), Int(c, "observedGeneration")});
+    }
+  s.observed_generation = Int(st, "observedGeneration");
+  return s;
+}
+
+StatusOr<FlowRunView> ParseFlowRun(const json& obj) {
+  if (!obj.is_object()) return InvalidArgument("FlowRun: not a JSON object");
+  std::string kind = Str(obj, "kind");
+  if (!kind.empty() && kind != kKind) return InvalidArgument("FlowRun: kind is \"" + kind + "\", want FlowRun");
+  FlowRunView v;
+  v.meta = ParseMeta(obj);
+  if (v.meta.name.empty()) return InvalidArgument("FlowRun: metadata.name missing");
+  if (v.meta.uid.empty()) return InvalidArgument("FlowRun " + v.meta.name + ": metadata.uid missing");
+  v.spec = ParseSpec(Sub(obj, "spec"), v.spec_errors);
+  v.status = ParseStatus(Sub(obj, "status"));
+  const json& answers = Sub(Sub(obj, "status"), "answers");
+  if (answers.is_object()) v.answers = answers;
+  v.raw = obj;
+  return v;
+}
+
+const JobCondition* JobView::TrueCondition(const std::string& type) const {
+  for (const auto& c : conditions)
+    if (c.type == type && c.status == "True") return &c;
+  return nullptr;
+}
+
+bool JobView::FinishedOk() const { return TrueCondition("Complete") || TrueCondition("SuccessCriteriaMet"); }
+
+bool JobView::Finished() const { return FinishedOk() || TrueCondition("Failed") || TrueCondition("FailureTarget"); }
+
+JobView ParseJob(const json& obj) {
+  JobView j;
+  j.meta = ParseMeta(obj);
+  auto it = j.meta.labels.find(kLabelAttempt);
+  if (it != j.meta.labels.end()) {
+    try {
+      size_t used = 0;
+      int n = std::stoi(it->second, &used);
+      if (used == it->second.size() && n > 0) j.attempt = n;
+    } catch (...) {
+    }
+  }
+  if (j.attempt == 0) {  // fall back to the "-a<N>" suffix
+    auto pos = j.meta.name.rfind("-a");
+    if (pos != std::string::npos && pos + 2 < j.meta.name.size()) {
+      std::string digits = j.meta.name.substr(pos + 2);
+      if (digits.find_first_not_of("0123456789") == std::string::npos && digits.size() < 9 && digits[0] != '0')
+        j.attempt = std::stoi(digits);
+    }
+  }
+  const json& st = Sub(obj, "status");
+  j.active = Int(st, "active");
+  j.succeeded = Int(st, "succeeded");
+  j.failed = Int(st, "failed");
+  j.start_time = Time(st, "startTime");
+  j.completion_time = Time(st, "completionTime");
+  const json& conds = Sub(st, "conditions");
+  if (conds.is_array())
+    for (const auto& c : conds)
+      j.conditions.push_back({Str(c, "type"), Str(c, "status"), Str(c, "reason"), Str(c, "message"),
+                              Time(c, "lastTransitionTime")});
+  return j;
+}
+
+PodView ParsePod(const json& obj) {
+  PodView p;
+  p.meta = ParseMeta(obj);
+  auto jl = p.meta.labels.find("batch.kubernetes.io/job-name");
+  if (jl == p.meta.labels.end()) jl = p.meta.labels.find("job-name");
+  if (jl != p.meta.labels.end()) p.job_name = jl->second;
+  const json& owners = Sub(Sub(obj, "metadata"), "ownerReferences");
+  if (owners.is_array())
+    for (const auto& o : owners)
+      if (Str(o, "kind") == "Job" && Sub(o, "controller") == json(true)) {
+        p.job_uid = Str(o, "uid");
+        if (p.job_name.empty()) p.job_name = Str(o, "name");
+      }
+  const json& st = Sub(obj, "status");
+  p.phase = Str(st, "phase");
+  p.reason = Str(st, "reason");
+  p.message = Str(st, "message");
+  const json& conds = Sub(st, "conditions");
+  if (conds.is_array())
+    for (const auto& c : conds) {
+      if (Str(c, "type") == "DisruptionTarget" && Str(c, "status") == "True") p.disruption_reason = Str(c, "reason");
+      if (Str(c, "type") == "PodScheduled" && Str(c, "status") == "False" && Str(c, "reason") == "Unschedulable")
+        p.unschedulable_message = Str(c, "message").empty() ? "Unschedulable" : Str(c, "message");
+    }
+  const json& cs = Sub(st, "containerStatuses");
+  const json* chosen = nullptr;
+  if (cs.is_array()) {
+    for (const auto& c : cs)
+      if (Str(c, "name") == kContainerName) chosen = &c;
+    if (!chosen && !cs.empty()) chosen = &cs[0];
+  }
+  if (chosen) {
+    ContainerState s;
+    const json& state = Sub(*chosen, "state");
+    const json& w = Sub(state, "waiting");
+    if (w.is_object()) {
+      s.waiting_reason = Str(w, "reason");
+      s.waiting_message = Str(w, "message");
+    }
+    const json& r = Sub(state, "running");
+    if (r.is_object()) {
+      s.running = true;
+      s.started_at = Time(r, "startedAt");
+    }
+    const json& t = Sub(state, "terminated");
+    if (t.is_object()) {
+      s.terminated = true;
+      s.exit_code = static_cast<int>(Int(t, "exitCode"));
+      s.terminated_reason = Str(t, "reason");
+      s.terminated_message = Str(t, "message");
+      s.finished_at = Time(t, "finishedAt");
+    }
+    p.agent = s;
+  }
+  return p;
+}
+
+std::optional<TimePoint> ParseTime(const std::string& text) {
+  // YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)
+  int Y, M, D, h, m, s;
+  int consumed = 0;
+  if (text.size() < 20) return std::nullopt;
+  if (std::sscanf(text.c_str(), "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%n", &Y, &M, &D, &h, &m, &s, &consumed) != 6 ||
+      consumed != 19)
+    return std::nullopt;
+  if (M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || s > 60) return std::nullopt;
+  size_t i = 19;
+  std::chrono::nanoseconds frac{0};
+  if (i < text.size() && text[i] == '.') {
+    ++i;
+    int64_t ns = 0;
+    int digits = 0;
+    while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) {
+      if (digits < 9) {
+        ns = ns * 10 + (text[i] - '0');
+        ++digits;
+      }
+      ++i;
+    }
+    if (digits == 0) return std::nullopt;
+    for (int d = digits; d < 9; ++d) ns *= 10;
+    frac = std::chrono::nanoseconds(ns);
+  }
+  int offset_minutes = 0;
+  if (i < text.size() && (text[i] == 'Z' || text[i] == 'z')) {
+    ++i;
+  } else if (i + 6 == text.size() && (text[i] == '+' || text[i] == '-') && text[i + 3] == ':') {
+    int oh = 0, om = 0;
+    if (std::sscanf(text.c_str() + i + 1, "%2d:%2d", &oh, &om) != 2) return std::nullopt;
+    offset_minutes = (oh * 60 + om) * (text[i] == '-' ? -1 : 1);
+    i += 6;
+  } else {
+    return std::nullopt;
+  }
+  if (i != text.size()) return std::nullopt;
+  std::tm tm{};
+  tm.tm_year = Y - 1900;
+  tm.tm_mon = M - 1;
+  tm.tm_mday = D;
+  tm.tm_hour = h;
+  tm.tm_min = m;
+  tm.tm_sec = s;
+  std::time_t t = timegm(&tm);
+  TimePoint tp = std::chrono::system_clock::from_time_t(t) - std::chrono::minutes(offset_minutes);
+  return tp + std::chrono::duration_cast<std::chrono::system_clock::duration>(frac);
+}
+
+std::string FormatTime(TimePoint t) {
+  auto secs = std::chrono::floor<std::chrono::seconds>(t.time_since_epoch()).count();
+  std::time_t tt = static_cast<std::time_t>(secs);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string TruncateUtf8(const std::string& s, size_t max_bytes) {
+  if (s.size() <= max_bytes) return s;
+  if (max_bytes < 3) return std::string(max_bytes, '.');
+  size_t cut = max_bytes - 3;
+  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
+  return s.substr(0, cut) + "...";
+}
+
+}  // namespace flowrun::controller
