@@ -77,6 +77,9 @@ port_free() {
   python3 - "$1" <<'PY'
 import socket, sys
 s = socket.socket()
+# PostgreSQL listens with SO_REUSEADDR, so a port whose old connections sit in
+# TIME_WAIT after a stop is still usable: probe the same way.
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 try:
     s.bind(("127.0.0.1", int(sys.argv[1])))
 except OSError:
