@@ -358,9 +358,13 @@ class Reconciler {
     size_t idx = RecordIndex(n);
     st_.attempts[idx].job = name;
     st_.attempts[idx].start_time = FormatTime(in_.now);
-    std::string msg = (why.empty() ? "" : why + "; ") + "created Job " + name + " for attempt " + std::to_string(n);
-    if (create) Emit("Normal", "JobCreated", msg);
-    Transition(StartingPhase(n), reason, msg);
+    if (create)
+      Emit("Normal", reason,
+           (why.empty() ? "" : why + "; ") + "created Job " + name + " for attempt " + std::to_string(n));
+    // The same words as observing the Job before its pod runs, so the next
+    // reconcile has nothing to change.
+    Transition(StartingPhase(n), StartingPhase(n) == kPending ? "Starting" : "Resuming",
+               "attempt " + std::to_string(n) + " (Job " + name + "): waiting for its pod");
   }
 
   // Observes the unconcluded attempt n. True when it concluded now.
@@ -833,7 +837,9 @@ class Reconciler {
 
   // ---- status ------------------------------------------------------------------
   void FinishStatus() {
-    if (in_.run) {
+    // Totals from the database, once an execution has run (a row made by
+    // SetBudget or CancelRun before any attempt holds nothing to show).
+    if (in_.run && (in_.run->attempt > 0 || in_.run->spent.llm_calls > 0)) {
       const RunState& r = *in_.run;
       st_.cost = {{"usd", r.spent.cost_usd},
                   {"inputTokens", r.spent.input_tokens},
