@@ -2,7 +2,8 @@
 # Runs every test flowrun has, on a fresh machine or a warm one:
 #   1. installs the Debian packages (idempotent),
 #   2. builds and runs every suite (ctest; each suite starts the real services it needs),
-#   3. rebuilds with AddressSanitizer + UndefinedBehaviorSanitizer and runs the runtime suite again.
+#   3. rebuilds the runtime and the controller core with AddressSanitizer + UndefinedBehaviorSanitizer
+#      and runs their suites again.
 # Suites can run alone: ctest --test-dir build -L runtime | -L support.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,9 +19,10 @@ FLOWRUN_BUILD_DIR=build scripts/build.sh
 echo "== tests"
 ctest --test-dir build --output-on-failure -j "$FLOWRUN_JOBS" --timeout 900
 
-echo "== build (address + undefined sanitizers)"
-FLOWRUN_BUILD_DIR=build-asan scripts/build.sh -DCMAKE_BUILD_TYPE=Debug -DFLOWRUN_SANITIZE="address;undefined" \
-  -DFLOWRUN_BUILD_BENCH=OFF
-echo "== runtime tests under sanitizers"
+echo "== build (address + undefined sanitizers): the runtime and the controller core"
+FLOWRUN_BUILD_DIR=build-asan \
+  FLOWRUN_TARGETS="runtime_unit_test runtime_store_test runtime_agent_test test_agent research-agent controller_core_test" \
+  scripts/build.sh -DCMAKE_BUILD_TYPE=Debug -DFLOWRUN_SANITIZE="address;undefined" -DFLOWRUN_BUILD_BENCH=OFF
+echo "== runtime and controller-core tests under sanitizers"
 ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1} UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1} \
-  ctest --test-dir build-asan -L runtime --output-on-failure -j "$FLOWRUN_JOBS" --timeout 900
+  ctest --test-dir build-asan -L "runtime|controller-unit" -E runtime_install --output-on-failure -j "$FLOWRUN_JOBS" --timeout 900
