@@ -491,6 +491,88 @@ TEST(InformerScripted, HandlersSeeTheUpdatedCacheAndListErrorsRetry) {
   EXPECT_EQ(consistent.load(), 2);
 }
 
+// The cache keeps objects packed and materializes snapshots: a snapshot
+// somebody holds is shared by every read; once nobody holds it, a read
+// decodes a fresh one equal to what was cached (numbers keep their types).
+TEST(InformerScripted, PackedCacheSharesHeldSnapshotsAndRoundTrips) {
+  ScriptedClient fc;
+  auto a = Obj("a", "1");
+  a["metadata"]["labels"] = {{"tier", "web"}};
+  a["data"]["n"] = nlohmann::json::parse("42");  // as parsed from a response: unsigned
+  a["data"]["neg"] = -7;
+  a["data"]["f"] = 0.1;
+  a["data"]["big"] = 18446744073709551615ULL;
+  a["data"]["list"] = {true, nullptr, "s", {{"k", 1.5}}};
+  a["data"]["long"] = std::string(300, 'x');
+  fc.PushList({a, Obj("b", "2")}, "2");
+  ScriptedClient::ScriptedWatch w;
+  auto a2 = a;
+  a2["metadata"]["resourceVersion"] = "3";
+  a2["metadata"]["labels"]["tier"] = "db";
+  w.events = {Ev("MODIFIED", a2)};
+  w.end = std::string("3");
+  fc.PushWatch(w);
+  Journal j;
+  std::mutex mu;
+  std::vector<std::pair<ObjectPtr, ObjectPtr>> updates;  // held by the test
+  InformerHandlers h;
+  h.on_update = [&](const ObjectPtr& o, const ObjectPtr& n) {
+    std::lock_guard<std::mutex> l(mu);
+    updates.emplace_back(o, n);
+  };
+  Informer inf(&fc, FakeOptions());
+  inf.AddIndex("tier", IndexByLabel("tier"));
+  inf.AddEventHandler(j.Handlers());
+  inf.AddEventHandler(h);
+  inf.Start();
+  ASSERT_TRUE(inf.WaitForSync(5s));
+  ASSERT_TRUE(Eventually([&] {
+    std::lock_guard<std::mutex> l(mu);
+    return updates.size() == 1;
+  }, 5s));
+
+  auto expected = a2;
+  expected["metadata"].erase("managedFields");
+  ObjectPtr held = inf.Get("ns/a");
+  ASSERT_NE(held, nullptr);
+  EXPECT_EQ(*held, expected) << held->dump();
+  EXPECT_TRUE((*held)["data"]["n"].is_number_unsigned());
+  EXPECT_TRUE((*held)["data"]["neg"].is_number_integer());
+  EXPECT_EQ((*held)["data"]["f"].get<double>(), 0.1);
+  {
+    std::lock_guard<std::mutex> l(mu);
+    EXPECT_EQ(updates[0].second, held) << "the handler's snapshot is still held: shared";
+    EXPECT_EQ((*updates[0].first)["metadata"]["resourceVersion"], "1") << "old state";
+    EXPECT_EQ((*updates[0].first)["metadata"]["labels"]["tier"], "web");
+    updates.clear();
+  }
+  EXPECT_EQ(inf.Get("ns/a"), held) << "held: every read shares it";
+  EXPECT_EQ(inf.List().size(), 2u);
+  std::weak_ptr<const nlohmann::json> weak = held;
+  held.reset();
+  EXPECT_TRUE(weak.expired()) << "the cache does not keep snapshots alive";
+  ObjectPtr again = inf.Get("ns/a");
+  ASSERT_NE(again, nullptr);
+  EXPECT_EQ(*again, expected) << "a fresh snapshot, equal to the cached object";
+  // Index entries follow the update (filed values are kept, not re-derived).
+  ASSERT_EQ(inf.ByIndex("tier", "db").size(), 1u);
+  EXPECT_EQ(inf.ByIndex("tier", "db")[0], again);
+  EXPECT_TRUE(inf.ByIndex("tier", "web").empty());
+  // Concurrent readers of an unheld object agree on the content.
+  std::vector<std::thread> readers;
+  std::atomic<int> equal{0};
+  again.reset();
+  for (int t = 0; t < 4; ++t)
+    readers.emplace_back([&] {
+      for (int i = 0; i < 200; ++i) {
+        auto o = inf.Get("ns/a");
+        if (o && *o == expected) ++equal;
+      }
+    });
+  for (auto& t : readers) t.join();
+  EXPECT_EQ(equal.load(), 800);
+}
+
 // ---------- against the real control plane ----------
 
 TEST_F(InformerTest, SyncsAndDeliversEventsForConfigMaps) {

@@ -5,6 +5,10 @@
 #include <random>
 #include <unordered_set>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 namespace flowrun::kube {
 namespace {
 
@@ -22,6 +26,39 @@ std::mt19937_64& Rng() {
 }
 
 double Uniform01() { return std::uniform_real_distribution<double>(0.0, 1.0)(Rng()); }
+
+// A copy of a watch event's object without metadata.managedFields (never
+// copied, rather than copied and erased).
+nlohmann::json CopyWithoutManagedFields(const nlohmann::json& obj) {
+  if (!obj.is_object()) return obj;
+  nlohmann::json out = nlohmann::json::object();
+  for (auto it = obj.begin(); it != obj.end(); ++it) {
+    if (it.key() == "metadata" && it->is_object()) {
+      nlohmann::json meta = nlohmann::json::object();
+      for (auto m = it->begin(); m != it->end(); ++m)
+        if (m.key() != "managedFields") meta[m.key()] = *m;
+      out["metadata"] = std::move(meta);
+    } else {
+      out[it.key()] = *it;
+    }
+  }
+  return out;
+}
+
+// The object's MessagePack bytes in a string of exactly that size.
+std::string Pack(const nlohmann::json& obj) {
+  thread_local std::string buf;
+  buf.clear();
+  nlohmann::json::to_msgpack(obj, buf);
+  std::string out(buf.data(), buf.size());
+  if (buf.capacity() > (256u << 10)) std::string().swap(buf);  // do not keep a huge one around
+  return out;
+}
+
+// Objects listed at once above which the informer returns freed heap to the
+// kernel after applying the list: a big list response (managedFields
+// included) briefly takes ~10x what the cache keeps.
+constexpr size_t kTrimAfterListOf = 1000;
 
 }  // namespace
 
@@ -80,10 +117,13 @@ Informer::~Informer() { Stop(); }
 void Informer::AddIndex(const std::string& name, IndexFunc f) {
   std::unique_lock<std::shared_mutex> l(cache_mu_);
   index_funcs_[name] = std::move(f);
-  auto& idx = indices_[name];
-  idx.clear();
-  for (const auto& [key, obj] : items_)
-    for (const auto& v : index_funcs_[name](*obj)) idx[v].insert(key);
+  // Refile everything (before Start() the cache is empty, so this is cheap).
+  for (auto& [n, idx] : indices_) idx.clear();
+  for (auto& [key, e] : items_) {
+    ObjectPtr obj = Materialize(e);
+    e.index = IndexValues(*obj);
+    IndexLocked(key, e.index, true);
+  }
 }
 
 void Informer::AddEventHandler(InformerHandlers h) { handlers_.push_back(std::move(h)); }
@@ -121,7 +161,7 @@ bool Informer::WaitForSync(std::chrono::milliseconds timeout) const {
 ObjectPtr Informer::Get(const std::string& key) const {
   std::shared_lock<std::shared_mutex> l(cache_mu_);
   auto it = items_.find(key);
-  return it == items_.end() ? nullptr : it->second;
+  return it == items_.end() ? nullptr : Materialize(it->second);
 }
 
 ObjectPtr Informer::Get(const std::string& ns, const std::string& name) const { return Get(ObjectKey(ns, name)); }
@@ -130,7 +170,7 @@ std::vector<ObjectPtr> Informer::List() const {
   std::shared_lock<std::shared_mutex> l(cache_mu_);
   std::vector<ObjectPtr> out;
   out.reserve(items_.size());
-  for (const auto& [k, v] : items_) out.push_back(v);
+  for (const auto& [k, e] : items_) out.push_back(Materialize(e));
   return out;
 }
 
@@ -138,7 +178,7 @@ std::vector<std::string> Informer::Keys() const {
   std::shared_lock<std::shared_mutex> l(cache_mu_);
   std::vector<std::string> out;
   out.reserve(items_.size());
-  for (const auto& [k, v] : items_) out.push_back(k);
+  for (const auto& [k, e] : items_) out.push_back(k);
   std::sort(out.begin(), out.end());
   return out;
 }
@@ -157,7 +197,7 @@ std::vector<ObjectPtr> Informer::ByIndex(const std::string& index, const std::st
   if (keys == idx->second.end()) return out;
   for (const auto& k : keys->second) {
     auto it = items_.find(k);
-    if (it != items_.end()) out.push_back(it->second);
+    if (it != items_.end()) out.push_back(Materialize(it->second));
   }
   return out;
 }
@@ -167,17 +207,41 @@ InformerStats Informer::Stats() const {
   return stats_;
 }
 
-ObjectPtr Informer::Prepare(nlohmann::json obj) const {
+void Informer::Prepare(nlohmann::json& obj) const {
   auto m = obj.find("metadata");
   if (m != obj.end() && m->is_object()) m->erase("managedFields");
   if (opts_.transform) opts_.transform(obj);
-  return std::make_shared<const nlohmann::json>(std::move(obj));
 }
 
-void Informer::IndexLocked(const std::string& key, const nlohmann::json& obj, bool add) {
+ObjectPtr Informer::Materialize(const Entry& e) const {
+  {
+    std::lock_guard<std::mutex> l(memo_mu_);
+    if (ObjectPtr p = e.live.lock()) return p;
+  }
+  // Decoded outside memo_mu_; `packed` does not change while cache_mu_ is held.
+  auto decoded = nlohmann::json::from_msgpack(e.packed, true, /*allow_exceptions=*/false);
+  if (decoded.is_discarded()) decoded = nlohmann::json::object();  // cannot happen: we encoded it
+  auto fresh = std::make_shared<const nlohmann::json>(std::move(decoded));
+  std::lock_guard<std::mutex> l(memo_mu_);
+  if (ObjectPtr p = e.live.lock()) return p;  // another reader was quicker: share its snapshot
+  e.live = fresh;
+  return fresh;
+}
+
+std::vector<std::vector<std::string>> Informer::IndexValues(const nlohmann::json& obj) const {
+  std::vector<std::vector<std::string>> out;
+  if (index_funcs_.empty()) return out;
+  out.reserve(index_funcs_.size());
+  for (const auto& [name, f] : index_funcs_) out.push_back(f(obj));
+  return out;
+}
+
+void Informer::IndexLocked(const std::string& key, const std::vector<std::vector<std::string>>& values, bool add) {
+  size_t i = 0;
   for (const auto& [name, f] : index_funcs_) {
+    if (i >= values.size()) break;
     auto& idx = indices_[name];
-    for (const auto& v : f(obj)) {
+    for (const auto& v : values[i++]) {
       if (add) {
         idx[v].insert(key);
       } else {
@@ -190,24 +254,36 @@ void Informer::IndexLocked(const std::string& key, const nlohmann::json& obj, bo
   }
 }
 
-void Informer::Upsert(ObjectPtr obj) {
-  std::string key = ObjectKey(*obj);
-  ObjectPtr old;
+void Informer::Upsert(nlohmann::json prepared) {
+  std::string key = ObjectKey(prepared);
+  Entry e;
+  e.packed = Pack(prepared);
+  e.index = IndexValues(prepared);
+  // The snapshot the handlers get; the cache remembers it while they hold it.
+  ObjectPtr obj = std::make_shared<const nlohmann::json>(std::move(prepared));
+  e.live = obj;
+  Entry prev;
+  bool existed = false;
   {
     std::unique_lock<std::shared_mutex> l(cache_mu_);
     auto it = items_.find(key);
     if (it != items_.end()) {
-      old = it->second;
-      IndexLocked(key, *old, false);
-      it->second = obj;
+      existed = true;
+      IndexLocked(key, it->second.index, false);
+      prev = std::move(it->second);
+      it->second = std::move(e);
+      IndexLocked(key, it->second.index, true);
     } else {
-      items_.emplace(key, obj);
+      auto ins = items_.emplace(std::move(key), std::move(e)).first;
+      IndexLocked(ins->first, ins->second.index, true);
     }
-    IndexLocked(key, *obj, true);
   }
+  ObjectPtr old;
   for (const auto& h : handlers_) {
-    if (old) {
-      if (h.on_update) h.on_update(old, obj);
+    if (existed) {
+      if (!h.on_update) continue;
+      if (!old) old = Materialize(prev);  // `prev` is ours alone now
+      h.on_update(old, obj);
     } else if (h.on_add) {
       h.on_add(obj);
     }
@@ -215,28 +291,36 @@ void Informer::Upsert(ObjectPtr obj) {
 }
 
 void Informer::Remove(const std::string& key, const ObjectPtr& last_known, bool final_state_unknown) {
-  ObjectPtr cached;
+  Entry cached;
   {
     std::unique_lock<std::shared_mutex> l(cache_mu_);
     auto it = items_.find(key);
     if (it == items_.end()) return;  // never seen: nothing to tell (like client-go's DeltaFIFO)
-    cached = it->second;
-    IndexLocked(key, *cached, false);
+    IndexLocked(key, it->second.index, false);
+    cached = std::move(it->second);
     items_.erase(it);
   }
-  const ObjectPtr& shown = last_known ? last_known : cached;
-  for (const auto& h : handlers_)
-    if (h.on_delete) h.on_delete(shown, final_state_unknown);
+  ObjectPtr shown = last_known;
+  for (const auto& h : handlers_) {
+    if (!h.on_delete) continue;
+    if (!shown) shown = Materialize(cached);
+    h.on_delete(shown, final_state_unknown);
+  }
 }
 
 void Informer::Replace(std::vector<nlohmann::json> items, const std::string& rv) {
+  const size_t listed = items.size();
   std::unordered_set<std::string> seen;
   seen.reserve(items.size());
   for (auto& item : items) {
-    ObjectPtr obj = Prepare(std::move(item));
-    seen.insert(ObjectKey(*obj));
-    Upsert(std::move(obj));
+    Prepare(item);
+    seen.insert(ObjectKey(item));
+    // Moved out: the parsed tree is freed as soon as the handlers let go of
+    // it, so the next objects' packed bytes reuse its memory.
+    Upsert(std::move(item));
+    item = nlohmann::json();
   }
+  std::vector<nlohmann::json>().swap(items);
   std::vector<std::string> gone;
   {
     std::shared_lock<std::shared_mutex> l(cache_mu_);
@@ -244,14 +328,23 @@ void Informer::Replace(std::vector<nlohmann::json> items, const std::string& rv)
       if (!seen.count(k)) gone.push_back(k);
   }
   for (const auto& k : gone) Remove(k, nullptr, true);
-  std::lock_guard<std::mutex> l(mu_);
-  ++stats_.lists;
-  stats_.synthesized_deletes += gone.size();
-  stats_.last_resource_version = rv;
-  if (!synced_) {
-    synced_ = true;
-    cv_.notify_all();
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    ++stats_.lists;
+    stats_.synthesized_deletes += gone.size();
+    stats_.last_resource_version = rv;
+    if (!synced_) {
+      synced_ = true;
+      cv_.notify_all();
+    }
   }
+#if defined(__GLIBC__)
+  // The list response (parsed with managedFields) is gone; give the holes it
+  // left back to the kernel instead of keeping the peak as RSS.
+  if (listed >= kTrimAfterListOf) malloc_trim(0);
+#else
+  (void)listed;
+#endif
 }
 
 void Informer::ApplyEvent(const WatchEvent& ev) {
@@ -263,10 +356,14 @@ void Informer::ApplyEvent(const WatchEvent& ev) {
   }
   if (!ev.object.is_object()) return;
   if (ev.type == "ADDED" || ev.type == "MODIFIED") {
-    Upsert(Prepare(ev.object));
+    nlohmann::json obj = CopyWithoutManagedFields(ev.object);
+    Prepare(obj);
+    Upsert(std::move(obj));
   } else if (ev.type == "DELETED") {
-    ObjectPtr last = Prepare(ev.object);
-    Remove(ObjectKey(*last), last, false);
+    nlohmann::json obj = CopyWithoutManagedFields(ev.object);
+    Prepare(obj);
+    std::string key = ObjectKey(obj);
+    Remove(key, std::make_shared<const nlohmann::json>(std::move(obj)), false);
   } else {
     return;  // unknown type: ignore
   }
