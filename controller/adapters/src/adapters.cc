@@ -1,0 +1,180 @@
+#include "flowrun/controller/adapters.h"
+
+#include <algorithm>
+#include <type_traits>
+#include <variant>
+
+#include "flowrun/kube/errors.h"
+#include "flowrun/kube/informer.h"
+
+namespace flowrun::controller {
+namespace {
+
+using nlohmann::json;
+
+std::string Str(const json& j, const char* a, const char* b) {
+  if (!j.is_object() || !j.contains(a) || !j[a].is_object()) return "";
+  const json& o = j[a];
+  if (!o.contains(b) || !o[b].is_string()) return "";
+  return o[b].get<std::string>();
+}
+
+// The existing Job is controlled by the FlowRun with `uid`.
+bool ControlledBy(const json& job, const std::string& uid) {
+  if (!job.is_object() || !job.contains("metadata")) return false;
+  const json& md = job["metadata"];
+  if (!md.contains("ownerReferences") || !md["ownerReferences"].is_array()) return false;
+  for (const auto& ref : md["ownerReferences"]) {
+    if (ref.value("uid", "") == uid && ref.value("controller", false)) return true;
+  }
+  return false;
+}
+
+// Keeps the FlowRun's resourceVersion (and finalizers) current after a
+// patch of the FlowRun itself, so a later finalizer patch is not stale.
+void Refresh(json& flowrun, const json& updated) {
+  if (!updated.is_object() || !updated.contains("metadata")) return;
+  const json& md = updated["metadata"];
+  if (md.contains("resourceVersion")) flowrun["metadata"]["resourceVersion"] = md["resourceVersion"];
+  if (md.contains("finalizers"))
+    flowrun["metadata"]["finalizers"] = md["finalizers"];
+  else
+    flowrun["metadata"].erase("finalizers");
+}
+
+}  // namespace
+
+void ActionExecutor::Warn(const json& flowrun, const std::string& reason, const std::string& message) {
+  if (events_) events_->Record(flowrun, kube::EventType::kWarning, reason, message);
+}
+
+Status ActionExecutor::PatchFinalizers(json& flowrun, const std::string& finalizer, bool add) {
+  std::vector<std::string> fins;
+  const json& md = flowrun["metadata"];
+  if (md.contains("finalizers") && md["finalizers"].is_array())
+    for (const auto& f : md["finalizers"])
+      if (f.is_string()) fins.push_back(f.get<std::string>());
+  bool has = std::find(fins.begin(), fins.end(), finalizer) != fins.end();
+  if (add == has) return Status();
+  if (add)
+    fins.push_back(finalizer);
+  else
+    fins.erase(std::remove(fins.begin(), fins.end(), finalizer), fins.end());
+  json patch = {{"metadata", {{"finalizers", fins}, {"resourceVersion", Str(flowrun, "metadata", "resourceVersion")}}}};
+  auto r = kube_->MergePatch(kube::resources::FlowRuns(), Str(flowrun, "metadata", "namespace"),
+                             Str(flowrun, "metadata", "name"), patch, /*status=*/false);
+  if (!r.ok()) {
+    // Removing the finalizer of an object that is already gone is done.
+    if (!add && kube::IsNotFound(r.status())) return Status();
+    return r.status();
+  }
+  Refresh(flowrun, *r);
+  return Status();
+}
+
+Status ActionExecutor::Run(json& flowrun, const Action& action, RunAdmin* admin, bool& stop,
+                           std::optional<std::chrono::milliseconds>& requeue) {
+  const std::string ns = Str(flowrun, "metadata", "namespace");
+  const std::string name = Str(flowrun, "metadata", "name");
+  const std::string uid = Str(flowrun, "metadata", "uid");
+  auto need_admin = [&]() -> Status {
+    return admin ? Status() : Unavailable("no database connection");
+  };
+  return std::visit(
+      [&](const auto& a) -> Status {
+        using T = std::decay_t<decltype(a)>;
+        if constexpr (std::is_same_v<T, CreateJob>) {
+          auto r = kube_->Create(kube::resources::Jobs(), ns, a.job);
+          if (r.ok()) return Status();
+          if (!kube::IsAlreadyExists(r.status())) return r.status();
+          auto existing = kube_->Get(kube::resources::Jobs(), ns, a.name);
+          if (existing.ok() && ControlledBy(*existing, uid)) return Status();  // stale cache
+          std::string msg = "Job " + a.name + " exists and is not controlled by this FlowRun";
+          Warn(flowrun, "JobConflict", msg);
+          return AlreadyExists(msg);
+        } else if constexpr (std::is_same_v<T, DeleteJob>) {
+          kube::DeleteOptions o;
+          o.propagation_policy = a.propagation_policy.empty() ? "Background" : a.propagation_policy;
+          Status s = kube_->Delete(kube::resources::Jobs(), ns, a.name, o);
+          if (s.ok() || kube::IsNotFound(s)) return Status();
+          return s;
+        } else if constexpr (std::is_same_v<T, PatchStatus>) {
+          auto r = kube_->MergePatch(kube::resources::FlowRuns(), ns, name, a.patch, /*status=*/true);
+          if (!r.ok()) return r.status();
+          Refresh(flowrun, *r);
+          return Status();
+        } else if constexpr (std::is_same_v<T, AddFinalizer>) {
+          return PatchFinalizers(flowrun, a.finalizer, true);
+        } else if constexpr (std::is_same_v<T, RemoveFinalizer>) {
+          return PatchFinalizers(flowrun, a.finalizer, false);
+        } else if constexpr (std::is_same_v<T, RecordAnswer>) {
+          if (Status s = need_admin(); !s.ok()) return s;
+          AnswerOptions o;
+          o.allow_early = false;
+          o.answered_by = a.answered_by;
+          auto r = admin->RecordAnswer(uid, a.wait, a.answer, o);
+          if (r.ok() || r.status().code() == StatusCode::kAlreadyExists) return Status();
+          if (r.status().code() == StatusCode::kInvalidArgument) {
+            Warn(flowrun, "InvalidAnswer", "answer to " + a.wait + " refused: " + r.status().message());
+            stop = true;
+            return Status();
+          }
+          return r.status();
+        } else if constexpr (std::is_same_v<T, SetBudget>) {
+          if (Status s = need_admin(); !s.ok()) return s;
+          return admin->SetBudget(uid, a.usd);
+        } else if constexpr (std::is_same_v<T, ExpireWait>) {
+          if (Status s = need_admin(); !s.ok()) return s;
+          auto r = admin->ExpireWait(uid, a.now);
+          return r.ok() ? Status() : r.status();
+        } else if constexpr (std::is_same_v<T, CancelRun>) {
+          if (Status s = need_admin(); !s.ok()) return s;
+          Status s = admin->CancelRun(uid, a.reason);
+          if (s.ok() || s.code() == StatusCode::kNotFound) return Status();
+          return s;
+        } else if constexpr (std::is_same_v<T, DeleteRunRows>) {
+          if (Status s = need_admin(); !s.ok()) return s;
+          return admin->DeleteRun(uid);
+        } else if constexpr (std::is_same_v<T, DeleteFlowRun>) {
+          kube::DeleteOptions o;
+          o.propagation_policy = "Background";
+          o.precondition_uid = uid;
+          Status s = kube_->Delete(kube::resources::FlowRuns(), ns, name, o);
+          if (s.ok() || kube::IsNotFound(s)) return Status();
+          return s;
+        } else if constexpr (std::is_same_v<T, Event>) {
+          if (events_)
+            events_->Record(flowrun, a.type == "Warning" ? kube::EventType::kWarning : kube::EventType::kNormal,
+                            a.reason, a.message);
+          return Status();
+        } else if constexpr (std::is_same_v<T, RequeueAfter>) {
+          requeue = a.after;
+          return Status();
+        } else {
+          return Internal("unknown action");
+        }
+      },
+      action);
+}
+
+ExecuteOutcome ActionExecutor::Execute(const json& flowrun_in, const ReconcileResult& result, RunAdmin* admin) {
+  ExecuteOutcome out;
+  json flowrun = flowrun_in;
+  if (!flowrun.contains("metadata") || !flowrun["metadata"].is_object()) flowrun["metadata"] = json::object();
+  for (const auto& action : result.actions) {
+    bool stop = false;
+    Status s = Run(flowrun, action, admin, stop, out.requeue_after);
+    if (!s.ok()) {
+      Log("error", "action failed",
+          {{"action", Describe(action)}, {"flowrun", kube::ObjectKey(flowrun)}, {"error", s.message()}});
+      out.status = s;
+      return out;
+    }
+    Log("debug", "action done", {{"action", Describe(action)}, {"flowrun", kube::ObjectKey(flowrun)}});
+    ++out.executed;
+    if (stop) break;
+  }
+  return out;
+}
+
+}  // namespace flowrun::controller

@@ -1,0 +1,461 @@
+// flowrun-controller: watches FlowRuns and their Jobs and Pods, and drives
+// each run through the pure reconcile core (flowrun/controller/reconcile.h),
+// executing its actions with the adapters (flowrun/controller/adapters.h).
+// See docs/controller.md.
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <ctime>
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "flowrun/controller/adapters.h"
+#include "flowrun/controller/reconcile.h"
+#include "flowrun/kube/client.h"
+#include "flowrun/kube/config.h"
+#include "flowrun/kube/errors.h"
+#include "flowrun/kube/event_recorder.h"
+#include "flowrun/kube/informer.h"
+#include "flowrun/kube/leader_election.h"
+#include "flowrun/kube/workqueue.h"
+#include "flowrun/postgres.h"
+
+namespace {
+
+using nlohmann::json;
+using namespace flowrun;
+using namespace flowrun::controller;
+
+// ---- structured JSON logs to stderr --------------------------------------
+std::mutex g_log_mu;
+int g_log_level = 1;  // 0 debug, 1 info, 2 warn/error
+
+int LevelOf(const std::string& l) { return l == "debug" ? 0 : (l == "info" ? 1 : 2); }
+
+void Log(const std::string& level, const std::string& msg, const json& fields = json::object()) {
+  if (LevelOf(level) < g_log_level) return;
+  json line = json::object();
+  auto now = std::chrono::system_clock::now();
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+  std::time_t secs = ms / 1000;
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[40];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  char full[48];
+  std::snprintf(full, sizeof full, "%s.%03dZ", buf, static_cast<int>(ms % 1000));
+  line["ts"] = full;
+  line["level"] = level;
+  line["msg"] = msg;
+  if (fields.is_object())
+    for (auto it = fields.begin(); it != fields.end(); ++it) line[it.key()] = it.value();
+  std::string text = line.dump(-1, ' ', false, json::error_handler_t::replace);
+  std::lock_guard<std::mutex> lock(g_log_mu);
+  std::cerr << text << '\n' << std::flush;
+}
+
+struct Flags {
+  std::string kubeconfig;
+  std::string database_url_env = "FLOWRUN_DATABASE_URL";
+  std::string ns;  // "" = all namespaces
+  int workers = 4;
+  bool leader_elect = false;
+  std::string leader_election_namespace;
+  std::string leader_election_name = "flowrun-controller";
+  std::string log_level = "info";
+  // ControllerConfig
+  std::string database_secret = "flowrun-database";
+  std::string database_secret_key = "url";
+  std::string openai_base_url;
+  std::string openai_api_key_secret;  // name[/key]
+  std::string price_table_path;
+  std::string price_table_config_map;
+  std::string image_pull_policy = "IfNotPresent";
+  int64_t run_as_user = -1;
+  std::string retention = "delete";
+  int64_t pod_start_grace_seconds = 120;
+};
+
+std::string OwnerFlowRunKeyOfJob(const json& job) {
+  const json& md = job.value("metadata", json::object());
+  if (md.contains("ownerReferences") && md["ownerReferences"].is_array())
+    for (const auto& ref : md["ownerReferences"])
+      if (ref.value("kind", "") == kKind && ref.value("apiVersion", "").rfind("flowrun.dev/", 0) == 0)
+        return kube::ObjectKey(md.value("namespace", ""), ref.value("name", ""));
+  return "";
+}
+
+class Controller {
+ public:
+  Controller(Flags flags, ControllerConfig config, std::unique_ptr<kube::KubeClient> client, std::string db_url)
+      : flags_(std::move(flags)), config_(std::move(config)), client_(std::move(client)), db_url_(std::move(db_url)) {
+    kube::InformerOptions fo;
+    fo.resource = kube::resources::FlowRuns();
+    fo.ns = flags_.ns;
+    fo.name = "flowruns";
+    flowruns_ = std::make_unique<kube::Informer>(client_.get(), fo);
+    flowruns_->AddIndex("uid", [](const json& o) -> std::vector<std::string> {
+      std::string uid = o.value("metadata", json::object()).value("uid", "");
+      if (uid.empty()) return {};
+      return {uid};
+    });
+
+    kube::InformerOptions jo;
+    jo.resource = kube::resources::Jobs();
+    jo.ns = flags_.ns;
+    jo.label_selector = kLabelRun;
+    jo.name = "jobs";
+    jobs_ = std::make_unique<kube::Informer>(client_.get(), jo);
+    jobs_->AddIndex("owner", kube::IndexByOwnerUid());
+
+    kube::InformerOptions po;
+    po.resource = kube::resources::Pods();
+    po.ns = flags_.ns;
+    po.label_selector = kLabelRun;
+    po.name = "pods";
+    pods_ = std::make_unique<kube::Informer>(client_.get(), po);
+    pods_->AddIndex("owner", kube::IndexByOwnerUid());
+
+    kube::WorkQueueOptions qo;
+    qo.name = "flowruns";
+    queue_ = std::make_unique<kube::WorkQueue>(std::move(qo));
+
+    events_ = std::make_unique<kube::EventRecorder>(client_.get());
+    executor_ = std::make_unique<ActionExecutor>(
+        client_.get(), events_.get(),
+        [](const std::string& level, const std::string& msg, const json& fields) { Log(level, msg, fields); });
+
+    auto enqueue = [this](const kube::ObjectPtr& o) {
+      if (o) queue_->Add(kube::ObjectKey(*o));
+    };
+    flowruns_->AddEventHandler({enqueue, [this](const kube::ObjectPtr&, const kube::ObjectPtr& n) {
+                                  if (n) queue_->Add(kube::ObjectKey(*n));
+                                },
+                                [this](const kube::ObjectPtr& o, bool) {
+                                  if (o) queue_->Add(kube::ObjectKey(*o));
+                                }});
+    auto job_enqueue = [this](const kube::ObjectPtr& o) {
+      if (!o) return;
+      std::string key = OwnerFlowRunKeyOfJob(*o);
+      if (!key.empty()) queue_->Add(key);
+    };
+    jobs_->AddEventHandler({job_enqueue, [job_enqueue](const kube::ObjectPtr&, const kube::ObjectPtr& n) { job_enqueue(n); },
+                            [job_enqueue](const kube::ObjectPtr& o, bool) { job_enqueue(o); }});
+    // A Pod points at its Job; the Job's labels carry the FlowRun's uid.
+    auto pod_enqueue = [this](const kube::ObjectPtr& o) {
+      if (!o) return;
+      const json& md = o->value("metadata", json::object());
+      std::string uid = md.value("labels", json::object()).value(kLabelRunUid, "");
+      if (!uid.empty())
+        for (const auto& fr : flowruns_->ByIndex("uid", uid)) queue_->Add(kube::ObjectKey(*fr));
+      if (md.contains("ownerReferences") && md["ownerReferences"].is_array())
+        for (const auto& ref : md["ownerReferences"])
+          if (ref.value("kind", "") == "Job")
+            if (auto job = jobs_->Get(md.value("namespace", ""), ref.value("name", ""))) {
+              std::string key = OwnerFlowRunKeyOfJob(*job);
+              if (!key.empty()) queue_->Add(key);
+            }
+    };
+    pods_->AddEventHandler({pod_enqueue, [pod_enqueue](const kube::ObjectPtr&, const kube::ObjectPtr& n) { pod_enqueue(n); },
+                            [pod_enqueue](const kube::ObjectPtr& o, bool) { pod_enqueue(o); }});
+  }
+
+  // Starts informers; waits for their sync (false: stopped first).
+  bool StartInformers() {
+    jobs_->Start();
+    pods_->Start();
+    flowruns_->Start();
+    while (!stopping_.load()) {
+      if (jobs_->WaitForSync(std::chrono::milliseconds(500)) && pods_->WaitForSync(std::chrono::milliseconds(500)) &&
+          flowruns_->WaitForSync(std::chrono::milliseconds(500))) {
+        Log("info", "informers synced", {{"flowruns", flowruns_->Size()}, {"jobs", jobs_->Size()}, {"pods", pods_->Size()}});
+        synced_ = true;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  void StartWorkers() {
+    for (int i = 0; i < flags_.workers; ++i) workers_.emplace_back([this, i] { Worker(i); });
+    Log("info", "workers started", {{"workers", flags_.workers}});
+  }
+
+  // Stop informers (no new keys), then drain the queue and join workers.
+  void Shutdown() {
+    stopping_ = true;
+    flowruns_->Stop();
+    jobs_->Stop();
+    pods_->Stop();
+    queue_->ShutDownWithDrain();
+    for (auto& t : workers_) t.join();
+    workers_.clear();
+    events_->Shutdown();
+    Log("info", "controller stopped");
+  }
+
+  bool synced() const { return synced_.load(); }
+  // Ends StartInformers' wait; Shutdown() does the rest.
+  void RequestStop() { stopping_ = true; }
+
+ private:
+  void Worker(int id) {
+    std::unique_ptr<RunAdmin> admin;
+    while (auto key = queue_->Get()) {
+      auto start = std::chrono::steady_clock::now();
+      if (!admin) {
+        PostgresOptions po;
+        po.conninfo = db_url_;
+        po.application_name = "flowrun-controller";
+        po.connect_attempts = 2;
+        auto a = OpenPostgresRunAdmin(po);
+        if (a.ok()) {
+          admin = std::move(*a);
+        } else {
+          Log("error", "database unavailable", {{"worker", id}, {"error", a.status().ToString()}});
+        }
+      }
+      Status s = Sync(*key, admin.get());
+      double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+      if (!s.ok()) {
+        Log("warn", "reconcile failed; requeued with backoff",
+            {{"key", *key}, {"worker", id}, {"error", s.ToString()}, {"ms", ms}});
+        // A broken connection is reopened on the next key.
+        if (s.code() == StatusCode::kUnavailable) admin.reset();
+        queue_->AddRateLimited(*key);
+      }
+      queue_->Done(*key);
+    }
+  }
+
+  // Returns an error to requeue with backoff; schedules RequeueAfter itself.
+  Status Sync(const std::string& key, RunAdmin* admin) {
+    kube::ObjectPtr fr = flowruns_->Get(key);
+    if (!fr) {
+      queue_->Forget(key);
+      return Status();
+    }
+    ReconcileInput in;
+    in.flowrun = *fr;
+    in.config = config_;
+    in.now = std::chrono::system_clock::now();
+    const json& md = fr->value("metadata", json::object());
+    std::string uid = md.value("uid", "");
+    for (const auto& job : jobs_->ByIndex("owner", uid)) {
+      in.jobs.push_back(*job);
+      std::string juid = job->value("metadata", json::object()).value("uid", "");
+      if (!juid.empty())
+        for (const auto& pod : pods_->ByIndex("owner", juid)) in.pods.push_back(*pod);
+    }
+    if (!uid.empty()) {
+      if (!admin) return Unavailable("no database connection");
+      auto run = admin->GetRun(uid);
+      if (run.ok())
+        in.run = std::move(*run);
+      else if (run.status().code() != StatusCode::kNotFound)
+        return run.status();
+    }
+    ReconcileResult result = Reconcile(in);
+    if (!result.error.empty()) {
+      Log("error", "FlowRun cannot be reconciled", {{"key", key}, {"error", result.error}});
+      queue_->Forget(key);
+      return Status();
+    }
+    if (!result.actions.empty())
+      Log("info", "reconcile", {{"key", key}, {"actions", result.Describe()}});
+    ExecuteOutcome out = executor_->Execute(*fr, result, admin);
+    if (!out.status.ok()) return out.status;
+    queue_->Forget(key);
+    if (out.requeue_after) queue_->AddAfter(key, *out.requeue_after);
+    return Status();
+  }
+
+  Flags flags_;
+  ControllerConfig config_;
+  std::unique_ptr<kube::KubeClient> client_;
+  std::string db_url_;
+  std::unique_ptr<kube::Informer> flowruns_, jobs_, pods_;
+  std::unique_ptr<kube::WorkQueue> queue_;
+  std::unique_ptr<kube::EventRecorder> events_;
+  std::unique_ptr<ActionExecutor> executor_;
+  std::vector<std::thread> workers_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> synced_{false};
+};
+
+std::optional<SecretKeyRef> ParseSecretRef(const std::string& s, const std::string& default_key) {
+  if (s.empty()) return std::nullopt;
+  auto slash = s.find('/');
+  if (slash == std::string::npos) return SecretKeyRef{s, default_key};
+  return SecretKeyRef{s.substr(0, slash), s.substr(slash + 1)};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Flags f;
+  CLI::App app{"flowrun-controller: runs FlowRuns as Kubernetes Jobs"};
+  app.add_option("--kubeconfig", f.kubeconfig, "kubeconfig file (default: in-cluster, then $KUBECONFIG/~/.kube/config)");
+  app.add_option("--database-url-env", f.database_url_env, "environment variable holding the PostgreSQL URL")
+      ->capture_default_str();
+  app.add_option("--namespace", f.ns, "watch only this namespace (default: all)");
+  app.add_option("--workers", f.workers, "concurrent reconciles")->capture_default_str()->check(CLI::Range(1, 256));
+  app.add_flag("--leader-elect", f.leader_elect, "elect a leader with a Lease before reconciling");
+  app.add_option("--leader-election-namespace", f.leader_election_namespace,
+                 "namespace of the Lease (default: the pod's namespace, else default)");
+  app.add_option("--leader-election-name", f.leader_election_name, "name of the Lease")->capture_default_str();
+  app.add_option("--log-level", f.log_level, "debug|info|warn")->capture_default_str();
+  app.add_option("--database-secret", f.database_secret, "Secret (name[/key]) passed to agents as FLOWRUN_DATABASE_URL")
+      ->capture_default_str();
+  app.add_option("--openai-base-url", f.openai_base_url, "OPENAI_BASE_URL for agents whose template sets none");
+  app.add_option("--openai-api-key-secret", f.openai_api_key_secret, "Secret name[/key] with OPENAI_API_KEY");
+  app.add_option("--price-table-path", f.price_table_path, "FLOWRUN_PRICE_TABLE passed to agents");
+  app.add_option("--price-table-configmap", f.price_table_config_map, "ConfigMap mounted at the price table's directory");
+  app.add_option("--image-pull-policy", f.image_pull_policy, "default imagePullPolicy")->capture_default_str();
+  app.add_option("--run-as-user", f.run_as_user, "runAsUser for agent containers (-1: unset)")->capture_default_str();
+  app.add_option("--retention", f.retention, "delete|keep: a deleted FlowRun's database rows")
+      ->check(CLI::IsMember({"delete", "keep"}))
+      ->capture_default_str();
+  app.add_option("--pod-start-grace-seconds", f.pod_start_grace_seconds, "image pull / container create grace")
+      ->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  g_log_level = LevelOf(f.log_level);
+
+  // Block the shutdown signals in every thread; main waits for them.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+
+  // Kubernetes configuration.
+  StatusOr<kube::ClusterConfig> cfg = Status(StatusCode::kNotFound, "unset");
+  if (!f.kubeconfig.empty()) {
+    cfg = kube::LoadKubeconfig(f.kubeconfig);
+  } else {
+    cfg = kube::InClusterConfig();
+    if (!cfg.ok()) cfg = kube::LoadKubeconfig();
+  }
+  if (!cfg.ok()) {
+    Log("error", "no Kubernetes configuration", {{"error", cfg.status().ToString()}});
+    return 2;
+  }
+  kube::ClientOptions co;
+  co.user_agent = "flowrun-controller";
+  auto client = kube::NewKubeClient(*cfg, co);
+  if (!client.ok()) {
+    Log("error", "cannot create the Kubernetes client", {{"error", client.status().ToString()}});
+    return 2;
+  }
+
+  const char* db_url = std::getenv(f.database_url_env.c_str());
+  if (!db_url || !*db_url) {
+    Log("error", "database URL not set", {{"env", f.database_url_env}});
+    return 2;
+  }
+  {
+    PostgresOptions po;
+    po.conninfo = db_url;
+    po.application_name = "flowrun-controller";
+    Status m = Migrate(po);
+    if (!m.ok()) Log("warn", "database migration failed; workers will retry", {{"error", m.ToString()}});
+  }
+
+  ControllerConfig config;
+  if (auto ref = ParseSecretRef(f.database_secret, "url")) config.database_secret = *ref;
+  config.openai_base_url = f.openai_base_url;
+  config.openai_api_key_secret = ParseSecretRef(f.openai_api_key_secret, "api-key");
+  config.price_table_path = f.price_table_path;
+  config.price_table_config_map = f.price_table_config_map;
+  config.image_pull_policy = f.image_pull_policy;
+  if (f.run_as_user >= 0) config.run_as_user = f.run_as_user;
+  config.retention = f.retention == "keep" ? Retention::kKeep : Retention::kDelete;
+  config.pod_start_grace = std::chrono::seconds(f.pod_start_grace_seconds);
+  if (!f.ns.empty()) config.default_namespace = f.ns;
+
+  Log("info", "flowrun-controller starting",
+      {{"namespace", f.ns.empty() ? "(all)" : f.ns}, {"workers", f.workers}, {"leaderElect", f.leader_elect}});
+
+  kube::KubeClient* raw_client = client->get();
+  Controller controller(f, config, std::move(*client), db_url);
+
+  // Leader election: reconcile only while leading; losing the lease ends the process.
+  std::unique_ptr<kube::LeaderElector> elector;
+  std::mutex lead_mu;
+  std::condition_variable lead_cv;
+  bool leading = !f.leader_elect;
+  if (f.leader_elect) {
+    kube::LeaderElectionConfig lc;
+    std::string ns = f.leader_election_namespace;
+    if (ns.empty()) {
+      if (FILE* nf = std::fopen("/var/run/secrets/kubernetes.io/serviceaccount/namespace", "r")) {
+        char buf[256] = {0};
+        size_t n = std::fread(buf, 1, sizeof buf - 1, nf);
+        std::fclose(nf);
+        ns.assign(buf, n);
+      }
+      if (ns.empty()) ns = "default";
+    }
+    lc.lease_namespace = ns;
+    lc.lease_name = f.leader_election_name;
+    char host[256] = {0};
+    gethostname(host, sizeof host - 1);
+    std::random_device rd;
+    lc.identity = std::string(host) + "_" + std::to_string(rd());
+    lc.on_started_leading = [&] {
+      Log("info", "became leader", {{"lease", ns + "/" + f.leader_election_name}});
+      std::lock_guard<std::mutex> l(lead_mu);
+      leading = true;
+      lead_cv.notify_all();
+    };
+    lc.on_stopped_leading = [] {
+      Log("warn", "lost leadership; shutting down");
+      kill(getpid(), SIGTERM);
+    };
+    auto e = kube::LeaderElector::Create(raw_client, lc);
+    if (!e.ok()) {
+      Log("error", "leader election misconfigured", {{"error", e.status().ToString()}});
+      return 2;
+    }
+    elector = std::move(*e);
+    elector->Start();
+  }
+
+  // Start once leading (or right away); the signal waiter runs meanwhile.
+  std::atomic<bool> stop{false};
+  std::thread starter([&] {
+    {
+      std::unique_lock<std::mutex> l(lead_mu);
+      lead_cv.wait(l, [&] { return leading || stop.load(); });
+    }
+    if (stop.load()) return;
+    if (controller.StartInformers() && !stop.load()) controller.StartWorkers();
+  });
+
+  int sig = 0;
+  sigwait(&sigs, &sig);
+  Log("info", "signal received; shutting down", {{"signal", sig}});
+  {
+    std::lock_guard<std::mutex> l(lead_mu);
+    stop = true;
+    lead_cv.notify_all();
+  }
+  controller.RequestStop();
+  starter.join();
+  controller.Shutdown();
+  if (elector) elector->Stop();
+  return 0;
+}
