@@ -1,0 +1,163 @@
+// End to end, like a user: the CRDs applied with kubectl, flowrun-controller
+// running as a child process, a FlowRun for the research agent applied with
+// kubectl, the wait answered with `kubectl patch --subresource=status`.
+// nodesim maps the agent's image to build/examples/research-agent.
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "kube/kube_cluster.h"
+#include "support/child_process.h"
+#include "support/fake_llm.h"
+#include "support/postgres_server.h"
+
+namespace flowrun::testing {
+namespace {
+
+using nlohmann::json;
+
+std::string TempDir() {
+  const char* t = std::getenv("TMPDIR");
+  std::string tmpl = std::string(t && *t ? t : "/tmp") + "/flowrun-e2e-XXXXXX";
+  char* d = mkdtemp(tmpl.data());
+  if (!d) throw std::runtime_error("mkdtemp failed");
+  return d;
+}
+
+void WriteFile(const std::string& path, const std::string& text) {
+  std::ofstream out(path);
+  out << text;
+}
+
+std::string Trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+// Everything the tests share: started once, in the main thread, by the first test.
+struct World {
+  std::string dir;
+  std::unique_ptr<PostgresServer> pg;
+  std::unique_ptr<FakeLlm> llm;
+  std::unique_ptr<ChildProcess> controller;
+  KubeCluster* cluster = nullptr;
+
+  static World& Get() {
+    static World* w = [] {
+      auto* w = new World();
+      w->Start();
+      return w;
+    }();
+    return *w;
+  }
+
+  void Start() {
+    dir = TempDir();
+    const std::string map = dir + "/image-map.yaml";
+    WriteFile(map, "images:\n  \"flowrun/research-agent*\":\n    command: [\"" FLOWRUN_RESEARCH_AGENT_BIN "\"]\n");
+    setenv("FLOWRUN_NODESIM_ARGS", ("--image-map=" + map).c_str(), 1);
+    pg = PostgresServer::Start();
+    llm = FakeLlm::Start("sk-e2e");
+    cluster = &KubeCluster::Get();
+
+    cluster->Kubectl({"apply", "-f", FLOWRUN_SOURCE_DIR "/crds/"});
+    cluster->Kubectl({"wait", "--for=condition=Established", "--timeout=60s", "crd/flowruns.flowrun.dev"});
+    cluster->Kubectl({"create", "secret", "generic", "flowrun-database", "--from-literal=url=" + pg->ConnectionString()});
+    cluster->Kubectl({"create", "secret", "generic", "openai", "--from-literal=api-key=sk-e2e"});
+
+    ChildProcess::Options o;
+    o.die_with_parent = true;
+    o.parent_death_signal = SIGTERM;
+    controller = ChildProcess::Spawn({FLOWRUN_CONTROLLER_BIN, "--kubeconfig", cluster->admin_kubeconfig(),
+                                      "--database-url-env", "FLOWRUN_E2E_DATABASE_URL", "--workers", "2"},
+                                     {{"FLOWRUN_E2E_DATABASE_URL", pg->ConnectionString()}}, o);
+  }
+
+  // Applies a FlowRun of the research agent named `name`.
+  void ApplyResearchRun(const std::string& name) {
+    const std::string path = dir + "/" + name + ".yaml";
+    WriteFile(path, "apiVersion: flowrun.dev/v1alpha1\n"
+                    "kind: FlowRun\n"
+                    "metadata:\n  name: " + name + "\n"
+                    "spec:\n"
+                    "  template:\n"
+                    "    image: flowrun/research-agent:0.1.0\n"
+                    "    env:\n"
+                    "    - name: OPENAI_BASE_URL\n"
+                    "      value: " + llm->base_url() + "\n"
+                    "    - name: OPENAI_API_KEY\n"
+                    "      valueFrom:\n        secretKeyRef: {name: openai, key: api-key}\n"
+                    "    - name: FLOWRUN_LLM_MODEL\n"
+                    "      value: gpt-4o-mini\n"
+                    "  parameters:\n    topic: " + name + "\n"
+                    "  flow: research\n"
+                    "  retry:\n    maxAttempts: 3\n");
+    cluster->Kubectl({"apply", "-f", path});
+  }
+
+  std::string Get(const std::string& name, const std::string& jsonpath) {
+    return Trim(cluster->Kubectl({"get", "flowrun", name, "-o", "jsonpath=" + jsonpath}, true));
+  }
+
+  // kubectl wait for a phase; on failure adds the FlowRun and the controller's log tail.
+  bool WaitPhase(const std::string& name, const std::string& phase, const std::string& timeout = "180s") {
+    auto r = cluster->KubectlResult({"wait", "--for=jsonpath={.status.phase}=" + phase, "--timeout=" + timeout,
+                                     "flowrun/" + name});
+    if (!r.ok()) {
+      ADD_FAILURE() << "FlowRun " << name << " did not reach " << phase << ": " << r.output << "\n"
+                    << cluster->Kubectl({"get", "flowrun", name, "-o", "yaml"}, true) << "\n"
+                    << cluster->Kubectl({"get", "jobs,pods", "-o", "wide"}, true) << "\ncontroller log tail:\n"
+                    << Tail(controller->Output(), 4000);
+    }
+    return r.ok();
+  }
+
+  static std::string Tail(const std::string& s, size_t n) { return s.size() > n ? s.substr(s.size() - n) : s; }
+};
+
+int64_t CountPromptsStartingWith(const json& stats, const std::string& prefix) {
+  int64_t n = 0;
+  if (stats.contains("by_prompt"))
+    for (auto it = stats["by_prompt"].begin(); it != stats["by_prompt"].end(); ++it)
+      if (it.key().rfind(prefix, 0) == 0) n += it.value().get<int64_t>();
+  return n;
+}
+
+TEST(E2eLifecycle, ResearchAgentWaitsForApprovalThenSucceeds) {
+  World& w = World::Get();
+  ASSERT_TRUE(w.controller->Running()) << w.controller->Output();
+  w.llm->Reset();
+  w.ApplyResearchRun("research-1");
+
+  ASSERT_TRUE(w.WaitPhase("research-1", "Waiting"));
+  EXPECT_EQ(w.Get("research-1", "{.status.wait.name}"), "proceed");
+  EXPECT_NE(w.Get("research-1", "{.status.wait.question}").find("Proceed to analysis?"), std::string::npos);
+
+  w.cluster->Kubectl({"patch", "flowrun", "research-1", "--subresource=status", "--type=merge", "-p",
+                      R"({"status":{"answers":{"proceed":true}}})"});
+  ASSERT_TRUE(w.WaitPhase("research-1", "Succeeded"));
+
+  json stats = w.llm->Stats();
+  EXPECT_EQ(CountPromptsStartingWith(stats, "Research the topic 'research-1'"), 1) << stats.dump();
+  EXPECT_EQ(CountPromptsStartingWith(stats, "Analyze these research notes"), 1) << stats.dump();
+
+  std::string jobs = Trim(w.cluster->Kubectl(
+      {"get", "jobs", "-l", "flowrun.dev/run=research-1", "-o", "jsonpath={range .items[*]}{.metadata.name}{\" \"}{.metadata.labels.flowrun\\.dev/attempt}{\"\\n\"}{end}"}));
+  EXPECT_NE(jobs.find("research-1-a1 1"), std::string::npos) << jobs;
+  EXPECT_NE(jobs.find("research-1-a2 2"), std::string::npos) << jobs;
+  EXPECT_EQ(std::count(jobs.begin(), jobs.end(), '\n'), 1) << jobs;
+}
+
+}  // namespace
+}  // namespace flowrun::testing
