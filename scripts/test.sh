@@ -24,5 +24,6 @@ FLOWRUN_BUILD_DIR=build-asan \
   FLOWRUN_TARGETS="runtime_unit_test runtime_store_test runtime_agent_test test_agent research-agent controller_core_test" \
   scripts/build.sh -DCMAKE_BUILD_TYPE=Debug -DFLOWRUN_SANITIZE="address;undefined" -DFLOWRUN_BUILD_BENCH=OFF
 echo "== runtime and controller-core tests under sanitizers"
+LSAN_OPTIONS=suppressions=$(pwd)/tests/sanitizers/lsan.supp \
 ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1} UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1} \
   ctest --test-dir build-asan -L "runtime|controller-unit" -E runtime_install --output-on-failure -j "$FLOWRUN_JOBS" --timeout 900
