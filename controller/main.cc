@@ -250,6 +250,22 @@ class Controller {
     }
     ReconcileInput in;
     in.flowrun = *fr;
+    // The informer strips managedFields; the core reads them to name who
+    // answered (answeredBy). A Waiting FlowRun with answers is read live.
+    {
+      const json& st = fr->value("status", json::object());
+      if (st.value("phase", "") == kWaiting && st.contains("answers") && st["answers"].is_object() &&
+          !st["answers"].empty()) {
+        const json& m = fr->value("metadata", json::object());
+        auto live = client_->Get(kube::resources::FlowRuns(), m.value("namespace", ""), m.value("name", ""));
+        if (live.ok())
+          in.flowrun = std::move(*live);
+        else if (kube::IsNotFound(live.status()))
+          return Status();  // deleted meanwhile: its delete event requeues
+        else
+          return live.status();
+      }
+    }
     in.config = config_;
     in.now = std::chrono::system_clock::now();
     const json& md = fr->value("metadata", json::object());
@@ -276,7 +292,7 @@ class Controller {
     }
     if (!result.actions.empty())
       Log("info", "reconcile", {{"key", key}, {"actions", result.Describe()}});
-    ExecuteOutcome out = executor_->Execute(*fr, result, admin);
+    ExecuteOutcome out = executor_->Execute(in.flowrun, result, admin);
     if (!out.status.ok()) return out.status;
     queue_->Forget(key);
     if (out.requeue_after) queue_->AddAfter(key, *out.requeue_after);

@@ -157,6 +157,61 @@ TEST(E2eLifecycle, ResearchAgentWaitsForApprovalThenSucceeds) {
   EXPECT_NE(jobs.find("research-1-a1 1"), std::string::npos) << jobs;
   EXPECT_NE(jobs.find("research-1-a2 2"), std::string::npos) << jobs;
   EXPECT_EQ(std::count(jobs.begin(), jobs.end(), '\n'), 1) << jobs;
+
+  // Who answered is recorded from the FlowRun's managedFields.
+  std::string uid = w.Get("research-1", "{.metadata.uid}");
+  EXPECT_EQ(w.pg->Psql("postgres", "SELECT answered_by FROM flowrun.waits WHERE run_uid = '" + uid + "'"),
+            "kubernetes:kubectl-patch");
+}
+
+// An answer that does not match the wait's schema is refused visibly; a valid
+// one replaces it; deleting the FlowRun deletes its Jobs and its rows.
+TEST(E2eLifecycle, InvalidAnswerIsRefusedThenDeletionCleansUp) {
+  World& w = World::Get();
+  w.ApplyResearchRun("research-2");
+  ASSERT_TRUE(w.WaitPhase("research-2", "Waiting"));
+  std::string uid = w.Get("research-2", "{.metadata.uid}");
+  ASSERT_FALSE(uid.empty());
+
+  w.cluster->Kubectl({"patch", "flowrun", "research-2", "--subresource=status", "--type=merge", "-p",
+                      R"({"status":{"answers":{"proceed":"yes"}}})"});
+  auto r = w.cluster->KubectlResult(
+      {"wait", "--timeout=60s", "flowrun/research-2",
+       R"(--for=jsonpath={.status.conditions[?(@.type=="AnswerAccepted")].reason}=InvalidAnswer)"});
+  ASSERT_TRUE(r.ok()) << r.output << w.cluster->Kubectl({"get", "flowrun", "research-2", "-o", "yaml"}, true);
+  EXPECT_EQ(w.Get("research-2", "{.status.phase}"), "Waiting");
+  EXPECT_FALSE(w.Get("research-2", "{.status.message}").empty());
+  EXPECT_NE(w.cluster->Kubectl({"get", "events", "--field-selector", "involvedObject.name=research-2"}, true)
+                .find("InvalidAnswer"),
+            std::string::npos);
+  // Nothing was recorded in the database: only one Job.
+  EXPECT_EQ(Trim(w.cluster->Kubectl({"get", "jobs", "-l", "flowrun.dev/run=research-2", "-o", "name"})),
+            "job.batch/research-2-a1");
+
+  w.cluster->Kubectl({"patch", "flowrun", "research-2", "--subresource=status", "--type=merge", "-p",
+                      R"({"status":{"answers":{"proceed":true}}})"});
+  ASSERT_TRUE(w.WaitPhase("research-2", "Succeeded"));
+  EXPECT_EQ(w.pg->Psql("postgres", "SELECT count(*) FROM flowrun.runs WHERE run_uid = '" + uid + "'"), "1");
+
+  // Deletion: the finalizer deletes the rows, then the Jobs go (Background).
+  w.cluster->Kubectl({"delete", "flowrun", "research-2", "--timeout=60s"});
+  auto gone = w.cluster->KubectlResult(
+      {"wait", "--for=delete", "job", "-l", "flowrun.dev/run=research-2", "--timeout=60s"});
+  EXPECT_TRUE(gone.ok()) << gone.output;
+  EXPECT_EQ(Trim(w.cluster->Kubectl({"get", "jobs", "-l", "flowrun.dev/run=research-2", "-o", "name"})), "");
+  EXPECT_EQ(w.pg->Psql("postgres", "SELECT count(*) FROM flowrun.runs WHERE run_uid = '" + uid + "'"), "0");
+  EXPECT_EQ(w.pg->Psql("postgres", "SELECT count(*) FROM flowrun.waits WHERE run_uid = '" + uid + "'"), "0");
+}
+
+// SIGTERM: the controller stops informers, drains its queue and exits 0.
+TEST(E2eLifecycle, ZShutdownOnSigterm) {
+  World& w = World::Get();
+  ASSERT_TRUE(w.controller->Running());
+  w.controller->Kill(SIGTERM);
+  auto st = w.controller->Wait(std::chrono::seconds(30));
+  ASSERT_TRUE(st.has_value()) << "controller did not exit";
+  EXPECT_TRUE(st->ok()) << st->ToString() << "\n" << World::Tail(w.controller->Output(), 2000);
+  EXPECT_NE(w.controller->Output().find("controller stopped"), std::string::npos);
 }
 
 }  // namespace
