@@ -2,13 +2,19 @@
 // each run through the pure reconcile core (flowrun/controller/reconcile.h),
 // executing its actions with the adapters (flowrun/controller/adapters.h).
 // See docs/controller.md.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
+#include <functional>
 #include <ctime>
 #include <iostream>
 #include <memory>
@@ -76,6 +82,7 @@ struct Flags {
   std::string leader_election_namespace;
   std::string leader_election_name = "flowrun-controller";
   std::string log_level = "info";
+  std::string health_addr;  // "" = no health server
   // ControllerConfig
   std::string database_secret = "flowrun-database";
   std::string database_secret_key = "url";
@@ -290,8 +297,11 @@ class Controller {
       queue_->Forget(key);
       return Status();
     }
-    if (!result.actions.empty())
-      Log("info", "reconcile", {{"key", key}, {"actions", result.Describe()}});
+    if (!result.actions.empty()) {
+      json actions = json::array();
+      for (const auto& a : result.actions) actions.push_back(Describe(a));
+      Log("info", "reconcile", {{"key", key}, {"actions", actions}});
+    }
     ExecuteOutcome out = executor_->Execute(in.flowrun, result, admin);
     if (!out.status.ok()) return out.status;
     queue_->Forget(key);
@@ -310,6 +320,92 @@ class Controller {
   std::vector<std::thread> workers_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> synced_{false};
+};
+
+// A minimal HTTP/1.0 server for /healthz (the process is up) and /readyz
+// (informers synced and, with --leader-elect, leading). One thread, one
+// request per connection.
+class HealthServer {
+ public:
+  HealthServer(std::function<bool()> ready) : ready_(std::move(ready)) {}
+  ~HealthServer() { Stop(); }
+
+  // addr: "host:port" (host empty or 0.0.0.0: all interfaces). Port 0 picks one.
+  Status Start(const std::string& addr) {
+    auto colon = addr.rfind(':');
+    if (colon == std::string::npos) return InvalidArgument("--health-addr: want host:port, got " + addr);
+    std::string host = addr.substr(0, colon);
+    int port = std::atoi(addr.substr(colon + 1).c_str());
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd_ < 0) return Unavailable("socket failed");
+    int one = 1;
+    setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(static_cast<uint16_t>(port));
+    if (host.empty() || host == "0.0.0.0") {
+      sa.sin_addr.s_addr = htonl(INADDR_ANY);
+    } else if (inet_pton(AF_INET, host == "localhost" ? "127.0.0.1" : host.c_str(), &sa.sin_addr) != 1) {
+      return InvalidArgument("--health-addr: bad IPv4 address " + host);
+    }
+    if (bind(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 || listen(fd_, 16) != 0)
+      return Unavailable("cannot listen on " + addr + ": " + std::strerror(errno));
+    socklen_t len = sizeof sa;
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&sa), &len);
+    port_ = ntohs(sa.sin_port);
+    thread_ = std::thread([this] { Serve(); });
+    return Status();
+  }
+  int port() const { return port_; }
+  void Stop() {
+    if (fd_ >= 0) {
+      stop_ = true;
+      shutdown(fd_, SHUT_RDWR);
+      if (thread_.joinable()) thread_.join();
+      close(fd_);
+      fd_ = -1;
+    }
+  }
+
+ private:
+  void Serve() {
+    while (!stop_.load()) {
+      int c = accept(fd_, nullptr, nullptr);
+      if (c < 0) {
+        if (stop_.load()) return;
+        continue;
+      }
+      timeval tv{2, 0};
+      setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+      char buf[1024];
+      ssize_t n = recv(c, buf, sizeof buf - 1, 0);
+      std::string req(buf, n > 0 ? static_cast<size_t>(n) : 0);
+      std::string path;
+      auto sp = req.find(' ');
+      if (sp != std::string::npos) path = req.substr(sp + 1, req.find(' ', sp + 1) - sp - 1);
+      int code = 404;
+      std::string body = "not found\n";
+      if (path == "/healthz" || path == "/livez") {
+        code = 200;
+        body = "ok\n";
+      } else if (path == "/readyz") {
+        bool ok = ready_();
+        code = ok ? 200 : 503;
+        body = ok ? "ok\n" : "not ready\n";
+      }
+      std::string resp = "HTTP/1.0 " + std::to_string(code) + (code == 200 ? " OK" : code == 503 ? " Service Unavailable" : " Not Found") +
+                         "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
+                         "\r\nConnection: close\r\n\r\n" + body;
+      (void)!send(c, resp.data(), resp.size(), MSG_NOSIGNAL);
+      close(c);
+    }
+  }
+
+  std::function<bool()> ready_;
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
 };
 
 std::optional<SecretKeyRef> ParseSecretRef(const std::string& s, const std::string& default_key) {
@@ -333,6 +429,7 @@ int main(int argc, char** argv) {
   app.add_option("--leader-election-namespace", f.leader_election_namespace,
                  "namespace of the Lease (default: the pod's namespace, else default)");
   app.add_option("--leader-election-name", f.leader_election_name, "name of the Lease")->capture_default_str();
+  app.add_option("--health-addr", f.health_addr, "serve /healthz and /readyz on host:port (default: off)");
   app.add_option("--log-level", f.log_level, "debug|info|warn")->capture_default_str();
   app.add_option("--database-secret", f.database_secret, "Secret (name[/key]) passed to agents as FLOWRUN_DATABASE_URL")
       ->capture_default_str();
@@ -450,6 +547,19 @@ int main(int argc, char** argv) {
     elector->Start();
   }
 
+  HealthServer health([&] {
+    std::lock_guard<std::mutex> l(lead_mu);
+    return leading && controller.synced();
+  });
+  if (!f.health_addr.empty()) {
+    Status hs = health.Start(f.health_addr);
+    if (!hs.ok()) {
+      Log("error", "health server failed", {{"error", hs.ToString()}});
+      return 2;
+    }
+    Log("info", "health server listening", {{"port", health.port()}});
+  }
+
   // Start once leading (or right away); the signal waiter runs meanwhile.
   std::atomic<bool> stop{false};
   std::thread starter([&] {
@@ -472,6 +582,7 @@ int main(int argc, char** argv) {
   controller.RequestStop();
   starter.join();
   controller.Shutdown();
+  health.Stop();
   if (elector) elector->Stop();
   return 0;
 }

@@ -2,13 +2,17 @@
 // running as a child process, a FlowRun for the research agent applied with
 // kubectl, the wait answered with `kubectl patch --subresource=status`.
 // nodesim maps the agent's image to build/examples/research-agent.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <iostream>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -80,7 +84,8 @@ struct World {
     o.die_with_parent = true;
     o.parent_death_signal = SIGTERM;
     controller = ChildProcess::Spawn({FLOWRUN_CONTROLLER_BIN, "--kubeconfig", cluster->admin_kubeconfig(),
-                                      "--database-url-env", "FLOWRUN_E2E_DATABASE_URL", "--workers", "2"},
+                                      "--database-url-env", "FLOWRUN_E2E_DATABASE_URL", "--workers", "2",
+                                      "--health-addr", "127.0.0.1:0"},
                                      {{"FLOWRUN_E2E_DATABASE_URL", pg->ConnectionString()}}, o);
   }
 
@@ -126,6 +131,41 @@ struct World {
   static std::string Tail(const std::string& s, size_t n) { return s.size() > n ? s.substr(s.size() - n) : s; }
 };
 
+// GET `path` from 127.0.0.1:port; the HTTP status code (0: no answer).
+int HttpGetStatus(int port, const std::string& path) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(static_cast<uint16_t>(port));
+  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+  int code = 0;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0) {
+    std::string req = "GET " + path + " HTTP/1.0\r\n\r\n";
+    (void)!send(fd, req.data(), req.size(), 0);
+    char buf[256] = {0};
+    ssize_t n = recv(fd, buf, sizeof buf - 1, MSG_WAITALL);
+    std::string resp(buf, n > 0 ? n : 0);
+    if (resp.rfind("HTTP/1.0 ", 0) == 0) code = std::atoi(resp.c_str() + 9);
+  }
+  close(fd);
+  return code;
+}
+
+// The health server's port, from the controller's log line.
+int HealthPort(ChildProcess& controller) {
+  for (int i = 0; i < 100; ++i) {
+    std::string out = controller.Output();
+    for (std::istringstream in(out); ;) {
+      std::string line;
+      if (!std::getline(in, line)) break;
+      if (line.find("health server listening") == std::string::npos) continue;
+      return json::parse(line).value("port", 0);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return 0;
+}
+
 int64_t CountPromptsStartingWith(const json& stats, const std::string& prefix) {
   int64_t n = 0;
   if (stats.contains("by_prompt"))
@@ -138,6 +178,18 @@ TEST(E2eLifecycle, ResearchAgentWaitsForApprovalThenSucceeds) {
   World& w = World::Get();
   ASSERT_TRUE(w.controller->Running()) << w.controller->Output();
   w.llm->Reset();
+  // /healthz answers at once; /readyz once the informers synced.
+  int port = HealthPort(*w.controller);
+  ASSERT_GT(port, 0) << w.controller->Output();
+  EXPECT_EQ(HttpGetStatus(port, "/healthz"), 200);
+  int ready = 0;
+  for (int i = 0; i < 100 && ready != 200; ++i) {
+    ready = HttpGetStatus(port, "/readyz");
+    if (ready != 200) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(ready, 200);
+  EXPECT_EQ(HttpGetStatus(port, "/nope"), 404);
+
   w.ApplyResearchRun("research-1");
 
   ASSERT_TRUE(w.WaitPhase("research-1", "Waiting"));
@@ -212,6 +264,7 @@ TEST(E2eLifecycle, ZShutdownOnSigterm) {
   ASSERT_TRUE(st.has_value()) << "controller did not exit";
   EXPECT_TRUE(st->ok()) << st->ToString() << "\n" << World::Tail(w.controller->Output(), 2000);
   EXPECT_NE(w.controller->Output().find("controller stopped"), std::string::npos);
+  if (std::getenv("FLOWRUN_E2E_VERBOSE")) std::cerr << "controller log:\n" << w.controller->Output();
 }
 
 }  // namespace
