@@ -80,13 +80,18 @@ struct World {
     cluster->Kubectl({"create", "secret", "generic", "flowrun-database", "--from-literal=url=" + pg->ConnectionString()});
     cluster->Kubectl({"create", "secret", "generic", "openai", "--from-literal=api-key=sk-e2e"});
 
+    controller = SpawnController({});
+  }
+
+  std::unique_ptr<ChildProcess> SpawnController(const std::vector<std::string>& extra) {
     ChildProcess::Options o;
     o.die_with_parent = true;
     o.parent_death_signal = SIGTERM;
-    controller = ChildProcess::Spawn({FLOWRUN_CONTROLLER_BIN, "--kubeconfig", cluster->admin_kubeconfig(),
-                                      "--database-url-env", "FLOWRUN_E2E_DATABASE_URL", "--workers", "2",
-                                      "--health-addr", "127.0.0.1:0"},
-                                     {{"FLOWRUN_E2E_DATABASE_URL", pg->ConnectionString()}}, o);
+    std::vector<std::string> argv = {FLOWRUN_CONTROLLER_BIN, "--kubeconfig", cluster->admin_kubeconfig(),
+                                     "--database-url-env", "FLOWRUN_E2E_DATABASE_URL", "--workers", "2",
+                                     "--health-addr", "127.0.0.1:0"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return ChildProcess::Spawn(argv, {{"FLOWRUN_E2E_DATABASE_URL", pg->ConnectionString()}}, o);
   }
 
   // Applies a FlowRun of the research agent named `name`.
@@ -265,6 +270,47 @@ TEST(E2eLifecycle, ZShutdownOnSigterm) {
   EXPECT_TRUE(st->ok()) << st->ToString() << "\n" << World::Tail(w.controller->Output(), 2000);
   EXPECT_NE(w.controller->Output().find("controller stopped"), std::string::npos);
   if (std::getenv("FLOWRUN_E2E_VERBOSE")) std::cerr << "controller log:\n" << w.controller->Output();
+}
+
+// Two controllers with --leader-elect: one leads (ready), the other waits
+// (not ready, reconciles nothing); when the leader stops it releases the
+// Lease and the other takes over and finishes the run.
+TEST(E2eLifecycle, ZzLeaderElectionHandsOver) {
+  World& w = World::Get();
+  ASSERT_FALSE(w.controller->Running());  // ZShutdownOnSigterm stopped the first one
+  auto a = w.SpawnController({"--leader-elect"});
+  int pa = HealthPort(*a);
+  ASSERT_GT(pa, 0) << a->Output();
+  for (int i = 0; i < 100 && HttpGetStatus(pa, "/readyz") != 200; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_EQ(HttpGetStatus(pa, "/readyz"), 200) << a->Output();
+  EXPECT_NE(a->Output().find("became leader"), std::string::npos);
+
+  auto b = w.SpawnController({"--leader-elect"});
+  int pb = HealthPort(*b);
+  ASSERT_GT(pb, 0) << b->Output();
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  EXPECT_EQ(HttpGetStatus(pb, "/healthz"), 200);
+  EXPECT_EQ(HttpGetStatus(pb, "/readyz"), 503);
+
+  w.ApplyResearchRun("research-3");
+  ASSERT_TRUE(w.WaitPhase("research-3", "Waiting"));
+  EXPECT_EQ(b->Output().find("\"reconcile\""), std::string::npos) << "the follower reconciled";
+
+  a->Kill(SIGTERM);
+  auto st = a->Wait(std::chrono::seconds(30));
+  ASSERT_TRUE(st.has_value() && st->ok()) << World::Tail(a->Output(), 2000);
+  for (int i = 0; i < 200 && HttpGetStatus(pb, "/readyz") != 200; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_EQ(HttpGetStatus(pb, "/readyz"), 200) << World::Tail(b->Output(), 2000);
+
+  w.cluster->Kubectl({"patch", "flowrun", "research-3", "--subresource=status", "--type=merge", "-p",
+                      R"({"status":{"answers":{"proceed":true}}})"});
+  w.controller = std::move(b);  // for WaitPhase's log tail
+  ASSERT_TRUE(w.WaitPhase("research-3", "Succeeded"));
+  w.controller->Kill(SIGTERM);
+  auto sb = w.controller->Wait(std::chrono::seconds(30));
+  EXPECT_TRUE(sb.has_value() && sb->ok());
 }
 
 }  // namespace
