@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <iostream>
 #include <random>
+#include <string_view>
 #include <unordered_set>
 
 #if defined(__GLIBC__)
@@ -254,10 +255,10 @@ void Informer::IndexLocked(const std::string& key, const std::vector<std::vector
   }
 }
 
-void Informer::Upsert(nlohmann::json prepared) {
+void Informer::Upsert(nlohmann::json prepared, std::string packed) {
   std::string key = ObjectKey(prepared);
   Entry e;
-  e.packed = Pack(prepared);
+  e.packed = packed.empty() ? Pack(prepared) : std::move(packed);
   e.index = IndexValues(prepared);
   // The snapshot the handlers get; the cache remembers it while they hold it.
   ObjectPtr obj = std::make_shared<const nlohmann::json>(std::move(prepared));
@@ -310,17 +311,39 @@ void Informer::Remove(const std::string& key, const ObjectPtr& last_known, bool 
 
 void Informer::Replace(std::vector<nlohmann::json> items, const std::string& rv) {
   const size_t listed = items.size();
-  std::unordered_set<std::string> seen;
-  seen.reserve(items.size());
+  // Two passes, so the cache does not end up scattered over the list's
+  // memory. The parsed list (managedFields included: ~15x what the cache
+  // keeps) is all alive at once; cache entries allocated while it is being
+  // freed would land in its holes, one every few pages, and keep those pages
+  // resident. So first pack every object into one contiguous buffer, freeing
+  // each parsed tree as it is packed; then, with the list gone, build the
+  // entries from the buffer (dense allocations) and run the handlers.
+  std::string packed_all;
+  std::vector<std::pair<size_t, size_t>> spans;  // offset, size in packed_all
+  spans.reserve(listed);
   for (auto& item : items) {
     Prepare(item);
-    seen.insert(ObjectKey(item));
-    // Moved out: the parsed tree is freed as soon as the handlers let go of
-    // it, so the next objects' packed bytes reuse its memory.
-    Upsert(std::move(item));
+    size_t off = packed_all.size();
+    nlohmann::json::to_msgpack(item, packed_all);
+    spans.emplace_back(off, packed_all.size() - off);
     item = nlohmann::json();
   }
   std::vector<nlohmann::json>().swap(items);
+#if defined(__GLIBC__)
+  if (listed >= kTrimAfterListOf) malloc_trim(0);  // return the list's memory now
+#else
+  (void)kTrimAfterListOf;
+#endif
+  std::unordered_set<std::string> seen;
+  seen.reserve(listed);
+  for (const auto& [off, n] : spans) {
+    std::string_view bytes(packed_all.data() + off, n);
+    auto obj = nlohmann::json::from_msgpack(bytes.begin(), bytes.end(), true, /*allow_exceptions=*/false);
+    if (obj.is_discarded()) continue;  // cannot happen: packed above
+    seen.insert(ObjectKey(obj));
+    Upsert(std::move(obj), std::string(bytes));
+  }
+  std::string().swap(packed_all);
   std::vector<std::string> gone;
   {
     std::shared_lock<std::shared_mutex> l(cache_mu_);
@@ -338,13 +361,6 @@ void Informer::Replace(std::vector<nlohmann::json> items, const std::string& rv)
       cv_.notify_all();
     }
   }
-#if defined(__GLIBC__)
-  // The list response (parsed with managedFields) is gone; give the holes it
-  // left back to the kernel instead of keeping the peak as RSS.
-  if (listed >= kTrimAfterListOf) malloc_trim(0);
-#else
-  (void)listed;
-#endif
 }
 
 void Informer::ApplyEvent(const WatchEvent& ev) {

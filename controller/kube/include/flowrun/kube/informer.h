@@ -158,8 +158,9 @@ class Informer {
     std::vector<std::vector<std::string>> index;  // per index_funcs_ entry, in map order
   };
 
-  // `obj` was prepared (Prepare); caches it and runs the handlers.
-  void Upsert(nlohmann::json obj);
+  // `obj` was prepared (Prepare); caches it and runs the handlers. `packed`:
+  // its MessagePack bytes if already at hand (else packed here).
+  void Upsert(nlohmann::json obj, std::string packed = {});
   void Remove(const std::string& key, const ObjectPtr& last_known, bool final_state_unknown);
   // Strips managedFields and applies the transform, in place.
   void Prepare(nlohmann::json& obj) const;
