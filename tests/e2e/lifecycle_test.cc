@@ -260,6 +260,17 @@ TEST(E2eLifecycle, InvalidAnswerIsRefusedThenDeletionCleansUp) {
   EXPECT_EQ(w.pg->Psql("postgres", "SELECT count(*) FROM flowrun.waits WHERE run_uid = '" + uid + "'"), "0");
 }
 
+// spec.cancel while waiting: the run ends Cancelled, in the database too.
+TEST(E2eLifecycle, CancelWhileWaiting) {
+  World& w = World::Get();
+  w.ApplyResearchRun("research-4");
+  ASSERT_TRUE(w.WaitPhase("research-4", "Waiting"));
+  std::string uid = w.Get("research-4", "{.metadata.uid}");
+  w.cluster->Kubectl({"patch", "flowrun", "research-4", "--type=merge", "-p", R"({"spec":{"cancel":true}})"});
+  ASSERT_TRUE(w.WaitPhase("research-4", "Cancelled", "60s"));
+  EXPECT_EQ(w.pg->Psql("postgres", "SELECT status FROM flowrun.runs WHERE run_uid = '" + uid + "'"), "cancelled");
+}
+
 // SIGTERM: the controller stops informers, drains its queue and exits 0.
 TEST(E2eLifecycle, ZShutdownOnSigterm) {
   World& w = World::Get();
