@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "flowrun/kube/client.h"
+#include "kube/unimplemented_client.h"
 #include "flowrun/kube/config.h"
 #include "kube/kube_cluster.h"
 
@@ -30,7 +31,7 @@ std::unique_ptr<KubeClient> AdminClient() {
 
 // ---------- pure: a fake client that records writes ----------
 
-class RecordingClient final : public KubeClient {
+class RecordingClient final : public flowrun::kube::testing::UnimplementedClient {
  public:
   std::vector<std::pair<std::string, nlohmann::json>> creates;  // (namespace, body)
   std::vector<nlohmann::json> patches;
@@ -51,36 +52,6 @@ class RecordingClient final : public KubeClient {
     std::lock_guard<std::mutex> l(mu);
     patches.push_back(p);
     return p;
-  }
-  StatusOr<nlohmann::json> Get(const ResourceRef&, const std::string&, const std::string&) override {
-    return Unimplemented("fake");
-  }
-  StatusOr<ObjectList> List(const ResourceRef&, const std::string&, const ListOptions&) override {
-    return Unimplemented("fake");
-  }
-  StatusOr<ObjectList> ListAll(const ResourceRef&, const std::string&, const ListOptions&) override {
-    return Unimplemented("fake");
-  }
-  StatusOr<nlohmann::json> Update(const ResourceRef&, const std::string&, const nlohmann::json&) override {
-    return Unimplemented("fake");
-  }
-  StatusOr<nlohmann::json> UpdateStatus(const ResourceRef&, const std::string&, const nlohmann::json&) override {
-    return Unimplemented("fake");
-  }
-  StatusOr<nlohmann::json> Apply(const ResourceRef&, const std::string&, const std::string&, const nlohmann::json&,
-                                 const std::string&, bool, bool) override {
-    return Unimplemented("fake");
-  }
-  Status Delete(const ResourceRef&, const std::string&, const std::string&, const DeleteOptions&) override {
-    return Unimplemented("fake");
-  }
-  StatusOr<std::string> Watch(const ResourceRef&, const std::string&, const WatchOptions&,
-                              const std::function<bool(const WatchEvent&)>&, CancelToken*) override {
-    return Unimplemented("fake");
-  }
-  StatusOr<nlohmann::json> Raw(const std::string&, const std::string&, const nlohmann::json&,
-                               const std::string&) override {
-    return Unimplemented("fake");
   }
 };
 

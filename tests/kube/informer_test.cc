@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "flowrun/kube/client.h"
+#include "kube/unimplemented_client.h"
 #include "flowrun/kube/config.h"
 #include "flowrun/kube/errors.h"
 #include "kube/kube_cluster.h"
@@ -96,7 +97,7 @@ class Journal {
 
 // A KubeClient that forwards to a real one, and can cut the informer off:
 // while partitioned every Watch fails at once and running watches are cancelled.
-class PartitionableClient final : public KubeClient {
+class PartitionableClient final : public flowrun::kube::testing::UnimplementedClient {
  public:
   explicit PartitionableClient(KubeClient* real) : real_(real) {}
 
@@ -227,7 +228,7 @@ class InformerTest : public ::testing::Test {
 
 // A KubeClient whose ListAll answers from a queue of lists and whose Watch
 // plays a queue of scripted watches; with none left, Watch blocks until cancelled.
-class ScriptedClient final : public KubeClient {
+class ScriptedClient final : public flowrun::kube::testing::UnimplementedClient {
  public:
   struct ScriptedWatch {
     std::vector<WatchEvent> events;
@@ -303,36 +304,6 @@ class ScriptedClient final : public KubeClient {
     return w.end;
   }
 
-  StatusOr<nlohmann::json> Get(const ResourceRef&, const std::string&, const std::string&) override {
-    return Unimplemented("fake");
-  }
-  StatusOr<ObjectList> List(const ResourceRef&, const std::string&, const ListOptions&) override {
-    return Unimplemented("fake");
-  }
-  StatusOr<nlohmann::json> Create(const ResourceRef&, const std::string&, const nlohmann::json&) override {
-    return Unimplemented("fake");
-  }
-  StatusOr<nlohmann::json> Update(const ResourceRef&, const std::string&, const nlohmann::json&) override {
-    return Unimplemented("fake");
-  }
-  StatusOr<nlohmann::json> UpdateStatus(const ResourceRef&, const std::string&, const nlohmann::json&) override {
-    return Unimplemented("fake");
-  }
-  StatusOr<nlohmann::json> MergePatch(const ResourceRef&, const std::string&, const std::string&,
-                                      const nlohmann::json&, bool) override {
-    return Unimplemented("fake");
-  }
-  StatusOr<nlohmann::json> Apply(const ResourceRef&, const std::string&, const std::string&, const nlohmann::json&,
-                                 const std::string&, bool, bool) override {
-    return Unimplemented("fake");
-  }
-  Status Delete(const ResourceRef&, const std::string&, const std::string&, const DeleteOptions&) override {
-    return Unimplemented("fake");
-  }
-  StatusOr<nlohmann::json> Raw(const std::string&, const std::string&, const nlohmann::json&,
-                               const std::string&) override {
-    return Unimplemented("fake");
-  }
 
  private:
   mutable std::mutex mu_;

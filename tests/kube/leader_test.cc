@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "flowrun/kube/client.h"
+#include "kube/unimplemented_client.h"
 #include "flowrun/kube/config.h"
 #include "flowrun/kube/errors.h"
 #include "kube/kube_cluster.h"
@@ -313,7 +314,7 @@ class FakeClock final : public Clock {
 };
 
 // Get / Create / Update of one Lease with resourceVersion preconditions.
-class LeaseStore final : public KubeClient {
+class LeaseStore final : public flowrun::kube::testing::UnimplementedClient {
  public:
   StatusOr<nlohmann::json> Get(const ResourceRef&, const std::string&, const std::string&) override {
     std::lock_guard<std::mutex> l(mu_);
@@ -358,34 +359,6 @@ class LeaseStore final : public KubeClient {
     return lease_.is_null() ? nlohmann::json() : lease_["spec"];
   }
 
-  StatusOr<ObjectList> List(const ResourceRef&, const std::string&, const ListOptions&) override {
-    return Unimplemented("fake");
-  }
-  StatusOr<ObjectList> ListAll(const ResourceRef&, const std::string&, const ListOptions&) override {
-    return Unimplemented("fake");
-  }
-  StatusOr<nlohmann::json> UpdateStatus(const ResourceRef&, const std::string&, const nlohmann::json&) override {
-    return Unimplemented("fake");
-  }
-  StatusOr<nlohmann::json> MergePatch(const ResourceRef&, const std::string&, const std::string&,
-                                      const nlohmann::json&, bool) override {
-    return Unimplemented("fake");
-  }
-  StatusOr<nlohmann::json> Apply(const ResourceRef&, const std::string&, const std::string&, const nlohmann::json&,
-                                 const std::string&, bool, bool) override {
-    return Unimplemented("fake");
-  }
-  Status Delete(const ResourceRef&, const std::string&, const std::string&, const DeleteOptions&) override {
-    return Unimplemented("fake");
-  }
-  StatusOr<std::string> Watch(const ResourceRef&, const std::string&, const WatchOptions&,
-                              const std::function<bool(const WatchEvent&)>&, CancelToken*) override {
-    return Unimplemented("fake");
-  }
-  StatusOr<nlohmann::json> Raw(const std::string&, const std::string&, const nlohmann::json&,
-                               const std::string&) override {
-    return Unimplemented("fake");
-  }
 
  private:
   std::mutex mu_;
