@@ -324,5 +324,188 @@ TEST(E2eLifecycle, ZzLeaderElectionHandsOver) {
   EXPECT_TRUE(sb.has_value() && sb->ok());
 }
 
+
+// ---- test_agent scenarios (tests/runtime/agents/test_agent.cc) ----
+// The image maps to research-agent in nodesim's image map; the template's
+// command replaces it with the test agent, whose scenario the parameters choose.
+// These run after ZzLeaderElectionHandsOver stopped the controllers, so each
+// starts a fresh one when none runs.
+
+void EnsureController(World& w) {
+  if (!w.controller || !w.controller->Running()) w.controller = w.SpawnController({});
+}
+
+#ifdef FLOWRUN_TEST_AGENT_BIN
+// Applies a FlowRun running test_agent; `parameters`, `extra_spec` and
+// `extra_env` are YAML fragments (indented for their place).
+void ApplyTestAgentRun(World& w, const std::string& name, const std::string& parameters,
+                       const std::string& extra_spec = "", const std::string& extra_env = "") {
+  const std::string path = w.dir + "/" + name + ".yaml";
+  WriteFile(path, "apiVersion: flowrun.dev/v1alpha1\n"
+                  "kind: FlowRun\n"
+                  "metadata:\n  name: " + name + "\n"
+                  "spec:\n"
+                  "  template:\n"
+                  "    image: flowrun/research-agent:test\n"
+                  "    command: [\"" FLOWRUN_TEST_AGENT_BIN "\"]\n"
+                  "    env:\n"
+                  "    - name: OPENAI_BASE_URL\n"
+                  "      value: " + w.llm->base_url() + "\n"
+                  "    - name: OPENAI_API_KEY\n"
+                  "      valueFrom:\n        secretKeyRef: {name: openai, key: api-key}\n"
+                  "    - name: FLOWRUN_LLM_MODEL\n"
+                  "      value: gpt-4o-mini\n" + extra_env +
+                  "  parameters: " + parameters + "\n"
+                  "  flow: e2e\n" + extra_spec);
+  w.cluster->Kubectl({"apply", "-f", path});
+}
+
+std::string CompletedSteps(World& w, const std::string& uid) {
+  return w.pg->Psql("postgres", "SELECT count(*) FROM flowrun.checkpoints WHERE run_uid = '" + uid +
+                                    "' AND status = 'completed'");
+}
+
+// A pod killed mid-run: the controller retries after the backoff and the retry
+// takes the completed checkpoints from the cache: no completed step's LLM call
+// is paid twice.
+TEST(E2eLifecycle, ZzzKilledPodIsRetriedFromTheCache) {
+  World& w = World::Get();
+  EnsureController(w);
+  const std::string name = "kill-1";
+  ApplyTestAgentRun(w, name, R"({"scenario": "chain", "steps": 8, "sleep_ms": 300, "prefix": "killstep"})",
+                    "  retry:\n    maxAttempts: 3\n    backoffSeconds: 1\n");
+  ASSERT_TRUE(w.WaitPhase(name, "Running", "120s"));
+  std::string uid = w.Get(name, "{.metadata.uid}");
+  ASSERT_FALSE(uid.empty());
+  int done = 0;
+  for (int i = 0; i < 300 && done < 2; ++i) {
+    done = std::atoi(CompletedSteps(w, uid).c_str());
+    if (done < 2) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_GE(done, 2) << w.cluster->Kubectl({"get", "flowrun", name, "-o", "yaml"}, true);
+  ASSERT_LT(done, 8) << "the run finished before the kill";
+  // Steps 1..done are completed now: their prompts must never be sent again.
+  std::string pod = Trim(w.cluster->Kubectl(
+      {"get", "pods", "-l", "flowrun.dev/run=" + name + ",flowrun.dev/attempt=1", "-o", "name"}));
+  ASSERT_NE(pod, "");
+  w.cluster->Kubectl({"delete", pod, "--wait=false"});
+
+  ASSERT_TRUE(w.WaitPhase(name, "Succeeded", "180s"));
+  std::string jobs = Trim(w.cluster->Kubectl({"get", "jobs", "-l", "flowrun.dev/run=" + name, "-o", "name"}));
+  EXPECT_GE(std::count(jobs.begin(), jobs.end(), '\n'), 1) << jobs;
+  std::string first_outcome = w.Get(name, "{.status.attempts[0].outcome}");
+  EXPECT_NE(first_outcome, "");
+  EXPECT_NE(first_outcome, "succeeded");
+  EXPECT_NE(w.Get(name, "{.status.attempts[0].reason}"), "");
+  EXPECT_EQ(w.Get(name, "{.status.attempts[0].attempt}"), "1");
+  EXPECT_EQ(w.Get(name, "{.status.attempts[-1].outcome}"), "succeeded");
+
+  json stats = w.llm->Stats();
+  int64_t total = 0;
+  for (int i = 1; i <= 8; ++i) {
+    int64_t n = CountPromptsStartingWith(stats, "killstep " + std::to_string(i) + " of run ");
+    total += n;
+    if (i <= done) EXPECT_EQ(n, 1) << "step " << i << " " << stats.dump();
+    else EXPECT_TRUE(n == 1 || n == 2) << "step " << i << " " << stats.dump();
+  }
+  EXPECT_LE(total, 9) << stats.dump();  // at most the step in flight at the kill repeated
+  EXPECT_EQ(CompletedSteps(w, uid), "8");
+  if (std::getenv("FLOWRUN_E2E_VERBOSE"))
+    std::cerr << "killed after " << done << " steps; attempts: " << w.Get(name, "{.status.attempts}")
+              << "\ncheckpoints: " << w.Get(name, "{.status.checkpoints}") << "\nLLM calls: " << total << "\n";
+}
+
+// A wait's deadline with nobody answering: policy default continues with the
+// default answer; policy fail fails the run with WaitTimedOut.
+TEST(E2eLifecycle, ZzzWaitDeadlineUnderBothPolicies) {
+  World& w = World::Get();
+  EnsureController(w);
+  ApplyTestAgentRun(w, "timeout-default", R"({"scenario": "wait_timeout", "timeout_s": 2, "policy": "default"})");
+  ApplyTestAgentRun(w, "timeout-fail", R"({"scenario": "wait_timeout", "timeout_s": 2, "policy": "fail"})");
+
+  ASSERT_TRUE(w.WaitPhase("timeout-default", "Succeeded", "120s"));
+  EXPECT_NE(w.Get("timeout-default", "{.status.result}").find("fallback"), std::string::npos)
+      << w.Get("timeout-default", "{.status}");
+  EXPECT_EQ(w.Get("timeout-default", "{.status.answers}"), "");
+
+  ASSERT_TRUE(w.WaitPhase("timeout-fail", "Failed", "120s"));
+  EXPECT_EQ(w.Get("timeout-fail", R"({.status.conditions[?(@.type=="Succeeded")].reason})"), "WaitTimedOut")
+      << w.Get("timeout-fail", "{.status}");
+  EXPECT_FALSE(w.Get("timeout-fail", "{.status.message}").empty());
+  std::string uid = w.Get("timeout-fail", "{.metadata.uid}");
+  EXPECT_EQ(w.pg->Psql("postgres", "SELECT status FROM flowrun.runs WHERE run_uid = '" + uid + "'"), "failed");
+}
+
+// spec.budgetUSD too small: BudgetExceeded with nothing lost; raising it
+// resumes the run and no LLM call is repeated.
+TEST(E2eLifecycle, ZzzBudgetExceededThenRaised) {
+  World& w = World::Get();
+  EnsureController(w);
+  const std::string prices = w.dir + "/prices.yaml";
+  WriteFile(prices, "models:\n  gpt-4o-mini: {input: 5.0, output: 5.0}\n");
+  w.llm->Reset();
+  w.llm->Configure({{"usage", {{"prompt_tokens", 1000}, {"completion_tokens", 1000}, {"cached_tokens", 0}}}});
+  const std::string name = "budget-1";
+  // $0.01 per call: the 4th call is refused.
+  ApplyTestAgentRun(w, name, R"({"scenario": "budget", "steps": 5})", "  budgetUSD: 0.025\n",
+                    "    - name: FLOWRUN_PRICE_TABLE\n      value: " + prices + "\n");
+  bool exceeded = w.WaitPhase(name, "BudgetExceeded", "120s");
+  if (exceeded) {
+    EXPECT_EQ(w.llm->Total(), 3);
+    EXPECT_FALSE(w.Get(name, "{.status.message}").empty());
+    w.cluster->Kubectl({"patch", "flowrun", name, "--type=merge", "-p", R"({"spec":{"budgetUSD":1}})"});
+    EXPECT_TRUE(w.WaitPhase(name, "Succeeded", "120s"));
+    EXPECT_EQ(w.llm->Total(), 5);
+    for (int i = 1; i <= 5; ++i) EXPECT_EQ(w.llm->CountForPrompt("spend " + std::to_string(i)), 1) << i;
+    EXPECT_EQ(w.Get(name, "{.status.checkpoints.cached}"), "3") << w.Get(name, "{.status}");
+  }
+  w.llm->Configure({{"usage", nullptr}});
+}
+
+#endif  // FLOWRUN_TEST_AGENT_BIN
+
+// Answers that must not be taken: one for a wait nobody asked (UnknownWait,
+// kept, the run stays Waiting) and one patched onto a finished run (ignored).
+TEST(E2eLifecycle, ZzzUnknownWaitAndLateAnswersChangeNothing) {
+  World& w = World::Get();
+  EnsureController(w);
+  const std::string name = "research-5";
+  w.ApplyResearchRun(name);
+  ASSERT_TRUE(w.WaitPhase(name, "Waiting"));
+  std::string uid = w.Get(name, "{.metadata.uid}");
+
+  w.cluster->Kubectl({"patch", "flowrun", name, "--subresource=status", "--type=merge", "-p",
+                      R"({"status":{"answers":{"nosuch":true}}})"});
+  auto r = w.cluster->KubectlResult(
+      {"wait", "--timeout=60s", "flowrun/" + name,
+       R"(--for=jsonpath={.status.conditions[?(@.type=="AnswerAccepted")].reason}=UnknownWait)"});
+  ASSERT_TRUE(r.ok()) << r.output << w.cluster->Kubectl({"get", "flowrun", name, "-o", "yaml"}, true);
+  EXPECT_EQ(w.Get(name, "{.status.phase}"), "Waiting");
+  EXPECT_EQ(w.Get(name, "{.status.wait.name}"), "proceed");
+  EXPECT_EQ(w.Get(name, "{.status.answers.nosuch}"), "true");
+  EXPECT_EQ(Trim(w.cluster->Kubectl({"get", "jobs", "-l", "flowrun.dev/run=" + name, "-o", "name"})),
+            "job.batch/" + name + "-a1");
+
+  w.cluster->Kubectl({"patch", "flowrun", name, "--subresource=status", "--type=merge", "-p",
+                      R"({"status":{"answers":{"proceed":true}}})"});
+  ASSERT_TRUE(w.WaitPhase(name, "Succeeded"));
+  const std::string result = w.Get(name, "{.status.result}");
+  const std::string rv_jobs = Trim(w.cluster->Kubectl({"get", "jobs", "-l", "flowrun.dev/run=" + name, "-o", "name"}));
+  const int64_t calls = w.llm->Total();
+  const std::string answer_sql = "SELECT answer::text FROM flowrun.waits WHERE run_uid = '" + uid + "' AND name = 'proceed'";
+  EXPECT_EQ(w.pg->Psql("postgres", answer_sql), "true");
+
+  // A changed answer on a finished run: nothing happens.
+  w.cluster->Kubectl({"patch", "flowrun", name, "--subresource=status", "--type=merge", "-p",
+                      R"({"status":{"answers":{"proceed":false}}})"});
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  EXPECT_EQ(w.Get(name, "{.status.phase}"), "Succeeded");
+  EXPECT_EQ(w.Get(name, "{.status.result}"), result);
+  EXPECT_EQ(Trim(w.cluster->Kubectl({"get", "jobs", "-l", "flowrun.dev/run=" + name, "-o", "name"})), rv_jobs);
+  EXPECT_EQ(w.llm->Total(), calls);
+  EXPECT_EQ(w.pg->Psql("postgres", answer_sql), "true");
+  EXPECT_EQ(w.pg->Psql("postgres", "SELECT status FROM flowrun.runs WHERE run_uid = '" + uid + "'"), "succeeded");
+}
+
 }  // namespace
 }  // namespace flowrun::testing
