@@ -190,46 +190,41 @@ class CppRestTransport final : public HttpTransport {
   }
 
   StatusOr<HttpResponse> Send(const HttpRequest& request) override {
-    web::uri uri;
-    try {
-      uri = web::uri(utility::conversions::to_string_t(request.url));
-    } catch (const std::exception& e) {
-      return InvalidArgument("malformed URL: " + std::string(e.what()));
-    }
-    std::string authority = Authority(uri);
-    Status last;
-    for (int attempt = 0; attempt < 2; ++attempt) {
-      std::shared_ptr<http_client> client = ClientFor(uri, authority, request.timeout);
-      try {
-        web::http::http_request req = BuildRequest(request, uri);
-        // One blocking get() on this thread: no continuation chains whose
-        // exceptions could go unobserved (cpprestsdk aborts on those).
-        web::http::http_response resp = client->request(req).get();
-        HttpResponse out;
-        out.status = resp.status_code();
-        for (const auto& [k, v] : resp.headers()) out.headers.emplace_back(k, v);
-        std::vector<unsigned char> body = resp.extract_vector().get();
-        out.body.assign(body.begin(), body.end());
-        return out;
-      } catch (const web::http::http_exception& e) {
-        std::string what = e.what();
-        if (IsTimeout(what, e.error_code().value()))
-          return DeadlineExceeded("HTTP " + request.method + " " + authority + ": " + what);
-        last = Unavailable("HTTP " + request.method + " " + authority + ": " + what);
-        // A stale pooled connection: the server closed it while it idled
-        // (e.g. it restarted). Its siblings in the pool are likely stale
-        // too: start a new pool, and retry once (idempotent requests, or any
-        // request that was not sent whole).
-        DropClient(client);
-        if (!IsIdempotent(request.method) && !NotSent(what)) return last;
-      } catch (const std::exception& e) {
-        return Unavailable("HTTP " + request.method + " " + authority + ": " + e.what());
-      }
-    }
-    return last;
+    return WithStaleConnectionRetry<HttpResponse>(
+        request, [&](http_client& client, const web::uri& uri) -> StatusOr<HttpResponse> {
+          web::http::http_request req = BuildRequest(request, uri);
+          // One blocking get() on this thread: no continuation chains whose
+          // exceptions could go unobserved (cpprestsdk aborts on those).
+          web::http::http_response resp = client.request(req).get();
+          HttpResponse out;
+          out.status = resp.status_code();
+          for (const auto& [k, v] : resp.headers()) out.headers.emplace_back(k, v);
+          std::vector<unsigned char> body = resp.extract_vector().get();
+          out.body.assign(body.begin(), body.end());
+          return out;
+        });
   }
 
   StatusOr<std::unique_ptr<HttpStream>> OpenStream(const HttpRequest& request) override {
+    return WithStaleConnectionRetry<std::unique_ptr<HttpStream>>(
+        request, [&](http_client& client, const web::uri& uri) -> StatusOr<std::unique_ptr<HttpStream>> {
+          auto cts = std::make_shared<pplx::cancellation_token_source>();
+          web::http::http_request req = BuildRequest(request, uri);
+          // The task completes once the status line and headers arrived; the
+          // body keeps streaming into the response's buffer.
+          web::http::http_response resp = client.request(req, cts->get_token()).get();
+          return std::unique_ptr<HttpStream>(std::make_unique<CppRestStream>(std::move(resp), std::move(cts)));
+        });
+  }
+
+ private:
+  // Runs `send` with the pooled client for the request's authority and maps
+  // cpprestsdk's exceptions to a Status. A transport failure drops the pool
+  // (its sibling connections are likely stale too, e.g. after a server
+  // restart) and retries once: idempotent requests always, others only when
+  // the request was not sent whole.
+  template <typename T, typename F>
+  StatusOr<T> WithStaleConnectionRetry(const HttpRequest& request, F&& send) {
     web::uri uri;
     try {
       uri = web::uri(utility::conversions::to_string_t(request.url));
@@ -239,14 +234,9 @@ class CppRestTransport final : public HttpTransport {
     std::string authority = Authority(uri);
     Status last;
     for (int attempt = 0; attempt < 2; ++attempt) {
-      auto cts = std::make_shared<pplx::cancellation_token_source>();
       std::shared_ptr<http_client> client = ClientFor(uri, authority, request.timeout);
       try {
-        web::http::http_request req = BuildRequest(request, uri);
-        // The task completes once the status line and headers arrived; the
-        // body keeps streaming into the response's buffer.
-        web::http::http_response resp = client->request(req, cts->get_token()).get();
-        return std::unique_ptr<HttpStream>(std::make_unique<CppRestStream>(std::move(resp), std::move(cts)));
+        return send(*client, uri);
       } catch (const web::http::http_exception& e) {
         std::string what = e.what();
         if (IsTimeout(what, e.error_code().value()))
@@ -261,7 +251,6 @@ class CppRestTransport final : public HttpTransport {
     return last;
   }
 
- private:
   static std::string Authority(const web::uri& uri) {
     return uri.scheme() + "://" + uri.host() + ":" + std::to_string(uri.port());
   }

@@ -38,11 +38,10 @@ using flowrun::testing::KubeCluster;
 constexpr int kLeaseMs = 4000, kRenewMs = 3000, kRetryMs = 500;
 
 // The contender executable (tests/kube/CMakeLists.txt defines its path).
-#ifdef FLOWRUN_LEADER_CONTENDER
-constexpr const char* kContender = FLOWRUN_LEADER_CONTENDER;
-#else
-constexpr const char* kContender = "";
+#ifndef FLOWRUN_LEADER_CONTENDER
+#error "tests/kube/CMakeLists.txt must define FLOWRUN_LEADER_CONTENDER"
 #endif
+constexpr const char* kContender = FLOWRUN_LEADER_CONTENDER;
 
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -175,7 +174,6 @@ std::string TempFile(const std::string& name) {
 }
 
 TEST(LeaderElection, OneLeaderFailoverOnKillAndFastTakeoverOnRelease) {
-  if (std::string(kContender).empty()) GTEST_SKIP() << "built without FLOWRUN_LEADER_CONTENDER";
   auto& cluster = KubeCluster::Get();
   std::string ns = cluster.CreateNamespace("leader-test");
   auto client = AdminClient();
