@@ -15,6 +15,9 @@ PACKAGES=(
   postgresql postgresql-contrib
   # a real Prometheus (promtool too) for the metrics tests
   prometheus
+  # container images (images/): buildah builds the Dockerfiles without a Docker engine, on a
+  # Debian base made with debootstrap (images/build.sh)
+  buildah debootstrap
 )
 
 missing=()
