@@ -2,12 +2,6 @@
 // running as a child process, a FlowRun for the research agent applied with
 // kubectl, the wait answered with `kubectl patch --subresource=status`.
 // nodesim maps the agent's image to build/examples/research-agent.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <stdlib.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -21,210 +15,33 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "kube/kube_cluster.h"
-#include "support/child_process.h"
-#include "support/fake_llm.h"
-#include "support/postgres_server.h"
+#include "e2e/e2e_world.h"
 
 namespace flowrun::testing {
 namespace {
 
 using nlohmann::json;
 
-std::string TempDir() {
-  const char* t = std::getenv("TMPDIR");
-  std::string tmpl = std::string(t && *t ? t : "/tmp") + "/flowrun-e2e-XXXXXX";
-  char* d = mkdtemp(tmpl.data());
-  if (!d) throw std::runtime_error("mkdtemp failed");
-  return d;
-}
-
-void WriteFile(const std::string& path, const std::string& text) {
-  std::ofstream out(path);
-  out << text;
-}
-
-std::string Trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
-// Everything the tests share: started once, in the main thread, by the first test.
-struct World {
-  std::string dir;
-  std::unique_ptr<PostgresServer> pg;
-  std::unique_ptr<FakeLlm> llm;
-  std::unique_ptr<ChildProcess> controller;
-  KubeCluster* cluster = nullptr;
-
-  static World& Get() {
-    static World* w = [] {
-      auto* w = new World();
-      w->Start();
-      return w;
-    }();
-    return *w;
-  }
-
-  void Start() {
-    dir = TempDir();
-    const std::string map = dir + "/image-map.yaml";
-    WriteFile(map, "images:\n  \"flowrun/research-agent*\":\n    command: [\"" FLOWRUN_RESEARCH_AGENT_BIN "\"]\n");
-    setenv("FLOWRUN_NODESIM_ARGS", ("--image-map=" + map).c_str(), 1);
-    pg = PostgresServer::Start();
-    llm = FakeLlm::Start("sk-e2e");
-    cluster = &KubeCluster::Get();
-
-    cluster->Kubectl({"apply", "-f", FLOWRUN_SOURCE_DIR "/crds/"});
-    cluster->Kubectl({"wait", "--for=condition=Established", "--timeout=60s", "crd/flowruns.flowrun.dev"});
-    cluster->Kubectl({"create", "secret", "generic", "flowrun-database", "--from-literal=url=" + pg->ConnectionString()});
-    cluster->Kubectl({"create", "secret", "generic", "openai", "--from-literal=api-key=sk-e2e"});
-
-    controller = SpawnController({});
-  }
-
-  std::unique_ptr<ChildProcess> SpawnController(const std::vector<std::string>& extra) {
-    ChildProcess::Options o;
-    o.die_with_parent = true;
-    o.parent_death_signal = SIGTERM;
-    std::vector<std::string> argv = {FLOWRUN_CONTROLLER_BIN, "--kubeconfig", cluster->admin_kubeconfig(),
-                                     "--database-url-env", "FLOWRUN_E2E_DATABASE_URL", "--workers", "2",
-                                     "--health-addr", "127.0.0.1:0"};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    return ChildProcess::Spawn(argv, {{"FLOWRUN_E2E_DATABASE_URL", pg->ConnectionString()}}, o);
-  }
-
-  // Applies a FlowRun of the research agent named `name`.
-  void ApplyResearchRun(const std::string& name) {
-    const std::string path = dir + "/" + name + ".yaml";
-    WriteFile(path, "apiVersion: flowrun.dev/v1alpha1\n"
-                    "kind: FlowRun\n"
-                    "metadata:\n  name: " + name + "\n"
-                    "spec:\n"
-                    "  template:\n"
-                    "    image: flowrun/research-agent:0.1.0\n"
-                    "    env:\n"
-                    "    - name: OPENAI_BASE_URL\n"
-                    "      value: " + llm->base_url() + "\n"
-                    "    - name: OPENAI_API_KEY\n"
-                    "      valueFrom:\n        secretKeyRef: {name: openai, key: api-key}\n"
-                    "    - name: FLOWRUN_LLM_MODEL\n"
-                    "      value: gpt-4o-mini\n"
-                    "  parameters:\n    topic: " + name + "\n"
-                    "  flow: research\n"
-                    "  retry:\n    maxAttempts: 3\n");
-    cluster->Kubectl({"apply", "-f", path});
-  }
-
-  std::string Get(const std::string& name, const std::string& jsonpath) {
-    return Trim(cluster->Kubectl({"get", "flowrun", name, "-o", "jsonpath=" + jsonpath}, true));
-  }
-
-  // kubectl wait for a phase; on failure adds the FlowRun and the controller's log tail.
-  bool WaitPhase(const std::string& name, const std::string& phase, const std::string& timeout = "180s") {
-    auto r = cluster->KubectlResult({"wait", "--for=jsonpath={.status.phase}=" + phase, "--timeout=" + timeout,
-                                     "flowrun/" + name});
-    if (!r.ok()) {
-      ADD_FAILURE() << "FlowRun " << name << " did not reach " << phase << ": " << r.output << "\n"
-                    << cluster->Kubectl({"get", "flowrun", name, "-o", "yaml"}, true) << "\n"
-                    << cluster->Kubectl({"get", "jobs,pods", "-o", "wide"}, true) << "\ncontroller log tail:\n"
-                    << Tail(controller->Output(), 4000);
-    }
-    return r.ok();
-  }
-
-  static std::string Tail(const std::string& s, size_t n) { return s.size() > n ? s.substr(s.size() - n) : s; }
-};
-
-// GET `path` from 127.0.0.1:port; the HTTP status code (0: no answer).
-int HttpGetStatus(int port, const std::string& path) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(static_cast<uint16_t>(port));
-  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-  int code = 0;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0) {
-    std::string req = "GET " + path + " HTTP/1.0\r\n\r\n";
-    (void)!send(fd, req.data(), req.size(), 0);
-    char buf[256] = {0};
-    ssize_t n = recv(fd, buf, sizeof buf - 1, MSG_WAITALL);
-    std::string resp(buf, n > 0 ? n : 0);
-    if (resp.rfind("HTTP/1.0 ", 0) == 0) code = std::atoi(resp.c_str() + 9);
-  }
-  close(fd);
-  return code;
-}
-
-// The health server's port, from the controller's log line.
-int HealthPort(ChildProcess& controller) {
-  for (int i = 0; i < 100; ++i) {
-    std::string out = controller.Output();
-    for (std::istringstream in(out); ;) {
-      std::string line;
-      if (!std::getline(in, line)) break;
-      if (line.find("health server listening") == std::string::npos) continue;
-      return json::parse(line).value("port", 0);
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return 0;
-}
-
-int64_t CountPromptsStartingWith(const json& stats, const std::string& prefix) {
-  int64_t n = 0;
-  if (stats.contains("by_prompt"))
-    for (auto it = stats["by_prompt"].begin(); it != stats["by_prompt"].end(); ++it)
-      if (it.key().rfind(prefix, 0) == 0) n += it.value().get<int64_t>();
-  return n;
-}
-
 TEST(E2eLifecycle, ResearchAgentWaitsForApprovalThenSucceeds) {
-  World& w = World::Get();
-  ASSERT_TRUE(w.controller->Running()) << w.controller->Output();
+  E2eWorld& w = E2eWorld::Get();
+  ASSERT_TRUE(w.ControllerRunning()) << w.ControllerLog();
   w.llm->Reset();
   // /healthz answers at once; /readyz once the informers synced.
-  int port = HealthPort(*w.controller);
-  ASSERT_GT(port, 0) << w.controller->Output();
+  int port = HealthPort(*w.controller());
+  ASSERT_GT(port, 0) << w.ControllerLog();
   EXPECT_EQ(HttpGetStatus(port, "/healthz"), 200);
-  int ready = 0;
-  for (int i = 0; i < 100 && ready != 200; ++i) {
-    ready = HttpGetStatus(port, "/readyz");
-    if (ready != 200) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  EXPECT_EQ(ready, 200);
+  EXPECT_TRUE(WaitReady(port));
   EXPECT_EQ(HttpGetStatus(port, "/nope"), 404);
 
-  w.ApplyResearchRun("research-1");
-
-  ASSERT_TRUE(w.WaitPhase("research-1", "Waiting"));
-  EXPECT_EQ(w.Get("research-1", "{.status.wait.name}"), "proceed");
-  EXPECT_NE(w.Get("research-1", "{.status.wait.question}").find("Proceed to analysis?"), std::string::npos);
-
-  w.cluster->Kubectl({"patch", "flowrun", "research-1", "--subresource=status", "--type=merge", "-p",
-                      R"({"status":{"answers":{"proceed":true}}})"});
-  ASSERT_TRUE(w.WaitPhase("research-1", "Succeeded"));
-
-  json stats = w.llm->Stats();
-  EXPECT_EQ(CountPromptsStartingWith(stats, "Research the topic 'research-1'"), 1) << stats.dump();
-  EXPECT_EQ(CountPromptsStartingWith(stats, "Analyze these research notes"), 1) << stats.dump();
-
-  std::string jobs = Trim(w.cluster->Kubectl(
-      {"get", "jobs", "-l", "flowrun.dev/run=research-1", "-o", "jsonpath={range .items[*]}{.metadata.name}{\" \"}{.metadata.labels.flowrun\\.dev/attempt}{\"\\n\"}{end}"}));
-  EXPECT_NE(jobs.find("research-1-a1 1"), std::string::npos) << jobs;
-  EXPECT_NE(jobs.find("research-1-a2 2"), std::string::npos) << jobs;
-  EXPECT_EQ(std::count(jobs.begin(), jobs.end(), '\n'), 1) << jobs;
-
-  // Who answered is recorded from the FlowRun's managedFields.
-  std::string uid = w.Get("research-1", "{.metadata.uid}");
-  EXPECT_EQ(w.pg->Psql("postgres", "SELECT answered_by FROM flowrun.waits WHERE run_uid = '" + uid + "'"),
-            "kubernetes:kubectl-patch");
+  // Apply, Waiting, answer, Succeeded; each LLM call once; who answered is
+  // recorded from the FlowRun's managedFields.
+  w.ExpectResearchLifecycle("research-1");
 }
 
 // An answer that does not match the wait's schema is refused visibly; a valid
 // one replaces it; deleting the FlowRun deletes its Jobs and its rows.
 TEST(E2eLifecycle, InvalidAnswerIsRefusedThenDeletionCleansUp) {
-  World& w = World::Get();
+  E2eWorld& w = E2eWorld::Get();
   w.ApplyResearchRun("research-2");
   ASSERT_TRUE(w.WaitPhase("research-2", "Waiting"));
   std::string uid = w.Get("research-2", "{.metadata.uid}");
@@ -248,7 +65,7 @@ TEST(E2eLifecycle, InvalidAnswerIsRefusedThenDeletionCleansUp) {
   w.cluster->Kubectl({"patch", "flowrun", "research-2", "--subresource=status", "--type=merge", "-p",
                       R"({"status":{"answers":{"proceed":true}}})"});
   ASSERT_TRUE(w.WaitPhase("research-2", "Succeeded"));
-  EXPECT_EQ(w.pg->Psql("postgres", "SELECT count(*) FROM flowrun.runs WHERE run_uid = '" + uid + "'"), "1");
+  EXPECT_EQ(w.Psql("SELECT count(*) FROM flowrun.runs WHERE run_uid = '" + uid + "'"), "1");
 
   // Deletion: the finalizer deletes the rows, then the Jobs go (Background).
   w.cluster->Kubectl({"delete", "flowrun", "research-2", "--timeout=60s"});
@@ -256,48 +73,45 @@ TEST(E2eLifecycle, InvalidAnswerIsRefusedThenDeletionCleansUp) {
       {"wait", "--for=delete", "job", "-l", "flowrun.dev/run=research-2", "--timeout=60s"});
   EXPECT_TRUE(gone.ok()) << gone.output;
   EXPECT_EQ(Trim(w.cluster->Kubectl({"get", "jobs", "-l", "flowrun.dev/run=research-2", "-o", "name"})), "");
-  EXPECT_EQ(w.pg->Psql("postgres", "SELECT count(*) FROM flowrun.runs WHERE run_uid = '" + uid + "'"), "0");
-  EXPECT_EQ(w.pg->Psql("postgres", "SELECT count(*) FROM flowrun.waits WHERE run_uid = '" + uid + "'"), "0");
+  EXPECT_EQ(w.Psql("SELECT count(*) FROM flowrun.runs WHERE run_uid = '" + uid + "'"), "0");
+  EXPECT_EQ(w.Psql("SELECT count(*) FROM flowrun.waits WHERE run_uid = '" + uid + "'"), "0");
 }
 
 // spec.cancel while waiting: the run ends Cancelled, in the database too.
 TEST(E2eLifecycle, CancelWhileWaiting) {
-  World& w = World::Get();
+  E2eWorld& w = E2eWorld::Get();
   w.ApplyResearchRun("research-4");
   ASSERT_TRUE(w.WaitPhase("research-4", "Waiting"));
   std::string uid = w.Get("research-4", "{.metadata.uid}");
   w.cluster->Kubectl({"patch", "flowrun", "research-4", "--type=merge", "-p", R"({"spec":{"cancel":true}})"});
   ASSERT_TRUE(w.WaitPhase("research-4", "Cancelled", "60s"));
-  EXPECT_EQ(w.pg->Psql("postgres", "SELECT status FROM flowrun.runs WHERE run_uid = '" + uid + "'"), "cancelled");
+  EXPECT_EQ(w.Psql("SELECT status FROM flowrun.runs WHERE run_uid = '" + uid + "'"), "cancelled");
 }
 
 // SIGTERM: the controller stops informers, drains its queue and exits 0.
 TEST(E2eLifecycle, ZShutdownOnSigterm) {
-  World& w = World::Get();
-  ASSERT_TRUE(w.controller->Running());
-  w.controller->Kill(SIGTERM);
-  auto st = w.controller->Wait(std::chrono::seconds(30));
+  E2eWorld& w = E2eWorld::Get();
+  ASSERT_TRUE(w.ControllerRunning());
+  auto st = w.StopController();
   ASSERT_TRUE(st.has_value()) << "controller did not exit";
-  EXPECT_TRUE(st->ok()) << st->ToString() << "\n" << World::Tail(w.controller->Output(), 2000);
-  EXPECT_NE(w.controller->Output().find("controller stopped"), std::string::npos);
-  if (std::getenv("FLOWRUN_E2E_VERBOSE")) std::cerr << "controller log:\n" << w.controller->Output();
+  EXPECT_TRUE(st->ok()) << st->ToString() << "\n" << Tail(w.ControllerLog(), 2000);
+  EXPECT_NE(w.ControllerLog().find("controller stopped"), std::string::npos);
+  if (std::getenv("FLOWRUN_E2E_VERBOSE")) std::cerr << "controller log:\n" << w.ControllerLog();
 }
 
 // Two controllers with --leader-elect: one leads (ready), the other waits
 // (not ready, reconciles nothing); when the leader stops it releases the
 // Lease and the other takes over and finishes the run.
 TEST(E2eLifecycle, ZzLeaderElectionHandsOver) {
-  World& w = World::Get();
-  ASSERT_FALSE(w.controller->Running());  // ZShutdownOnSigterm stopped the first one
-  auto a = w.SpawnController({"--leader-elect"});
+  E2eWorld& w = E2eWorld::Get();
+  ASSERT_FALSE(w.ControllerRunning());  // ZShutdownOnSigterm stopped the first one
+  auto a = w.SpawnController({.args = {"--leader-elect"}});
   int pa = HealthPort(*a);
   ASSERT_GT(pa, 0) << a->Output();
-  for (int i = 0; i < 100 && HttpGetStatus(pa, "/readyz") != 200; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  ASSERT_EQ(HttpGetStatus(pa, "/readyz"), 200) << a->Output();
+  ASSERT_TRUE(WaitReady(pa)) << a->Output();
   EXPECT_NE(a->Output().find("became leader"), std::string::npos);
 
-  auto b = w.SpawnController({"--leader-elect"});
+  auto b = w.SpawnController({.args = {"--leader-elect"}});
   int pb = HealthPort(*b);
   ASSERT_GT(pb, 0) << b->Output();
   std::this_thread::sleep_for(std::chrono::seconds(2));
@@ -310,17 +124,14 @@ TEST(E2eLifecycle, ZzLeaderElectionHandsOver) {
 
   a->Kill(SIGTERM);
   auto st = a->Wait(std::chrono::seconds(30));
-  ASSERT_TRUE(st.has_value() && st->ok()) << World::Tail(a->Output(), 2000);
-  for (int i = 0; i < 200 && HttpGetStatus(pb, "/readyz") != 200; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  ASSERT_EQ(HttpGetStatus(pb, "/readyz"), 200) << World::Tail(b->Output(), 2000);
+  ASSERT_TRUE(st.has_value() && st->ok()) << Tail(a->Output(), 2000);
+  ASSERT_TRUE(WaitReady(pb)) << Tail(b->Output(), 2000);
 
   w.cluster->Kubectl({"patch", "flowrun", "research-3", "--subresource=status", "--type=merge", "-p",
                       R"({"status":{"answers":{"proceed":true}}})"});
-  w.controller = std::move(b);  // for WaitPhase's log tail
-  ASSERT_TRUE(w.WaitPhase("research-3", "Succeeded"));
-  w.controller->Kill(SIGTERM);
-  auto sb = w.controller->Wait(std::chrono::seconds(30));
+  ASSERT_TRUE(w.WaitPhase("research-3", "Succeeded")) << "follower's log:\n" << Tail(b->Output(), 4000);
+  b->Kill(SIGTERM);
+  auto sb = b->Wait(std::chrono::seconds(30));
   EXPECT_TRUE(sb.has_value() && sb->ok());
 }
 
@@ -331,37 +142,9 @@ TEST(E2eLifecycle, ZzLeaderElectionHandsOver) {
 // These run after ZzLeaderElectionHandsOver stopped the controllers, so each
 // starts a fresh one when none runs.
 
-void EnsureController(World& w) {
-  if (!w.controller || !w.controller->Running()) w.controller = w.SpawnController({});
-}
-
 #ifdef FLOWRUN_TEST_AGENT_BIN
-// Applies a FlowRun running test_agent; `parameters`, `extra_spec` and
-// `extra_env` are YAML fragments (indented for their place).
-void ApplyTestAgentRun(World& w, const std::string& name, const std::string& parameters,
-                       const std::string& extra_spec = "", const std::string& extra_env = "") {
-  const std::string path = w.dir + "/" + name + ".yaml";
-  WriteFile(path, "apiVersion: flowrun.dev/v1alpha1\n"
-                  "kind: FlowRun\n"
-                  "metadata:\n  name: " + name + "\n"
-                  "spec:\n"
-                  "  template:\n"
-                  "    image: flowrun/research-agent:test\n"
-                  "    command: [\"" FLOWRUN_TEST_AGENT_BIN "\"]\n"
-                  "    env:\n"
-                  "    - name: OPENAI_BASE_URL\n"
-                  "      value: " + w.llm->base_url() + "\n"
-                  "    - name: OPENAI_API_KEY\n"
-                  "      valueFrom:\n        secretKeyRef: {name: openai, key: api-key}\n"
-                  "    - name: FLOWRUN_LLM_MODEL\n"
-                  "      value: gpt-4o-mini\n" + extra_env +
-                  "  parameters: " + parameters + "\n"
-                  "  flow: e2e\n" + extra_spec);
-  w.cluster->Kubectl({"apply", "-f", path});
-}
-
-std::string CompletedSteps(World& w, const std::string& uid) {
-  return w.pg->Psql("postgres", "SELECT count(*) FROM flowrun.checkpoints WHERE run_uid = '" + uid +
+std::string CompletedSteps(E2eWorld& w, const std::string& uid) {
+  return w.Psql("SELECT count(*) FROM flowrun.checkpoints WHERE run_uid = '" + uid +
                                     "' AND status = 'completed'");
 }
 
@@ -369,10 +152,10 @@ std::string CompletedSteps(World& w, const std::string& uid) {
 // takes the completed checkpoints from the cache: no completed step's LLM call
 // is paid twice.
 TEST(E2eLifecycle, ZzzKilledPodIsRetriedFromTheCache) {
-  World& w = World::Get();
-  EnsureController(w);
+  E2eWorld& w = E2eWorld::Get();
+  w.EnsureController();
   const std::string name = "kill-1";
-  ApplyTestAgentRun(w, name, R"({"scenario": "chain", "steps": 8, "sleep_ms": 300, "prefix": "killstep"})",
+  w.ApplyTestAgentRun(name, R"({"scenario": "chain", "steps": 8, "sleep_ms": 300, "prefix": "killstep"})",
                     "  retry:\n    maxAttempts: 3\n    backoffSeconds: 1\n");
   ASSERT_TRUE(w.WaitPhase(name, "Running", "120s"));
   std::string uid = w.Get(name, "{.metadata.uid}");
@@ -418,10 +201,10 @@ TEST(E2eLifecycle, ZzzKilledPodIsRetriedFromTheCache) {
 // A wait's deadline with nobody answering: policy default continues with the
 // default answer; policy fail fails the run with WaitTimedOut.
 TEST(E2eLifecycle, ZzzWaitDeadlineUnderBothPolicies) {
-  World& w = World::Get();
-  EnsureController(w);
-  ApplyTestAgentRun(w, "timeout-default", R"({"scenario": "wait_timeout", "timeout_s": 2, "policy": "default"})");
-  ApplyTestAgentRun(w, "timeout-fail", R"({"scenario": "wait_timeout", "timeout_s": 2, "policy": "fail"})");
+  E2eWorld& w = E2eWorld::Get();
+  w.EnsureController();
+  w.ApplyTestAgentRun("timeout-default", R"({"scenario": "wait_timeout", "timeout_s": 2, "policy": "default"})");
+  w.ApplyTestAgentRun("timeout-fail", R"({"scenario": "wait_timeout", "timeout_s": 2, "policy": "fail"})");
 
   ASSERT_TRUE(w.WaitPhase("timeout-default", "Succeeded", "120s"));
   EXPECT_NE(w.Get("timeout-default", "{.status.result}").find("fallback"), std::string::npos)
@@ -433,21 +216,21 @@ TEST(E2eLifecycle, ZzzWaitDeadlineUnderBothPolicies) {
       << w.Get("timeout-fail", "{.status}");
   EXPECT_FALSE(w.Get("timeout-fail", "{.status.message}").empty());
   std::string uid = w.Get("timeout-fail", "{.metadata.uid}");
-  EXPECT_EQ(w.pg->Psql("postgres", "SELECT status FROM flowrun.runs WHERE run_uid = '" + uid + "'"), "failed");
+  EXPECT_EQ(w.Psql("SELECT status FROM flowrun.runs WHERE run_uid = '" + uid + "'"), "failed");
 }
 
 // spec.budgetUSD too small: BudgetExceeded with nothing lost; raising it
 // resumes the run and no LLM call is repeated.
 TEST(E2eLifecycle, ZzzBudgetExceededThenRaised) {
-  World& w = World::Get();
-  EnsureController(w);
+  E2eWorld& w = E2eWorld::Get();
+  w.EnsureController();
   const std::string prices = w.dir + "/prices.yaml";
   WriteFile(prices, "models:\n  gpt-4o-mini: {input: 5.0, output: 5.0}\n");
   w.llm->Reset();
   w.llm->Configure({{"usage", {{"prompt_tokens", 1000}, {"completion_tokens", 1000}, {"cached_tokens", 0}}}});
   const std::string name = "budget-1";
   // $0.01 per call: the 4th call is refused.
-  ApplyTestAgentRun(w, name, R"({"scenario": "budget", "steps": 5})", "  budgetUSD: 0.025\n",
+  w.ApplyTestAgentRun(name, R"({"scenario": "budget", "steps": 5})", "  budgetUSD: 0.025\n",
                     "    - name: FLOWRUN_PRICE_TABLE\n      value: " + prices + "\n");
   bool exceeded = w.WaitPhase(name, "BudgetExceeded", "120s");
   if (exceeded) {
@@ -467,8 +250,8 @@ TEST(E2eLifecycle, ZzzBudgetExceededThenRaised) {
 // Answers that must not be taken: one for a wait nobody asked (UnknownWait,
 // kept, the run stays Waiting) and one patched onto a finished run (ignored).
 TEST(E2eLifecycle, ZzzUnknownWaitAndLateAnswersChangeNothing) {
-  World& w = World::Get();
-  EnsureController(w);
+  E2eWorld& w = E2eWorld::Get();
+  w.EnsureController();
   const std::string name = "research-5";
   w.ApplyResearchRun(name);
   ASSERT_TRUE(w.WaitPhase(name, "Waiting"));
@@ -493,7 +276,7 @@ TEST(E2eLifecycle, ZzzUnknownWaitAndLateAnswersChangeNothing) {
   const std::string rv_jobs = Trim(w.cluster->Kubectl({"get", "jobs", "-l", "flowrun.dev/run=" + name, "-o", "name"}));
   const int64_t calls = w.llm->Total();
   const std::string answer_sql = "SELECT answer::text FROM flowrun.waits WHERE run_uid = '" + uid + "' AND name = 'proceed'";
-  EXPECT_EQ(w.pg->Psql("postgres", answer_sql), "true");
+  EXPECT_EQ(w.Psql(answer_sql), "true");
 
   // A changed answer on a finished run: nothing happens.
   w.cluster->Kubectl({"patch", "flowrun", name, "--subresource=status", "--type=merge", "-p",
@@ -503,8 +286,8 @@ TEST(E2eLifecycle, ZzzUnknownWaitAndLateAnswersChangeNothing) {
   EXPECT_EQ(w.Get(name, "{.status.result}"), result);
   EXPECT_EQ(Trim(w.cluster->Kubectl({"get", "jobs", "-l", "flowrun.dev/run=" + name, "-o", "name"})), rv_jobs);
   EXPECT_EQ(w.llm->Total(), calls);
-  EXPECT_EQ(w.pg->Psql("postgres", answer_sql), "true");
-  EXPECT_EQ(w.pg->Psql("postgres", "SELECT status FROM flowrun.runs WHERE run_uid = '" + uid + "'"), "succeeded");
+  EXPECT_EQ(w.Psql(answer_sql), "true");
+  EXPECT_EQ(w.Psql("SELECT status FROM flowrun.runs WHERE run_uid = '" + uid + "'"), "succeeded");
 }
 
 }  // namespace
