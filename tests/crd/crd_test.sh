@@ -332,6 +332,12 @@ $(fr open 'template: {image: a}')"
 answer_as() { # answer_as <user> <flowrun> <json answers>
   "$K" --kubeconfig "$C/users/$1.kubeconfig" patch flowrun "$2" --subresource=status --type=merge -p "{\"status\":{\"answers\":$3}}"
 }
+check "people cannot answer a run that waits for nothing (flowrun.dev-status-writers)" expect_reject \
+  'FlowRun open has no open wait' -- answer_as carol open '{"proceed":true}'
+# The cluster admin stands in for the controller: the runs wait for "proceed".
+for r in gated nobody open; do
+  "$K" patch flowrun $r --subresource=status --type=merge -p '{"status":{"phase":"Waiting","wait":{"name":"proceed","question":"Proceed?"}}}' >/dev/null
+done
 check "approvers: a user not listed (carol) is refused" expect_reject 'carol may not answer the waits of FlowRun gated' 'spec.approvers' -- \
   answer_as carol gated '{"proceed":true}'
 check "approvers: a listed user (alice) may answer" expect_ok answer_as alice gated '{"proceed":true}'
@@ -339,10 +345,14 @@ check "approvers: a member of a listed group (bob in research-leads) may change 
 check "approvers: a user not listed cannot remove an answer" expect_reject 'carol may not answer' -- \
   answer_as carol gated '{"proceed":null}'
 check "approvers: the answer is bob's" eq false jp gated '{.status.answers.proceed}'
-check "approvers: other status writes (the controller's) are not affected" expect_ok answer_as carol gated '{"proceed":false},"phase":"Running"'
+check "a person (carol) cannot write the controller's status fields" expect_reject \
+  'carol may not change the status of FlowRun gated' 'written by the flowrun controller' -- \
+  answer_as carol gated '{"proceed":false},"phase":"Running"'
 check "an answer cannot be sent together with other status changes" expect_reject 'may change only status.answers' -- \
   answer_as alice gated '{"proceed":true},"phase":"Succeeded"'
-check "... and nothing of it was stored" eq "false Running" jp gated '{.status.answers.proceed} {.status.phase}'
+check "... and nothing of it was stored" eq "false Waiting" jp gated '{.status.answers.proceed} {.status.phase}'
+check "an approver cannot answer a wait that is not open" expect_reject "FlowRun gated waits for 'proceed'" -- \
+  answer_as alice gated '{"later":true}'
 check "approvers present but empty: nobody may answer, not even a cluster admin" expect_reject 'nobody may answer the waits of FlowRun nobody' -- \
   "$K" patch flowrun nobody --subresource=status --type=merge -p '{"status":{"answers":{"proceed":true}}}'
 check "no approvers: anyone RBAC lets patch flowruns/status may answer" expect_ok answer_as carol open '{"proceed":true}'
