@@ -7,7 +7,7 @@
 # manifest in examples/. Tears the cluster down on exit (also on failure or ^C).
 # Last line of output: "N passed, M failed"; exit status non-zero on any failure.
 #
-# FLOWRUN_CRD_TEST_KEEP=1 keeps the (stopped) cluster dir with its logs.
+# FLOWRUN_TEST_KEEP=1 keeps the (stopped) cluster dir with its logs.
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -15,90 +15,13 @@ ROOT=$(cd "$HERE/../.." && pwd)
 CLUSTER=$ROOT/tests/cluster
 EXAMPLE=$ROOT/examples/research-agent/flowrun.yaml
 
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "ok   - $*"; }
-nok() { fail=$((fail + 1)); echo "FAIL - $*"; }
-summary() { echo "$pass passed, $fail failed"; }
-# check <description> <command...>
-check() { local d=$1; shift; if "$@"; then ok "$d"; else nok "$d"; fi; }
+# shellcheck source=../cluster/checks.sh
+source "$CLUSTER/checks.sh"
 
-if ! BIN=$("$CLUSTER/build.sh" | tail -n1) || [[ ! -x $BIN/kubectl ]]; then
-  nok "tests/cluster/build.sh"
-  summary; exit 1
-fi
+test_cluster crd
 
-DIR=$(mktemp -d "${TMPDIR:-/tmp}/flowrun-crd.XXXXXX")
-cleanup() {
-  "$CLUSTER/cluster.sh" stop "$DIR/cluster" >/dev/null 2>&1 || true
-  if [[ ${FLOWRUN_CRD_TEST_KEEP:-0} == 1 ]]; then echo "kept $DIR" >&2; else rm -rf "$DIR"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-if ! "$CLUSTER/cluster.sh" start "$DIR/cluster" >"$DIR/start.log" 2>&1; then
-  cat "$DIR/start.log" >&2
-  nok "cluster.sh start"
-  summary; exit 1
-fi
-ok "cluster.sh start"
-eval "$("$CLUSTER/cluster.sh" env "$DIR/cluster")"
-K="$BIN/kubectl"
-OUT=$DIR/out # the output of the last expect_* command
-
-# wait_until <seconds> <command...>
-wait_until() {
-  local secs=$1 i; shift
-  for ((i = 0; i < secs * 5; i++)); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
-  return 1
-}
-# expect_ok <command...>: succeeds; output in $OUT
-expect_ok() {
-  if "$@" >"$OUT" 2>&1; then return 0; fi
-  sed 's/^/    | /' "$OUT" >&2
-  return 1
-}
-# expect_reject <text...> -- <command...>: the command fails and its output
-# contains every text (fixed strings). The message is shown, as a person would see it.
-expect_reject() {
-  local -a texts=()
-  while [[ $1 != -- ]]; do texts+=("$1"); shift; done
-  shift
-  if "$@" >"$OUT" 2>&1; then
-    echo "    | accepted, but should have been rejected:" >&2
-    sed 's/^/    | /' "$OUT" >&2
-    return 1
-  fi
-  sed 's/^/    > /' "$OUT"
-  local t
-  for t in "${texts[@]}"; do
-    if ! grep -qF -- "$t" "$OUT"; then
-      echo "    | message lacks: $t" >&2
-      return 1
-    fi
-  done
-}
-# contains <file> <text...>: the file contains every text
-contains() {
-  local f=$1 t; shift
-  for t in "$@"; do
-    if ! grep -qF -- "$t" "$f"; then
-      echo "    | lacks: $t" >&2
-      sed 's/^/    | /' "$f" >&2
-      return 1
-    fi
-  done
-}
 # jp <name> <jsonpath>: a field of a FlowRun
 jp() { "$K" get flowrun "$1" -o jsonpath="$2"; }
-# eq <expected> <command...>: the command's output is exactly <expected>
-eq() {
-  local want=$1 got; shift
-  got=$("$@" 2>&1)
-  [[ $got == "$want" ]] && return 0
-  echo "    | want '$want', got '$got'" >&2
-  return 1
-}
-
 # A minimal FlowRun with extra spec lines: fr <name> [yaml lines for spec...]
 fr() {
   local name=$1; shift
