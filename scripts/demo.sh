@@ -1,66 +1,173 @@
 #!/usr/bin/env bash
-# The flowrun demo on a fresh machine: installs what is needed, builds, starts a
-# private PostgreSQL (and, unless OPENAI_BASE_URL is set, a local fake
-# OpenAI-compatible server), then walks the research agent through
-# run -> wait (the process exits) -> answer -> resume from the cache, and prints
-# what each checkpoint cost.
+# The flowrun demo on a fresh machine (Debian 12), in Kubernetes, with one command:
 #
-# To use a real endpoint: OPENAI_BASE_URL=https://api.openai.com/v1 OPENAI_API_KEY=... scripts/demo.sh
+#   scripts/demo.sh
+#
+# It installs the Debian packages (scripts/install-deps.sh), builds flowrun
+# (scripts/build.sh) and the local control plane (tests/cluster/build.sh: a
+# real etcd, kube-apiserver, kube-controller-manager and kubectl, and nodesim,
+# which runs each pod's container as a local process: the research agent's
+# image maps to build/examples/research-agent), starts it, a private
+# PostgreSQL (scripts/pg-local.sh), a local fake OpenAI-compatible server
+# (tests/support/fake_llm_server.py) and flowrun-controller, then runs the
+# research agent the way a user does, printing every command and its output:
+#
+#   kubectl apply -f examples/research-agent/flowrun.yaml
+#   kubectl get flowruns
+#   kubectl get flowrun research-1 -o yaml
+#   kubectl patch flowrun research-1 --subresource=status --type=merge -p '{"status":{"answers":{"proceed":true}}}'
+#   kubectl wait flowrun/research-1 --for=jsonpath='{.status.phase}'=Succeeded
+#
+# and the run's cost (status.cost and `flowrunctl costs`). Everything it starts
+# is stopped when it exits (also on Ctrl-C or failure); its state and logs stay
+# in /tmp/flowrun-demo-$UID (controller.log, cluster/logs/, pg/postgres.log).
+# Running it again starts from a fresh cluster.
+#
+# Environment:
+#   OPENAI_BASE_URL, OPENAI_API_KEY  a real OpenAI-compatible endpoint instead of the fake
+#   FLOWRUN_DEMO_SKIP_INSTALL=1      do not run scripts/install-deps.sh
+#   FLOWRUN_DEMO_SKIP_BUILD=1        use the binaries already in $FLOWRUN_BUILD_DIR
+#   FLOWRUN_BUILD_DIR                build directory (default: build)
+#   FLOWRUN_DEMO_DIR                 state directory (default: /tmp/flowrun-demo-$UID;
+#                                    under /tmp: PostgreSQL runs as the postgres user when we are root)
+#   FLOWRUN_DEMO_TIMEOUT             seconds to wait for each phase (default 180)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+. scripts/demo-common.sh
 
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-
-step "installing Debian packages (idempotent)"
-scripts/install-deps.sh
-
-step "building"
-FLOWRUN_BUILD_DIR=build FLOWRUN_TARGETS="research-agent flowrunctl" scripts/build.sh >/dev/null
-bin=$root/build
-
-# Under /tmp: PostgreSQL runs as the postgres user when we are root, and must reach it.
+build=${FLOWRUN_BUILD_DIR:-build}
+case "$build" in /*) ;; *) build=$root/$build ;; esac
 state=${FLOWRUN_DEMO_DIR:-/tmp/flowrun-demo-$(id -u)}
+timeout=${FLOWRUN_DEMO_TIMEOUT:-180}
+
+if [ "${FLOWRUN_DEMO_SKIP_INSTALL:-0}" != 1 ]; then
+  step "installing Debian packages (idempotent)"
+  scripts/install-deps.sh
+fi
+if [ "${FLOWRUN_DEMO_SKIP_BUILD:-0}" != 1 ]; then
+  step "building flowrun (controller, research agent, flowrunctl)"
+  FLOWRUN_BUILD_DIR=$build FLOWRUN_TARGETS="flowrun-controller research-agent flowrunctl" scripts/build.sh >/dev/null
+fi
+for b in controller/flowrun-controller examples/research-agent runtime-lib/flowrunctl; do
+  [ -x "$build/$b" ] || { echo "demo: $build/$b is missing (build it, or unset FLOWRUN_DEMO_SKIP_BUILD)" >&2; exit 1; }
+done
+step "building the local Kubernetes control plane (cached; the first build takes 10-30 min)"
+cluster_bin=$(tests/cluster/build.sh | tail -n 1)
+echo "binaries: $cluster_bin"
+
 mkdir -p "$state"
 chmod 755 "$state" "$(dirname "$state")" 2>/dev/null || true
+cluster=$state/cluster
+controller_pid=""
+cleanup() {
+  local rc=$?
+  set +e
+  [ -n "$controller_pid" ] && kill "$controller_pid" 2>/dev/null && wait "$controller_pid" 2>/dev/null
+  [ -n "$fake_llm_pid" ] && kill "$fake_llm_pid" 2>/dev/null && wait "$fake_llm_pid" 2>/dev/null
+  tests/cluster/cluster.sh stop "$cluster" >/dev/null 2>&1
+  scripts/pg-local.sh stop "$state/pg" >/dev/null 2>&1
+  if [ $rc -ne 0 ]; then
+    echo "demo failed (exit $rc). Logs: $state/controller.log, $cluster/logs/, $state/pg/postgres.log" >&2
+    [ -f "$state/controller.log" ] && tail -n 20 "$state/controller.log" >&2
+  fi
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+# A previous run that was killed without its trap: stop what it left.
+tests/cluster/cluster.sh stop "$cluster" >/dev/null 2>&1 || true
+
+step "starting the control plane in $cluster (nodesim maps flowrun/research-agent* to $build/examples/research-agent)"
+cat >"$state/image-map.yaml" <<EOF
+images:
+  "flowrun/research-agent*":
+    command: ["$build/examples/research-agent"]
+EOF
+FLOWRUN_NODESIM_ARGS="--image-map=$state/image-map.yaml" tests/cluster/cluster.sh start "$cluster" \
+  >"$state/cluster.log" 2>&1 || { cat "$state/cluster.log" >&2; exit 1; }
+eval "$(tests/cluster/cluster.sh env "$cluster")"   # KUBECONFIG and kubectl on PATH
+kubectl version 2>/dev/null | sed -n 2p
 
 step "starting a private PostgreSQL in $state/pg"
-export FLOWRUN_DATABASE_URL=$(scripts/pg-local.sh start "$state/pg" | tail -n 1)
+db_url=$(scripts/pg-local.sh start "$state/pg" | tail -n 1)
+echo "$db_url"
+start_fake_llm "$state"
+echo "LLM endpoint: $OPENAI_BASE_URL"
 
-fake_pid=""
-cleanup() { [ -n "$fake_pid" ] && kill "$fake_pid" 2>/dev/null || true; }
-trap cleanup EXIT
-if [ -z "${OPENAI_BASE_URL:-}" ]; then
-  step "starting the local fake OpenAI-compatible server (set OPENAI_BASE_URL to use a real one)"
-  rm -f "$state/fake.port"
-  python3 tests/support/fake_llm_server.py --port 0 --port-file "$state/fake.port" >"$state/fake.log" 2>&1 &
-  fake_pid=$!
-  for _ in $(seq 50); do [ -s "$state/fake.port" ] && break; sleep 0.1; done
-  export OPENAI_BASE_URL="http://127.0.0.1:$(cat "$state/fake.port")/v1"
-  export OPENAI_API_KEY=demo-key
-fi
+step "installing flowrun: the CRD and policies, the Secrets, the controller"
+kubectl apply -f crds/
+kubectl wait --for=condition=Established --timeout=60s crd/flowruns.flowrun.dev
+# Secrets from stdin, never on a command line (ps would show them).
+kubectl apply -f - <<EOF
+apiVersion: v1
+kind: Secret
+metadata: {name: flowrun-db}
+stringData: {url: "$db_url"}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: openai}
+stringData: {api-key: "$OPENAI_API_KEY"}
+EOF
+FLOWRUN_DATABASE_URL=$db_url "$build/controller/flowrun-controller" --kubeconfig "$KUBECONFIG" \
+  --database-url-env FLOWRUN_DATABASE_URL --openai-base-url "$OPENAI_BASE_URL" \
+  --price-table-path "$root/examples/prices.yaml" --health-addr 127.0.0.1:0 >"$state/controller.log" 2>&1 &
+controller_pid=$!
+for _ in $(seq 300); do
+  grep -q '"informers synced"' "$state/controller.log" 2>/dev/null && break
+  kill -0 "$controller_pid" 2>/dev/null || { cat "$state/controller.log" >&2; exit 1; }
+  sleep 0.1
+done
+grep -q '"informers synced"' "$state/controller.log" || { echo "the controller did not sync" >&2; exit 1; }
+echo "flowrun-controller running (pid $controller_pid, log $state/controller.log)"
 
-run_uid="demo-$(date +%s)"
-export FLOWRUN_RUN_UID=$run_uid FLOWRUN_RUN_NAME=research-1 FLOWRUN_RUN_NAMESPACE=demo FLOWRUN_FLOW=research
-export FLOWRUN_PARAMETERS='{"topic": "durable execution for AI agents"}'
-export FLOWRUN_PRICE_TABLE=$root/examples/prices.yaml
-export FLOWRUN_TERMINATION_MESSAGE_PATH=$state/termination-message
-ctl() { "$bin/runtime-lib/flowrunctl" "$@"; }
+# Prints a command as a user types it, then runs it.
+run() {
+  printf '\n\033[36m$ %s\033[0m\n' "$*"
+  "$@"
+}
+# The same for a command whose display differs from what runs (a quoted argument).
+run_shown() {
+  local shown=$1
+  shift
+  printf '\n\033[36m$ %s\033[0m\n' "$shown"
+  "$@"
+}
 
-step "attempt 1: the agent researches, asks for approval, and exits"
-FLOWRUN_ATTEMPT=1 "$bin/examples/research-agent" 2>"$state/attempt-1.log" && echo "agent exited with code $?"
-echo "termination message: $(cat "$FLOWRUN_TERMINATION_MESSAGE_PATH")"
-ctl show "$run_uid"
+step "the research agent as a FlowRun: it researches, asks a person, and its pod exits"
+run kubectl apply -f examples/research-agent/flowrun.yaml
+run_shown "kubectl wait flowrun/research-1 --for=jsonpath='{.status.phase}'=Waiting" \
+  kubectl wait flowrun/research-1 --for=jsonpath='{.status.phase}'=Waiting --timeout="${timeout}s"
+run kubectl get flowruns
+run kubectl get flowrun research-1 -o yaml
+run kubectl get pods -l flowrun.dev/run=research-1
 
-step "a person answers: flowrunctl answer $run_uid proceed true"
-ctl answer "$run_uid" proceed '"yes"' || echo "(rejected above: the wait's schema wants a boolean)"
-ctl answer "$run_uid" proceed true --by demo-user
-
-step "attempt 2: a fresh process runs the flow from the top; research comes from the cache"
-FLOWRUN_ATTEMPT=2 "$bin/examples/research-agent" 2>"$state/attempt-2.log" && echo "agent exited with code $?"
-ctl show "$run_uid"
-
-step "per-checkpoint and per-model cost"
-ctl costs "$run_uid"
+step "a person answers through the status subresource; a fresh Job resumes from the cache"
+answer='{"status":{"answers":{"proceed":true}}}'
+run_shown "kubectl patch flowrun research-1 --subresource=status --type=merge -p '$answer'" \
+  kubectl patch flowrun research-1 --subresource=status --type=merge -p "$answer"
+run_shown "kubectl wait flowrun/research-1 --for=jsonpath='{.status.phase}'=Succeeded" \
+  kubectl wait flowrun/research-1 --for=jsonpath='{.status.phase}'=Succeeded --timeout="${timeout}s"
+run kubectl get flowruns
+# The Job controller marks the Job complete about a second after its pod.
+kubectl wait --for=condition=Complete --timeout=60s job/research-1-a2 >/dev/null || true
+run kubectl get jobs -l flowrun.dev/run=research-1
+run_shown "kubectl get flowrun research-1 -o jsonpath='{.status.result}'" \
+  kubectl get flowrun research-1 -o jsonpath='{.status.result}'
 echo
-echo "Logs: $state/attempt-*.log. Stop the database with: scripts/pg-local.sh stop $state/pg"
+
+step "what the run cost"
+run_shown "kubectl get flowrun research-1 -o jsonpath='{.status.cost}'" \
+  kubectl get flowrun research-1 -o jsonpath='{.status.cost}'
+echo
+uid=$(kubectl get flowrun research-1 -o jsonpath='{.metadata.uid}')
+export FLOWRUN_DATABASE_URL=$db_url
+run_shown "flowrunctl costs $uid      # FLOWRUN_DATABASE_URL=$db_url" \
+  "$build/runtime-lib/flowrunctl" costs "$uid"
+
+phase=$(kubectl get flowrun research-1 -o jsonpath='{.status.phase}')
+usd=$(kubectl get flowrun research-1 -o jsonpath='{.status.cost.usd}')
+echo
+printf 'demo finished: research-1 %s, cost $%.6f;' "$phase" "$usd"
+echo " stopping everything it started (logs stay in $state)"
