@@ -878,6 +878,64 @@ TEST(Waiting, AnswerForAnotherWaitIsFlaggedAndKept) {
   EXPECT_EQ(w.status()["answers"]["procede"], true);
 }
 
+// Answers are write-once: the resumed attempt's Job names the recorded
+// answer; a later (or concurrent) change of status.answers is not applied -
+// no second record, no new Job - and is reported until it agrees again.
+TEST(Waiting, AnswerChangedAfterItWasRecordedIsReportedNotApplied) {
+  World w = WaitingWorld();
+  w.now = At(200);
+  Answer(w, "proceed", true);
+  auto r = w.Step();
+  ASSERT_EQ(Count<fc::CreateJob>(r), 1u) << r.Describe();
+  EXPECT_EQ(json::parse(r.Find<fc::CreateJob>()->job["metadata"]["annotations"]["flowrun.dev/answer"].get<std::string>()),
+            json({{"wait", "proceed"}, {"answer", true}}));
+  EXPECT_NE((*w.condition("AnswerAccepted"))["message"].get<std::string>().find("accepted: true"), std::string::npos);
+
+  w.now = At(201);
+  Answer(w, "proceed", false);
+  auto r2 = w.Step();
+  EXPECT_EQ(Count<fc::RecordAnswer>(r2), 0u) << r2.Describe();
+  EXPECT_EQ(Count<fc::CreateJob>(r2), 0u) << r2.Describe();
+  EXPECT_EQ(w.recorded.size(), 1u);
+  EXPECT_EQ(w.phase(), "Resuming");
+  const json* c = w.condition("AnswerAccepted");
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ((*c)["status"], "False");
+  EXPECT_EQ((*c)["reason"], "AnswerAlreadyRecorded");
+  EXPECT_NE((*c)["message"].get<std::string>().find("'proceed' was answered true"), std::string::npos) << *c;
+  EXPECT_NE((*c)["message"].get<std::string>().find("now has false"), std::string::npos) << *c;
+  EXPECT_TRUE(HasEvent(r2, "Warning", "AnswerAlreadyRecorded"));
+  EXPECT_TRUE(w.Reconcile().actions.empty() || Count<fc::Event>(w.Reconcile()) == 0u) << "reported once";
+
+  // Still reported after the run finished; agreeing again clears it.
+  w.now = At(210);
+  w.Finish(2, Message("succeeded", 2), 0, 210);
+  w.run->status = "succeeded";
+  w.Step();
+  EXPECT_EQ(w.phase(), "Succeeded");
+  EXPECT_EQ((*w.condition("AnswerAccepted"))["reason"], "AnswerAlreadyRecorded");
+  Answer(w, "proceed", true);
+  auto r3 = w.Step();
+  EXPECT_EQ((*w.condition("AnswerAccepted"))["reason"], "Accepted") << r3.Describe();
+  EXPECT_EQ(w.recorded.size(), 1u);
+}
+
+// The database has the answer already (an earlier reconcile recorded it and
+// failed before its status patch, or flowrunctl answered): status.answers is
+// not recorded over it; the run resumes with the database's answer.
+TEST(Waiting, AnswerAlreadyInTheDatabaseIsNotRecordedAgain) {
+  World w = WaitingWorld();
+  w.now = At(200);
+  w.run->open_wait.reset();  // answered in the database
+  Answer(w, "proceed", false);
+  auto r = w.Step();
+  EXPECT_EQ(Count<fc::RecordAnswer>(r), 0u) << r.Describe();
+  ASSERT_EQ(Count<fc::CreateJob>(r), 1u) << r.Describe();
+  EXPECT_FALSE(r.Find<fc::CreateJob>()->job["metadata"].contains("annotations")) << "its answer is not known here";
+  EXPECT_EQ(w.phase(), "Resuming");
+  EXPECT_FALSE(HasEvent(r, "Warning", "UnknownWait"));
+}
+
 TEST(Waiting, SchemaTooBigForTheMessageComesFromTheDatabase) {
   World w = RunningWorld();
   w.now = At(100);

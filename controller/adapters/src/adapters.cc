@@ -113,7 +113,13 @@ Status ActionExecutor::Run(json& flowrun, const Action& action, RunAdmin* admin,
           o.allow_early = false;
           o.answered_by = a.answered_by;
           auto r = admin->RecordAnswer(uid, a.wait, a.answer, o);
-          if (r.ok() || r.status().code() == StatusCode::kAlreadyExists) return Status();
+          if (r.ok()) return Status();
+          // Answered meanwhile (another reconcile, flowrunctl): the Job about
+          // to be created would carry an answer that is not the recorded one.
+          // Stop with an error: the requeued reconcile reads the database and
+          // resumes with the recorded answer.
+          if (r.status().code() == StatusCode::kAlreadyExists)
+            return Aborted("the wait was answered meanwhile: " + r.status().message());
           if (r.status().code() == StatusCode::kInvalidArgument) {
             Warn(flowrun, "InvalidAnswer", "answer to " + a.wait + " refused: " + r.status().message());
             stop = true;

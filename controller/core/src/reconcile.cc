@@ -21,6 +21,8 @@ namespace {
 constexpr char kCondCompleted[] = "Completed";
 constexpr char kCondSucceeded[] = "Succeeded";
 constexpr char kCondAnswer[] = "AnswerAccepted";
+// Annotations share 256 KiB per object; a bigger answer is not annotated.
+constexpr size_t kMaxAnswerAnnotationBytes = 64 * 1024;
 
 // The status fields the controller writes; everything else (status.answers,
 // fields added by others) is never touched.
@@ -103,6 +105,7 @@ class Reconciler {
       return out;
     }
     if (!fr_.meta.HasFinalizer(kFinalizer)) out.actions.push_back(AddFinalizer{});
+    CheckRecordedAnswers();  // first: a wait's own verdict below (accepted, invalid) replaces it
     if (IsTerminalPhase(st_.phase)) Terminal();
     else if (fr_.spec.cancel) Cancel();
     else Lifecycle();
@@ -316,6 +319,35 @@ class Reconciler {
     else Requeue(Until(in_.now, due));
   }
 
+  // Answers are write-once: the first one recorded stands. The Jobs of
+  // attempts resumed by an answer carry it (kAnnotationAnswer); an answer in
+  // status.answers that differs from it (a later or concurrent patch) is not
+  // applied and is reported, until status.answers agrees again.
+  void CheckRecordedAnswers() {
+    std::string conflicts;
+    for (const auto& j : jobs_) {
+      auto it = j.meta.annotations.find(kAnnotationAnswer);
+      if (it == j.meta.annotations.end()) continue;
+      json rec = json::parse(it->second, nullptr, false);
+      if (!rec.is_object() || !rec.contains("wait") || !rec["wait"].is_string() || !rec.contains("answer")) continue;
+      const std::string key = rec["wait"].get<std::string>();
+      if (!fr_.answers.contains(key) || fr_.answers[key] == rec["answer"]) continue;
+      conflicts += std::string(conflicts.empty() ? "" : "; ") + "'" + key + "' was answered " +
+                   Shown(rec["answer"]) + " (used by attempt " + std::to_string(j.attempt) +
+                   "), status.answers now has " + Shown(fr_.answers[key]);
+    }
+    const Condition* c = st_.FindCondition(kCondAnswer);
+    if (!conflicts.empty())
+      SetAnswerCondition("False", "AnswerAlreadyRecorded",
+                         "answers are write-once and the first recorded answer stands: " + conflicts +
+                             ", which is ignored");
+    else if (c && c->reason == "AnswerAlreadyRecorded")
+      SetAnswerCondition("True", "Accepted", "status.answers agrees with the recorded answers again");
+  }
+
+  // An answer for messages: its JSON, shortened.
+  static std::string Shown(const json& answer) { return TruncateUtf8(Dump(answer), 120); }
+
   // ---- the lifecycle ---------------------------------------------------------
   void Lifecycle() {
     SyncBudget();
@@ -345,14 +377,23 @@ class Reconciler {
     if (in_.run->budget_usd != fr_.spec.budget_usd) effects_.push_back(SetBudget{fr_.spec.budget_usd});
   }
 
-  void StartAttempt(int n, const std::string& reason, const std::string& why) {
+  // `answer`: {"wait", "answer"} when an answer resumes the run: put on the
+  // Job (kAnnotationAnswer) so later reconciles know what was recorded.
+  void StartAttempt(int n, const std::string& reason, const std::string& why, const json* answer = nullptr) {
     if (!fr_.spec_errors.empty()) {
       InvalidSpec();
       return;
     }
     std::string name = JobName(fr_.meta.name, n);
     bool create = !FindJob(n);
-    if (create) effects_.push_back(CreateJob{name, n, BuildJob(fr_, n, cfg_)});
+    if (create) {
+      json job = BuildJob(fr_, n, cfg_);
+      // An answer too big for an annotation is recorded all the same; only a
+      // later change of it goes unreported.
+      if (answer && Dump(*answer).size() <= kMaxAnswerAnnotationBytes)
+        job["metadata"]["annotations"][kAnnotationAnswer] = Dump(*answer);
+      effects_.push_back(CreateJob{name, n, std::move(job)});
+    }
     st_.attempt = n;
     st_.current_job = name;
     size_t idx = RecordIndex(n);
@@ -727,7 +768,11 @@ class Reconciler {
       return false;
     };
     bool answer_flagged = false;
-    if (!key.empty() && fr_.answers.contains(key) && !consumed(key)) {
+    // The database already has the answer (recorded by an earlier reconcile
+    // that failed before its status patch, by flowrunctl, or the deadline's
+    // default): that one stands; status.answers is not recorded over it.
+    const bool answered_in_db = run && run->status == "waiting" && !run->open_wait;
+    if (!answered_in_db && !key.empty() && fr_.answers.contains(key) && !consumed(key)) {
       const json& answer = fr_.answers[key];
       json schema = json::object();
       if (st_.wait->schema) schema = *st_.wait->schema;
@@ -741,8 +786,9 @@ class Reconciler {
         std::string db_name = run && run->open_wait && WaitKey(*run->open_wait) == key ? run->open_wait->name
                                                                                      : DbWaitName(key);
         effects_.push_back(RecordAnswer{db_name, answer, AnsweredBy(key)});
-        SetAnswerCondition("True", "Accepted", "the answer to '" + key + "' was accepted");
-        StartAttempt(NextAttempt(), "Answered", "the answer to '" + key + "' was accepted");
+        SetAnswerCondition("True", "Accepted", "the answer to '" + key + "' was accepted: " + Shown(answer));
+        const json recorded = {{"wait", key}, {"answer", answer}};
+        StartAttempt(NextAttempt(), "Answered", "the answer to '" + key + "' was accepted", &recorded);
         return;
       }
       std::string why = "the answer to '" + key + "' does not match its schema: " + valid.message();
@@ -750,7 +796,7 @@ class Reconciler {
       st_.message = Cut(why + "; still waiting: patch a corrected answer");
       answer_flagged = true;
     }
-    if (!answer_flagged) {
+    if (!answer_flagged && !answered_in_db) {
       std::vector<std::string> unknown;
       for (auto it = fr_.answers.begin(); it != fr_.answers.end(); ++it)
         if (it.key() != key && !consumed(it.key())) unknown.push_back(it.key());

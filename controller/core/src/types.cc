@@ -62,6 +62,10 @@ ObjectMeta ParseMeta(const json& obj) {
   if (l.is_object())
     for (auto it = l.begin(); it != l.end(); ++it)
       if (it->is_string()) m.labels[it.key()] = it->get<std::string>();
+  const json& an = Sub(md, "annotations");
+  if (an.is_object())
+    for (auto it = an.begin(); it != an.end(); ++it)
+      if (it->is_string()) m.annotations[it.key()] = it->get<std::string>();
   const json& mf = Sub(md, "managedFields");
   if (mf.is_array()) m.managed_fields = mf;
   return m;

@@ -9,7 +9,9 @@
 //   * PatchStatus: merge patch of /status;
 //   * Add/RemoveFinalizer: merge patch of metadata.finalizers carrying the
 //     FlowRun's resourceVersion (409 Conflict: error, requeue);
-//   * RecordAnswer: AlreadyExists is success; InvalidArgument records a
+//   * RecordAnswer: AlreadyExists (answered meanwhile) is an error, so the
+//     Job that would carry another answer is not created and the requeued
+//     reconcile resumes with the database's answer; InvalidArgument records a
 //     Warning Event and stops (no error: the next reconcile decides again);
 //   * Event: recorded asynchronously;
 //   * RequeueAfter: reported back to the caller.

@@ -19,9 +19,11 @@
 //     application/merge-patch+json). It never contains status.answers.
 //   * AddFinalizer / RemoveFinalizer: patch metadata.finalizers.
 //   * RecordAnswer: RunAdmin::RecordAnswer(uid, wait, answer,
-//     {allow_early=false, answered_by}); AlreadyExists is success (first
-//     answer wins). InvalidArgument (the database's schema disagrees): Warning
-//     Event, stop.
+//     {allow_early=false, answered_by}). AlreadyExists (answered meanwhile;
+//     the first answer wins): stop with an error, so the CreateJob after it
+//     (whose Job names the answer it resumes with) does not run; the next
+//     reconcile sees the answered wait in the database and resumes with it.
+//     InvalidArgument (the database's schema disagrees): Warning Event, stop.
 //   * SetBudget / ExpireWait / CancelRun / DeleteRunRows: the RunAdmin calls
 //     of the same names (DeleteRunRows = DeleteRun) for metadata.uid.
 //   * DeleteFlowRun: DELETE the FlowRun (its finalizer then cleans up).

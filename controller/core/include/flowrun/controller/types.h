@@ -35,6 +35,9 @@ inline constexpr char kLabelRun[] = "flowrun.dev/run";
 inline constexpr char kLabelRunUid[] = "flowrun.dev/run-uid";
 inline constexpr char kLabelAttempt[] = "flowrun.dev/attempt";
 inline constexpr char kLabelFlow[] = "flowrun.dev/flow";
+// On the Job of an attempt resumed by an answer: {"wait": key, "answer": ...},
+// the answer the controller recorded (answers are write-once).
+inline constexpr char kAnnotationAnswer[] = "flowrun.dev/answer";
 inline constexpr char kContainerName[] = "agent";
 inline constexpr char kTerminationMessagePath[] = "/dev/termination-log";
 
@@ -56,6 +59,7 @@ struct ObjectMeta {
   std::optional<TimePoint> deletion_timestamp;
   std::vector<std::string> finalizers;
   std::map<std::string, std::string> labels;
+  std::map<std::string, std::string> annotations;
   nlohmann::json managed_fields = nlohmann::json::array();
   bool HasFinalizer(const std::string& f) const;
 };
