@@ -37,6 +37,13 @@
 #include "flowrun/kube/informer.h"
 #include "flowrun/kube/leader_election.h"
 #include "flowrun/kube/workqueue.h"
+#include "flowrun/metrics/controller_metrics.h"
+#include "flowrun/metrics/db_totals.h"
+#include "flowrun/metrics/function_collector.h"
+#include "flowrun/metrics/metrics_server.h"
+#include "flowrun/metrics/phase_counter.h"
+#include "flowrun/metrics/postgres_metrics_source.h"
+#include "flowrun/metrics/workqueue_collector.h"
 #include "flowrun/postgres.h"
 
 namespace {
@@ -83,6 +90,8 @@ struct Flags {
   std::string leader_election_name = "flowrun-controller";
   std::string log_level = "info";
   std::string health_addr;  // "" = no health server
+  std::string metrics_addr;  // "" = no metrics server
+  int64_t metrics_min_refresh_ms = 1000;
   // ControllerConfig
   std::string database_secret = "flowrun-database";
   std::string database_secret_key = "url";
@@ -107,8 +116,14 @@ std::string OwnerFlowRunKeyOfJob(const json& job) {
 
 class Controller {
  public:
-  Controller(Flags flags, ControllerConfig config, std::unique_ptr<kube::KubeClient> client, std::string db_url)
-      : flags_(std::move(flags)), config_(std::move(config)), client_(std::move(client)), db_url_(std::move(db_url)) {
+  Controller(Flags flags, ControllerConfig config, std::unique_ptr<kube::KubeClient> client, std::string db_url,
+             metrics::ControllerMetrics* metrics, metrics::PhaseCounter* phases)
+      : flags_(std::move(flags)),
+        config_(std::move(config)),
+        client_(std::move(client)),
+        db_url_(std::move(db_url)),
+        metrics_(metrics),
+        phases_(phases) {
     kube::InformerOptions fo;
     fo.resource = kube::resources::FlowRuns();
     fo.ns = flags_.ns;
@@ -178,6 +193,10 @@ class Controller {
     };
     pods_->AddEventHandler({pod_enqueue, [pod_enqueue](const kube::ObjectPtr&, const kube::ObjectPtr& n) { pod_enqueue(n); },
                             [pod_enqueue](const kube::ObjectPtr& o, bool) { pod_enqueue(o); }});
+    // flowrun_runs{phase}: what this cache holds, i.e. `kubectl get flowruns`.
+    flowruns_->AddEventHandler({[this](const kube::ObjectPtr& o) { if (o) phases_->Observe(*o); },
+                                [this](const kube::ObjectPtr&, const kube::ObjectPtr& n) { if (n) phases_->Observe(*n); },
+                                [this](const kube::ObjectPtr& o, bool) { if (o) phases_->Forget(*o); }});
   }
 
   // Starts informers; waits for their sync (false: stopped first).
@@ -215,6 +234,7 @@ class Controller {
   }
 
   bool synced() const { return synced_.load(); }
+  kube::WorkQueue* queue() { return queue_.get(); }
   // Ends StartInformers' wait; Shutdown() does the rest.
   void RequestStop() { stopping_ = true; }
 
@@ -235,8 +255,16 @@ class Controller {
           Log("error", "database unavailable", {{"worker", id}, {"error", a.status().ToString()}});
         }
       }
-      Status s = Sync(*key, admin.get());
-      double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+      metrics_->WorkerActive(1);
+      bool requeue_after = false;
+      Status s = Sync(*key, admin.get(), &requeue_after);
+      auto took = std::chrono::steady_clock::now() - start;
+      metrics_->WorkerActive(-1);
+      metrics_->ObserveReconcile(!s.ok()        ? metrics::ReconcileResult::kError
+                                 : requeue_after ? metrics::ReconcileResult::kRequeueAfter
+                                                 : metrics::ReconcileResult::kSuccess,
+                                 took);
+      double ms = std::chrono::duration<double, std::milli>(took).count();
       if (!s.ok()) {
         Log("warn", "reconcile failed; requeued with backoff",
             {{"key", *key}, {"worker", id}, {"error", s.ToString()}, {"ms", ms}});
@@ -249,7 +277,8 @@ class Controller {
   }
 
   // Returns an error to requeue with backoff; schedules RequeueAfter itself.
-  Status Sync(const std::string& key, RunAdmin* admin) {
+  // *requeue_after: the reconcile scheduled a later look (RequeueAfter).
+  Status Sync(const std::string& key, RunAdmin* admin, bool* requeue_after) {
     kube::ObjectPtr fr = flowruns_->Get(key);
     if (!fr) {
       queue_->Forget(key);
@@ -285,7 +314,9 @@ class Controller {
     }
     if (!uid.empty()) {
       if (!admin) return Unavailable("no database connection");
+      auto t0 = std::chrono::steady_clock::now();
       auto run = admin->GetRun(uid);
+      metrics_->ObserveDbQuery("get_run", std::chrono::steady_clock::now() - t0);
       if (run.ok())
         in.run = std::move(*run);
       else if (run.status().code() != StatusCode::kNotFound)
@@ -305,7 +336,10 @@ class Controller {
     ExecuteOutcome out = executor_->Execute(in.flowrun, result, admin);
     if (!out.status.ok()) return out.status;
     queue_->Forget(key);
-    if (out.requeue_after) queue_->AddAfter(key, *out.requeue_after);
+    if (out.requeue_after) {
+      queue_->AddAfter(key, *out.requeue_after);
+      *requeue_after = true;
+    }
     return Status();
   }
 
@@ -313,6 +347,8 @@ class Controller {
   ControllerConfig config_;
   std::unique_ptr<kube::KubeClient> client_;
   std::string db_url_;
+  metrics::ControllerMetrics* metrics_;  // not owned; outlives the controller
+  metrics::PhaseCounter* phases_;        // not owned
   std::unique_ptr<kube::Informer> flowruns_, jobs_, pods_;
   std::unique_ptr<kube::WorkQueue> queue_;
   std::unique_ptr<kube::EventRecorder> events_;
@@ -430,6 +466,12 @@ int main(int argc, char** argv) {
                  "namespace of the Lease (default: the pod's namespace, else default)");
   app.add_option("--leader-election-name", f.leader_election_name, "name of the Lease")->capture_default_str();
   app.add_option("--health-addr", f.health_addr, "serve /healthz and /readyz on host:port (default: off)");
+  app.add_option("--metrics-addr", f.metrics_addr,
+                 "serve Prometheus /metrics on host:port (port 0: pick a free one; default: off)");
+  app.add_option("--metrics-min-refresh-ms", f.metrics_min_refresh_ms,
+                 "least time between two reads of the totals from PostgreSQL")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{3600000}));
   app.add_option("--log-level", f.log_level, "debug|info|warn")->capture_default_str();
   app.add_option("--database-secret", f.database_secret, "Secret (name[/key]) passed to agents as FLOWRUN_DATABASE_URL")
       ->capture_default_str();
@@ -466,8 +508,13 @@ int main(int argc, char** argv) {
     Log("error", "no Kubernetes configuration", {{"error", cfg.status().ToString()}});
     return 2;
   }
+  // Health metrics exist even without --metrics-addr (cheap atomics); the
+  // kube client reports every request to them.
+  auto ctl_metrics = std::make_shared<metrics::ControllerMetrics>("flowrun", FLOWRUN_VERSION, f.workers);
+  metrics::PhaseCounter phases;
   kube::ClientOptions co;
   co.user_agent = "flowrun-controller";
+  co.observer = ctl_metrics;
   auto client = kube::NewKubeClient(*cfg, co);
   if (!client.ok()) {
     Log("error", "cannot create the Kubernetes client", {{"error", client.status().ToString()}});
@@ -503,7 +550,7 @@ int main(int argc, char** argv) {
       {{"namespace", f.ns.empty() ? "(all)" : f.ns}, {"workers", f.workers}, {"leaderElect", f.leader_elect}});
 
   kube::KubeClient* raw_client = client->get();
-  Controller controller(f, config, std::move(*client), db_url);
+  Controller controller(f, config, std::move(*client), db_url, ctl_metrics.get(), &phases);
 
   // Leader election: reconcile only while leading; losing the lease ends the process.
   std::unique_ptr<kube::LeaderElector> elector;
@@ -530,11 +577,13 @@ int main(int argc, char** argv) {
     lc.identity = std::string(host) + "_" + std::to_string(rd());
     lc.on_started_leading = [&] {
       Log("info", "became leader", {{"lease", ns + "/" + f.leader_election_name}});
+      ctl_metrics->SetLeader(f.leader_election_name, true);
       std::lock_guard<std::mutex> l(lead_mu);
       leading = true;
       lead_cv.notify_all();
     };
-    lc.on_stopped_leading = [] {
+    lc.on_stopped_leading = [&] {
+      ctl_metrics->SetLeader(f.leader_election_name, false);
       Log("warn", "lost leadership; shutting down");
       kill(getpid(), SIGTERM);
     };
@@ -544,7 +593,39 @@ int main(int argc, char** argv) {
       return 2;
     }
     elector = std::move(*e);
+    ctl_metrics->SetLeader(f.leader_election_name, false);
     elector->Start();
+  } else {
+    // Without election this process is the only one reconciling.
+    ctl_metrics->SetLeader(f.leader_election_name, true);
+  }
+
+  // Metrics: every replica serves the same absolute totals from PostgreSQL
+  // (queries take `max without (instance, pod)`), so a leader change neither
+  // drops nor doubles them; runs by phase come from the leader's cache.
+  metrics::MetricsServer metrics_server;
+  std::shared_ptr<metrics::DbTotals> db_totals;
+  std::shared_ptr<prometheus::Collectable> queue_metrics, phase_metrics;
+  if (!f.metrics_addr.empty()) {
+    metrics::DbTotalsOptions dto;
+    dto.min_interval = std::chrono::milliseconds(f.metrics_min_refresh_ms);
+    dto.on_read = [m = ctl_metrics.get()](std::chrono::nanoseconds took, bool) { m->ObserveDbQuery("metrics_read", took); };
+    dto.on_error = [](const Status& st) { Log("warn", "metrics: reading totals failed; retrying", {{"error", st.ToString()}}); };
+    db_totals = std::make_shared<metrics::DbTotals>(metrics::NewPostgresMetricsSource(db_url), std::move(dto));
+    queue_metrics = std::make_shared<metrics::WorkQueueCollector>(controller.queue());
+    phase_metrics = std::make_shared<metrics::FunctionCollector>(
+        [&phases] { return std::vector<prometheus::MetricFamily>{phases.Family()}; });
+    Status ms = metrics_server.Start(f.metrics_addr);
+    if (!ms.ok()) {
+      Log("error", "metrics server failed", {{"error", ms.ToString()}});
+      return 2;
+    }
+    metrics_server.Register(ctl_metrics->registry());
+    metrics_server.Register(db_totals);
+    metrics_server.Register(queue_metrics);
+    metrics_server.Register(phase_metrics);
+    db_totals->Start();
+    Log("info", "metrics server listening", {{"port", metrics_server.port()}});
   }
 
   HealthServer health([&] {
@@ -582,6 +663,8 @@ int main(int argc, char** argv) {
   controller.RequestStop();
   starter.join();
   controller.Shutdown();
+  metrics_server.Stop();
+  if (db_totals) db_totals->Stop();
   health.Stop();
   if (elector) elector->Stop();
   return 0;

@@ -193,7 +193,9 @@ class KubeClientImpl final : public KubeClient {
       // timeout, so a quiet watch is ended by the server, not cut by us.
       req.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(o.timeout) + std::chrono::seconds(60);
       req.timeout = std::chrono::minutes((req.timeout.count() + 59999) / 60000);  // fewer distinct clients
+      auto started = std::chrono::steady_clock::now();
       auto opened = transport->OpenStream(req);
+      Observe("WATCH", opened.ok() ? (*opened)->status() : 0, started);
       if (!opened.ok()) return opened.status().WithContext("watch " + r.resource);
       stream = std::move(opened).value();
       int status = stream->status();
@@ -344,6 +346,10 @@ class KubeClientImpl final : public KubeClient {
     return transport_;
   }
 
+  void Observe(std::string_view verb, int code, std::chrono::steady_clock::time_point started) const {
+    if (options_.observer) options_.observer->ObserveRequest(verb, code, std::chrono::steady_clock::now() - started);
+  }
+
   // One request with credentials, a refresh-and-retry on 401 and retries on
   // 429 (honouring Retry-After, capped). Returns the response of any status.
   StatusOr<HttpResponse> Call(const std::string& method, const std::string& path, const std::string& body,
@@ -352,7 +358,9 @@ class KubeClientImpl final : public KubeClient {
     for (int attempt = 1;; ++attempt) {
       FLOWRUN_ASSIGN_OR_RETURN(internal::AuthState auth, creds_.Current());
       FLOWRUN_ASSIGN_OR_RETURN(std::shared_ptr<HttpTransport> transport, TransportFor(auth));
+      auto started = std::chrono::steady_clock::now();
       auto resp = transport->Send(BuildRequest(method, path, body, content_type, auth));
+      Observe(method, resp.ok() ? resp->status : 0, started);
       if (!resp.ok()) return resp.status().WithContext(method + " " + path);
       if (resp->status == 401 && !refreshed && creds_.Invalidate(auth)) {
         refreshed = true;

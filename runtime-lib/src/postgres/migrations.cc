@@ -151,6 +151,102 @@ CREATE TABLE flowrun.artifacts (
 CREATE INDEX runs_flow_idx ON flowrun.runs (flow, namespace);
 CREATE INDEX runs_finished_idx ON flowrun.runs (updated_at) WHERE status IN ('succeeded', 'failed', 'cancelled');
 )SQL"},
+      // Metrics (docs/metrics.md). metric_contributions() is the one definition
+      // of every exported counter: the controller sums it over live rows plus
+      // metric_rollup, into which a run's contributions are folded by a
+      // BEFORE DELETE trigger on its runs row (DeleteRun deletes that row
+      // first, while its other rows still exist) - so totals never drop when
+      // FlowRuns are deleted. Statement triggers NOTIFY flowrun_metrics on
+      // every write that changes a total; the notification is delivered at
+      // commit (and collapsed within a transaction).
+      {2, "metric totals: contributions function, rollup of deleted runs, change notifications", R"SQL(
+CREATE TABLE flowrun.metric_rollup (
+  metric    text NOT NULL,
+  namespace text NOT NULL,
+  flow      text NOT NULL,
+  model     text NOT NULL,
+  label     text NOT NULL,
+  value     double precision NOT NULL,
+  PRIMARY KEY (metric, namespace, flow, model, label)
+);
+CREATE FUNCTION flowrun.metric_contributions(p_run_uid text)
+RETURNS TABLE (metric text, namespace text, flow text, model text, label text, value double precision)
+LANGUAGE sql STABLE AS $fn$
+  WITH r AS (SELECT run_uid, namespace, flow, status, error FROM flowrun.runs
+             WHERE p_run_uid IS NULL OR run_uid = p_run_uid),
+  calls AS (SELECT r.namespace, r.flow, c.model, count(*) AS n,
+              count(*) FILTER (WHERE c.cost_usd IS NULL) AS unpriced,
+              coalesce(sum(c.cost_usd), 0) AS usd, sum(c.input_tokens) AS inp,
+              sum(c.output_tokens) AS outp, sum(c.cached_tokens) AS cach
+            FROM flowrun.llm_calls c JOIN r USING (run_uid) GROUP BY 1, 2, 3),
+  att AS (SELECT r.namespace, r.flow, a.outcome,
+            lag(a.outcome) OVER (PARTITION BY a.run_uid ORDER BY a.epoch) AS prev,
+            a.live_checkpoints, a.cached_checkpoints, a.saved_llm_calls, a.saved_input_tokens,
+            a.saved_output_tokens, a.saved_cached_tokens, a.saved_usd
+          FROM flowrun.attempts a JOIN r USING (run_uid)),
+  w AS (SELECT r.namespace, r.flow, w.asked_at, w.answered_at, w.answered_by, w.answer IS NULL AS unanswered,
+          w.deadline, r.status, r.error
+        FROM flowrun.waits w JOIN r USING (run_uid) WHERE w.question IS NOT NULL),
+  human AS (SELECT namespace, flow, extract(epoch FROM answered_at - asked_at)::double precision AS s FROM w
+            WHERE answered_at IS NOT NULL AND answered_by <> 'timeout-default' AND answered_at >= asked_at),
+  le(b) AS (VALUES ('10'), ('30'), ('60'), ('300'), ('900'), ('1800'), ('3600'), ('7200'), ('14400'),
+                   ('28800'), ('86400'), ('259200'), ('+Inf'))
+  SELECT 'cost_usd', namespace, flow, model, '', usd FROM calls
+  UNION ALL SELECT 'llm_calls', namespace, flow, model, '', n FROM calls
+  UNION ALL SELECT 'unpriced_llm_calls', namespace, flow, model, '', unpriced FROM calls
+  UNION ALL SELECT 'tokens', namespace, flow, model, 'input', inp FROM calls
+  UNION ALL SELECT 'tokens', namespace, flow, model, 'output', outp FROM calls
+  UNION ALL SELECT 'tokens', namespace, flow, model, 'cached', cach FROM calls
+  UNION ALL SELECT 'attempts', namespace, flow, '', '', count(*) FROM att GROUP BY 2, 3
+  UNION ALL SELECT 'retries', namespace, flow, '', CASE WHEN prev = 'running' THEN 'interrupted' ELSE prev END,
+              count(*) FROM att WHERE prev IS NOT NULL AND prev NOT IN ('waiting', 'budget_exceeded', 'succeeded')
+              GROUP BY 2, 3, 5
+  UNION ALL SELECT 'budget_suspensions', namespace, flow, '', '', count(*) FROM att
+              WHERE outcome = 'budget_exceeded' GROUP BY 2, 3
+  UNION ALL SELECT 'checkpoints', namespace, flow, '', 'live', sum(live_checkpoints) FROM att GROUP BY 2, 3
+  UNION ALL SELECT 'checkpoints', namespace, flow, '', 'cache', sum(cached_checkpoints) FROM att GROUP BY 2, 3
+  UNION ALL SELECT 'saved_usd', namespace, flow, '', '', sum(saved_usd) FROM att GROUP BY 2, 3
+  UNION ALL SELECT 'saved_llm_calls', namespace, flow, '', '', sum(saved_llm_calls) FROM att GROUP BY 2, 3
+  UNION ALL SELECT 'saved_tokens', namespace, flow, '', 'input', sum(saved_input_tokens) FROM att GROUP BY 2, 3
+  UNION ALL SELECT 'saved_tokens', namespace, flow, '', 'output', sum(saved_output_tokens) FROM att GROUP BY 2, 3
+  UNION ALL SELECT 'saved_tokens', namespace, flow, '', 'cached', sum(saved_cached_tokens) FROM att GROUP BY 2, 3
+  UNION ALL SELECT 'runs_finished', namespace, flow, '', status, count(*) FROM r
+              WHERE status IN ('succeeded', 'failed', 'cancelled') GROUP BY 2, 3, 5
+  UNION ALL SELECT 'waits_asked', namespace, flow, '', '', count(*) FROM w GROUP BY 2, 3
+  UNION ALL SELECT 'wait_timeouts', namespace, flow, '', '', count(*) FROM w
+              WHERE answered_by = 'timeout-default'
+                 OR (unanswered AND deadline IS NOT NULL AND status = 'failed' AND error LIKE 'wait % timed out%')
+              GROUP BY 2, 3
+  UNION ALL SELECT 'wait_response_seconds_bucket', h.namespace, h.flow, '', le.b, count(*) FROM human h
+              JOIN le ON le.b = '+Inf' OR h.s <= le.b::double precision GROUP BY 2, 3, 5
+  UNION ALL SELECT 'wait_response_seconds_sum', namespace, flow, '', '', sum(s) FROM human GROUP BY 2, 3
+$fn$;
+CREATE FUNCTION flowrun.fold_run_metrics() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+  INSERT INTO flowrun.metric_rollup AS m (metric, namespace, flow, model, label, value)
+    SELECT c.metric, c.namespace, c.flow, c.model, c.label, c.value
+    FROM flowrun.metric_contributions(OLD.run_uid) c WHERE c.value <> 0
+    ON CONFLICT (metric, namespace, flow, model, label) DO UPDATE SET value = m.value + EXCLUDED.value;
+  RETURN OLD;
+END
+$fn$;
+CREATE TRIGGER runs_fold_metrics BEFORE DELETE ON flowrun.runs
+  FOR EACH ROW EXECUTE FUNCTION flowrun.fold_run_metrics();
+CREATE FUNCTION flowrun.notify_metrics() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+  PERFORM pg_notify('flowrun_metrics', '');
+  RETURN NULL;
+END
+$fn$;
+CREATE TRIGGER runs_notify_metrics AFTER INSERT OR UPDATE OR DELETE ON flowrun.runs
+  FOR EACH STATEMENT EXECUTE FUNCTION flowrun.notify_metrics();
+CREATE TRIGGER attempts_notify_metrics AFTER INSERT OR UPDATE ON flowrun.attempts
+  FOR EACH STATEMENT EXECUTE FUNCTION flowrun.notify_metrics();
+CREATE TRIGGER llm_calls_notify_metrics AFTER INSERT ON flowrun.llm_calls
+  FOR EACH STATEMENT EXECUTE FUNCTION flowrun.notify_metrics();
+CREATE TRIGGER waits_notify_metrics AFTER INSERT OR UPDATE ON flowrun.waits
+  FOR EACH STATEMENT EXECUTE FUNCTION flowrun.notify_metrics();
+)SQL"},
   };
   return kMigrations;
 }

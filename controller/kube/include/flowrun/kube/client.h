@@ -18,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "flowrun/kube/request_observer.h"
 #include "flowrun/kube/config.h"
 #include "flowrun/http_transport.h"
 #include "flowrun/kube/errors.h"
@@ -159,6 +160,8 @@ struct ClientOptions {
   int max_attempts_on_429 = 3;  // honours Retry-After
   std::chrono::seconds max_retry_after{30};  // a longer Retry-After is capped to this
   bool tcp_no_delay = true;  // off only to measure Nagle stalls (bench)
+  // Told about every request (latency, status); nullptr: none. request_observer.h
+  std::shared_ptr<RequestObserver> observer;
 };
 
 // A client for `config`, over the cpprestsdk transport. Checks the PEM data
