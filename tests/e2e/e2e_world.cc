@@ -87,7 +87,10 @@ std::unique_ptr<ChildProcess> E2eWorld::SpawnController(const ControllerOptions&
   ChildProcess::Options po;
   po.die_with_parent = true;
   po.parent_death_signal = SIGTERM;
-  std::vector<std::string> argv = {FLOWRUN_CONTROLLER_BIN,
+  // FLOWRUN_E2E_CONTROLLER_BIN: run another build of the controller (e.g. a
+  // sanitizer build) against the same tests.
+  const char* bin = std::getenv("FLOWRUN_E2E_CONTROLLER_BIN");
+  std::vector<std::string> argv = {bin && *bin ? bin : FLOWRUN_CONTROLLER_BIN,
                                    "--kubeconfig",
                                    o.kubeconfig.empty() ? cluster->admin_kubeconfig() : o.kubeconfig,
                                    "--database-url-env",
