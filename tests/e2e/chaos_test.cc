@@ -1,0 +1,192 @@
+// End to end under failures of the control plane's pieces: the controller
+// SIGKILLed at random points again and again while runs are in flight (and
+// their waits answered meanwhile), and kube-apiserver killed mid-run. The
+// runs must converge with nothing done twice: one Job per attempt ever (a
+// kubectl watch records every Job the apiserver ever had), every answer
+// recorded once, no completed LLM call repeated.
+//
+// FLOWRUN_E2E_SEED replays a chaos schedule (the seed is printed);
+// FLOWRUN_E2E_CHAOS_KILLS sets the number of kills (default 20).
+#include <chrono>
+#include <cstdlib>
+#include <iostream>
+#include <map>
+#include <random>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "e2e/e2e_world.h"
+
+namespace flowrun::testing {
+namespace {
+
+using nlohmann::json;
+using std::chrono::milliseconds;
+
+// Every version of every FlowRun Job the apiserver reports, from a
+// `kubectl get jobs --watch` that runs for the object's lifetime.
+class JobWatch {
+ public:
+  explicit JobWatch(E2eWorld& w) {
+    process_ = ChildProcess::Spawn(
+        {w.cluster->bin_dir() + "/kubectl", "--kubeconfig", w.cluster->admin_kubeconfig(), "-n", w.options.ns, "get",
+         "jobs", "-l", "flowrun.dev/run", "--watch", "-o",
+         R"(jsonpath={.metadata.labels.flowrun\.dev/run} {.metadata.labels.flowrun\.dev/attempt} {.metadata.name} {.metadata.uid}{"\n"})"});
+  }
+  ~JobWatch() { process_->Kill(SIGKILL); }
+
+  // run -> attempt -> {name uid} of every Job seen.
+  std::map<std::string, std::map<std::string, std::set<std::string>>> Seen() const {
+    std::map<std::string, std::map<std::string, std::set<std::string>>> seen;
+    std::istringstream in(process_->Output());
+    for (std::string run, attempt, name, uid; in >> run >> attempt >> name >> uid;)
+      seen[run][attempt].insert(name + " " + uid);
+    return seen;
+  }
+  std::string Raw() const { return process_->Output(); }
+
+ private:
+  std::unique_ptr<ChildProcess> process_;
+};
+
+// Asserts one Job per attempt ever, named <run>-a<attempt>, and exactly
+// `attempts` attempts.
+void ExpectOneJobPerAttempt(const JobWatch& watch, const std::string& run, int attempts) {
+  auto seen = watch.Seen();
+  ASSERT_TRUE(seen.count(run)) << "no Job seen for " << run << "\n" << watch.Raw();
+  EXPECT_EQ(seen[run].size(), static_cast<size_t>(attempts)) << run << "\n" << watch.Raw();
+  for (const auto& [attempt, jobs] : seen[run]) {
+    EXPECT_EQ(jobs.size(), 1u) << "two Jobs for attempt " << attempt << " of " << run << "\n" << watch.Raw();
+    for (const auto& j : jobs) EXPECT_EQ(j.substr(0, j.find(' ')), run + "-a" + attempt) << j;
+  }
+}
+
+// Answers 'proceed' = true on every research run that waits and has no answer yet.
+void AnswerWaiting(E2eWorld& w, const std::vector<std::string>& research) {
+  for (const auto& name : research) {
+    json fr = w.GetJson("flowrun/" + name);
+    if (!fr.is_object()) continue;
+    const json st = fr.value("status", json::object());
+    if (st.value("phase", "") == "Waiting" && !st.value("answers", json::object()).contains("proceed"))
+      w.Answer(name, "proceed", "true");
+  }
+}
+
+bool AllSucceeded(E2eWorld& w, const std::vector<std::string>& names) {
+  for (const auto& n : names)
+    if (w.Get(n, "{.status.phase}") != "Succeeded") return false;
+  return true;
+}
+
+int EnvInt(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::atoi(v) : fallback;
+}
+
+TEST(E2eChaos, ControllerSigkilledAtRandomPointsConverges) {
+  E2eWorld& w = E2eWorld::Get();
+  JobWatch watch(w);
+  w.llm->Reset();
+  const char* seed_env = std::getenv("FLOWRUN_E2E_SEED");
+  const unsigned seed = seed_env && *seed_env ? static_cast<unsigned>(std::strtoul(seed_env, nullptr, 10))
+                                              : std::random_device{}();
+  const int kills = EnvInt("FLOWRUN_E2E_CHAOS_KILLS", 20);
+  std::cerr << "chaos seed " << seed << " (FLOWRUN_E2E_SEED to replay), " << kills << " kills\n";
+  std::mt19937 rng(seed);
+  auto between = [&](int lo, int hi) { return milliseconds(std::uniform_int_distribution<int>(lo, hi)(rng)); };
+
+  const std::vector<std::string> research = {"chaos-r1", "chaos-r2", "chaos-r3"};
+  const std::vector<std::string> chains = {"chaos-c1", "chaos-c2", "chaos-c3"};
+  std::vector<std::string> all = research;
+  all.insert(all.end(), chains.begin(), chains.end());
+  for (const auto& r : research) w.ApplyResearchRun(r);
+  for (const auto& c : chains)
+    w.ApplyTestAgentRun(c, R"({"scenario": "chain", "steps": 6, "sleep_ms": 250, "prefix": ")" + c + "\"}");
+
+  // Kill at random points: during start-up, the informers' sync, reconciles,
+  // Job creation, status patches. Answers arrive alive or dead.
+  for (int k = 0; k < kills; ++k) {
+    w.EnsureController();
+    std::this_thread::sleep_for(between(150, 2500));
+    if (std::uniform_int_distribution<int>(0, 1)(rng)) AnswerWaiting(w, research);
+    w.KillController();
+    std::this_thread::sleep_for(between(0, 400));
+    if (std::uniform_int_distribution<int>(0, 1)(rng)) AnswerWaiting(w, research);
+  }
+  w.EnsureController();
+  ASSERT_TRUE(Eventually(
+      [&] {
+        AnswerWaiting(w, research);
+        return AllSucceeded(w, all);
+      },
+      std::chrono::seconds(240)))
+      << [&] {
+           std::string d;
+           for (const auto& n : all) d += w.Diagnostics(n) + "\n";
+           return d;
+         }();
+
+  for (const auto& r : research) {
+    SCOPED_TRACE(r);
+    ExpectOneJobPerAttempt(watch, r, 2);
+    const std::string uid = w.Uid(r);
+    EXPECT_EQ(w.Psql("SELECT count(*) || ' ' || string_agg(answer::text, ',') FROM flowrun.waits WHERE run_uid = '" +
+                     uid + "'"),
+              "1 true");
+    EXPECT_NE(w.Get(r, "{.status.result}").find("\"done\""), std::string::npos);
+  }
+  for (const auto& c : chains) {
+    SCOPED_TRACE(c);
+    ExpectOneJobPerAttempt(watch, c, 1);
+    EXPECT_EQ(w.Psql("SELECT count(*) FROM flowrun.checkpoints WHERE status = 'completed' AND run_uid = '" +
+                     w.Uid(c) + "'"),
+              "6");
+  }
+  // No LLM call made twice: 3 x 2 research calls, 3 x 6 chain steps.
+  json stats = w.llm->Stats();
+  for (auto it = stats["by_prompt"].begin(); it != stats["by_prompt"].end(); ++it)
+    EXPECT_EQ(it.value().get<int64_t>(), 1) << it.key();
+  EXPECT_EQ(stats.value("succeeded", 0), 3 * 2 + 3 * 6) << stats.dump();
+}
+
+// kube-apiserver SIGKILLed while a run executes and another waits, then
+// started again: the controller's watches fail, it relists and converges;
+// a run applied after the restart is picked up too.
+TEST(E2eChaos, ZApiserverKilledMidRunControllerRelistsAndConverges) {
+  E2eWorld& w = E2eWorld::Get();
+  w.EnsureController();
+  w.llm->Reset();
+  w.ApplyResearchRun("api-r1");
+  w.ApplyTestAgentRun("api-c1", R"({"scenario": "chain", "steps": 8, "sleep_ms": 400, "prefix": "api-c1"})");
+  ASSERT_TRUE(w.WaitPhase("api-r1", "Waiting"));
+  ASSERT_TRUE(w.WaitPhase("api-c1", "Running", "120s"));
+
+  w.cluster->KillApiserver();
+  std::this_thread::sleep_for(std::chrono::seconds(3));  // the agent keeps running meanwhile
+  w.cluster->StartApiserver();
+  ASSERT_TRUE(Eventually([&] { return w.KubectlResult({"get", "flowruns"}).ok(); }, std::chrono::seconds(60)));
+
+  w.Answer("api-r1", "proceed", "true");
+  w.ApplyTestAgentRun("api-c2", R"({"scenario": "chain", "steps": 2, "prefix": "api-c2"})");
+  EXPECT_TRUE(w.WaitPhase("api-c1", "Succeeded"));
+  EXPECT_TRUE(w.WaitPhase("api-r1", "Succeeded"));
+  EXPECT_TRUE(w.WaitPhase("api-c2", "Succeeded"));
+  EXPECT_TRUE(w.ControllerRunning()) << Tail(w.ControllerLog(), 4000);
+
+  EXPECT_EQ(w.JobsOf("api-r1"), (std::vector<std::string>{"api-r1-a1 1", "api-r1-a2 2"}));
+  EXPECT_EQ(w.JobsOf("api-c1"), (std::vector<std::string>{"api-c1-a1 1"}));
+  EXPECT_EQ(w.JobsOf("api-c2"), (std::vector<std::string>{"api-c2-a1 1"}));
+  json stats = w.llm->Stats();
+  for (auto it = stats["by_prompt"].begin(); it != stats["by_prompt"].end(); ++it)
+    EXPECT_EQ(it.value().get<int64_t>(), 1) << it.key();
+  EXPECT_EQ(stats.value("succeeded", 0), 2 + 8 + 2) << stats.dump();
+}
+
+}  // namespace
+}  // namespace flowrun::testing
