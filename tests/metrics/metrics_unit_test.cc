@@ -214,25 +214,27 @@ TEST(DbTotals, NothingBeforeTheFirstReadThenFreshOnNotifyAndRereadAfterReconnect
   DbTotals totals(std::make_unique<ScriptedSource>(st), o);
   EXPECT_EQ(CostIn(totals), -1) << "no DB-derived series before the first read";
   totals.Start();
-  ASSERT_TRUE(totals.WaitForFreshRead(std::chrono::seconds(10)));
+  ASSERT_TRUE(totals.WaitForReads(1, std::chrono::seconds(10)));
   EXPECT_EQ(CostIn(totals), 1);
 
+  uint64_t next = totals.reads_started() + 1;
   {
     std::lock_guard<std::mutex> l(st->mu);
     st->cost = 2;
     st->notify = true;
   }
-  ASSERT_TRUE(totals.WaitForFreshRead(std::chrono::seconds(10)));
+  ASSERT_TRUE(totals.WaitForReads(next, std::chrono::seconds(10)));
   EXPECT_EQ(CostIn(totals), 2);
 
   // The connection drops; a change committed meanwhile is seen by the full
   // re-read after the reconnect, without any notification.
+  next = totals.reads_started() + 1;
   {
     std::lock_guard<std::mutex> l(st->mu);
     st->cost = 3;
     st->fail_next_wait = true;
   }
-  ASSERT_TRUE(totals.WaitForFreshRead(std::chrono::seconds(10)));
+  ASSERT_TRUE(totals.WaitForReads(next, std::chrono::seconds(10)));
   EXPECT_EQ(CostIn(totals), 3);
   EXPECT_GE(errors.load(), 1);
   {

@@ -32,10 +32,14 @@ bool DbTotals::SleepFor(std::chrono::milliseconds d) {
   return !cv_.wait_for(l, d, [this] { return stopping_; });
 }
 
-bool DbTotals::WaitForFreshRead(std::chrono::milliseconds timeout) {
+uint64_t DbTotals::reads_started() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return reads_started_;
+}
+
+bool DbTotals::WaitForReads(uint64_t n, std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> l(mu_);
-  uint64_t want = reads_started_ + 1;  // a read that starts after now
-  return cv_.wait_for(l, timeout, [&] { return stopping_ || reads_.load() >= want; }) && !stopping_;
+  return cv_.wait_for(l, timeout, [&] { return stopping_ || reads_.load() >= n; }) && reads_.load() >= n;
 }
 
 void DbTotals::Publish(const DbSnapshot& s) {

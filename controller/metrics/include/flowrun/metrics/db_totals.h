@@ -57,11 +57,13 @@ class DbTotals final : public prometheus::Collectable {
   void Start();
   void Stop();
 
-  // Number of successful reads so far (tests wait on it).
+  // Successful reads so far, and reads started so far. A read that starts
+  // after a change sees it: to wait for one, take `reads_started() + 1`
+  // *before* the change and pass it to WaitForReads.
   uint64_t reads() const { return reads_.load(); }
-  // Blocks until a read that started after this call has succeeded, or
-  // `timeout`; true if one did.
-  bool WaitForFreshRead(std::chrono::milliseconds timeout);
+  uint64_t reads_started() const;
+  // Blocks until `n` reads have succeeded (true) or `timeout` passed.
+  bool WaitForReads(uint64_t n, std::chrono::milliseconds timeout);
 
   std::vector<prometheus::MetricFamily> Collect() const override;
 
