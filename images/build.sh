@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Builds flowrun's container images with buildah (no Docker engine): the controller
+# (images/controller/Dockerfile) and the agent runtime (images/agent/Dockerfile).
+#
+#   images/build.sh [--prebuilt <cmake build dir>] [--version <tag>] [controller|agent]...
+#
+# --prebuilt: take flowrun-controller, research-agent and flowrunctl from a build tree compiled on
+#   this machine (Debian 12, like the image) instead of compiling them inside the builder stage
+#   (BINARIES=prebuilt). CI uses it: its test run already compiled these binaries; compiling them
+#   again inside the image would add 10-20 minutes on 2 cores.
+# --version: the image tag (default: the chart's appVersion).
+#
+# The Dockerfiles name a pinned debian:bookworm-slim from Docker Hub. Where no registry is
+# reachable, the base is made locally with debootstrap (Debian 12 minbase) and passed as BASE;
+# the debootstrap tree is cached as a tarball in ${FLOWRUN_CACHE:-~/.cache/flowrun}/images/ and the
+# base image stays in buildah's storage, so later runs only build the flowrun layers.
+# Set FLOWRUN_IMAGE_BASE=<image> to use another base (e.g. a registry's debian:bookworm-slim).
+#
+# Prints the built image names, one per line. Exit status non-zero on failure.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+CACHE=${FLOWRUN_CACHE:-$HOME/.cache/flowrun}/images
+LOCAL_BASE=localhost/flowrun-base:bookworm
+
+die() { echo "images/build.sh: $*" >&2; exit 1; }
+log() { echo "images/build.sh: $*" >&2; }
+b() { buildah --storage-driver vfs "$@"; }
+
+prebuilt="" version="" targets=()
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --prebuilt) prebuilt=$(cd "${2:?--prebuilt needs a build dir}" && pwd); shift 2 ;;
+    --version) version=${2:?--version needs a tag}; shift 2 ;;
+    controller|agent) targets+=("$1"); shift ;;
+    *) die "unknown argument: $1 (usage: images/build.sh [--prebuilt <build dir>] [--version <tag>] [controller|agent]...)" ;;
+  esac
+done
+[[ ${#targets[@]} -gt 0 ]] || targets=(controller agent)
+[[ -n $version ]] || version=$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$ROOT/helm/flowrun/Chart.yaml")
+[[ -n $version ]] || die "no version (helm/flowrun/Chart.yaml appVersion)"
+command -v buildah >/dev/null || die "buildah is not installed (scripts/install-deps.sh)"
+
+# ---- the base ----
+base=${FLOWRUN_IMAGE_BASE:-}
+if [[ -z $base ]]; then
+  base=$LOCAL_BASE
+  if ! b inspect --type image "$LOCAL_BASE" >/dev/null 2>&1; then
+    command -v debootstrap >/dev/null || die "debootstrap is not installed (scripts/install-deps.sh)"
+    mkdir -p "$CACHE"
+    tarball=$CACHE/debian-bookworm-minbase.tar
+    if [[ ! -s $tarball ]]; then
+      log "debootstrap Debian 12 (minbase) into $CACHE (once; ~1 min)"
+      tree=$(mktemp -d "$CACHE/rootfs.XXXXXX")
+      debootstrap --variant=minbase --include=ca-certificates bookworm "$tree" http://deb.debian.org/debian >"$CACHE/debootstrap.log" 2>&1 ||
+        { tail -20 "$CACHE/debootstrap.log" >&2; rm -rf "$tree"; die "debootstrap failed"; }
+      # Like the official slim images: no apt lists or caches in the base.
+      rm -rf "$tree"/var/lib/apt/lists/* "$tree"/var/cache/apt/*.bin
+      tar -C "$tree" -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
+      rm -rf "$tree"
+    fi
+    log "importing the base into buildah as $LOCAL_BASE"
+    c=$(b from scratch)
+    m=$(b mount "$c")
+    tar -C "$m" -xf "$tarball"
+    b umount "$c" >/dev/null
+    b config --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --cmd /bin/bash "$c"
+    b commit --rm "$c" "$LOCAL_BASE" >/dev/null
+  fi
+fi
+
+# ---- the images ----
+ctx=$ROOT ignore=$HERE/.dockerignore binaries=source
+if [[ -n $prebuilt ]]; then
+  # A context of its own holding only the binaries: nothing else is sent to the build.
+  ctx=$(mktemp -d "${TMPDIR:-/tmp}/flowrun-images.XXXXXX")
+  trap 'rm -rf "$ctx"' EXIT
+  mkdir -p "$ctx/prebuilt"
+  files=()
+  for t in "${targets[@]}"; do
+    case $t in
+      controller) files+=(controller/flowrun-controller) ;;
+      agent) files+=(examples/research-agent runtime-lib/flowrunctl) ;;
+    esac
+  done
+  for f in "${files[@]}"; do
+    [[ -x $prebuilt/$f ]] || die "--prebuilt $prebuilt: no $f (ninja -C $prebuilt flowrun-controller research-agent flowrunctl)"
+    # Stripped copies: debug info is not for the image.
+    strip -o "$ctx/prebuilt/$(basename "$f")" "$prebuilt/$f"
+  done
+  : >"$ctx/.dockerignore"
+  ignore=$ctx/.dockerignore binaries=prebuilt
+fi
+for t in "${targets[@]}"; do
+  case $t in
+    controller) names=("flowrun/flowrun-controller:$version") ;;
+    agent) names=("flowrun/research-agent:$version" "flowrun/agent-runtime:$version") ;;
+  esac
+  log "building ${names[*]} ($binaries binaries, base $base)"
+  tags=()
+  for n in "${names[@]}"; do tags+=(-t "$n"); done
+  b bud --isolation chroot --layers --ignorefile "$ignore" --build-arg BASE="$base" --build-arg BINARIES="$binaries" \
+    -f "$HERE/$t/Dockerfile" "${tags[@]}" "$ctx" >&2
+  printf '%s\n' "${names[@]}"
+done

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# flowrun's container images (images/): builds both with images/build.sh from the
+# binaries of <build dir> (--prebuilt; the Dockerfiles' builder stages compile
+# from source instead, images/README.md), then proves with buildah (podman
+# cannot run containers here):
+#   - both run as uid 65532 (non-root) with the documented entrypoint;
+#   - every binary finds its shared libraries (ldd in the image);
+#   - the agent image's research-agent starts and fails cleanly without its
+#     environment (exit 2, config_error naming FLOWRUN_RUN_UID); flowrunctl runs;
+#   - the controller image's flowrun-controller, started inside the image
+#     against a real kube-apiserver (tests/cluster) and a private PostgreSQL,
+#     answers /healthz with 200.
+# Usage: images_test.sh <cmake build dir>. Last line "N passed, M failed".
+set -uo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+BUILD=$(cd "${1:?usage: images_test.sh <cmake build dir>}" && pwd)
+# shellcheck source=../cluster/checks.sh
+source "$ROOT/tests/cluster/checks.sh"
+b() { buildah --storage-driver vfs "$@"; }
+VERSION=test
+OUT=$(mktemp "${TMPDIR:-/tmp}/flowrun-images-out.XXXXXX") OUT0=$OUT # test_cluster sets another
+trap cleanup_images EXIT
+
+containers=()
+PG=""
+cleanup_images() {
+  local c
+  rm -f "$OUT0"
+  for c in "${containers[@]}"; do b rm "$c" >/dev/null 2>&1 || true; done
+  [[ -n $PG ]] && "$ROOT/scripts/pg-local.sh" stop "$PG" >/dev/null 2>&1
+  return 0
+}
+
+start=$SECONDS
+check "images/build.sh --prebuilt: both images build" bash -c \
+  "'$ROOT/images/build.sh' --prebuilt '$BUILD' --version $VERSION >'${TMPDIR:-/tmp}/flowrun-images-build.log' 2>&1 ||
+   { tail -40 '${TMPDIR:-/tmp}/flowrun-images-build.log' >&2; exit 1; }"
+echo "     (built in $((SECONDS - start)) s)"
+
+# image_config <image> <go template>
+image_config() { b inspect --type image --format "$2" "$1"; }
+check "controller image: user 65532, entrypoint flowrun-controller" eq "65532:65532 [/usr/local/bin/flowrun-controller]" \
+  image_config "flowrun/flowrun-controller:$VERSION" '{{.OCIv1.Config.User}} {{.OCIv1.Config.Entrypoint}}'
+check "agent image: user 65532, entrypoint research-agent" eq "65532:65532 [/usr/local/bin/research-agent]" \
+  image_config "flowrun/research-agent:$VERSION" '{{.OCIv1.Config.User}} {{.OCIv1.Config.Entrypoint}}'
+check "agent image is also tagged flowrun/agent-runtime" eq "65532:65532" \
+  image_config "flowrun/agent-runtime:$VERSION" '{{.OCIv1.Config.User}}'
+
+ctl=$(b from "flowrun/flowrun-controller:$VERSION") && containers+=("$ctl")
+agent=$(b from "flowrun/research-agent:$VERSION") && containers+=("$agent")
+# run_in <container> <command...>: runs in the image (chroot isolation, host network)
+run_in() { local c=$1; shift; b run --isolation chroot "$c" -- "$@"; }
+# libs_found <container> <binary...>: ldd in the image resolves every library
+libs_found() {
+  local c=$1 f; shift
+  for f in "$@"; do
+    run_in "$c" ldd "$f" >"$OUT" 2>&1 || { cat "$OUT" >&2; return 1; }
+    if grep 'not found' "$OUT" >&2; then return 1; fi
+  done
+}
+check "controller image: flowrun-controller finds every shared library" libs_found "$ctl" /usr/local/bin/flowrun-controller
+check "agent image: research-agent and flowrunctl find every shared library" \
+  libs_found "$agent" /usr/local/bin/research-agent /usr/local/bin/flowrunctl
+check "agent image: flowrunctl runs" expect_ok run_in "$agent" /usr/local/bin/flowrunctl --help
+check "agent image: research-agent without FLOWRUN_RUN_UID exits 2 with config_error" bash -c \
+  "$(declare -f b); b run --isolation chroot --env FLOWRUN_TERMINATION_MESSAGE_PATH=/tmp/term '$agent' -- \
+     sh -c '/usr/local/bin/research-agent; echo exit=\$?; cat /tmp/term' >'$OUT.agent' 2>&1;
+   grep -q '^exit=2' '$OUT.agent' && grep -q config_error '$OUT.agent' && grep -q FLOWRUN_RUN_UID '$OUT.agent' ||
+   { cat '$OUT.agent' >&2; exit 1; }"
+
+# The controller in its image against a real control plane and PostgreSQL.
+test_cluster images
+trap 'cleanup_images; "$_TEST_CLUSTER_SH" stop "$DIR/cluster" >/dev/null 2>&1 || true
+  if [[ ${FLOWRUN_TEST_KEEP:-0} == 1 ]]; then echo "kept $DIR" >&2; else rm -rf "$DIR"; fi' EXIT
+"$K" apply -f "$ROOT/crds/" >/dev/null
+PG=$DIR/pg
+chmod 755 "$DIR"
+if ! URL=$("$ROOT/scripts/pg-local.sh" start "$PG" 2>"$DIR/pg.err" | tail -n1); then
+  cat "$DIR/pg.err" >&2; nok "pg-local.sh start"
+fi
+# The kubeconfig readable by uid 65532 inside the image (the file holds the admin's key: test only).
+install -m 0644 "$DIR/cluster/admin.kubeconfig" "$DIR/kubeconfig"
+sed -i "s#$DIR/cluster/pki#/kube/pki#g" "$DIR/kubeconfig"
+mkdir -p "$DIR/kube-pki"
+install -m 0644 "$DIR/cluster/pki/ca.crt" "$DIR/cluster/pki/admin.crt" "$DIR/cluster/pki/admin.key" "$DIR/kube-pki/"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+# buildah itself (not the b function) in the background, so that $! is buildah's pid.
+buildah --storage-driver vfs run --isolation chroot --env FLOWRUN_DATABASE_URL="$URL" \
+  --volume "$DIR/kubeconfig:/kube/config:ro" --volume "$DIR/kube-pki:/kube/pki:ro" "$ctl" -- \
+  /usr/local/bin/flowrun-controller --kubeconfig /kube/config --health-addr "127.0.0.1:$port" --workers 1 \
+  >"$DIR/controller.log" 2>&1 &
+ctl_pid=$!
+check "controller image: flowrun-controller answers /healthz with 200" \
+  wait_until 60 curl -fsS "http://127.0.0.1:$port/healthz"
+check "... and becomes ready (informers synced against the apiserver)" \
+  wait_until 60 curl -fsS "http://127.0.0.1:$port/readyz"
+# buildah run does not pass SIGTERM on (it kills the process), as a kubelet would: signal the
+# controller itself, found among buildah's descendants, and expect buildah to report its exit 0.
+descendants() { local c; for c in $(cat /proc/"$1"/task/*/children 2>/dev/null); do echo "$c"; descendants "$c"; done; }
+for p in $(descendants "$ctl_pid"); do
+  [[ $(cat /proc/"$p"/comm 2>/dev/null) == flowrun-control* ]] && kill -TERM "$p"
+done
+for ((i = 0; i < 150; i++)); do kill -0 "$ctl_pid" 2>/dev/null || break; sleep 0.2; done
+kill -0 "$ctl_pid" 2>/dev/null && kill -KILL "$ctl_pid"
+wait "$ctl_pid"
+rc=$?
+check "... and exits 0 on SIGTERM (drained shutdown)" eq 0 echo "$rc"
+[[ $fail -eq 0 ]] || tail -20 "$DIR/controller.log" >&2
+
+summary
+[[ $fail -eq 0 ]]
