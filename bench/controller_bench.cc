@@ -60,6 +60,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -91,6 +92,18 @@ int64_t NowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(SysClock::now().time_since_epoch()).count();
 }
 double Ms(int64_t ns) { return static_cast<double>(ns) / 1e6; }
+
+// "2026-11-26T13:04:05.123Z" (the controller's log "ts") -> ns since the epoch; 0 if malformed.
+int64_t ParseLogTs(const std::string& ts) {
+  std::tm tm{};
+  int ms = 0;
+  if (std::sscanf(ts.c_str(), "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
+                  &tm.tm_sec, &ms) != 7)
+    return 0;
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  return (static_cast<int64_t>(timegm(&tm)) * 1000 + ms) * 1000000;
+}
 
 double Pct(std::vector<double> v, double p) {
   if (v.empty()) return 0;
@@ -296,6 +309,7 @@ class Controller {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
 
+  std::string Output() const { return proc_->Output(); }
   std::string Tail(size_t n) const {
     std::string s = proc_->Output();
     return s.size() > n ? s.substr(s.size() - n) : s;
@@ -377,11 +391,14 @@ void Namespace(KubeClient& c, const std::string& ns, const std::string& db_url, 
 
 // ---- baseline: the apiserver's own create -> watch event ------------------------
 
-void WatchBaseline(const std::string& kc, const std::string& ns, int n) {
+// Creates n objects made by make(i) one at a time; for each, the time from the
+// request's send and from its return to the ADDED event on a watch.
+void WatchBaseline(const std::string& kc, const flowrun::kube::ResourceRef& r, const std::string& ns, int n,
+                   const std::function<json(int)>& make) {
   std::mutex mu;
   std::condition_variable cv;
   std::map<std::string, int64_t> seen;
-  Watcher w(kc, resources::ConfigMaps(), ns, "bench=watch", [&](const flowrun::kube::WatchEvent& e, int64_t t) {
+  Watcher w(kc, r, ns, "bench=watch", [&](const flowrun::kube::WatchEvent& e, int64_t t) {
     if (e.type != "ADDED") return;
     std::lock_guard<std::mutex> l(mu);
     seen[e.object["metadata"].value("name", "")] = t;
@@ -390,19 +407,32 @@ void WatchBaseline(const std::string& kc, const std::string& ns, int n) {
   auto c = Client(kc);
   std::vector<double> from_send, from_return;
   for (int i = 0; i < n; ++i) {
-    std::string name = "watch-" + std::to_string(i);
+    json obj = make(i);
+    obj["metadata"]["labels"]["bench"] = "watch";
+    const std::string name = obj["metadata"]["name"];
     int64_t s = NowNs();
-    auto r = c->Create(resources::ConfigMaps(), ns, {{"metadata", {{"name", name}, {"labels", {{"bench", "watch"}}}}}});
+    auto res = c->Create(r, ns, obj);
     int64_t ret = NowNs();
-    if (!r.ok()) Die("baseline create: " + r.status().ToString());
+    if (!res.ok()) Die("baseline create " + r.resource + ": " + res.status().ToString());
     std::unique_lock<std::mutex> l(mu);
     if (!cv.wait_for(l, std::chrono::seconds(30), [&] { return seen.count(name) > 0; })) Die("baseline: no watch event");
     from_send.push_back(Ms(seen[name] - s));
     from_return.push_back(Ms(seen[name] - ret));
   }
-  std::printf("  baseline: create ConfigMap -> watch ADDED (x%d)      from send p50 %6.2f ms  p99 %6.2f ms;"
+  std::printf("  baseline: create %-10s -> watch ADDED (x%d)  from send p50 %6.2f ms  p99 %6.2f ms;"
               "  from return p50 %6.2f ms  p99 %6.2f ms\n",
-              n, Pct(from_send, 50), Pct(from_send, 99), Pct(from_return, 50), Pct(from_return, 99));
+              r.kind.c_str(), n, Pct(from_send, 50), Pct(from_send, 99), Pct(from_return, 50), Pct(from_return, 99));
+}
+
+// A Job shaped like the controller's (BuildJob of a research FlowRun), never
+// run: suspended and managed by nobody in this cluster.
+json InertJob(const json& job, const std::string& name) {
+  json j = job;
+  j["metadata"]["name"] = name;
+  j["metadata"].erase("ownerReferences");
+  j["spec"]["suspend"] = true;
+  j["spec"]["managedBy"] = "flowrun.dev/bench";  // kube-controller-manager's Job controller skips it
+  return j;
 }
 
 // ---- latency: waits and answers --------------------------------------------------
@@ -519,6 +549,33 @@ bool Latency(const Options& opt, const std::string& kc, const std::string& ns, c
   jw.Stop();
   pw.Stop();
 
+  // Where the time goes, from the controller's log (ts in ms): the reconcile
+  // that decided CreateJob(<name>-a2) logs after reading the FlowRun live and
+  // the run's state from PostgreSQL, before recording the answer and posting
+  // the Job.
+  std::vector<double> to_decision, decision_to_job;
+  std::set<std::string> decided;
+  {
+    std::istringstream in(controller.Output());
+    for (std::string line; std::getline(in, line);) {
+      if (line.find("\"reconcile\"") == std::string::npos || line.find("-a2)") == std::string::npos) continue;
+      json j = json::parse(line, nullptr, false);
+      std::string key = j.value("key", "");
+      auto slash = key.find('/');
+      if (slash == std::string::npos || key.substr(0, slash) != ns) continue;
+      const std::string name = key.substr(slash + 1);
+      bool creates = false;
+      for (const auto& a : j.value("actions", json::array()))
+        creates = creates || (a.is_string() && a.get<std::string>() == "CreateJob(" + name + "-a2)");
+      if (!creates || !decided.insert(name).second) continue;  // the first such reconcile
+      const RunTimes& r = t[name];
+      int64_t at = ParseLogTs(j.value("ts", ""));
+      if (!at || !r.answer_seen || !r.job2) continue;
+      to_decision.push_back(Ms(at - r.answer_seen));
+      decision_to_job.push_back(Ms(r.job2 - at));
+    }
+  }
+
   // Exit times the wrapper recorded.
   std::vector<double> exit_to_waiting, exit_to_pod;
   int missing = 0;
@@ -545,6 +602,11 @@ bool Latency(const Options& opt, const std::string& kc, const std::string& ns, c
   std::printf("    of which the answer's own watch event (patch return -> MODIFIED on a watch): p50 %6.2f ms  p99 "
               "%6.2f ms\n",
               Pct(answer_propagation, 50), Pct(answer_propagation, 99));
+  std::printf("    then, from the controller's log (ms resolution, x%zu): answer event -> reconcile decided (live GET, "
+              "run state read) p50 %6.1f ms  p99 %6.1f ms; decided -> Job event (answer recorded, Job posted) p50 %6.1f ms"
+              "  p99 %6.1f ms\n",
+              to_decision.size(), Pct(to_decision, 50), Pct(to_decision, 99), Pct(decision_to_job, 50),
+              Pct(decision_to_job, 99));
   std::printf("    for comparison: Argo Workflows and Prefect notice a resumed workflow on ~10 s polls\n");
   std::printf("  agent exit -> FlowRun Waiting (x%zu)  p50 %6.1f ms  p99 %6.1f ms  max %6.1f ms   target p99 <= 2 s (%s)%s\n",
               exit_to_waiting.size(), Pct(exit_to_waiting, 50), Pct(exit_to_waiting, 99), Pct(exit_to_waiting, 100),
@@ -582,9 +644,8 @@ flowrun::Status PopulateOne(KubeClient& c, const std::string& ns, int i, const c
   const auto* cj = first.Find<ctl::CreateJob>();
   const auto* ps = first.Find<ctl::PatchStatus>();
   if (!cj || !ps) return flowrun::Internal("the core did not create a Job: " + first.Describe());
-  json job = cj->job;
-  job["spec"]["suspend"] = true;
-  job["spec"]["managedBy"] = "flowrun.dev/bench";  // kube-controller-manager's Job controller skips it
+  json job = InertJob(cj->job, cj->name);
+  job["metadata"]["ownerReferences"] = cj->job["metadata"]["ownerReferences"];
   auto job_created = c.Create(resources::Jobs(), ns, job);
   if (!job_created.ok()) return job_created.status();
   auto patched = c.MergePatch(resources::FlowRuns(), ns, name, ps->patch, true);
@@ -640,6 +701,7 @@ int ParseInt(const char* v, const char* flag) {
 
 int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // progress shows when redirected to a file
   Options opt;
   if (const char* v = std::getenv("FLOWRUN_BENCH_SAMPLES")) opt.samples = ParseInt(v, "FLOWRUN_BENCH_SAMPLES");
   if (const char* v = std::getenv("FLOWRUN_BENCH_RUNS")) opt.runs = ParseInt(v, "FLOWRUN_BENCH_RUNS");
@@ -701,7 +763,19 @@ int main(int argc, char** argv) {
   }
 
   std::printf("\n== baselines (the apiserver alone)\n");
-  WatchBaseline(kc, "bench-lat", std::max(20, opt.samples));
+  const int n_base = std::max(20, opt.samples);
+  WatchBaseline(kc, resources::ConfigMaps(), "bench-lat", n_base,
+                [](int i) { return json{{"metadata", {{"name", "watch-" + std::to_string(i)}}}}; });
+  {
+    // The Job the controller would create for attempt 1 of a research run.
+    json fr = ResearchFlowRun("shape", "/usr/local/bin/research-agent", "");
+    fr["metadata"]["namespace"] = "bench-lat";
+    fr["metadata"]["uid"] = "00000000-0000-0000-0000-000000000000";
+    auto job = ctl::BuildJob(fr, 1, ctl::ControllerConfig{});
+    if (!job.ok()) Die("BuildJob: " + job.status().ToString());
+    WatchBaseline(kc, resources::Jobs(), "bench-lat", n_base,
+                  [&](int i) { return InertJob(*job, "watch-" + std::to_string(i)); });
+  }
   {
     std::vector<double> ms;
     for (int i = 0; i < 10; ++i) {
@@ -740,6 +814,17 @@ int main(int argc, char** argv) {
               p.not_quiet ? "; e.g. " : " (as intended: the controller has nothing to do)",
               p.not_quiet_example.c_str());
   if (p.failed) rc = 1;
+  {
+    auto c = Client(kc);
+    for (const auto& [r, name] : {std::pair{resources::FlowRuns(), "run-00000"}, std::pair{resources::Jobs(), "run-00000-a1"}}) {
+      auto o = c->Get(r, "bench-scale", name);
+      if (!o.ok()) continue;
+      const json& md = o->at("metadata");
+      size_t mf = md.contains("managedFields") ? md["managedFields"].dump().size() : 0;
+      std::printf("  one %s as served: %zu bytes of JSON, of which managedFields %zu\n", r.kind.c_str(),
+                  o->dump().size(), mf);
+    }
+  }
   const int total = p.created + opt.samples;
   for (int round = 1; round <= opt.sync_rounds; ++round) {
     Controller c2(kc, db);
