@@ -174,23 +174,30 @@ bool E2eWorld::HasTestAgent() {
 #endif
 }
 
-void E2eWorld::ApplyTestAgentRun(const std::string& name, const std::string& parameters,
-                                 const std::string& extra_spec, const std::string& extra_env) {
+std::string E2eWorld::TestAgentRunYaml(const std::string& name, const std::string& parameters,
+                                       const std::string& extra_spec, const std::string& extra_env) {
 #ifdef FLOWRUN_TEST_AGENT_BIN
-  ApplyYaml(name + ".yaml", "apiVersion: flowrun.dev/v1alpha1\n"
-                            "kind: FlowRun\n"
-                            "metadata:\n  name: " + name + "\n"
-                            "spec:\n"
-                            "  template:\n"
-                            "    image: flowrun/research-agent:test\n"
-                            "    command: [\"" FLOWRUN_TEST_AGENT_BIN "\"]\n" +
-                                LlmEnv(*llm) + extra_env +
-                                "  parameters: " + parameters + "\n"
-                                "  flow: e2e\n" + extra_spec);
+  return "apiVersion: flowrun.dev/v1alpha1\n"
+         "kind: FlowRun\n"
+         "metadata:\n  name: " + name + "\n"
+         "spec:\n"
+         "  template:\n"
+         "    image: flowrun/research-agent:test\n"
+         "    command: [\"" FLOWRUN_TEST_AGENT_BIN "\"]\n" +
+         LlmEnv(*llm) + extra_env +
+         "  parameters: " + parameters + "\n"
+         "  flow: e2e\n" + extra_spec;
 #else
   (void)name, (void)parameters, (void)extra_spec, (void)extra_env;
   ADD_FAILURE() << "the test agent (tests/runtime/agents) was not built";
+  return "";
 #endif
+}
+
+void E2eWorld::ApplyTestAgentRun(const std::string& name, const std::string& parameters,
+                                 const std::string& extra_spec, const std::string& extra_env) {
+  std::string yaml = TestAgentRunYaml(name, parameters, extra_spec, extra_env);
+  if (!yaml.empty()) ApplyYaml(name + ".yaml", yaml);
 }
 
 std::string E2eWorld::Get(const std::string& name, const std::string& jsonpath) {

@@ -110,6 +110,9 @@ class E2eWorld {
   // test agent was not built.
   void ApplyTestAgentRun(const std::string& name, const std::string& parameters, const std::string& extra_spec = "",
                          const std::string& extra_env = "");
+  // The manifest ApplyTestAgentRun applies ("" and a test failure without the test agent).
+  std::string TestAgentRunYaml(const std::string& name, const std::string& parameters,
+                               const std::string& extra_spec = "", const std::string& extra_env = "");
   static bool HasTestAgent();
 
   // `kubectl get flowrun name -o jsonpath=...`, trimmed; "" when missing.
