@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds flowrun's container images with buildah (no Docker engine): the controller
-# (images/controller/Dockerfile) and the agent runtime (images/agent/Dockerfile).
+# Builds flowrun's container images with buildah (no Docker engine) from images/Dockerfile: the
+# controller (target controller) and the agent runtime (target agent).
 #
 #   images/build.sh [--prebuilt <cmake build dir>] [--version <tag>] [controller|agent]...
 #
@@ -10,7 +10,7 @@
 #   again inside the image would add 10-20 minutes on 2 cores.
 # --version: the image tag (default: the chart's appVersion).
 #
-# The Dockerfiles name a pinned debian:bookworm-slim from Docker Hub. Where no registry is
+# The Dockerfile names a pinned debian:bookworm-slim from Docker Hub. Where no registry is
 # reachable, the base is made locally with debootstrap (Debian 12 minbase) and passed as BASE;
 # the debootstrap tree is cached as a tarball in ${FLOWRUN_CACHE:-~/.cache/flowrun}/images/ and the
 # base image stays in buildah's storage, so later runs only build the flowrun layers.
@@ -71,7 +71,7 @@ if [[ -z $base ]]; then
 fi
 
 # ---- the images ----
-ctx=$ROOT ignore=$HERE/.dockerignore binaries=source
+ctx=$ROOT ignore=$HERE/Dockerfile.dockerignore binaries=source
 if [[ -n $prebuilt ]]; then
   # A context of its own holding only the binaries: nothing else is sent to the build.
   ctx=$(mktemp -d "${TMPDIR:-/tmp}/flowrun-images.XXXXXX")
@@ -101,6 +101,6 @@ for t in "${targets[@]}"; do
   tags=()
   for n in "${names[@]}"; do tags+=(-t "$n"); done
   b bud --isolation chroot --layers --ignorefile "$ignore" --build-arg BASE="$base" --build-arg BINARIES="$binaries" \
-    -f "$HERE/$t/Dockerfile" "${tags[@]}" "$ctx" >&2
+    -f "$HERE/Dockerfile" --target "$t" "${tags[@]}" "$ctx" >&2
   printf '%s\n' "${names[@]}"
 done

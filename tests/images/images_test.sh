@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# flowrun's container images (images/): builds both with images/build.sh from the
-# binaries of <build dir> (--prebuilt; the Dockerfiles' builder stages compile
+# flowrun's container images (images/Dockerfile): builds both with images/build.sh from the
+# binaries of <build dir> (--prebuilt; the Dockerfile's builder stages compile
 # from source instead, images/README.md), then proves with buildah (podman
 # cannot run containers here):
 #   - both run as uid 65532 (non-root) with the documented entrypoint;
