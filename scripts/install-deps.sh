@@ -18,6 +18,8 @@ PACKAGES=(
   # container images (images/): buildah builds the Dockerfiles without a Docker engine, on a
   # Debian base made with debootstrap (images/build.sh)
   buildah debootstrap
+  # tests/helm reads rendered manifests with PyYAML
+  python3-yaml
 )
 
 missing=()
