@@ -75,7 +75,17 @@ void E2eWorld::Start(const E2eWorldOptions& opts) {
 
   if (options.apply_crds) {
     cluster->Kubectl({"apply", "-f", FLOWRUN_SOURCE_DIR "/crds/"});
-    cluster->Kubectl({"wait", "--for=condition=Established", "--timeout=60s", "crd/flowruns.flowrun.dev"});
+    // `kubectl wait --for=condition=Established` fails at once while the CRD
+    // has no conditions yet, and Established is not yet served everywhere
+    // (discovery: "no matches for kind"): retry both until flowruns list.
+    if (!Eventually(
+            [&] {
+              return cluster->KubectlResult({"wait", "--for=condition=Established", "--timeout=10s",
+                                             "crd/flowruns.flowrun.dev"}).ok() &&
+                     cluster->KubectlResult({"get", "flowruns", "-A"}).ok();
+            },
+            std::chrono::seconds(60)))
+      throw std::runtime_error("the FlowRun CRD is not served 60 s after kubectl apply -f crds/");
   }
   if (options.ns != "default") cluster->CreateNamespace(options.ns);
   Kubectl({"create", "secret", "generic", "flowrun-database", "--from-literal=url=" + pg->ConnectionString()});
