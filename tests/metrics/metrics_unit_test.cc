@@ -50,6 +50,24 @@ TEST(DbFamilies, CountersCarryNamespaceFlowModelAndTheirOwnLabel) {
   EXPECT_EQ(t.find("run_uid"), std::string::npos);
 }
 
+TEST(DbFamilies, SeriesExistAtZeroBeforeTheirFirstIncrement) {
+  // A run of a new flow has started (one attempt), nothing else happened yet:
+  // the failure, budget and timeout counters already exist at 0.
+  DbSnapshot s;
+  s.rows = {{"attempts", "n", "f", "", "", 1}, {"llm_calls", "n", "f", "m", "", 1}};
+  std::string t = Text(DbFamilies(s));
+  EXPECT_TRUE(Has(t, "flowrun_runs_finished_total{namespace=\"n\",flow=\"f\",status=\"failed\"} 0")) << t;
+  EXPECT_TRUE(Has(t, "flowrun_budget_suspensions_total{namespace=\"n\",flow=\"f\"} 0")) << t;
+  EXPECT_TRUE(Has(t, "flowrun_retries_total{namespace=\"n\",flow=\"f\",reason=\"interrupted\"} 0")) << t;
+  EXPECT_TRUE(Has(t, "flowrun_tokens_total{namespace=\"n\",flow=\"f\",model=\"m\",type=\"cached\"} 0")) << t;
+  EXPECT_TRUE(Has(t, "flowrun_cost_usd_total{namespace=\"n\",flow=\"f\",model=\"m\"} 0")) << t;
+  EXPECT_TRUE(Has(t, "flowrun_waits_open{namespace=\"n\",flow=\"f\"} 0")) << t;
+  EXPECT_TRUE(Has(t, "flowrun_wait_response_seconds_count{namespace=\"n\",flow=\"f\"} 0")) << t;
+  EXPECT_TRUE(Has(t, "flowrun_attempts_total{namespace=\"n\",flow=\"f\"} 1")) << t;
+  // No model series for a model-less family, no guessed models.
+  EXPECT_EQ(t.find("flowrun_saved_usd_total{namespace=\"n\",flow=\"f\",model"), std::string::npos) << t;
+}
+
 TEST(DbFamilies, EmptySnapshotStillDeclaresEveryFamily) {
   std::string t = Text(DbFamilies({}));
   for (const char* f : {"flowrun_cost_usd_total", "flowrun_saved_usd_total", "flowrun_wait_response_seconds",

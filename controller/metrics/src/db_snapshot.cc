@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <limits>
 #include <map>
+#include <set>
 #include <tuple>
 #include <unordered_map>
 
@@ -23,6 +24,11 @@ struct Spec {
   MetricType type;
   bool has_model;
   const char* label_name;  // nullptr: the row's label is unused
+  // Label values exported as 0 until they occur, for every (namespace, flow)
+  // - or (namespace, flow, model) - the snapshot knows. A counter series that
+  // first appears at 1 hides that increment from increase()/rate() (and so
+  // from the alerts); one that exists at 0 from the run's start does not.
+  std::vector<const char*> zeros;
 };
 
 // One table so the names, help texts and label sets live in one place
@@ -30,37 +36,38 @@ struct Spec {
 const std::vector<Spec>& Specs() {
   static const std::vector<Spec> kSpecs = {
       {"cost_usd", "flowrun_cost_usd_total", "USD spent on LLM calls (unpriced calls count 0)", MetricType::Counter,
-       true, nullptr},
-      {"llm_calls", "flowrun_llm_calls_total", "LLM calls made", MetricType::Counter, true, nullptr},
+       true, nullptr, {""}},
+      {"llm_calls", "flowrun_llm_calls_total", "LLM calls made", MetricType::Counter, true, nullptr, {""}},
       {"unpriced_llm_calls", "flowrun_llm_calls_unpriced_total",
-       "LLM calls whose model is not in the price table (cost unknown)", MetricType::Counter, true, nullptr},
+       "LLM calls whose model is not in the price table (cost unknown)", MetricType::Counter, true, nullptr, {""}},
       {"tokens", "flowrun_tokens_total", "LLM tokens by type (input, output, cached)", MetricType::Counter, true,
-       "type"},
+       "type", {"input", "output", "cached"}},
       {"saved_usd", "flowrun_saved_usd_total",
        "USD the cache avoided: checkpoints returned from the cache, valued at their recorded LLM calls",
-       MetricType::Counter, false, nullptr},
+       MetricType::Counter, false, nullptr, {""}},
       {"saved_llm_calls", "flowrun_saved_llm_calls_total", "LLM calls the cache avoided", MetricType::Counter, false,
-       nullptr},
+       nullptr, {""}},
       {"saved_tokens", "flowrun_saved_tokens_total", "tokens the cache avoided, by type", MetricType::Counter, false,
-       "type"},
+       "type", {"input", "output", "cached"}},
       {"checkpoints", "flowrun_checkpoints_total",
        "checkpoints by source: executed live or returned from the cache (counted when the attempt ends)",
-       MetricType::Counter, false, "source"},
+       MetricType::Counter, false, "source", {"live", "cache"}},
       {"attempts", "flowrun_attempts_total", "attempts started (retries and resumes included)", MetricType::Counter,
-       false, nullptr},
+       false, nullptr, {""}},
       {"retries", "flowrun_retries_total",
        "attempts started because the previous one did not end cleanly, by that attempt's outcome",
-       MetricType::Counter, false, "reason"},
+       MetricType::Counter, false, "reason", {"interrupted", "failed"}},
       {"budget_suspensions", "flowrun_budget_suspensions_total", "attempts suspended because the budget ran out",
-       MetricType::Counter, false, nullptr},
+       MetricType::Counter, false, nullptr, {""}},
       {"runs_finished", "flowrun_runs_finished_total", "runs that ended, by final status", MetricType::Counter, false,
-       "status"},
-      {"waits_asked", "flowrun_waits_asked_total", "questions asked by wait()", MetricType::Counter, false, nullptr},
+       "status", {"succeeded", "failed", "cancelled"}},
+      {"waits_asked", "flowrun_waits_asked_total", "questions asked by wait()", MetricType::Counter, false, nullptr,
+       {""}},
       {"wait_timeouts", "flowrun_wait_timeouts_total", "waits whose deadline passed without a human answer",
-       MetricType::Counter, false, nullptr},
+       MetricType::Counter, false, nullptr, {""}},
       {"wait_response_seconds", "flowrun_wait_response_seconds",
        "time from a wait's question to a human's answer", MetricType::Histogram, false, nullptr},
-      {"waits_open", "flowrun_waits_open", "runs waiting for an answer now", MetricType::Gauge, false, nullptr},
+      {"waits_open", "flowrun_waits_open", "runs waiting for an answer now", MetricType::Gauge, false, nullptr, {""}},
       {"wait_oldest_asked", "flowrun_wait_oldest_asked_timestamp_seconds",
        "when the oldest open question was asked (unix seconds)", MetricType::Gauge, false, nullptr},
   };
@@ -109,6 +116,26 @@ std::vector<MetricFamily> DbFamilies(const DbSnapshot& snapshot) {
     double count = 0, sum = 0;
   };
   std::map<std::pair<std::string, std::string>, Hist> hists;
+  // (family, namespace, flow, model, label) -> value; ordered for a stable output.
+  using Key = std::tuple<size_t, std::string, std::string, std::string, std::string>;
+  std::map<Key, double> values;
+  std::set<std::pair<std::string, std::string>> flows;
+  std::set<std::tuple<std::string, std::string, std::string>> models;
+  for (const DbRow& r : snapshot.rows) {
+    flows.insert({r.ns, r.flow});
+    auto it = index.find(r.metric);
+    if (it != index.end() && specs[it->second].has_model) models.insert({r.ns, r.flow, r.model});
+  }
+  for (size_t i = 0; i < specs.size(); ++i) {
+    for (const char* z : specs[i].zeros) {
+      if (specs[i].has_model) {
+        for (const auto& [ns, flow, model] : models) values[Key{i, ns, flow, model, z}] = 0;
+      } else {
+        for (const auto& [ns, flow] : flows) values[Key{i, ns, flow, "", z}] = 0;
+      }
+    }
+  }
+  for (const auto& f : flows) hists[f];
   for (const DbRow& r : snapshot.rows) {
     std::string stem;
     if (EndsWith(r.metric, kBucketSuffix, &stem) && stem == "wait_response_seconds") {
@@ -124,16 +151,19 @@ std::vector<MetricFamily> DbFamilies(const DbSnapshot& snapshot) {
       continue;
     }
     auto it = index.find(r.metric);
-    if (it == index.end()) continue;
-    const Spec& spec = specs[it->second];
-    if (spec.type == MetricType::Histogram) continue;
+    if (it == index.end() || specs[it->second].type == MetricType::Histogram) continue;
+    values[Key{it->second, r.ns, r.flow, r.model, r.label}] = r.value;
+  }
+  for (const auto& [k, v] : values) {
+    const Spec& spec = specs[std::get<0>(k)];
+    DbRow r{"", std::get<1>(k), std::get<2>(k), std::get<3>(k), std::get<4>(k), v};
     ClientMetric m;
     m.label = Labels(spec, r);
     if (spec.type == MetricType::Counter)
-      m.counter.value = r.value;
+      m.counter.value = v;
     else
-      m.gauge.value = r.value;
-    out[it->second].metric.push_back(std::move(m));
+      m.gauge.value = v;
+    out[std::get<0>(k)].metric.push_back(std::move(m));
   }
   size_t hi = index.at("wait_response_seconds");
   for (const auto& [key, h] : hists) {

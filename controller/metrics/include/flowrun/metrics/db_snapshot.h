@@ -39,6 +39,11 @@ const std::vector<double>& WaitResponseBounds();
 
 // Every family a snapshot can produce, in a stable order; a family without
 // rows is still returned (no samples), so HELP/TYPE are always exposed.
+// Counters (and flowrun_waits_open, and the response histogram) are exported
+// as 0 for every (namespace, flow) - or (namespace, flow, model) - that
+// occurs anywhere in the snapshot, with their usual label values (token
+// types, checkpoint sources, final statuses, the common retry reasons), so a
+// series exists before its first increment and increase() sees it.
 std::vector<prometheus::MetricFamily> DbFamilies(const DbSnapshot& snapshot);
 
 }  // namespace flowrun::metrics
