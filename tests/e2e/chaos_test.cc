@@ -7,6 +7,7 @@
 //
 // FLOWRUN_E2E_SEED replays a chaos schedule (the seed is printed);
 // FLOWRUN_E2E_CHAOS_KILLS sets the number of kills (default 20).
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <iostream>
@@ -105,19 +106,38 @@ TEST(E2eChaos, ControllerSigkilledAtRandomPointsConverges) {
   const std::vector<std::string> chains = {"chaos-c1", "chaos-c2", "chaos-c3"};
   std::vector<std::string> all = research;
   all.insert(all.end(), chains.begin(), chains.end());
-  for (const auto& r : research) w.ApplyResearchRun(r);
-  for (const auto& c : chains)
-    w.ApplyTestAgentRun(c, R"({"scenario": "chain", "steps": 6, "sleep_ms": 250, "prefix": ")" + c + "\"}");
-
   // Kill at random points: during start-up, the informers' sync, reconciles,
-  // Job creation, status patches. Answers arrive alive or dead.
+  // Job creation, status patches. Runs are applied along the way (one every
+  // kills/6 rounds) so that some are in flight throughout; answers arrive
+  // while a controller lives or while none does.
+  size_t applied = 0;
+  auto apply_next = [&] {
+    const std::string& n = all[applied++];
+    if (applied <= research.size()) w.ApplyResearchRun(n);
+    else w.ApplyTestAgentRun(n, R"({"scenario": "chain", "steps": 6, "sleep_ms": 250, "prefix": ")" + n + "\"}");
+  };
+  const int every = std::max(1, kills / static_cast<int>(all.size()));
   for (int k = 0; k < kills; ++k) {
+    if (k % every == 0 && applied < all.size()) apply_next();
     w.EnsureController();
     std::this_thread::sleep_for(between(150, 2500));
     if (std::uniform_int_distribution<int>(0, 1)(rng)) AnswerWaiting(w, research);
     w.KillController();
     std::this_thread::sleep_for(between(0, 400));
     if (std::uniform_int_distribution<int>(0, 1)(rng)) AnswerWaiting(w, research);
+  }
+  while (applied < all.size()) apply_next();
+  // How much work the killed controllers did (the chaos overlapped with the runs, not just start-ups).
+  {
+    const std::string log = w.ControllerLog();
+    size_t reconciles = 0, jobs_created = 0;
+    for (size_t p = 0; (p = log.find("\"msg\":\"reconcile\"", p)) != std::string::npos; ++p) ++reconciles;
+    for (size_t p = 0; (p = log.find("CreateJob(", p)) != std::string::npos; ++p) ++jobs_created;
+    std::string phases;
+    for (const auto& n : all) phases += " " + n + "=" + w.Get(n, "{.status.phase}");
+    std::cerr << "during the kills: " << reconciles << " reconciles logged, " << jobs_created
+              << " CreateJob actions; phases after them:" << phases << "\n";
+    EXPECT_GT(jobs_created, 0u) << "the controllers were killed before doing anything";
   }
   w.EnsureController();
   ASSERT_TRUE(Eventually(
