@@ -57,6 +57,7 @@ cluster_bin=$(tests/cluster/build.sh | tail -n 1)
 echo "binaries: $cluster_bin"
 
 mkdir -p "$state"
+rm -f "$state/controller.log"   # a previous run's; a failure below shows this run's
 chmod 755 "$state" "$(dirname "$state")" 2>/dev/null || true
 cluster=$state/cluster
 controller_pid=""
@@ -87,7 +88,7 @@ EOF
 FLOWRUN_NODESIM_ARGS="--image-map=$state/image-map.yaml" tests/cluster/cluster.sh start "$cluster" \
   >"$state/cluster.log" 2>&1 || { cat "$state/cluster.log" >&2; exit 1; }
 eval "$(tests/cluster/cluster.sh env "$cluster")"   # KUBECONFIG and kubectl on PATH
-kubectl version 2>/dev/null | sed -n 2p
+kubectl version 2>/dev/null | grep "^Server Version" || true
 
 step "starting a private PostgreSQL in $state/pg"
 db_url=$(scripts/pg-local.sh start "$state/pg" | tail -n 1)
