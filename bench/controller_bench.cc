@@ -38,7 +38,8 @@
 //   Environment: FLOWRUN_BENCH_SAMPLES, FLOWRUN_BENCH_RUNS set the defaults.
 //
 // Exit code: 0 when every phase ran (figures are printed, never asserted),
-// 1 when a phase could not run (e.g. a FlowRun never reached Waiting).
+// 1 when a phase could not run (e.g. a FlowRun never reached Waiting) or the
+// set-up was not what it claims (an object the controller would act on).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -122,6 +123,9 @@ struct Options {
   int sync_rounds = 2;
 };
 
+// Ends the run from any thread. _Exit: no destructor races the other threads;
+// what it started stops anyway (the cluster's watchdog, and PostgreSQL, the
+// fake LLM and the controller die with this process).
 [[noreturn]] void Die(const std::string& what) {
   std::fprintf(stderr, "controller_bench: %s\n", what.c_str());
   std::fflush(stdout);
@@ -813,7 +817,9 @@ int main(int argc, char** argv) {
   std::printf("  the core's second reconcile of each: %d would act%s%s\n", p.not_quiet,
               p.not_quiet ? "; e.g. " : " (as intended: the controller has nothing to do)",
               p.not_quiet_example.c_str());
-  if (p.failed) rc = 1;
+  // Either would make the figures below measure something else than a
+  // controller at rest with 10,000 live attempts: the run is invalid.
+  if (p.failed || p.not_quiet) rc = 1;
   {
     auto c = Client(kc);
     for (const auto& [r, name] : {std::pair{resources::FlowRuns(), "run-00000"}, std::pair{resources::Jobs(), "run-00000-a1"}}) {
@@ -833,13 +839,15 @@ int main(int argc, char** argv) {
     double quiet_s = c2.WaitQuiet(std::chrono::seconds(300));
     ProcMem m = ReadMem(c2.pid());
     const bool full = total >= 10000;  // the targets are for 10,000
+    const size_t acted = c2.ReconcilesWithActions("bench-scale");
     std::printf("  round %d: start -> /readyz 200 (%d FlowRuns, %d Jobs, %d pods cached): %.0f ms   target <= 10 s "
                 "for 10,000%s\n",
                 round, total, total * 2 - p.created, opt.samples * 2, ready_ms,
                 full ? (ready_ms <= 10000 ? " (met)" : " (NOT met)") : " (not judged below 10,000)");
     std::printf("    at /readyz: VmRSS %.1f MiB; the start-up reconcile of every key done %.1f s later; "
                 "reconciles of bench-scale that acted: %zu\n",
-                at_ready.rss_mib, quiet_s, c2.ReconcilesWithActions("bench-scale"));
+                at_ready.rss_mib, quiet_s, acted);
+    if (acted) rc = 1;
     if (full)
       PrintMem(("with " + std::to_string(total) + " FlowRuns + Jobs cached:").c_str(), m, 200);
     else
