@@ -92,7 +92,13 @@ void DbTotals::Loop() {
       cv_.notify_all();
       backoff = options_.backoff_initial;
       // Debounce, then wait for a change (in slices, so Stop() is prompt).
-      if (!SleepFor(options_.min_interval)) return;
+      // A read costs O(rows) in PostgreSQL: pausing `read_load_factor` times
+      // its duration caps the database time spent on metrics at
+      // 1/(1+factor) of one core however busy the runs are.
+      auto pause = std::max<std::chrono::milliseconds>(
+          options_.min_interval,
+          std::chrono::duration_cast<std::chrono::milliseconds>(took * options_.read_load_factor));
+      if (!SleepFor(pause)) return;
       auto deadline = std::chrono::steady_clock::now() + options_.max_interval;
       bool lost = false;
       for (;;) {

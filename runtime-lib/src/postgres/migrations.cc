@@ -189,37 +189,51 @@ LANGUAGE sql STABLE AS $fn$
         FROM flowrun.waits w JOIN r USING (run_uid) WHERE w.question IS NOT NULL),
   human AS (SELECT namespace, flow, extract(epoch FROM answered_at - asked_at)::double precision AS s FROM w
             WHERE answered_at IS NOT NULL AND answered_by <> 'timeout-default' AND answered_at >= asked_at),
-  le(b) AS (VALUES ('10'), ('30'), ('60'), ('300'), ('900'), ('1800'), ('3600'), ('7200'), ('14400'),
-                   ('28800'), ('86400'), ('259200'), ('+Inf'))
-  SELECT 'cost_usd', namespace, flow, model, '', usd FROM calls
-  UNION ALL SELECT 'llm_calls', namespace, flow, model, '', n FROM calls
-  UNION ALL SELECT 'unpriced_llm_calls', namespace, flow, model, '', unpriced FROM calls
-  UNION ALL SELECT 'tokens', namespace, flow, model, 'input', inp FROM calls
-  UNION ALL SELECT 'tokens', namespace, flow, model, 'output', outp FROM calls
-  UNION ALL SELECT 'tokens', namespace, flow, model, 'cached', cach FROM calls
-  UNION ALL SELECT 'attempts', namespace, flow, '', '', count(*) FROM att GROUP BY 2, 3
+  -- Each answer counted once in its smallest bucket, then summed upwards:
+  -- cumulative counts without joining every answer to every bound.
+  -- (the same bounds as metrics::WaitResponseBounds())
+  bounds AS (SELECT ARRAY[10, 30, 60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 259200]::float8[] AS b),
+  per_bucket AS (SELECT namespace, flow, CASE WHEN s <= 10 THEN 1 WHEN s <= 30 THEN 2 WHEN s <= 60 THEN 3
+                   WHEN s <= 300 THEN 4 WHEN s <= 900 THEN 5 WHEN s <= 1800 THEN 6 WHEN s <= 3600 THEN 7
+                   WHEN s <= 7200 THEN 8 WHEN s <= 14400 THEN 9 WHEN s <= 28800 THEN 10 WHEN s <= 86400 THEN 11
+                   WHEN s <= 259200 THEN 12 ELSE 13 END AS i, count(*) AS n
+                 FROM human GROUP BY 1, 2, 3),
+  cumulative AS (SELECT p.namespace, p.flow, k AS i,
+                   sum(p.n) AS n FROM per_bucket p, generate_series(1, 13) k WHERE p.i <= k GROUP BY 1, 2, 3),
+  att_agg AS (SELECT namespace, flow, count(*) AS n, count(*) FILTER (WHERE outcome = 'budget_exceeded') AS budget,
+                sum(live_checkpoints) AS live, sum(cached_checkpoints) AS cache, sum(saved_usd) AS s_usd,
+                sum(saved_llm_calls) AS s_calls, sum(saved_input_tokens) AS s_in, sum(saved_output_tokens) AS s_out,
+                sum(saved_cached_tokens) AS s_cach
+              FROM att GROUP BY 1, 2),
+  w_agg AS (SELECT namespace, flow, count(*) AS asked,
+              count(*) FILTER (WHERE answered_by = 'timeout-default'
+                 OR (unanswered AND deadline IS NOT NULL AND status = 'failed' AND error LIKE 'wait % timed out%'))
+                AS timeouts,
+              sum(CASE WHEN answered_at IS NOT NULL AND answered_by <> 'timeout-default' AND answered_at >= asked_at
+                       THEN extract(epoch FROM answered_at - asked_at)::double precision END) AS response_sum
+            FROM w GROUP BY 1, 2)
+  -- One scan per source, unpivoted: metric keys are DbFamilies' (db_snapshot.cc).
+  SELECT v.metric, c.namespace, c.flow, c.model, v.label, v.value FROM calls c, LATERAL (VALUES
+      ('cost_usd', '', c.usd), ('llm_calls', '', c.n::float8), ('unpriced_llm_calls', '', c.unpriced::float8),
+      ('tokens', 'input', c.inp::float8), ('tokens', 'output', c.outp::float8), ('tokens', 'cached', c.cach::float8)
+    ) v(metric, label, value)
+  UNION ALL SELECT v.metric, a.namespace, a.flow, '', v.label, v.value FROM att_agg a, LATERAL (VALUES
+      ('attempts', '', a.n::float8), ('budget_suspensions', '', a.budget::float8),
+      ('checkpoints', 'live', a.live::float8), ('checkpoints', 'cache', a.cache::float8),
+      ('saved_usd', '', a.s_usd), ('saved_llm_calls', '', a.s_calls::float8),
+      ('saved_tokens', 'input', a.s_in::float8), ('saved_tokens', 'output', a.s_out::float8),
+      ('saved_tokens', 'cached', a.s_cach::float8)
+    ) v(metric, label, value)
   UNION ALL SELECT 'retries', namespace, flow, '', CASE WHEN prev = 'running' THEN 'interrupted' ELSE prev END,
               count(*) FROM att WHERE prev IS NOT NULL AND prev NOT IN ('waiting', 'budget_exceeded', 'succeeded')
               GROUP BY 2, 3, 5
-  UNION ALL SELECT 'budget_suspensions', namespace, flow, '', '', count(*) FROM att
-              WHERE outcome = 'budget_exceeded' GROUP BY 2, 3
-  UNION ALL SELECT 'checkpoints', namespace, flow, '', 'live', sum(live_checkpoints) FROM att GROUP BY 2, 3
-  UNION ALL SELECT 'checkpoints', namespace, flow, '', 'cache', sum(cached_checkpoints) FROM att GROUP BY 2, 3
-  UNION ALL SELECT 'saved_usd', namespace, flow, '', '', sum(saved_usd) FROM att GROUP BY 2, 3
-  UNION ALL SELECT 'saved_llm_calls', namespace, flow, '', '', sum(saved_llm_calls) FROM att GROUP BY 2, 3
-  UNION ALL SELECT 'saved_tokens', namespace, flow, '', 'input', sum(saved_input_tokens) FROM att GROUP BY 2, 3
-  UNION ALL SELECT 'saved_tokens', namespace, flow, '', 'output', sum(saved_output_tokens) FROM att GROUP BY 2, 3
-  UNION ALL SELECT 'saved_tokens', namespace, flow, '', 'cached', sum(saved_cached_tokens) FROM att GROUP BY 2, 3
   UNION ALL SELECT 'runs_finished', namespace, flow, '', status, count(*) FROM r
               WHERE status IN ('succeeded', 'failed', 'cancelled') GROUP BY 2, 3, 5
-  UNION ALL SELECT 'waits_asked', namespace, flow, '', '', count(*) FROM w GROUP BY 2, 3
-  UNION ALL SELECT 'wait_timeouts', namespace, flow, '', '', count(*) FROM w
-              WHERE answered_by = 'timeout-default'
-                 OR (unanswered AND deadline IS NOT NULL AND status = 'failed' AND error LIKE 'wait % timed out%')
-              GROUP BY 2, 3
-  UNION ALL SELECT 'wait_response_seconds_bucket', h.namespace, h.flow, '', le.b, count(*) FROM human h
-              JOIN le ON le.b = '+Inf' OR h.s <= le.b::double precision GROUP BY 2, 3, 5
-  UNION ALL SELECT 'wait_response_seconds_sum', namespace, flow, '', '', sum(s) FROM human GROUP BY 2, 3
+  UNION ALL SELECT v.metric, x.namespace, x.flow, '', '', v.value FROM w_agg x, LATERAL (VALUES
+      ('waits_asked', x.asked::float8), ('wait_timeouts', x.timeouts::float8),
+      ('wait_response_seconds_sum', x.response_sum)) v(metric, value) WHERE v.value IS NOT NULL
+  UNION ALL SELECT 'wait_response_seconds_bucket', c.namespace, c.flow, '',
+              CASE WHEN c.i = 13 THEN '+Inf' ELSE (SELECT b[c.i]::bigint::text FROM bounds) END, c.n FROM cumulative c
 $fn$;
 CREATE FUNCTION flowrun.fold_run_metrics() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN

@@ -3,8 +3,9 @@
 //
 // A refresher thread connects (LISTEN first), reads a full snapshot, then
 // waits for a change notification or `max_interval` (the fallback when
-// notifications are lost), lets `min_interval` pass since the last read (a
-// burst of commits costs one read) and reads again. After any error it
+// notifications are lost), lets `min_interval` - or 9x the last read's
+// duration if longer - pass since the last read (a burst of commits costs one
+// read; metrics never take more than a tenth of the database) and reads again. After any error it
 // reconnects with backoff and re-reads everything, so a change committed while
 // disconnected is never missed. The values are absolute (the database is the
 // source of truth), so they survive restarts and leader changes, and every
@@ -36,7 +37,8 @@
 namespace flowrun::metrics {
 
 struct DbTotalsOptions {
-  std::chrono::milliseconds min_interval{1000};   // between two reads
+  std::chrono::milliseconds min_interval{1000};   // between two reads (at least)
+  int read_load_factor = 9;  // and at least this many times the last read's duration
   std::chrono::milliseconds max_interval{30000};  // read at least this often
   std::chrono::milliseconds backoff_initial{500};
   std::chrono::milliseconds backoff_max{30000};
