@@ -8,8 +8,10 @@
 //   - every PromQL expression of the Grafana dashboard and of the alert rules
 //     runs without error, those that must have data have it, and the alerts
 //     that must (not) fire do (not); the dashboard's PostgreSQL query runs;
-//   - the controller restarted mid-run and a run deleted afterwards: no
-//     counter drops (resets() == 0) or doubles (still the database's sum).
+//   - two replicas (leader election) export the same totals: counted once;
+//   - the leader stopped mid-run (the other takes over) and started again,
+//     then runs deleted: no counter drops (resets() == 0) or doubles (still
+//     the database's sum).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -69,12 +71,15 @@ std::string ReadFile(const std::string& path) {
 // A real Prometheus on a free port, scraping the controller every second.
 class Prometheus {
  public:
-  Prometheus(const std::string& dir, int target_port) : port_(FreePort()) {
+  // Scrapes each of `target_ports` as pod flowrun-controller-<index>.
+  Prometheus(const std::string& dir, const std::vector<int>& target_ports) : port_(FreePort()) {
     std::string cfg = dir + "/prometheus.yml";
+    std::string targets;
+    for (size_t i = 0; i < target_ports.size(); ++i)
+      targets += "      - targets: ['127.0.0.1:" + std::to_string(target_ports[i]) + "']\n"
+                 "        labels: {pod: flowrun-controller-" + std::to_string(i) + "}\n";
     WriteFile(cfg, "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-                   "scrape_configs:\n  - job_name: flowrun-controller\n    static_configs:\n"
-                   "      - targets: ['127.0.0.1:" + std::to_string(target_port) + "']\n"
-                   "        labels: {pod: flowrun-controller-0}\n");
+                   "scrape_configs:\n  - job_name: flowrun-controller\n    static_configs:\n" + targets);
     process_ = ChildProcess::Spawn({"prometheus", "--config.file=" + cfg, "--storage.tsdb.path=" + dir + "/prom-data",
                                     "--web.listen-address=127.0.0.1:" + std::to_string(port_), "--log.level=warn"},
                                    {}, ChildProcess::Options{.die_with_parent = true});
@@ -110,11 +115,15 @@ class Prometheus {
   std::unique_ptr<ChildProcess> process_;
 };
 
+// Two replicas with leader election, like the chart's deployment: the
+// world's controller (restarted in the second test) and a second one. Both
+// export the database totals; the queries must count them once.
 struct Suite {
   E2eWorld* w = nullptr;
-  int metrics_port = 0;
+  int metrics_port = 0, second_port = 0;
   std::unique_ptr<Prometheus> prom;
   std::vector<std::string> controller_args;
+  std::unique_ptr<ChildProcess> second;
 };
 
 Suite& S() {
@@ -123,12 +132,20 @@ Suite& S() {
     s.w = &E2eWorld::Get({.start_controller = false});
     WriteFile(s.w->dir + "/prices.yaml", "models:\n  gpt-4o-mini: {input: 5.0, output: 5.0}\n");
     s.metrics_port = FreePort();
-    s.controller_args = {"--metrics-addr", "127.0.0.1:" + std::to_string(s.metrics_port), "--metrics-min-refresh-ms",
-                         "200", "--price-table-path", s.w->dir + "/prices.yaml"};
+    s.second_port = FreePort();
+    auto args = [&](int port) {
+      return std::vector<std::string>{"--metrics-addr", "127.0.0.1:" + std::to_string(port), "--metrics-min-refresh-ms",
+                                      "200", "--price-table-path", s.w->dir + "/prices.yaml", "--leader-elect",
+                                      "--leader-election-namespace", "default"};
+    };
+    s.controller_args = args(s.metrics_port);
     s.w->llm->Reset();
     s.w->llm->Configure({{"usage", {{"prompt_tokens", 1000}, {"completion_tokens", 1000}, {"cached_tokens", 0}}}});
     s.w->StartController({.args = s.controller_args});
-    s.prom = std::make_unique<Prometheus>(s.w->dir, s.metrics_port);
+    // The first one leads before the second starts.
+    WaitReady(HealthPort(*s.w->controller()), std::chrono::seconds(60));
+    s.second = s.w->SpawnController({.args = args(s.second_port)});
+    s.prom = std::make_unique<Prometheus>(s.w->dir, std::vector<int>{s.metrics_port, s.second_port});
   }
   return s;
 }
@@ -186,11 +203,16 @@ TEST(MetricsE2e, SpendSavingsPhasesAndEveryQueryAgainstARealPrometheus) {
   ASSERT_TRUE(w.WaitPhase("m-waiting", "Waiting", "120s"));
 
   Prometheus& p = *s.prom;
-  // Total spend: the database's sum, to the cent.
+  // Total spend: the database's sum, to the cent - once, although both
+  // replicas export it (a plain sum shows them both).
   double db = DbSpend(w);
   EXPECT_GT(db, 0);
   bool spend_ok = Eventually([&] { return Cents(p.Scalar(kTotalSpend), db); }, std::chrono::seconds(30));
   EXPECT_TRUE(spend_ok) << "prometheus " << p.Scalar(kTotalSpend) << " database " << db;
+  EXPECT_TRUE(Eventually([&] { return Cents(p.Scalar("sum(flowrun_cost_usd_total)"), 2 * db); }, std::chrono::seconds(30)))
+      << "both replicas export the totals: " << p.Scalar("sum(flowrun_cost_usd_total)");
+  EXPECT_EQ(p.Scalar("count(flowrun_build_info)"), 2);
+  EXPECT_EQ(p.Scalar(R"(sum(leader_election_master_status{name="flowrun-controller"}))"), 1);
 
   // Savings of the crash-and-resume run: what its cached checkpoints cost.
   int cached = std::atoi(w.Get("m-crash", "{.status.checkpoints.cached}").c_str());
@@ -292,6 +314,8 @@ TEST(MetricsE2e, ZRestartMidRunAndDeletionNeitherDropNorDoubleCounters) {
   // Prometheus saw the spend so far; then the controller goes away mid-run.
   ASSERT_TRUE(Eventually([&] { return p.Scalar(R"(sum(max without (instance, pod) (flowrun_cost_usd_total{flow="restart"})))") >= 2 * kUsdPerCall - 1e-9; },
                          std::chrono::seconds(30)));
+  // The leader goes (SIGTERM releases the Lease): the second replica takes
+  // over and finishes the run; the first comes back as a follower.
   auto st = w.StopController();
   ASSERT_TRUE(st.has_value());
   std::this_thread::sleep_for(std::chrono::seconds(3));  // scrapes fail meanwhile
@@ -326,6 +350,9 @@ TEST(MetricsE2e, ZRestartMidRunAndDeletionNeitherDropNorDoubleCounters) {
     ASSERT_FALSE(resets["data"]["result"].empty()) << counter;
     EXPECT_EQ(resets["data"]["result"][0]["value"][1], "0") << counter << " went down: " << resets.dump();
   }
+  EXPECT_TRUE(Eventually([&] { return p.Scalar(R"(sum(leader_election_master_status{name="flowrun-controller"}))") == 1; },
+                         std::chrono::seconds(30)));
+  EXPECT_EQ(p.Scalar("count(flowrun_build_info)"), 2);
   double peak = p.Scalar(std::string("max_over_time((") + kTotalSpend + ")[15m:1s])");
   EXPECT_TRUE(Cents(peak, db)) << "peak " << peak << " final " << db;
 }
