@@ -1,8 +1,9 @@
 // The research agent: research -> wait for a human's approval -> analysis.
 //
-// Run it locally with scripts/demo.sh, or in Kubernetes as a FlowRun. Every
-// start runs the flow from the top: "research" comes from the cache after the
-// first execution, the approval is asked once, and the analysis runs once.
+// Run it in a local Kubernetes with scripts/demo.sh (as a FlowRun), or as a plain
+// process with scripts/demo-local.sh. Every start runs the flow from the top:
+// "research" comes from the cache after the first execution, the approval is
+// asked once, and the analysis runs once.
 #include <flowrun/flowrun.h>
 
 int main() {
