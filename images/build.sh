@@ -92,6 +92,27 @@ if [[ -n $prebuilt ]]; then
   : >"$ctx/.dockerignore"
   ignore=$ctx/.dockerignore binaries=prebuilt
 fi
+# The runtime stages (the apt-get layers) as images of their own, built once per Dockerfile and
+# base, so that later builds only add the binaries. Older ones are removed.
+key=$( (sha256sum "$HERE/Dockerfile"; b inspect --type image --format '{{.FromImageID}}' "$base") | sha256sum | cut -c1-16)
+runtime_args=()
+for stage in runtime controller-runtime; do
+  img=localhost/flowrun-$stage:$key
+  if ! b inspect --type image "$img" >/dev/null 2>&1; then
+    log "building the $stage stage once as $img"
+    b bud --isolation chroot --ignorefile "$ignore" --build-arg BASE="$base" -f "$HERE/Dockerfile" \
+      --target "$stage" -t "$img" "$ctx" >&2
+    for old in $(b images --format '{{.Name}}:{{.Tag}}' "localhost/flowrun-$stage"); do
+      [[ $old == "$img" ]] || b rmi "$old" >/dev/null 2>&1 || true
+    done
+  fi
+  arg=$(tr 'a-z-' 'A-Z_' <<<"$stage")
+  runtime_args+=(--build-arg "$arg=$img")
+done
+
+# buildah leaves a working container behind for a stage without instructions (the
+# `FROM ${BINARIES}-... AS ...-binaries` ones): remove those this build made.
+containers_before=$(b containers -q)
 for t in "${targets[@]}"; do
   case $t in
     controller) names=("flowrun/flowrun-controller:$version") ;;
@@ -100,7 +121,13 @@ for t in "${targets[@]}"; do
   log "building ${names[*]} ($binaries binaries, base $base)"
   tags=()
   for n in "${names[@]}"; do tags+=(-t "$n"); done
-  b bud --isolation chroot --layers --ignorefile "$ignore" --build-arg BASE="$base" --build-arg BINARIES="$binaries" \
-    -f "$HERE/Dockerfile" --target "$t" "${tags[@]}" "$ctx" >&2
+  b bud --isolation chroot --ignorefile "$ignore" --build-arg BASE="$base" --build-arg BINARIES="$binaries" \
+    "${runtime_args[@]}" -f "$HERE/Dockerfile" --target "$t" "${tags[@]}" "$ctx" >&2
   printf '%s\n' "${names[@]}"
 done
+for c in $(b containers -q); do
+  grep -qxF "$c" <<<"$containers_before" || b rm "$c" >/dev/null
+done
+# Images that lost their tag to this build (the previous binaries) go: vfs stores every layer as a
+# full copy, and repeated builds must not fill the disk.
+b rmi --prune >/dev/null 2>&1 || true

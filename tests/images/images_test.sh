@@ -29,6 +29,8 @@ cleanup_images() {
   local c
   rm -f "$OUT0"
   for c in "${containers[@]}"; do b rm "$c" >/dev/null 2>&1 || true; done
+  # The test's images go (their cached parent layers stay for the next run).
+  b rmi "flowrun/flowrun-controller:$VERSION" "flowrun/research-agent:$VERSION" "flowrun/agent-runtime:$VERSION" >/dev/null 2>&1
   [[ -n $PG ]] && "$ROOT/scripts/pg-local.sh" stop "$PG" >/dev/null 2>&1
   return 0
 }
