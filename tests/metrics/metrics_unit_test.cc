@@ -13,6 +13,7 @@
 #include "flowrun/metrics/controller_metrics.h"
 #include "flowrun/metrics/db_snapshot.h"
 #include "flowrun/metrics/db_totals.h"
+#include "flowrun/metrics/metrics_server.h"
 #include "flowrun/metrics/phase_counter.h"
 #include "flowrun/metrics/workqueue_collector.h"
 
@@ -164,6 +165,21 @@ TEST(ControllerMetrics, ControllerRuntimeAndClientGoNames) {
   EXPECT_TRUE(Has(t, "leader_election_master_status{name=\"flowrun-controller\"} 1")) << t;
   EXPECT_TRUE(Has(t, "flowrun_db_query_duration_seconds_count{operation=\"get_run\"} 1")) << t;
   EXPECT_TRUE(Has(t, "flowrun_build_info{version=\"0.1.0\"} 1")) << t;
+}
+
+TEST(MetricsServer, BadAddressesAreClearErrorsAndPortZeroPicksAPort) {
+  for (const char* bad : {"8080", "127.0.0.1:http", "127.0.0.1:70000", "not-an-ip:8080", "127.0.0.1:"}) {
+    MetricsServer s;
+    Status st = s.Start(bad);
+    EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << bad << ": " << st;
+    EXPECT_NE(st.message().find("--metrics-addr"), std::string::npos) << st;
+  }
+  MetricsServer a;
+  ASSERT_TRUE(a.Start("127.0.0.1:0").ok());
+  EXPECT_GT(a.port(), 0);
+  MetricsServer b;  // the same port again: busy
+  Status busy = b.Start("127.0.0.1:" + std::to_string(a.port()));
+  EXPECT_EQ(busy.code(), StatusCode::kUnavailable) << busy;
 }
 
 // A scripted source: each Read() returns the next value of cost_usd; a read
