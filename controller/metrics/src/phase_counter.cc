@@ -40,6 +40,8 @@ void PhaseCounter::Forget(const nlohmann::json& fr) { Move(KeyOf(fr), nullptr); 
 void PhaseCounter::Move(const std::string& key, const Labels* to) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = objects_.find(key);
+  // Most updates change other fields than flow and phase: nothing to move.
+  if (it != objects_.end() && to && it->second == *to) return;
   if (it != objects_.end()) {
     --counts_[it->second];
     if (to) {
