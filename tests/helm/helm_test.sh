@@ -92,6 +92,10 @@ check "schema: agents as root (runAsUser 0)" expect_reject "/controller/agent/ru
 check "schema: a malformed image digest" expect_reject "/image/digest" -- render --set image.digest=abc
 check "no database Secret named: a clear error" expect_reject "database.existingSecret is required" "postgresql.enabled" -- \
   render --set database.existingSecret=
+# The values snippet of docs/install.md ("values-prod.yaml") is valid.
+awk '/^# values-prod.yaml$/ { on = 1; next } on && /^```/ { exit } on' "$ROOT/docs/install.md" >"$DIR/values-prod.yaml"
+check "docs/install.md's values-prod.yaml renders" bash -c \
+  "[[ -s '$DIR/values-prod.yaml' ]] && '$H' template flowrun '$CHART' -n $RNS -f '$DIR/values-prod.yaml' >/dev/null"
 check "the chart's CRD is crds/flowrun.dev_flowruns.yaml" cmp "$CHART/crds/flowrun.dev_flowruns.yaml" "$ROOT/crds/flowrun.dev_flowruns.yaml"
 check "the chart's admission policies are crds/flowrun-policies.yaml (release flowrun in flowrun-system)" \
   "$M" same-policies "$ROOT/crds/flowrun-policies.yaml" <"$DIR/default.yaml"
