@@ -7,9 +7,10 @@
 #   - every binary finds its shared libraries (ldd in the image);
 #   - the agent image's research-agent starts and fails cleanly without its
 #     environment (exit 2, config_error naming FLOWRUN_RUN_UID); flowrunctl runs;
-#   - the controller image's flowrun-controller, started inside the image
-#     against a real kube-apiserver (tests/cluster) and a private PostgreSQL,
-#     answers /healthz with 200.
+#   - the controller image's flowrun-controller, started inside the image with
+#     the exact flags of the Helm chart's Deployment against a real
+#     kube-apiserver (tests/cluster) and a private PostgreSQL, answers /healthz,
+#     /readyz and /metrics, holds the chart's Lease and exits 0 on SIGTERM.
 # Usage: images_test.sh <cmake build dir>. Last line "N passed, M failed".
 set -uo pipefail
 
@@ -87,17 +88,31 @@ install -m 0644 "$DIR/cluster/admin.kubeconfig" "$DIR/kubeconfig"
 sed -i "s#$DIR/cluster/pki#/kube/pki#g" "$DIR/kubeconfig"
 mkdir -p "$DIR/kube-pki"
 install -m 0644 "$DIR/cluster/pki/ca.crt" "$DIR/cluster/pki/admin.crt" "$DIR/cluster/pki/admin.key" "$DIR/kube-pki/"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port=$(free_port) mport=$(free_port)
+# The exact flags of the Helm chart's Deployment (ports moved to free ones: the image shares the
+# host's network here), plus the kubeconfig a pod would not need.
+"$K" create namespace flowrun-system >/dev/null
+export HELM_CACHE_HOME=$DIR/helm/cache HELM_CONFIG_HOME=$DIR/helm/config HELM_DATA_HOME=$DIR/helm/data
+mapfile -t chart_args < <("$BIN/helm" template flowrun "$ROOT/helm/flowrun" -n flowrun-system \
+  --set controller.healthPort="$port" --set metrics.port="$mport" |
+  "$ROOT/tests/helm/manifests.py" get Deployment flowrun-controller spec.template.spec.containers.0.args |
+  python3 -c 'import json, sys; print("\n".join(json.load(sys.stdin)))')
+check "the chart's controller flags rendered (${#chart_args[@]})" test "${#chart_args[@]}" -ge 10
 # buildah itself (not the b function) in the background, so that $! is buildah's pid.
 buildah --storage-driver vfs run --isolation chroot --env FLOWRUN_DATABASE_URL="$URL" \
   --volume "$DIR/kubeconfig:/kube/config:ro" --volume "$DIR/kube-pki:/kube/pki:ro" "$ctl" -- \
-  /usr/local/bin/flowrun-controller --kubeconfig /kube/config --health-addr "127.0.0.1:$port" --workers 1 \
+  /usr/local/bin/flowrun-controller --kubeconfig /kube/config "${chart_args[@]}" \
   >"$DIR/controller.log" 2>&1 &
 ctl_pid=$!
-check "controller image: flowrun-controller answers /healthz with 200" \
+check "controller image, with the chart's flags: /healthz answers 200" \
   wait_until 60 curl -fsS "http://127.0.0.1:$port/healthz"
-check "... and becomes ready (informers synced against the apiserver)" \
+check "... and /readyz (informers synced, leading on the chart's Lease name)" \
   wait_until 60 curl -fsS "http://127.0.0.1:$port/readyz"
+check "... and /metrics on the chart's metrics port" bash -c \
+  "curl -fsS 'http://127.0.0.1:$mport/metrics' | grep -q '^# TYPE '"
+check "... holding the Lease flowrun-system/flowrun-controller" bash -c \
+  "[[ -n \$('$K' -n flowrun-system get lease flowrun-controller -o jsonpath='{.spec.holderIdentity}') ]]"
 # buildah run does not pass SIGTERM on (it kills the process), as a kubelet would: signal the
 # controller itself, found among buildah's descendants, and expect buildah to report its exit 0.
 descendants() { local c; for c in $(cat /proc/"$1"/task/*/children 2>/dev/null); do echo "$c"; descendants "$c"; done; }
