@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <csignal>
@@ -96,7 +97,9 @@ class Journal {
 };
 
 // A KubeClient that forwards to a real one, and can cut the informer off:
-// while partitioned every Watch fails at once and running watches are cancelled.
+// while partitioned every List and Watch fails at once and running watches
+// are cancelled. Records every List's options; an optional hook runs before
+// a List is forwarded (on the informer's thread).
 class PartitionableClient final : public flowrun::kube::testing::UnimplementedClient {
  public:
   explicit PartitionableClient(KubeClient* real) : real_(real) {}
@@ -114,19 +117,24 @@ class PartitionableClient final : public flowrun::kube::testing::UnimplementedCl
     std::lock_guard<std::mutex> l(mu_);
     return watch_rvs_;
   }
+  std::vector<ListOptions> ListCalls() const {
+    std::lock_guard<std::mutex> l(mu_);
+    return list_calls_;
+  }
+  // Before Start().
+  void BeforeList(std::function<void(const ListOptions&)> hook) { before_list_ = std::move(hook); }
 
   StatusOr<nlohmann::json> Get(const ResourceRef& r, const std::string& ns, const std::string& n) override {
     return real_->Get(r, ns, n);
   }
   StatusOr<ObjectList> List(const ResourceRef& r, const std::string& ns, const ListOptions& o) override {
-    return real_->List(r, ns, o);
-  }
-  StatusOr<ObjectList> ListAll(const ResourceRef& r, const std::string& ns, const ListOptions& o) override {
     {
       std::lock_guard<std::mutex> l(mu_);
       if (partitioned_) return Unavailable("partitioned (test)");
+      list_calls_.push_back(o);
     }
-    return real_->ListAll(r, ns, o);
+    if (before_list_) before_list_(o);
+    return real_->List(r, ns, o);
   }
   StatusOr<nlohmann::json> Create(const ResourceRef& r, const std::string& ns, const nlohmann::json& o) override {
     return real_->Create(r, ns, o);
@@ -184,6 +192,8 @@ class PartitionableClient final : public flowrun::kube::testing::UnimplementedCl
   bool partitioned_ = false;
   std::set<CancelToken*> running_;
   std::vector<std::string> watch_rvs_;
+  std::vector<ListOptions> list_calls_;
+  std::function<void(const ListOptions&)> before_list_;
 };
 
 class InformerTest : public ::testing::Test {
@@ -226,8 +236,9 @@ class InformerTest : public ::testing::Test {
 
 // ---------- against a scripted fake client (no cluster) ----------
 
-// A KubeClient whose ListAll answers from a queue of lists and whose Watch
-// plays a queue of scripted watches; with none left, Watch blocks until cancelled.
+// A KubeClient whose List answers from a queue of lists, in pages of the
+// request's limit (continue token: the next offset), and whose Watch plays a
+// queue of scripted watches; with none left, Watch blocks until cancelled.
 class ScriptedClient final : public flowrun::kube::testing::UnimplementedClient {
  public:
   struct ScriptedWatch {
@@ -263,14 +274,42 @@ class ScriptedClient final : public flowrun::kube::testing::UnimplementedClient 
     std::lock_guard<std::mutex> l(mu_);
     return list_calls_;
   }
+  std::vector<ListOptions> ListOptionsSeen() const {
+    std::lock_guard<std::mutex> l(mu_);
+    return list_options_;
+  }
+  // The next `n` requests with a continue token get the apiserver's 410 Expired.
+  void ExpireContinues(int n) {
+    std::lock_guard<std::mutex> l(mu_);
+    expire_continues_ = n;
+  }
 
-  StatusOr<ObjectList> ListAll(const ResourceRef&, const std::string&, const ListOptions&) override {
+  // A request without a continue token starts the next scripted list (the
+  // last one is repeated); one with a token pages through the current one.
+  StatusOr<ObjectList> List(const ResourceRef&, const std::string&, const ListOptions& o) override {
     std::lock_guard<std::mutex> l(mu_);
     ++list_calls_;
-    if (lists_.empty()) return Unavailable("no list scripted");
-    ObjectList out = lists_.front();
-    if (lists_.size() > 1) lists_.pop_front();
-    return out;
+    list_options_.push_back(o);
+    size_t from = 0;
+    if (o.continue_token.empty()) {
+      if (lists_.empty()) return Unavailable("no list scripted");
+      current_ = lists_.front();
+      if (lists_.size() > 1) lists_.pop_front();
+    } else {
+      if (expire_continues_ > 0) {
+        --expire_continues_;
+        return StatusFromResponse(
+            410, R"({"kind":"Status","code":410,"reason":"Expired","message":"continue parameter is too old"})", "");
+      }
+      from = std::stoul(o.continue_token);
+    }
+    const size_t total = current_.items.size();
+    const size_t to = o.limit > 0 ? std::min(total, from + static_cast<size_t>(o.limit)) : total;
+    ObjectList page;
+    page.resource_version = current_.resource_version;
+    for (size_t i = from; i < to; ++i) page.items.push_back(current_.items[i]);
+    if (to < total) page.continue_token = std::to_string(to);
+    return page;
   }
   StatusOr<std::string> Watch(const ResourceRef&, const std::string&, const WatchOptions& o,
                               const std::function<bool(const WatchEvent&)>& on_event, CancelToken* cancel) override {
@@ -309,9 +348,12 @@ class ScriptedClient final : public flowrun::kube::testing::UnimplementedClient 
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<ObjectList> lists_;
+  ObjectList current_;  // the list being paged through
   std::deque<ScriptedWatch> watches_;
   std::vector<Call> calls_;
   int list_calls_ = 0;
+  std::vector<ListOptions> list_options_;
+  int expire_continues_ = 0;
   Status fail_;
 };
 
@@ -441,7 +483,7 @@ TEST(InformerScripted, EmptyWatchesThatEndAtOnceBackOff) {
 }
 
 TEST(InformerScripted, HandlersSeeTheUpdatedCacheAndListErrorsRetry) {
-  ScriptedClient fc;  // the first ListAll fails (nothing scripted yet)
+  ScriptedClient fc;  // the first List fails (nothing scripted yet)
   Informer* self = nullptr;
   std::atomic<int> consistent{0}, seen{0};
   InformerHandlers h;
@@ -542,6 +584,50 @@ TEST(InformerScripted, PackedCacheSharesHeldSnapshotsAndRoundTrips) {
     });
   for (auto& t : readers) t.join();
   EXPECT_EQ(equal.load(), 800);
+}
+
+// A paged list is applied page by page; the deletes wait for the last page.
+// An expired continue token restarts the list at once; a second one in a row
+// is a failed list (backed off), and the list after it completes.
+TEST(InformerScripted, PagedListAppliesPagesAndRestartsOnExpiredContinue) {
+  ScriptedClient fc;
+  fc.PushList({Obj("a", "1"), Obj("b", "2"), Obj("c", "3"), Obj("d", "4"), Obj("e", "5")}, "5");
+  // Meanwhile b was deleted and f created.
+  fc.PushList({Obj("a", "1"), Obj("c", "3"), Obj("d", "4"), Obj("e", "5"), Obj("f", "8")}, "9");
+  fc.ExpireContinues(2);
+  Journal j;
+  Informer* self = nullptr;
+  std::atomic<int> synced_during_adds{0};
+  InformerHandlers h;
+  h.on_add = [&](const ObjectPtr&) { synced_during_adds += self->HasSynced(); };
+  auto opts = FakeOptions();
+  opts.page_size = 2;
+  Informer inf(&fc, opts);
+  self = &inf;
+  inf.AddEventHandler(j.Handlers());
+  inf.AddEventHandler(h);
+  inf.Start();
+  ASSERT_TRUE(inf.WaitForSync(5s));
+
+  EXPECT_EQ(inf.Keys(), (std::vector<std::string>{"ns/a", "ns/c", "ns/d", "ns/e", "ns/f"}));
+  EXPECT_TRUE(j.Has("add ns/b")) << "the first page was applied before the second was asked for\n" << j.Dump();
+  EXPECT_EQ(j.Count("delete? ns/b"), 1) << j.Dump();
+  EXPECT_EQ(synced_during_adds.load(), 0) << "synced only after the last page";
+  auto st = inf.Stats();
+  EXPECT_EQ(st.list_restarts, 1u);
+  EXPECT_EQ(st.list_errors, 1u) << "the second expiry in a row fails the list";
+  EXPECT_EQ(st.lists, 1u);
+  EXPECT_EQ(st.synthesized_deletes, 1u);
+  EXPECT_EQ(st.last_resource_version, "9");
+  // a,b | expired -> restart: a,c | expired -> error, back-off; a,c | d,e | f
+  std::vector<std::string> tokens;
+  for (const auto& o : fc.ListOptionsSeen()) {
+    EXPECT_EQ(o.limit, 2);
+    tokens.push_back(o.continue_token);
+  }
+  EXPECT_EQ(tokens, (std::vector<std::string>{"", "2", "", "2", "", "2", "4"}));
+  ASSERT_FALSE(fc.WatchCalls().empty());
+  EXPECT_EQ(fc.WatchCalls()[0].rv, "9") << "the watch starts at the list's resourceVersion";
 }
 
 // ---------- against the real control plane ----------
@@ -731,6 +817,67 @@ TEST_F(InformerTest, WatchSurvivesApiserverRestartAndConverges) {
   // Still live afterwards.
   Create(ConfigMap(ns, "e"));
   ASSERT_TRUE(Eventually([&] { return inf.Get(ns, "e") != nullptr; }));
+}
+
+// A list of 25 objects in pages of 4: each page is in the cache before the
+// next is requested. While the second page is held back, an object of the
+// first page is deleted, another changed and a new one created, and etcd
+// compacts past the list's snapshot: the apiserver answers the continue
+// token with a real 410 Expired, the informer lists again from scratch and
+// converges, with a synthesized delete for the object the first list showed.
+TEST_F(InformerTest, PagedListRestartsAfterExpiredContinueAndConverges) {
+  std::string ns = Namespace("inf-pages");
+  std::vector<std::string> want;
+  for (int i = 0; i < 25; ++i) {
+    std::string name = std::string("cm-") + (i < 10 ? "0" : "") + std::to_string(i);
+    Create(ConfigMap(ns, name));
+    if (i != 0) want.push_back(ns + "/" + name);
+  }
+  want.push_back(ns + "/cm-new");
+  std::sort(want.begin(), want.end());
+
+  PartitionableClient pc(client_.get());
+  Journal j;
+  auto opts = Options(ns);
+  opts.page_size = 4;
+  Informer inf(&pc, opts);
+  bool held_back = false;
+  size_t cached_before_page_2 = 0;
+  bool expired = false;
+  pc.BeforeList([&](const ListOptions& o) {
+    if (o.continue_token.empty() || held_back) return;
+    held_back = true;
+    cached_before_page_2 = inf.Size();
+    Delete(ns, "cm-00");
+    Patch(ns, "cm-10", {{"data", {{"k", "changed"}}}});
+    Create(ConfigMap(ns, "cm-new"));
+    // Wait until etcd compacted past the snapshot (--etcd-compaction-interval=2s).
+    expired = Eventually([&] { return IsGone(client_->List(resources::ConfigMaps(), ns, o).status()); }, 60s);
+  });
+  inf.AddEventHandler(j.Handlers());
+  inf.Start();
+  ASSERT_TRUE(inf.WaitForSync(120s)) << inf.Stats().last_error;
+  ASSERT_TRUE(expired) << "the continue token never expired";
+
+  EXPECT_EQ(cached_before_page_2, 4u) << "the first page is cached before the second is requested";
+  EXPECT_EQ(inf.Keys(), want);
+  auto c10 = inf.Get(ns, "cm-10");
+  ASSERT_NE(c10, nullptr);
+  EXPECT_EQ((*c10)["data"]["k"], "changed");
+  EXPECT_EQ(j.Count("delete? " + ns + "/cm-00"), 1) << j.Dump();
+  auto st = inf.Stats();
+  EXPECT_EQ(st.list_restarts, 1u) << st.last_error;
+  EXPECT_EQ(st.list_errors, 0u) << st.last_error;
+  EXPECT_EQ(st.lists, 1u);
+  EXPECT_EQ(st.synthesized_deletes, 1u);
+  // 1 page + the expired request, then 25 objects in 7 pages of 4.
+  auto calls = pc.ListCalls();
+  EXPECT_EQ(calls.size(), 9u);
+  for (const auto& o : calls) EXPECT_EQ(o.limit, 4);
+
+  // And the informer watches from the second list's resourceVersion.
+  Delete(ns, "cm-01");
+  ASSERT_TRUE(Eventually([&] { return j.Has("delete " + ns + "/cm-01"); })) << j.Dump();
 }
 
 TEST_F(InformerTest, StopIsPromptAndIdempotent) {

@@ -56,10 +56,15 @@ std::string Pack(const nlohmann::json& obj) {
   return out;
 }
 
-// Objects listed at once above which the informer returns freed heap to the
-// kernel after applying the list: a big list response (managedFields
-// included) briefly takes ~10x what the cache keeps.
+// Objects listed above which the informer returns freed heap to the kernel
+// after applying the list: each page's response (managedFields included)
+// briefly takes ~10x what the cache keeps of it, and glibc keeps what the
+// last pages freed.
 constexpr size_t kTrimAfterListOf = 1000;
+
+// Lists restarted at once after an expired continue token, before the list
+// counts as failed (and is retried after a back-off).
+constexpr int kMaxListRestarts = 1;
 
 }  // namespace
 
@@ -309,41 +314,37 @@ void Informer::Remove(const std::string& key, const ObjectPtr& last_known, bool 
   }
 }
 
-void Informer::Replace(std::vector<nlohmann::json> items, const std::string& rv) {
-  const size_t listed = items.size();
-  // Two passes, so the cache does not end up scattered over the list's
-  // memory. The parsed list (managedFields included: ~15x what the cache
+void Informer::ApplyPage(std::vector<nlohmann::json> items, std::unordered_set<std::string>* seen) {
+  // Two passes, so the cache does not end up scattered over the page's
+  // memory. The parsed page (managedFields included: ~15x what the cache
   // keeps) is all alive at once; cache entries allocated while it is being
-  // freed would land in its holes, one every few pages, and keep those pages
-  // resident. So first pack every object into one contiguous buffer, freeing
-  // each parsed tree as it is packed; then, with the list gone, build the
-  // entries from the buffer (dense allocations) and run the handlers.
-  std::string packed_all;
-  std::vector<std::pair<size_t, size_t>> spans;  // offset, size in packed_all
-  spans.reserve(listed);
+  // freed would land in its holes and keep those pages resident. So first
+  // pack every object of the page into one contiguous buffer, freeing each
+  // parsed tree as it is packed; then, with the page gone, build the entries
+  // from the buffer (dense allocations) and run the handlers. The next page
+  // is parsed into the memory this one freed.
+  std::string packed;
+  std::vector<size_t> ends;  // end offset of each object in `packed`
+  ends.reserve(items.size());
   for (auto& item : items) {
     Prepare(item);
-    size_t off = packed_all.size();
-    nlohmann::json::to_msgpack(item, packed_all);
-    spans.emplace_back(off, packed_all.size() - off);
+    nlohmann::json::to_msgpack(item, packed);
+    ends.push_back(packed.size());
     item = nlohmann::json();
   }
   std::vector<nlohmann::json>().swap(items);
-#if defined(__GLIBC__)
-  if (listed >= kTrimAfterListOf) malloc_trim(0);  // return the list's memory now
-#else
-  (void)kTrimAfterListOf;
-#endif
-  std::unordered_set<std::string> seen;
-  seen.reserve(listed);
-  for (const auto& [off, n] : spans) {
-    std::string_view bytes(packed_all.data() + off, n);
+  size_t off = 0;
+  for (size_t end : ends) {
+    std::string_view bytes(packed.data() + off, end - off);
+    off = end;
     auto obj = nlohmann::json::from_msgpack(bytes.begin(), bytes.end(), true, /*allow_exceptions=*/false);
     if (obj.is_discarded()) continue;  // cannot happen: packed above
-    seen.insert(ObjectKey(obj));
+    seen->insert(ObjectKey(obj));
     Upsert(std::move(obj), std::string(bytes));
   }
-  std::string().swap(packed_all);
+}
+
+void Informer::FinishList(const std::unordered_set<std::string>& seen, const std::string& rv) {
   std::vector<std::string> gone;
   {
     std::shared_lock<std::shared_mutex> l(cache_mu_);
@@ -351,16 +352,62 @@ void Informer::Replace(std::vector<nlohmann::json> items, const std::string& rv)
       if (!seen.count(k)) gone.push_back(k);
   }
   for (const auto& k : gone) Remove(k, nullptr, true);
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    ++stats_.lists;
-    stats_.synthesized_deletes += gone.size();
-    stats_.last_resource_version = rv;
-    if (!synced_) {
-      synced_ = true;
-      cv_.notify_all();
-    }
+#if defined(__GLIBC__)
+  if (seen.size() >= kTrimAfterListOf) malloc_trim(0);  // return the pages' memory now
+#else
+  (void)kTrimAfterListOf;
+#endif
+  std::lock_guard<std::mutex> l(mu_);
+  ++stats_.lists;
+  stats_.synthesized_deletes += gone.size();
+  stats_.last_resource_version = rv;
+  if (!synced_) {
+    synced_ = true;
+    cv_.notify_all();
   }
+}
+
+Status Informer::ListAndApply(std::string* rv) {
+  ListOptions lo;
+  lo.label_selector = opts_.label_selector;
+  lo.field_selector = opts_.field_selector;
+  lo.limit = opts_.page_size;
+  std::unordered_set<std::string> seen;  // keys of this list, across its pages
+  int restarts = 0;
+  for (;;) {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (stopped_) return Aborted("informer stopped");
+    }
+    auto page = client_->List(opts_.resource, opts_.ns, lo);
+    if (!page.ok()) {
+      // A continue token names a snapshot; once etcd compacted past it (a
+      // list slower than the compaction interval, 5 min by default) the
+      // apiserver answers 410 Expired. Start over from a fresh snapshot: the
+      // pages applied so far stay cached (they are no older than what the
+      // cache held), and the deletes are decided by the new, complete list.
+      // Twice in a row is an error (backed off by Run) rather than a spin.
+      if (IsGone(page.status()) && !lo.continue_token.empty() && restarts < kMaxListRestarts) {
+        ++restarts;
+        {
+          std::lock_guard<std::mutex> l(mu_);
+          ++stats_.list_restarts;
+          stats_.last_error = page.status().ToString();
+        }
+        seen.clear();
+        lo.continue_token.clear();
+        continue;
+      }
+      return page.status();
+    }
+    *rv = page->resource_version;  // every page of one list has the snapshot's
+    std::string next = std::move(page->continue_token);
+    ApplyPage(std::move(page->items), &seen);
+    if (next.empty()) break;
+    lo.continue_token = std::move(next);
+  }
+  FinishList(seen, *rv);
+  return Status::Ok();
 }
 
 void Informer::ApplyEvent(const WatchEvent& ev) {
@@ -415,19 +462,13 @@ void Informer::Run() {
   };
   while (!stopped()) {
     if (need_list) {
-      ListOptions lo;
-      lo.label_selector = opts_.label_selector;
-      lo.field_selector = opts_.field_selector;
-      lo.limit = opts_.page_size;
-      auto list = client_->ListAll(opts_.resource, opts_.ns, lo);
+      Status listed = ListAndApply(&rv);
       if (stopped()) return;
-      if (!list.ok()) {
-        note_error(list.status(), &InformerStats::list_errors);
+      if (!listed.ok()) {
+        note_error(listed, &InformerStats::list_errors);
         if (!SleepUnlessStopped(NextBackoff())) return;
         continue;
       }
-      rv = list->resource_version;
-      Replace(std::move(list->items), rv);
       need_list = false;
     }
 

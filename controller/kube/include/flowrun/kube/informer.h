@@ -3,17 +3,26 @@
 // Indexer + sharedIndexInformer, and kube-rs's watcher/reflector).
 //
 // Contract:
-//   * One std::thread per informer runs: List (all pages) -> replace the
-//     cache -> Watch from the list's resourceVersion, resuming from the last
+//   * One std::thread per informer runs: List -> apply to the cache -> Watch
+//     from the list's resourceVersion, resuming from the last
 //     resourceVersion seen (bookmarks included) each time a watch ends. Each
 //     watch asks for a random timeoutSeconds in [min_watch_timeout,
 //     max_watch_timeout) (default [5, 10) min) so many clients do not expire
 //     together.
+//   * The list is paged (page_size objects a request, following continue
+//     tokens) and applied page by page: each page is stripped, packed into
+//     the cache and freed before the next one is requested, so a big list
+//     costs one page's parsed JSON on top of the cache, not the whole list's.
+//     Handlers therefore see a list's adds/updates page by page. A 410
+//     Expired on a continue token (the list outlived etcd's compaction)
+//     restarts the list from a fresh snapshot at once (once; then it counts
+//     as a failed list); pages already applied stay cached.
 //   * A 410 Gone (HTTP status or ERROR event) relists at once. Other errors
 //     back off (initial 0.8 s doubling to 30 s, with jitter) and retry the
 //     watch from the same resourceVersion; a failed list backs off the same way.
-//   * After every list, objects that are no longer there get a synthesized
-//     delete (handlers see on_delete with final_state_unknown = true).
+//   * After the last page of every list, objects that are no longer there
+//     get a synthesized delete (handlers see on_delete with
+//     final_state_unknown = true).
 //   * Readers get std::shared_ptr<const nlohmann::json>: immutable
 //     snapshots; never mutate one (copy it). The cache itself keeps each
 //     object compactly, as its MessagePack bytes (~0.9x the JSON text instead
@@ -31,10 +40,11 @@
 //     was updated (a Get from a handler sees the new state). They are meant
 //     to enqueue keys ("ns/name") into a WorkQueue and return: a slow handler
 //     delays the informer.
-//   * HasSynced() turns true once the first list has been applied and the
-//     on_add handlers for it have run.
-//   * Stop() cancels the watch (CancelToken) and joins the thread; a list in
-//     flight is not interruptible and ends within the client's request timeout.
+//   * HasSynced() turns true once the first list has been applied (all its
+//     pages) and the handlers for it have run.
+//   * Stop() cancels the watch (CancelToken) and joins the thread; a list
+//     stops between pages, a page in flight ends within the client's request
+//     timeout.
 //
 // Thread safety: all const accessors may be called from any thread at any
 // time; AddIndex / AddEventHandler only before Start().
@@ -52,6 +62,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -89,7 +100,7 @@ struct InformerOptions {
   std::string ns;  // "" : all namespaces (or a cluster-scoped resource)
   std::string label_selector;
   std::string field_selector;
-  int64_t page_size = 500;  // list page size (ListAll follows continue tokens)
+  int64_t page_size = 500;  // objects per list request (the list follows continue tokens)
   // Applied to every object before caching, after managedFields are stripped.
   std::function<void(nlohmann::json& obj)> transform;
   std::chrono::milliseconds backoff_initial{800};
@@ -102,6 +113,7 @@ struct InformerOptions {
 struct InformerStats {
   uint64_t lists = 0;               // successful lists (the first one included)
   uint64_t list_errors = 0;
+  uint64_t list_restarts = 0;       // lists started over after an expired continue token
   uint64_t watches = 0;             // watch requests started
   uint64_t watch_errors = 0;        // watches that ended with an error other than 410
   uint64_t gone = 0;                // 410 Gone: relists forced by an expired resourceVersion
@@ -146,8 +158,14 @@ class Informer {
 
  private:
   void Run();
-  // Applies a full list: adds/updates, synthesized deletes for the rest.
-  void Replace(std::vector<nlohmann::json> items, const std::string& rv);
+  // Lists page by page, applying each page as it arrives, then FinishList;
+  // `rv` gets the list's resourceVersion. Aborted once stopped.
+  Status ListAndApply(std::string* rv);
+  // Caches one page's objects (adds/updates) and adds their keys to `seen`.
+  void ApplyPage(std::vector<nlohmann::json> items, std::unordered_set<std::string>* seen);
+  // After a list's last page: synthesized deletes for cached keys not in
+  // `seen`, stats, the synced flag.
+  void FinishList(const std::unordered_set<std::string>& seen, const std::string& rv);
   void ApplyEvent(const WatchEvent& ev);
 
   // One cached object: its MessagePack bytes, the snapshot last handed out
