@@ -880,6 +880,31 @@ TEST_F(InformerTest, PagedListRestartsAfterExpiredContinueAndConverges) {
   ASSERT_TRUE(Eventually([&] { return j.Has("delete " + ns + "/cm-01"); })) << j.Dump();
 }
 
+// The informer's lists drop metadata.managedFields while parsing: only
+// there, not a same-named key elsewhere, and only when asked.
+TEST_F(InformerTest, ListCanDropManagedFieldsWhileParsing) {
+  std::string ns = Namespace("inf-mf");
+  Create(ConfigMap(ns, "a", {{"managedFields", "data, kept"}}, {{"metadata", "kept"}}));
+  Create(ConfigMap(ns, "b"));
+  ListOptions o;
+  auto full = client_->List(resources::ConfigMaps(), ns, o);
+  ASSERT_TRUE(full.ok()) << full.status();
+  ASSERT_EQ(full->items.size(), 2u);
+  ASSERT_TRUE(full->items[0]["metadata"].contains("managedFields")) << "the apiserver sends them";
+  o.drop_managed_fields = true;
+  o.limit = 1;
+  auto page = client_->List(resources::ConfigMaps(), ns, o);
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->items.size(), 1u);
+  EXPECT_FALSE(page->continue_token.empty());
+  EXPECT_FALSE(page->resource_version.empty());
+  auto expected = full->items[0];
+  expected["metadata"].erase("managedFields");
+  EXPECT_EQ(page->items[0], expected) << page->items[0].dump();
+  EXPECT_EQ(page->items[0]["data"]["managedFields"], "data, kept");
+  EXPECT_EQ(page->items[0]["metadata"]["labels"]["metadata"], "kept");
+}
+
 TEST_F(InformerTest, StopIsPromptAndIdempotent) {
   std::string ns = Namespace("inf-stop");
   Informer inf(client_.get(), Options(ns));

@@ -88,7 +88,17 @@ class KubeClientImpl final : public KubeClient {
     q.Add("labelSelector", o.label_selector).Add("fieldSelector", o.field_selector);
     if (o.limit > 0) q.Add("limit", std::to_string(o.limit));
     q.Add("continue", o.continue_token).Add("resourceVersion", o.resource_version);
-    FLOWRUN_ASSIGN_OR_RETURN(nlohmann::json body, JsonCall("GET", r.CollectionPath(ns) + q.str(), "", ""));
+    nlohmann::json::parser_callback_t filter;
+    if (o.drop_managed_fields) {
+      // Depths as the parser counts them: 3 = a key of items[i], 4 = a key
+      // of the object under it. Skipped values are never built.
+      filter = [in_metadata = false](int depth, nlohmann::json::parse_event_t ev, nlohmann::json& parsed) mutable {
+        if (ev != nlohmann::json::parse_event_t::key) return true;
+        if (depth == 3) in_metadata = parsed == "metadata";
+        return !(depth == 4 && in_metadata && parsed == "managedFields");
+      };
+    }
+    FLOWRUN_ASSIGN_OR_RETURN(nlohmann::json body, JsonCall("GET", r.CollectionPath(ns) + q.str(), "", "", filter));
     ObjectList out;
     const nlohmann::json& meta = body.contains("metadata") ? body["metadata"] : nlohmann::json::object();
     out.resource_version = meta.value("resourceVersion", "");
@@ -378,13 +388,15 @@ class KubeClientImpl final : public KubeClient {
     }
   }
 
+  // `filter`: nlohmann's parser callback (false drops a value while parsing).
   StatusOr<nlohmann::json> JsonCall(const std::string& method, const std::string& path, const std::string& body,
-                                    const std::string& content_type) {
+                                    const std::string& content_type,
+                                    const nlohmann::json::parser_callback_t& filter = nullptr) {
     FLOWRUN_ASSIGN_OR_RETURN(HttpResponse resp, Call(method, path, body, content_type));
     if (!Is2xx(resp.status))
       return StatusFromResponse(resp.status, resp.body, resp.Header("Retry-After")).WithContext(method + " " + path);
     if (resp.body.empty()) return nlohmann::json(nullptr);
-    nlohmann::json out = nlohmann::json::parse(resp.body, nullptr, false);
+    nlohmann::json out = nlohmann::json::parse(resp.body, filter, false);
     if (out.is_discarded()) return nlohmann::json(resp.body);  // not JSON (e.g. /healthz): the text
     return out;
   }

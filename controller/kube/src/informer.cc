@@ -372,6 +372,7 @@ Status Informer::ListAndApply(std::string* rv) {
   lo.label_selector = opts_.label_selector;
   lo.field_selector = opts_.field_selector;
   lo.limit = opts_.page_size;
+  lo.drop_managed_fields = true;  // never cached: not even parsed
   std::unordered_set<std::string> seen;  // keys of this list, across its pages
   int restarts = 0;
   for (;;) {
