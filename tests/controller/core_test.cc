@@ -8,6 +8,7 @@
 // agents write.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <functional>
 #include <set>
 
@@ -1362,7 +1363,43 @@ TEST(Status, PatchTouchesOnlyChangedOwnedFields) {
   w.run->spent.cost_usd = 0.5;
   auto r = w.Reconcile();
   ASSERT_EQ(r.actions.size(), 1u) << r.Describe();
-  EXPECT_EQ(r.Find<fc::PatchStatus>()->patch, json({{"status", {{"cost", {{"usd", 0.5}}}}}}));
+  // usd and its display (the COST column) change together.
+  EXPECT_EQ(r.Find<fc::PatchStatus>()->patch, json({{"status", {{"cost", {{"usd", 0.5}, {"display", "$0.50"}}}}}}));
+}
+
+// status.cost.display is what `kubectl get flowruns` shows; usd stays exact.
+TEST(Status, CostDisplayIsShortAndUsdExact) {
+  EXPECT_EQ(fc::FormatUsdForDisplay(1.9050000000000002e-05), "$0.000019");
+  EXPECT_EQ(fc::FormatUsdForDisplay(0.0123), "$0.012");
+  EXPECT_EQ(fc::FormatUsdForDisplay(0.12), "$0.12");
+  EXPECT_EQ(fc::FormatUsdForDisplay(0.5), "$0.50");
+  EXPECT_EQ(fc::FormatUsdForDisplay(0.999), "$1.00");
+  EXPECT_EQ(fc::FormatUsdForDisplay(12.345), "$12.35");
+  EXPECT_EQ(fc::FormatUsdForDisplay(999999999999.99), "$999999999999.99");
+  EXPECT_EQ(fc::FormatUsdForDisplay(4611686018427387904.0), "$4.61e+18");
+  EXPECT_EQ(fc::FormatUsdForDisplay(0), "$0");
+  EXPECT_EQ(fc::FormatUsdForDisplay(1e-9), "<$0.000001");
+  EXPECT_EQ(fc::FormatUsdForDisplay(-1), "");
+  EXPECT_EQ(fc::FormatUsdForDisplay(std::nan("")), "");
+  for (double v : {1e-7, 1e-6, 3.3e-6, 0.0999, 0.1, 1.0, 99.999, 1e11, 9.99e11, 1e12, 1e300})
+    EXPECT_LE(fc::FormatUsdForDisplay(v).size(), 16u) << v;  // the CRD's maxLength
+
+  World w = RunningWorld();
+  w.run->spent.cost_usd = 1.9050000000000002e-05;
+  w.Step();
+  EXPECT_EQ(w.status()["cost"]["usd"], 1.9050000000000002e-05);
+  EXPECT_EQ(w.status()["cost"]["display"], "$0.000019");
+  // Derived every time: a stale or foreign display is rewritten, a steady one patches nothing.
+  w.status()["cost"]["display"] = "$999";
+  auto r = w.Reconcile();
+  ASSERT_NE(r.Find<fc::PatchStatus>(), nullptr) << r.Describe();
+  EXPECT_EQ(r.Find<fc::PatchStatus>()->patch, json({{"status", {{"cost", {{"display", "$0.000019"}}}}}}));
+  w.status()["cost"]["display"] = "$0.000019";
+  EXPECT_TRUE(w.Reconcile().actions.empty()) << w.Reconcile().Describe();
+  // No usd (a status from elsewhere): no display.
+  fc::FlowRunStatus st;
+  st.cost = {{"llmCalls", 1}, {"display", "$5"}};
+  EXPECT_FALSE(st.ToJson()["cost"].contains("display"));
 }
 
 TEST(Status, LongQuestionAndMessagesAreCut) {

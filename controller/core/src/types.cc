@@ -282,6 +282,23 @@ json Condition::ToJson() const {
   return j;
 }
 
+std::string FormatUsdForDisplay(double usd) {
+  if (!std::isfinite(usd) || usd < 0) return "";
+  if (usd == 0) return "$0";
+  if (usd < 0.000001) return "<$0.000001";
+  char buf[32];
+  if (usd >= 1e12) {
+    std::snprintf(buf, sizeof buf, "$%.2e", usd);  // "$4.61e+18": a number that big is a bug, shown as one
+  } else if (usd >= 1) {
+    std::snprintf(buf, sizeof buf, "$%.2f", usd);
+  } else {
+    // Two significant digits: as many decimals as the leading zeros need, plus two.
+    int decimals = std::max(2, 1 - static_cast<int>(std::floor(std::log10(usd))));
+    std::snprintf(buf, sizeof buf, "$%.*f", decimals, usd);
+  }
+  return buf;
+}
+
 const Condition* FlowRunStatus::FindCondition(const std::string& type) const {
   for (const auto& c : conditions)
     if (c.type == type) return &c;
@@ -305,7 +322,15 @@ json FlowRunStatus::ToJson() const {
   }
   if (wait) j["wait"] = wait->ToJson();
   if (checkpoints.is_object()) j["checkpoints"] = checkpoints;
-  if (cost.is_object()) j["cost"] = cost;
+  if (cost.is_object()) {
+    // display is derived from usd every time, so it never disagrees with it
+    // and an unchanged usd leaves the status unchanged (no extra patch).
+    json c = cost;
+    std::string shown = c.contains("usd") && c["usd"].is_number() ? FormatUsdForDisplay(c["usd"].get<double>()) : "";
+    if (shown.empty()) c.erase("display");
+    else c["display"] = shown;
+    j["cost"] = std::move(c);
+  }
   if (!result.empty()) j["result"] = result;
   if (!message.empty()) j["message"] = message;
   if (!conditions.empty()) {

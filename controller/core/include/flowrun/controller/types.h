@@ -137,6 +137,14 @@ struct Condition {
   nlohmann::json ToJson() const;
 };
 
+// status.cost.display: a spend in USD as `kubectl get flowruns` shows it (the
+// COST column), e.g. "$0.000019", "$0.012", "$0.12", "$12.35". status.cost.usd
+// keeps the exact figure; this is only for reading. Under $1: two significant
+// digits; from $1: cents; from $1e12: three significant digits in exponent
+// form; 0 is "$0"; below $0.000001 "<$0.000001". At most 16 characters (the
+// CRD's maxLength). Negative or non-finite input (never valid spend) is "".
+std::string FormatUsdForDisplay(double usd);
+
 // The controller-owned part of status (everything but status.answers).
 struct FlowRunStatus {
   std::string phase;
@@ -145,7 +153,7 @@ struct FlowRunStatus {
   std::vector<AttemptStatus> attempts;
   std::optional<WaitStatus> wait;
   nlohmann::json checkpoints;  // {live, cached, completed} or null
-  nlohmann::json cost;         // {usd, inputTokens, ...} or null
+  nlohmann::json cost;         // {usd, inputTokens, ...} or null; ToJson adds display from usd
   std::string result;
   std::string message;
   std::vector<Condition> conditions;
