@@ -67,7 +67,7 @@ check "kubectl get fr: the same columns" header_ok get fr
 check "kubectl get flowrun (category): the same columns" header_ok get flowrun
 check "status written through /status (a controller's patch) is stored" expect_ok "$K" patch flowrun research-1 \
   --subresource=status --type=merge -p '{"status":{"phase":"Waiting","attempt":1,"currentJob":"research-1-1",
-  "cost":{"usd":0.0123,"inputTokens":120,"outputTokens":80,"llmCalls":1},"checkpoints":{"live":1,"cached":0,"completed":1},
+  "cost":{"usd":1.9050000000000002e-05,"display":"$0.000019","inputTokens":120,"outputTokens":80,"llmCalls":1},"checkpoints":{"live":1,"cached":0,"completed":1},
   "wait":{"name":"proceed","question":"Research is complete. Proceed to analysis?","schema":{"type":"boolean"},
           "askedAt":"2026-01-02T03:04:05Z","onTimeout":"fail"},
   "attempts":[{"attempt":1,"job":"research-1-1","startTime":"2026-01-02T03:00:00Z","endTime":"2026-01-02T03:04:06Z","outcome":"waiting","reason":"Completed"}],
@@ -75,9 +75,12 @@ check "status written through /status (a controller's patch) is stored" expect_o
   "observedGeneration":1}}'
 row_ok() {
   "$K" get fr research-1 --no-headers >"$OUT" 2>&1 || return 1
-  grep -qE '^research-1 +Waiting +1 +0\.0123 +proceed +[0-9]+[smhd]' "$OUT" || { cat "$OUT" >&2; return 1; }
+  grep -qE '^research-1 +Waiting +1 +\$0\.000019 +proceed +[0-9]+[smhd]' "$OUT" || { cat "$OUT" >&2; return 1; }
 }
-check "kubectl get fr shows phase, attempt, cost and what it waits for" row_ok
+check "kubectl get fr shows phase, attempt, cost (status.cost.display) and what it waits for" row_ok
+check "... status.cost.usd keeps the exact figure" eq 1.9050000000000002e-05 jp research-1 '{.status.cost.usd}'
+check "a 17-character status.cost.display is rejected" expect_reject 'status.cost.display: Too long' -- \
+  "$K" patch flowrun research-1 --subresource=status --type=merge -p '{"status":{"cost":{"display":"$1234567890123456"}}}'
 wide_ok() {
   "$K" get fr research-1 -o wide >"$OUT" 2>&1 || return 1
   contains "$OUT" FLOW BUDGET JOB research research-1-1
@@ -223,7 +226,8 @@ conds = [{"type": "T" * 127 + str(i), "status": "Unknown", "reason": "R" * 128, 
 st = {"phase": "BudgetExceeded", "attempt": 100, "currentJob": "j" * 63, "attempts": att,
       "wait": {"name": "w" * 253, "question": "q" * 4096, "askedAt": t, "deadline": t, "onTimeout": "default"},
       "checkpoints": {"live": 2**62, "cached": 2**62, "completed": 2**62},
-      "cost": {k: 2**62 for k in ["usd", "inputTokens", "outputTokens", "cachedTokens", "llmCalls", "savedUSD", "savedTokens"]},
+      "cost": dict({k: 2**62 for k in ["usd", "inputTokens", "outputTokens", "cachedTokens", "llmCalls", "savedUSD", "savedTokens"]},
+                   display="$" + "9" * 15),
       "result": "r" * 4096, "message": "m" * 1024, "conditions": conds, "observedGeneration": 2**62}
 print(json.dumps({"status": st}, separators=(",", ":")))'
 }
@@ -265,23 +269,93 @@ done
 check "approvers: a user not listed (carol) is refused" expect_reject 'carol may not answer the waits of FlowRun gated' 'spec.approvers' -- \
   answer_as carol gated '{"proceed":true}'
 check "approvers: a listed user (alice) may answer" expect_ok answer_as alice gated '{"proceed":true}'
-check "approvers: a member of a listed group (bob in research-leads) may change an answer" expect_ok answer_as bob gated '{"proceed":false}'
-check "approvers: a user not listed cannot remove an answer" expect_reject 'carol may not answer' -- \
+check "approvers: a user not listed cannot remove an answer" expect_reject 'denied request' -- \
   answer_as carol gated '{"proceed":null}'
-check "approvers: the answer is bob's" eq false jp gated '{.status.answers.proceed}'
 check "a person (carol) cannot write the controller's status fields" expect_reject \
   'carol may not change the status of FlowRun gated' 'written by the flowrun controller' -- \
-  answer_as carol gated '{"proceed":false},"phase":"Running"'
+  answer_as carol gated '{"proceed":true},"phase":"Running"'
 # Both flowrun.dev-answers ("may change only status.answers") and flowrun.dev-status-writers
 # refuse it; which message the apiserver reports first is not fixed.
 check "an answer cannot be sent together with other status changes" expect_reject 'denied request' "ValidatingAdmissionPolicy 'flowrun.dev-" -- \
-  answer_as alice gated '{"proceed":true},"phase":"Succeeded"'
-check "... and nothing of it was stored" eq "false Waiting" jp gated '{.status.answers.proceed} {.status.phase}'
+  answer_as alice gated '{"proceed":false},"phase":"Succeeded"'
+check "... and nothing of it was stored" eq "true Waiting" jp gated '{.status.answers.proceed} {.status.phase}'
+
+# ---- answers are write-once for people (flowrun.dev-status-writers) ----
+check "write-once: a second, different answer (bob, an approver) is refused" expect_reject \
+  "FlowRun gated has no open wait for another answer: 'proceed' was already answered" 'an answer is final once given' \
+  'only after the controller rejected it (condition AnswerAccepted, reason InvalidAnswer)' -- \
+  answer_as bob gated '{"proceed":false}'
+check "write-once: the same answer again is accepted (changes nothing)" expect_ok answer_as bob gated '{"proceed":true}'
+check "write-once: a person cannot remove an answer" expect_reject 'FlowRun gated: an answer cannot be removed once given' -- \
+  answer_as alice gated '{"proceed":null}'
+check "write-once: the first answer stands" eq true jp gated '{.status.answers.proceed}'
+# The cluster admin stands in for the controller: its verdict on an older wait does not unlock this one ...
+invalid() { # invalid <flowrun> <wait>: the controller's condition for an answer that failed its schema
+  "$K" patch flowrun "$1" --subresource=status --type=merge -p "{\"status\":{\"conditions\":[{\"type\":\"AnswerAccepted\",
+    \"status\":\"False\",\"reason\":\"InvalidAnswer\",\"message\":\"the answer to '$2' does not match its schema: expected boolean\",
+    \"lastTransitionTime\":\"2026-01-02T03:04:05Z\"}]}}" >/dev/null
+}
+invalid gated earlier
+check "write-once: a rejection of another wait's answer does not unlock this one" expect_reject \
+  'an answer is final once given' -- answer_as bob gated '{"proceed":false}'
+# ... its rejection of this wait's answer does.
+invalid gated proceed
+check "after the controller rejected the answer (InvalidAnswer), an approver may correct it" expect_ok \
+  answer_as bob gated '{"proceed":false}'
+check "... stored" eq false jp gated '{.status.answers.proceed}'
+check "... but still not remove it" expect_reject 'an answer cannot be removed once given' -- answer_as bob gated '{"proceed":null}'
+# Two people answer at the same moment, over kept-alive connections so that the PATCHes reach the
+# apiserver together: whichever is applied first wins, the other is refused (the apiserver re-runs
+# admission against the latest object when concurrent updates collide); never both accepted.
+race() {
+  python3 - "$C" "$@" <<'PY'
+import http.client, json, os, ssl, sys, threading
+cluster, n = sys.argv[1], int(sys.argv[2])
+port = int([l.split("=", 1)[1] for l in open(os.path.join(cluster, "cluster.env")) if l.startswith("APISERVER_PORT=")][-1])
+def conn(user):
+    ctx = ssl.create_default_context(cafile=os.path.join(cluster, "pki", "ca.crt"))
+    d = os.path.join(cluster, "users") if user else os.path.join(cluster, "pki")
+    ctx.load_cert_chain(os.path.join(d, (user or "admin") + ".crt"), os.path.join(d, (user or "admin") + ".key"))
+    return http.client.HTTPSConnection("127.0.0.1", port, context=ctx)
+def call(c, method, path, body, ctype="application/merge-patch+json"):
+    c.request(method, path, body=None if body is None else json.dumps(body), headers={"Content-Type": ctype})
+    r = c.getresponse()
+    return r.status, r.read()
+FR = "/apis/flowrun.dev/v1alpha1/namespaces/default/flowruns"
+admin, people = conn(None), {"alice": conn("alice"), "bob": conn("bob")}
+both = one = 0
+for i in range(n):
+    name = "race-%d" % i
+    call(admin, "POST", FR, {"apiVersion": "flowrun.dev/v1alpha1", "kind": "FlowRun", "metadata": {"name": name},
+                             "spec": {"template": {"image": "a"}}}, "application/json")
+    call(admin, "PATCH", FR + "/" + name + "/status", {"status": {"phase": "Waiting", "wait": {"name": "proceed"}}})
+    got, go = {}, threading.Barrier(2)
+    def answer(user, value):
+        go.wait()
+        got[user] = call(people[user], "PATCH", FR + "/" + name + "/status", {"status": {"answers": {"proceed": value}}})
+    ts = [threading.Thread(target=answer, args=a) for a in (("alice", True), ("bob", False))]
+    [t.start() for t in ts]; [t.join() for t in ts]
+    ok = [u for u, (code, _) in got.items() if code == 200]
+    stored = json.loads(call(admin, "GET", FR + "/" + name, None)[1])["status"]["answers"]["proceed"]
+    if len(ok) != 1 or stored != (ok[0] == "alice"):
+        print("race %d: accepted %s, stored %s: %s" % (i, ok, stored, got)); both += 1; continue
+    loser = [body for code, body in got.values() if code != 200][0].decode()
+    if "already answered" not in loser:
+        print("race %d: refused without the reason: %s" % (i, loser)); both += 1; continue
+    one += 1
+print("%d races: exactly one answer accepted and stored in %d" % (n, one))
+sys.exit(1 if both else 0)
+PY
+}
+check "two people answering at once: exactly one accepted and stored, the other refused (20 races)" race 20
 check "an approver cannot answer a wait that is not open" expect_reject "FlowRun gated waits for 'proceed'" -- \
   answer_as alice gated '{"later":true}'
 check "approvers present but empty: nobody may answer, not even a cluster admin" expect_reject 'nobody may answer the waits of FlowRun nobody' -- \
   "$K" patch flowrun nobody --subresource=status --type=merge -p '{"status":{"answers":{"proceed":true}}}'
 check "no approvers: anyone RBAC lets patch flowruns/status may answer" expect_ok answer_as carol open '{"proceed":true}'
+check "a cluster admin (system:masters) is not bound by write-once: replaces carol's answer while the run waits" expect_ok \
+  "$K" patch flowrun open --subresource=status --type=merge -p '{"status":{"answers":{"proceed":false}}}'
+check "... stored" eq false jp open '{.status.answers.proceed}'
 
 # ---- every manifest in examples/ passes a server-side dry run ----
 # In a namespace of its own: research-1 in default has been cancelled above.

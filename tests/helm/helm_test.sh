@@ -206,10 +206,12 @@ check "author: creates FlowRuns" expect_ok as arthur apply -f - <<<"$(fr open)
 ---
 $(fr gated '  approvers: {users: [alice], groups: [research-leads]}')
 ---
+$(fr gated2 '  approvers: {users: [alice], groups: [research-leads]}')
+---
 $(fr nobody '  approvers: {}')
 ---
 $(fr scratch)"
-check "author: lists them" bash -c "$(declare -f as); K='$K' C='$C' NS=$NS as arthur get flowruns -o name | grep -c flowrun | grep -qx 4"
+check "author: lists them" bash -c "$(declare -f as); K='$K' C='$C' NS=$NS as arthur get flowruns -o name | grep -c flowrun | grep -qx 5"
 check "author: may not answer" expect_reject 'forbidden' 'resource "flowruns/status"' -- answer arthur open '{"answers":{"proceed":true}}'
 check "author: deletes a FlowRun" expect_ok as arthur delete flowrun scratch
 check "viewer: reads FlowRuns" expect_ok as vera get flowruns
@@ -221,12 +223,20 @@ check "viewer: may not delete" expect_reject 'cannot delete resource "flowruns"'
 check "nobody answers a run that is not waiting" expect_reject 'FlowRun open has no open wait' -- \
   answer alice open '{"answers":{"proceed":true}}'
 # The controller (its ServiceAccount token) opens a wait on each run: the policies let it write status.
-for r in open gated nobody; do
+for r in open gated gated2 nobody; do
   check "the controller's ServiceAccount writes phase and wait of $r" expect_ok ctl_status $r application/merge-patch+json \
     '{"status":{"phase":"Waiting","attempt":1,"wait":{"name":"proceed","question":"Proceed?"},"cost":{"usd":0.1}}}'
 done
 check "approver: answers the open wait" expect_ok answer alice open '{"answers":{"proceed":true}}'
-check "approver: may correct that answer while the run still waits" expect_ok answer alice open '{"answers":{"proceed":false}}'
+check "approver: may not change a given answer (write-once for people)" expect_reject \
+  "FlowRun open has no open wait for another answer: 'proceed' was already answered" 'an answer is final once given' -- \
+  answer mallory open '{"answers":{"proceed":false}}'
+check "approver: may not remove a given answer" expect_reject 'an answer cannot be removed once given' -- \
+  answer alice open '{"answers":{"proceed":null}}'
+check "the controller rejects the answer (AnswerAccepted=False, reason InvalidAnswer)" expect_ok \
+  ctl_status open application/merge-patch+json \
+  '{"status":{"conditions":[{"type":"AnswerAccepted","status":"False","reason":"InvalidAnswer","message":"the answer to '"'"'proceed'"'"' does not match its schema","lastTransitionTime":"2026-01-02T03:04:05Z"}]}}'
+check "approver: may then correct the answer while the run still waits" expect_ok answer alice open '{"answers":{"proceed":false}}'
 check "approver: may not answer a wait that is not open" expect_reject "FlowRun open waits for 'proceed'" -- \
   answer alice open '{"answers":{"later":true}}'
 check "approver: may not change the phase" expect_reject 'alice may not change the status of FlowRun open' -- \
@@ -242,7 +252,9 @@ check "approver: may not change the spec" expect_reject 'cannot patch resource "
 check "... none of it was stored" eq "false Waiting 0.1" bash -c \
   "'$K' -n $NS get flowrun open -o jsonpath='{.status.answers.proceed} {.status.phase} {.status.cost.usd}'"
 check "approvers list: a listed user answers" expect_ok answer alice gated '{"answers":{"proceed":true}}'
-check "approvers list: a member of a listed group answers" expect_ok answer bob gated '{"answers":{"proceed":false}}'
+check "approvers list: a member of a listed group may not replace that answer" expect_reject 'an answer is final once given' -- \
+  answer bob gated '{"answers":{"proceed":false}}'
+check "approvers list: a member of a listed group answers" expect_ok answer bob gated2 '{"answers":{"proceed":false}}'
 check "approvers list: an approver who is not listed is refused" expect_reject 'mallory may not answer the waits of FlowRun gated' -- \
   answer mallory gated '{"answers":{"proceed":true}}'
 check "empty approvers list: an approver is refused" expect_reject 'nobody may answer the waits of FlowRun nobody' -- \
