@@ -251,12 +251,12 @@ check "approver: may not change the spec" expect_reject 'cannot patch resource "
   as alice patch flowrun open --type=merge -p '{"spec":{"budgetUSD":5}}'
 check "... none of it was stored" eq "false Waiting 0.1" bash -c \
   "'$K' -n $NS get flowrun open -o jsonpath='{.status.answers.proceed} {.status.phase} {.status.cost.usd}'"
+check "approvers list: an approver who is not listed is refused" expect_reject 'mallory may not answer the waits of FlowRun gated' -- \
+  answer mallory gated '{"answers":{"proceed":true}}'
 check "approvers list: a listed user answers" expect_ok answer alice gated '{"answers":{"proceed":true}}'
 check "approvers list: a member of a listed group may not replace that answer" expect_reject 'an answer is final once given' -- \
   answer bob gated '{"answers":{"proceed":false}}'
 check "approvers list: a member of a listed group answers" expect_ok answer bob gated2 '{"answers":{"proceed":false}}'
-check "approvers list: an approver who is not listed is refused" expect_reject 'mallory may not answer the waits of FlowRun gated' -- \
-  answer mallory gated '{"answers":{"proceed":true}}'
 check "empty approvers list: an approver is refused" expect_reject 'nobody may answer the waits of FlowRun nobody' -- \
   answer alice nobody '{"answers":{"proceed":true}}'
 check "empty approvers list: the cluster admin too" expect_reject 'nobody may answer the waits of FlowRun nobody' -- \
