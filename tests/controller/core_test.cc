@@ -856,6 +856,9 @@ TEST(Waiting, InvalidAnswerKeepsWaitingAndWarnsOnce) {
   EXPECT_EQ((*c)["status"], "False");
   EXPECT_EQ((*c)["reason"], "InvalidAnswer");
   EXPECT_NE((*c)["message"].get<std::string>().find("does not match its schema"), std::string::npos) << *c;
+  // The admission policy flowrun.dev-status-writers lets a person replace an
+  // answer only when this condition's message starts so (crds/flowrun-policies.yaml).
+  EXPECT_EQ((*c)["message"].get<std::string>().rfind("the answer to 'proceed'", 0), 0u) << *c;
   EXPECT_NE(w.status()["message"].get<std::string>().find("does not match its schema"), std::string::npos);
   EXPECT_TRUE(HasEvent(r, "Warning", "InvalidAnswer"));
   // A corrected answer is accepted; the condition flips.
