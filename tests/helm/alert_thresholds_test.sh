@@ -46,8 +46,8 @@ check "a ratio above 1 is refused by the values schema" expect_reject reconcileE
   "$helm" template t "$root/helm/flowrun" --set-json metrics.prometheusRule.thresholds.reconcileErrorRatio=3
 
 cp -r "$root/helm/flowrun" "$work/chart"
-sed -i 's/> 4 \* 3600/> 5 * 3600/' "$work/chart/files/prometheus-rules.yaml"
-check "a rule file without a replaced literal fails the render and names it" expect_reject 'no longer contains the threshold' '> 4 * 3600' -- \
+sed -i 's/> 14400/> 14401/' "$work/chart/files/prometheus-rules.yaml"
+check "a rule file without a replaced literal fails the render and names it" expect_reject 'no longer contains the threshold' '> 14400' -- \
   "$helm" template t "$work/chart" --set metrics.prometheusRule.enabled=true
 
 summary
