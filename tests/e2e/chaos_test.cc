@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <random>
@@ -58,10 +59,11 @@ class JobWatch {
 
 // Asserts one Job per attempt ever, named <run>-a<attempt>, and exactly
 // `attempts` attempts.
-void ExpectOneJobPerAttempt(const JobWatch& watch, const std::string& run, int attempts) {
+void ExpectOneJobPerAttempt(E2eWorld& w, const JobWatch& watch, const std::string& run, int attempts) {
   auto seen = watch.Seen();
   ASSERT_TRUE(seen.count(run)) << "no Job seen for " << run << "\n" << watch.Raw();
-  EXPECT_EQ(seen[run].size(), static_cast<size_t>(attempts)) << run << "\n" << watch.Raw();
+  EXPECT_EQ(seen[run].size(), static_cast<size_t>(attempts))
+      << run << " attempts: " << w.Get(run, "{.status.attempts}") << "\n" << watch.Raw();
   for (const auto& [attempt, jobs] : seen[run]) {
     EXPECT_EQ(jobs.size(), 1u) << "two Jobs for attempt " << attempt << " of " << run << "\n" << watch.Raw();
     for (const auto& j : jobs) EXPECT_EQ(j.substr(0, j.find(' ')), run + "-a" + attempt) << j;
@@ -154,7 +156,7 @@ TEST(E2eChaos, ControllerSigkilledAtRandomPointsConverges) {
 
   for (const auto& r : research) {
     SCOPED_TRACE(r);
-    ExpectOneJobPerAttempt(watch, r, 2);
+    ExpectOneJobPerAttempt(w, watch, r, 2);
     const std::string uid = w.Uid(r);
     EXPECT_EQ(w.Psql("SELECT count(*) || ' ' || string_agg(answer::text, ',') FROM flowrun.waits WHERE run_uid = '" +
                      uid + "'"),
@@ -163,7 +165,7 @@ TEST(E2eChaos, ControllerSigkilledAtRandomPointsConverges) {
   }
   for (const auto& c : chains) {
     SCOPED_TRACE(c);
-    ExpectOneJobPerAttempt(watch, c, 1);
+    ExpectOneJobPerAttempt(w, watch, c, 1);
     EXPECT_EQ(w.Psql("SELECT count(*) FROM flowrun.checkpoints WHERE status = 'completed' AND run_uid = '" +
                      w.Uid(c) + "'"),
               "6");
@@ -173,6 +175,13 @@ TEST(E2eChaos, ControllerSigkilledAtRandomPointsConverges) {
   for (auto it = stats["by_prompt"].begin(); it != stats["by_prompt"].end(); ++it)
     EXPECT_EQ(it.value().get<int64_t>(), 1) << it.key();
   EXPECT_EQ(stats.value("succeeded", 0), 3 * 2 + 3 * 6) << stats.dump();
+  if (::testing::Test::HasFailure()) {
+    // Every killed controller's log, for the post-mortem (the seed replays the kill schedule).
+    const char* t = std::getenv("TMPDIR");
+    const std::string path = std::string(t && *t ? t : "/tmp") + "/flowrun-chaos-controller.log";
+    std::ofstream(path) << w.ControllerLog();
+    std::cerr << "controller logs of every kill: " << path << "\n";
+  }
 }
 
 // kube-apiserver SIGKILLed while a run executes and another waits, then

@@ -187,15 +187,30 @@ class Reconciler {
     return kPending;
   }
 
+  // The newest attempt anyone knows of. The database counts too: right after
+  // this controller created a Job and patched the status, both caches can lag
+  // behind an agent that already started (seen under load: a reconcile 0.1 s
+  // later saw neither, but the database's attempt 1, and created attempt 2
+  // beside the running attempt 1, fencing it and repeating its in-flight
+  // call). An attempt only the database knows is observed like a Job the
+  // informer has not shown yet (Observe).
   int CurrentAttempt() const {
     int n = st_.attempt;
     for (const auto& j : jobs_) n = std::max(n, j.attempt);
+    if (in_.run) n = std::max(n, in_.run->attempt);
     return n;
   }
-  int NextAttempt() const {
-    int n = CurrentAttempt();
-    if (in_.run) n = std::max(n, in_.run->attempt);
-    return n + 1;
+  int NextAttempt() const { return CurrentAttempt() + 1; }
+
+  // When the database saw attempt n start (its newest execution), if it did.
+  std::optional<TimePoint> DatabaseStart(int n) const {
+    std::optional<TimePoint> start;
+    const flowrun::AttemptRecord* best = nullptr;
+    if (in_.run)
+      for (const auto& a : in_.run->attempts)
+        if (a.attempt == n && (!best || a.epoch > best->epoch)) best = &a;
+    if (best) start = best->started_at;
+    return start;
   }
 
   size_t RecordIndex(int attempt) {
@@ -205,7 +220,12 @@ class Reconciler {
     rec.attempt = attempt;
     const JobView* job = FindJob(attempt);
     rec.job = job ? job->meta.name : JobName(fr_.meta.name, attempt);
-    rec.start_time = FormatTime(job && job->meta.creation_timestamp ? *job->meta.creation_timestamp : in_.now);
+    // Without a Job in the cache, the database's start of the attempt (an
+    // attempt only it knows of), else now (a Job about to be created).
+    std::optional<TimePoint> db_start = job ? std::nullopt : DatabaseStart(attempt);
+    rec.start_time = FormatTime(job && job->meta.creation_timestamp ? *job->meta.creation_timestamp
+                                : db_start                          ? *db_start
+                                                                    : in_.now);
     rec.outcome = "running";
     st_.attempts.push_back(rec);
     std::sort(st_.attempts.begin(), st_.attempts.end(),
