@@ -44,6 +44,7 @@
 #include "flowrun/metrics/phase_counter.h"
 #include "flowrun/metrics/postgres_metrics_source.h"
 #include "flowrun/metrics/workqueue_collector.h"
+#include "yaml_config_format.h"
 #include "flowrun/postgres.h"
 
 namespace {
@@ -486,6 +487,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--pod-start-grace-seconds", f.pod_start_grace_seconds, "image pull / container create grace")
       ->capture_default_str();
+  flowrun::controller::AddYamlConfigOption(app);
   CLI11_PARSE(app, argc, argv);
   g_log_level = LevelOf(f.log_level);
 
