@@ -40,9 +40,6 @@
 // Exit code: 0 when every phase ran (figures are printed, never asserted),
 // 1 when a phase could not run (e.g. a FlowRun never reached Waiting) or the
 // set-up was not what it claims (an object the controller would act on).
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -72,6 +69,7 @@
 #include "flowrun/controller/reconcile.h"
 #include "flowrun/kube/client.h"
 #include "flowrun/kube/errors.h"
+#include "e2e/e2e_world.h"
 #include "kube/kube_cluster.h"
 #include "support/child_process.h"
 #include "support/fake_llm.h"
@@ -81,6 +79,8 @@ namespace {
 
 using flowrun::kube::KubeClient;
 using flowrun::testing::ChildProcess;
+using flowrun::testing::HttpGetStatus;
+using flowrun::testing::WriteFile;
 using flowrun::testing::KubeCluster;
 using nlohmann::json;
 namespace resources = flowrun::kube::resources;
@@ -138,12 +138,6 @@ std::unique_ptr<KubeClient> Client(const std::string& kubeconfig) {
   auto c = flowrun::kube::NewKubeClient(*cfg, {});
   if (!c.ok()) Die("client: " + c.status().ToString());
   return std::move(c).value();
-}
-
-void WriteFile(const std::string& path, const std::string& text) {
-  std::ofstream out(path);
-  out << text;
-  if (!out) Die("cannot write " + path);
 }
 
 // ---- a watch on its own thread ----------------------------------------------
@@ -237,33 +231,6 @@ long CpuTicks(pid_t pid) {
   return utime + stime;
 }
 
-// The status code of `GET path` on 127.0.0.1:port (HTTP/1.0, one connection
-// per request, as the controller's health server expects); 0 when nothing
-// answers within a second.
-int HealthStatus(int port, const char* path) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return 0;
-  timeval tv{1, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string reply;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-    std::string req = std::string("GET ") + path + " HTTP/1.0\r\n\r\n";
-    if (send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size())) {
-      char buf[64];
-      ssize_t n = recv(fd, buf, sizeof buf, MSG_WAITALL);
-      if (n > 0) reply.assign(buf, static_cast<size_t>(n));
-    }
-  }
-  close(fd);
-  // "HTTP/1.0 200 OK..."
-  auto sp = reply.find(' ');
-  return sp == std::string::npos ? 0 : std::atoi(reply.c_str() + sp + 1);
-}
-
 class Controller {
  public:
   Controller(const std::string& kubeconfig, const std::string& db_url) {
@@ -314,10 +281,7 @@ class Controller {
   }
 
   std::string Output() const { return proc_->Output(); }
-  std::string Tail(size_t n) const {
-    std::string s = proc_->Output();
-    return s.size() > n ? s.substr(s.size() - n) : s;
-  }
+  std::string Tail(size_t n) const { return flowrun::testing::Tail(proc_->Output(), n); }
   // Log lines of reconciles that acted on a key in `ns` (the controller logs
   // "reconcile" only with actions; RequeueAfter alone is not an act).
   size_t ReconcilesWithActions(const std::string& ns) const {
@@ -342,7 +306,7 @@ class Controller {
   }
 
  private:
-  bool Ready() const { return HealthStatus(port_, "/readyz") == 200; }
+  bool Ready() const { return HttpGetStatus(port_, "/readyz") == 200; }
   std::unique_ptr<ChildProcess> proc_;
   int64_t start_ns_ = 0;
   int port_ = 0;

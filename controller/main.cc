@@ -136,21 +136,8 @@ class Controller {
       return {uid};
     });
 
-    kube::InformerOptions jo;
-    jo.resource = kube::resources::Jobs();
-    jo.ns = flags_.ns;
-    jo.label_selector = kLabelRun;
-    jo.name = "jobs";
-    jobs_ = std::make_unique<kube::Informer>(client_.get(), jo);
-    jobs_->AddIndex("owner", kube::IndexByOwnerUid());
-
-    kube::InformerOptions po;
-    po.resource = kube::resources::Pods();
-    po.ns = flags_.ns;
-    po.label_selector = kLabelRun;
-    po.name = "pods";
-    pods_ = std::make_unique<kube::Informer>(client_.get(), po);
-    pods_->AddIndex("owner", kube::IndexByOwnerUid());
+    jobs_ = RunOwnedInformer(kube::resources::Jobs(), "jobs");
+    pods_ = RunOwnedInformer(kube::resources::Pods(), "pods");
 
     kube::WorkQueueOptions qo;
     qo.name = "flowruns";
@@ -345,6 +332,19 @@ class Controller {
   }
 
   Flags flags_;
+  // An informer on the objects the runs own (label flowrun.dev/run), indexed
+  // by their owner's uid: a FlowRun's Jobs, a Job's Pods.
+  std::unique_ptr<kube::Informer> RunOwnedInformer(kube::ResourceRef resource, const std::string& name) {
+    kube::InformerOptions o;
+    o.resource = std::move(resource);
+    o.ns = flags_.ns;
+    o.label_selector = kLabelRun;
+    o.name = name;
+    auto informer = std::make_unique<kube::Informer>(client_.get(), o);
+    informer->AddIndex("owner", kube::IndexByOwnerUid());
+    return informer;
+  }
+
   ControllerConfig config_;
   std::unique_ptr<kube::KubeClient> client_;
   std::string db_url_;

@@ -14,9 +14,6 @@ std::string Where(const YAML::Node& n) {
   return " (line " + std::to_string(m.line + 1) + ")";
 }
 
-// A YAML scalar as CLI11 expects it: booleans as true/false, the rest verbatim.
-std::string ScalarText(const YAML::Node& n) { return n.Scalar(); }
-
 }  // namespace
 
 std::vector<CLI::ConfigItem> YamlConfigFormat::from_config(std::istream& input) const {
@@ -41,12 +38,12 @@ std::vector<CLI::ConfigItem> YamlConfigFormat::from_config(std::istream& input) 
     CLI::ConfigItem item;
     item.name = key;
     if (v.IsScalar()) {
-      item.inputs.push_back(ScalarText(v));
+      item.inputs.push_back(v.Scalar());
     } else if (v.IsSequence()) {
       for (const auto& e : v) {
         if (!e.IsScalar())
           throw CLI::ConfigError("configuration key '" + key + "'" + Where(e) + ": list items must be plain values");
-        item.inputs.push_back(ScalarText(e));
+        item.inputs.push_back(e.Scalar());
       }
     } else if (v.IsNull()) {
       throw CLI::ConfigError("configuration key '" + key + "'" + Where(v) +
