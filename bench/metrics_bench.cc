@@ -14,10 +14,6 @@
 //
 // Usage: metrics_bench [--runs=N] [--scrapes=N] [--inserts=N]
 // Prints figures; asserts nothing.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -37,35 +33,16 @@
 #include "flowrun/metrics/postgres_metrics_source.h"
 #include "flowrun/metrics/workqueue_collector.h"
 #include "flowrun/postgres.h"
+#include "support/local_http.h"
 #include "support/postgres_server.h"
 
 using namespace flowrun;
 using Steady = std::chrono::steady_clock;
+using flowrun::testing::HttpGetBody;
 
 namespace {
 
 double Ms(Steady::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
-
-// GET http://127.0.0.1:port/metrics; the body.
-std::string Scrape(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(static_cast<uint16_t>(port));
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
-    close(fd);
-    return "";
-  }
-  std::string req = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-  (void)!send(fd, req.data(), req.size(), 0);
-  std::string resp;
-  char buf[65536];
-  for (ssize_t n; (n = recv(fd, buf, sizeof buf, 0)) > 0;) resp.append(buf, static_cast<size_t>(n));
-  close(fd);
-  auto body = resp.find("\r\n\r\n");
-  return body == std::string::npos ? "" : resp.substr(body + 4);
-}
 
 struct Stats {
   double p50, p99, max;
@@ -80,7 +57,7 @@ Stats ScrapeStats(int port, int n, size_t* size) {
   std::vector<double> t;
   for (int i = 0; i < n; ++i) {
     auto t0 = Steady::now();
-    std::string body = Scrape(port);
+    std::string body = HttpGetBody(port, "/metrics");
     t.push_back(Ms(Steady::now() - t0));
     *size = body.size();
   }

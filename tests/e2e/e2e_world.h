@@ -55,6 +55,7 @@
 #include "kube/kube_cluster.h"
 #include "support/child_process.h"
 #include "support/fake_llm.h"
+#include "support/local_http.h"
 #include "support/postgres_server.h"
 
 namespace flowrun::testing {
@@ -159,10 +160,6 @@ class E2eWorld {
 std::string Trim(std::string s);
 std::string Tail(const std::string& s, size_t n);
 void WriteFile(const std::string& path, const std::string& text);
-// GET `path` from 127.0.0.1:port with HTTP/1.0; the status code (0: no answer).
-int HttpGetStatus(int port, const std::string& path);
-// GET `path`: the body ("" on failure).
-std::string HttpGetBody(int port, const std::string& path);
 // The first JSON log line of `process` whose msg is `msg`, waiting up to
 // `timeout` for it (null if none appeared).
 nlohmann::json WaitForLogLine(ChildProcess& process, const std::string& msg,
