@@ -6,6 +6,8 @@ set -euo pipefail
 PACKAGES=(
   # toolchain
   build-essential cmake ninja-build pkg-config git openssl ca-certificates python3 procps iproute2
+  # compiler cache: the normal, sanitizer and image builds share object files (scripts/build.sh)
+  ccache
   # libraries flowrun links
   libcpprest-dev libssl-dev libyaml-cpp-dev libpqxx-dev libpq-dev prometheus-cpp-dev
   nlohmann-json3-dev libvalijson-dev libcli11-dev libspdlog-dev libfmt-dev
