@@ -311,8 +311,8 @@ class Controller {
         return run.status();
     }
     ReconcileResult result = Reconcile(in);
-    if (!result.error.empty()) {
-      Log("error", "FlowRun cannot be reconciled", {{"key", key}, {"error", result.error}});
+    if (!result.error.ok()) {
+      Log("error", "FlowRun cannot be reconciled", {{"key", key}, {"error", result.error.ToString()}});
       queue_->Forget(key);
       return Status();
     }

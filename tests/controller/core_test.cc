@@ -273,7 +273,7 @@ struct World {
   // Reconciles, applies, and checks that reconciling the result again changes nothing.
   fc::ReconcileResult Step() {
     fc::ReconcileResult r = Reconcile();
-    EXPECT_TRUE(r.error.empty()) << r.error;
+    EXPECT_TRUE(r.error.ok()) << r.error;
     Apply(r);
     // ExpireWait is two-phase by design: the database decides, the requeued
     // reconcile reads its decision.
@@ -1309,8 +1309,9 @@ TEST(Malformed, FlowRunWithoutUidIsAnError) {
   w.flowrun["metadata"].erase("uid");
   auto r = fc::Reconcile({w.flowrun, w.jobs, w.pods, w.run, w.now, w.config});
   EXPECT_TRUE(r.actions.empty());
-  EXPECT_NE(r.error.find("metadata.uid"), std::string::npos) << r.error;
-  EXPECT_NE(fc::Reconcile({json("x"), {}, {}, {}, w.now, w.config}).error, "");
+  EXPECT_EQ(r.error.code(), flowrun::StatusCode::kInvalidArgument) << r.error;
+  EXPECT_NE(r.error.message().find("metadata.uid"), std::string::npos) << r.error;
+  EXPECT_EQ(fc::Reconcile({json("x"), {}, {}, {}, w.now, w.config}).error.code(), flowrun::StatusCode::kInvalidArgument);
 }
 
 TEST(Malformed, InvalidSpecNeverStartsAJobAndSaysWhy) {
@@ -1349,7 +1350,7 @@ TEST(Malformed, ForeignJobsAndMalformedPodsAreIgnored) {
   w.pods.push_back("garbage");
   w.pods.push_back({{"metadata", 7}});
   auto r = w.Reconcile();
-  EXPECT_TRUE(r.error.empty()) << r.error;
+  EXPECT_TRUE(r.error.ok()) << r.error;
   EXPECT_TRUE(r.actions.empty()) << r.Describe();
 }
 

@@ -964,14 +964,14 @@ ReconcileResult Reconcile(const ReconcileInput& in) {
   auto fr = ParseFlowRun(in.flowrun);
   if (!fr.ok()) {
     ReconcileResult r;
-    r.error = fr.status().message();
+    r.error = InvalidArgument(fr.status().message());
     return r;
   }
   try {
     return Reconciler(in, std::move(*fr)).Run();
   } catch (const std::exception& e) {  // a bug or a JSON shape the parsers let through
     ReconcileResult r;
-    r.error = std::string("reconcile failed: ") + e.what();
+    r.error = Internal(std::string("reconcile failed: ") + e.what());
     return r;
   }
 }
@@ -1028,7 +1028,7 @@ std::string Describe(const Action& a) {
 
 std::string ReconcileResult::Describe() const {
   std::string s;
-  if (!error.empty()) s += "error: " + error + "\n";
+  if (!error.ok()) s += "error: " + error.ToString() + "\n";
   for (const auto& a : actions) s += controller::Describe(a) + "\n";
   return s;
 }

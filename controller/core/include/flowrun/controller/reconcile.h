@@ -106,9 +106,15 @@ std::string Describe(const Action& action);
 
 struct ReconcileResult {
   std::vector<Action> actions;
-  // Non-empty when the FlowRun itself is unusable (no name or uid): nothing
-  // can be done; the adapter logs it and does not requeue.
-  std::string error;
+  // Not OK when no decision could be made; `actions` is then empty.
+  //   kInvalidArgument: the FlowRun itself is unusable (not an object, no name
+  //     or uid). Permanent: retrying the same object fails again, so the loop
+  //     reports it and waits for the object to change.
+  //   kInternal: the core threw (a bug, or a JSON shape the parsers let
+  //     through). Unexpected: the loop reports it and retries with backoff.
+  // A malformed spec is not an error here: it is decided like any other
+  // state (condition SpecValid=False, phase Failed).
+  Status error;
 
   template <typename T>
   std::vector<const T*> All() const {
