@@ -217,7 +217,7 @@ nlohmann::json Flow::RunWait(std::string_view name, std::string_view question, c
       break;
   }
   Outcome o;
-  o.outcome = "waiting";
+  o.kind = OutcomeKind::kWaiting;
   OpenWait w;
   w.name = key.name;
   w.occurrence = key.occurrence;
@@ -235,7 +235,7 @@ void Flow::Suspend(Outcome outcome) {
   if (current_checkpoint_) {
     // A clean stop inside a body: mark the try failed (not interrupted), so the
     // resumed run runs it again without counting a re-execution.
-    Status st = store_->CheckpointFailed(*current_checkpoint_, current_try_, false, "suspended: " + outcome.outcome);
+    Status st = store_->CheckpointFailed(*current_checkpoint_, current_try_, false, "suspended: " + std::string(OutcomeKindName(outcome.kind)));
     if (!st.ok()) ThrowStoreError(st, "suspending");
     current_checkpoint_.reset();
   }
@@ -265,7 +265,7 @@ void Flow::BeforeLlmCall(const std::string& /*model*/) {
   run_spent_usd_ = b->second;
   if (budget_usd_ && run_spent_usd_ >= *budget_usd_) {
     Outcome o;
-    o.outcome = "budget_exceeded";
+    o.kind = OutcomeKind::kBudgetExceeded;
     char buf[160];
     std::snprintf(buf, sizeof buf, "budget of $%.4f exhausted: the run has spent $%.4f", *budget_usd_, run_spent_usd_);
     o.error = buf;

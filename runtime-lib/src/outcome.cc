@@ -1,59 +1,100 @@
 #include "flowrun/outcome.h"
 
 #include <cstdio>
-#include <fstream>
+
+#include "flowrun/rfc3339.h"
+#include "flowrun/utf8.h"
 
 namespace flowrun {
 
+using nlohmann::json;
+
 int ExitCodeFor(const Outcome& o) {
-  if (o.outcome == "succeeded" || o.outcome == "waiting" || o.outcome == "budget_exceeded") return kExitOk;
-  if (o.outcome == "config_error") return kExitConfigError;
-  if (o.outcome == "database_unavailable") return kExitDatabaseUnavailable;
-  if (o.outcome == "fenced") return kExitFenced;
-  if (o.outcome == "divergence") return kExitDivergence;
+  switch (o.kind) {
+    case OutcomeKind::kSucceeded:
+    case OutcomeKind::kWaiting:
+    case OutcomeKind::kBudgetExceeded: return kExitOk;
+    case OutcomeKind::kConfigError: return kExitConfigError;
+    case OutcomeKind::kDatabaseUnavailable: return kExitDatabaseUnavailable;
+    case OutcomeKind::kFenced: return kExitFenced;
+    case OutcomeKind::kDivergence: return kExitDivergence;
+    case OutcomeKind::kFailed:
+    case OutcomeKind::kCancelled: return kExitFlowFailed;
+  }
   return kExitFlowFailed;
 }
 
 namespace {
 
-std::string Iso8601(TimePoint t) {
-  std::time_t tt = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
+// The wire shape, written once: the encoder and the decoder below are its
+// only readers and writers.
+constexpr int kWireVersion = 1;
 
-nlohmann::json UsageJson(const Usage& u) {
-  nlohmann::json j = {{"usd", u.cost_usd}, {"calls", u.llm_calls},
-                      {"in", u.input_tokens}, {"out", u.output_tokens}};
+json UsageJson(const Usage& u) {
+  json j = {{"usd", u.cost_usd}, {"calls", u.llm_calls}, {"in", u.input_tokens}, {"out", u.output_tokens}};
   if (u.cached_tokens) j["cached"] = u.cached_tokens;
   if (u.unknown_cost_calls) j["unpriced"] = u.unknown_cost_calls;
   return j;
 }
 
-// Cuts a UTF-8 string to at most `n` bytes without splitting a code point.
-std::string Truncate(const std::string& s, size_t n) {
-  if (s.size() <= n) return s;
-  size_t cut = n;
-  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
-  return s.substr(0, cut) + "...";
+json WaitJson(const OpenWait& w) {
+  json j = {{"name", w.name},         {"occurrence", w.occurrence},
+            {"question", w.question}, {"schema", w.schema},
+            {"askedAt", FormatTime(w.asked_at)},
+            {"onTimeout", std::string(OnTimeoutName(w.on_timeout))}};
+  if (w.deadline) j["deadline"] = FormatTime(*w.deadline);
+  return j;
+}
+
+// Lenient field readers: a missing or mistyped optional field reads as absent.
+const json* Field(const json& j, const char* key) {
+  auto it = j.find(key);
+  return it == j.end() || it->is_null() ? nullptr : &*it;
+}
+std::string StringField(const json& j, const char* key) {
+  const json* f = Field(j, key);
+  return f && f->is_string() ? f->get<std::string>() : std::string();
+}
+template <typename T>
+T NumberField(const json& j, const char* key, T fallback = 0) {
+  const json* f = Field(j, key);
+  return f && f->is_number() ? f->get<T>() : fallback;
+}
+
+Usage UsageFrom(const json* j) {
+  Usage u;
+  if (!j || !j->is_object()) return u;
+  u.cost_usd = NumberField<double>(*j, "usd");
+  u.llm_calls = NumberField<int64_t>(*j, "calls");
+  u.input_tokens = NumberField<int64_t>(*j, "in");
+  u.output_tokens = NumberField<int64_t>(*j, "out");
+  u.cached_tokens = NumberField<int64_t>(*j, "cached");
+  u.unknown_cost_calls = NumberField<int64_t>(*j, "unpriced");
+  return u;
+}
+
+StatusOr<OpenWait> WaitFrom(const json& j) {
+  if (!j.is_object()) return InvalidArgument("the outcome's wait is not an object");
+  OpenWait w;
+  w.name = StringField(j, "name");
+  if (w.name.empty()) return InvalidArgument("the outcome's wait has no name");
+  w.occurrence = NumberField<int>(j, "occurrence", 1);
+  w.question = StringField(j, "question");
+  if (const json* s = Field(j, "schema")) w.schema = *s;  // absent when cut to fit: PostgreSQL has it
+  if (auto t = ParseTime(StringField(j, "askedAt"))) w.asked_at = *t;
+  w.deadline = ParseTime(StringField(j, "deadline"));
+  w.on_timeout = ParseOnTimeout(StringField(j, "onTimeout")).value_or(OnTimeout::kFail);
+  return w;
 }
 
 }  // namespace
 
 std::string EncodeTerminationMessage(const Outcome& o, size_t limit) {
-  nlohmann::json j = {{"v", 1}, {"outcome", o.outcome}, {"attempt", o.attempt}};
+  const std::string kind(OutcomeKindName(o.kind));
+  json j = {{"v", kWireVersion}, {"outcome", kind}, {"attempt", o.attempt}};
+  if (o.reason != FailureReason::kNone) j["reason"] = std::string(FailureReasonName(o.reason));
   if (!o.error.empty()) j["error"] = o.error;
-  if (o.wait) {
-    nlohmann::json w = {{"name", o.wait->name}, {"occurrence", o.wait->occurrence},
-                        {"question", o.wait->question}, {"schema", o.wait->schema},
-                        {"askedAt", Iso8601(o.wait->asked_at)},
-                        {"onTimeout", std::string(OnTimeoutName(o.wait->on_timeout))}};
-    if (o.wait->deadline) w["deadline"] = Iso8601(*o.wait->deadline);
-    j["wait"] = std::move(w);
-  }
+  if (o.wait) j["wait"] = WaitJson(*o.wait);
   if (o.budget_usd) j["budgetUSD"] = *o.budget_usd;
   j["spent"] = UsageJson(o.spent);
   j["runSpentUSD"] = o.run_spent_usd;
@@ -61,7 +102,7 @@ std::string EncodeTerminationMessage(const Outcome& o, size_t limit) {
   j["checkpoints"] = {{"live", o.live_checkpoints}, {"cached", o.cached_checkpoints}};
   if (o.result) j["result"] = *o.result;
 
-  auto dump = [&] { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); };
+  auto dump = [&] { return j.dump(-1, ' ', false, json::error_handler_t::replace); };
   std::string s = dump();
   if (s.size() <= limit) return s;
   j["truncated"] = true;
@@ -71,19 +112,65 @@ std::string EncodeTerminationMessage(const Outcome& o, size_t limit) {
   if ((s = dump()).size() <= limit) return s;
   // Shrink the free-text fields until it fits.
   for (size_t keep = 1024; keep >= 16; keep /= 2) {
-    if (j.contains("wait")) j["wait"]["question"] = Truncate(o.wait->question, keep);
-    if (!o.error.empty()) j["error"] = Truncate(o.error, keep);
+    if (j.contains("wait")) j["wait"]["question"] = TruncateUtf8(o.wait->question, keep);
+    if (!o.error.empty()) j["error"] = TruncateUtf8(o.error, keep);
     if ((s = dump()).size() <= limit) return s;
   }
-  // Last resort: outcome only. Always fits.
-  return nlohmann::json({{"v", 1}, {"outcome", o.outcome}, {"attempt", o.attempt}, {"truncated", true}}).dump();
+  // Last resort: the typed words only. Always fits.
+  json last = {{"v", kWireVersion}, {"outcome", kind}, {"attempt", o.attempt}, {"truncated", true}};
+  if (o.reason != FailureReason::kNone) last["reason"] = std::string(FailureReasonName(o.reason));
+  if (o.wait) last["wait"] = {{"name", TruncateUtf8(o.wait->name, 256)}, {"occurrence", o.wait->occurrence}};
+  return last.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-StatusOr<nlohmann::json> DecodeTerminationMessage(const std::string& text) {
-  auto j = nlohmann::json::parse(text, nullptr, false);
+StatusOr<Outcome> DecodeTerminationMessage(const std::string& text) {
+  json j = json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object() || !j.contains("outcome") || !j["outcome"].is_string())
     return InvalidArgument("termination message is not a flowrun outcome");
-  return j;
+  const std::string word = j["outcome"].get<std::string>();
+  auto kind = ParseOutcomeKind(word);
+  if (!kind) return Unimplemented("the agent reported an unknown outcome \"" + TruncateUtf8(word, 64) + "\"");
+  Outcome o;
+  o.kind = *kind;
+  o.reason = ParseFailureReason(StringField(j, "reason")).value_or(FailureReason::kNone);
+  // An agent that failed always has a cause, even from a build without reasons.
+  if (o.kind == OutcomeKind::kFailed && o.reason == FailureReason::kNone) o.reason = FailureReason::kFlowFailed;
+  o.attempt = NumberField<int>(j, "attempt");
+  o.error = StringField(j, "error");
+  if (const json* w = Field(j, "wait")) {
+    auto wait = WaitFrom(*w);
+    if (!wait.ok()) return wait.status();
+    o.wait = std::move(*wait);
+  }
+  if (const json* b = Field(j, "budgetUSD"); b && b->is_number()) o.budget_usd = b->get<double>();
+  o.spent = UsageFrom(Field(j, "spent"));
+  o.run_spent_usd = NumberField<double>(j, "runSpentUSD");
+  o.saved = UsageFrom(Field(j, "saved"));
+  if (const json* c = Field(j, "checkpoints"); c && c->is_object()) {
+    o.live_checkpoints = NumberField<int64_t>(*c, "live");
+    o.cached_checkpoints = NumberField<int64_t>(*c, "cached");
+  }
+  if (const json* r = Field(j, "result")) o.result = *r;
+  if (const json* t = Field(j, "truncated"); t && t->is_boolean()) o.truncated = t->get<bool>();
+  return o;
+}
+
+std::optional<Outcome> OutcomeFromRunState(const RunState& run, const AttemptRecord& rec) {
+  if (!rec.outcome || *rec.outcome == OutcomeKind::kFenced) return std::nullopt;
+  Outcome o;
+  o.kind = *rec.outcome;
+  o.reason = rec.reason;
+  if (o.kind == OutcomeKind::kFailed && o.reason == FailureReason::kNone) o.reason = FailureReason::kFlowFailed;
+  o.attempt = rec.attempt;
+  o.error = rec.error;
+  if (o.kind == OutcomeKind::kWaiting) o.wait = run.open_wait;
+  o.budget_usd = run.budget_usd;
+  o.run_spent_usd = run.spent.cost_usd;
+  o.saved = rec.saved;
+  o.live_checkpoints = rec.live_checkpoints;
+  o.cached_checkpoints = rec.cached_checkpoints;
+  if (o.kind == OutcomeKind::kSucceeded) o.result = run.result;
+  return o;
 }
 
 Status WriteTerminationMessage(const std::string& path, const Outcome& outcome) {

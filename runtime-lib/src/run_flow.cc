@@ -27,7 +27,7 @@ int Report(const RunEnvironment& env, Outcome o) {
   Status st = WriteTerminationMessage(env.termination_message_path, o);
   if (!st.ok()) Log(env, "warning", st.ToString());
   int code = ExitCodeFor(o);
-  nlohmann::json fields = {{"outcome", o.outcome}, {"exitCode", code},
+  nlohmann::json fields = {{"outcome", std::string(OutcomeKindName(o.kind))}, {"exitCode", code},
                            {"liveCheckpoints", o.live_checkpoints}, {"cachedCheckpoints", o.cached_checkpoints},
                            {"spentUSD", o.spent.cost_usd}, {"savedUSD", o.saved.cost_usd}};
   if (!o.error.empty()) fields["error"] = o.error;
@@ -36,9 +36,10 @@ int Report(const RunEnvironment& env, Outcome o) {
   return code;
 }
 
-Outcome OutcomeOf(const std::string& kind, const std::string& error) {
+Outcome OutcomeOf(OutcomeKind kind, const std::string& error, FailureReason reason = FailureReason::kNone) {
   Outcome o;
-  o.outcome = kind;
+  o.kind = kind;
+  o.reason = kind == OutcomeKind::kFailed && reason == FailureReason::kNone ? FailureReason::kFlowFailed : reason;
   o.error = error;
   return o;
 }
@@ -52,7 +53,7 @@ int run_flow(const FlowFunction& fn) {
     RunEnvironment fallback;
     if (const char* p = std::getenv("FLOWRUN_TERMINATION_MESSAGE_PATH")) fallback.termination_message_path = p;
     if (const char* a = std::getenv("FLOWRUN_ATTEMPT")) fallback.attempt = std::atoi(a);
-    return Report(fallback, OutcomeOf("config_error", env.status().message()));
+    return Report(fallback, OutcomeOf(OutcomeKind::kConfigError, env.status().message()));
   }
   return run_flow(fn, *env);
 }
@@ -64,7 +65,7 @@ int run_flow(const FlowFunction& fn, const RunEnvironment& env) {
   PriceTable prices;
   if (!env.price_table_path.empty()) {
     auto loaded = PriceTable::LoadFile(env.price_table_path);
-    if (!loaded.ok()) return Report(env, OutcomeOf("config_error", loaded.status().message()));
+    if (!loaded.ok()) return Report(env, OutcomeOf(OutcomeKind::kConfigError, loaded.status().message()));
     prices = std::move(loaded).value();
   }
 
@@ -77,14 +78,14 @@ int run_flow(const FlowFunction& fn, const RunEnvironment& env) {
   auto opened = OpenPostgresRunStore(popts);
   if (!opened.ok()) {
     bool config = opened.status().code() == StatusCode::kInvalidArgument;
-    return Report(env, OutcomeOf(config ? "config_error" : "database_unavailable", opened.status().message()));
+    return Report(env, OutcomeOf(config ? OutcomeKind::kConfigError : OutcomeKind::kDatabaseUnavailable, opened.status().message()));
   }
   std::unique_ptr<RunStore> store = std::move(opened).value();
   auto start = store->Begin(env.run, env.attempt, env.parameters, env.initial_budget_usd);
   if (!start.ok()) {
-    std::string kind = start.status().code() == StatusCode::kFailedPrecondition ? "cancelled"
-                       : start.status().code() == StatusCode::kUnavailable ? "database_unavailable"
-                                                                           : "failed";
+    OutcomeKind kind = start.status().code() == StatusCode::kFailedPrecondition ? OutcomeKind::kCancelled
+                       : start.status().code() == StatusCode::kUnavailable ? OutcomeKind::kDatabaseUnavailable
+                                                                           : OutcomeKind::kFailed;
     return Report(env, OutcomeOf(kind, start.status().message()));
   }
   Log(env, "info", "execution started",
@@ -103,9 +104,10 @@ int run_flow(const FlowFunction& fn, const RunEnvironment& env) {
       o.saved = s.saved;
       o.run_spent_usd = flow_ptr->run_spent_usd();
     }
-    if (o.outcome != "fenced") {
+    if (o.kind != OutcomeKind::kFenced) {
       FinishRequest f;
-      f.outcome = o.outcome == "divergence" ? "failed" : o.outcome;
+      f.outcome = o.kind;
+      f.reason = o.reason;
       f.result = o.result;
       f.error = o.error;
       if (o.wait) f.open_wait = o.wait->name;
@@ -115,11 +117,11 @@ int run_flow(const FlowFunction& fn, const RunEnvironment& env) {
       f.saved = o.saved;
       Status st = store->Finish(f);
       if (st.code() == StatusCode::kAborted) {
-        o = OutcomeOf("fenced", st.message());
+        o = OutcomeOf(OutcomeKind::kFenced, st.message());
       } else if (!st.ok()) {
         Log(env, "error", "could not record the outcome", {{"error", st.ToString()}});
-        if (o.outcome == "succeeded" || o.outcome == "waiting" || o.outcome == "budget_exceeded")
-          o = OutcomeOf("database_unavailable", st.message());
+        if (o.kind == OutcomeKind::kSucceeded || IsSuspension(o.kind))
+          o = OutcomeOf(OutcomeKind::kDatabaseUnavailable, st.message());
       }
     }
     if (o.result) {
@@ -154,30 +156,32 @@ int run_flow(const FlowFunction& fn, const RunEnvironment& env) {
     try {
       text = result.dump();
     } catch (const nlohmann::json::exception& e) {
-      return finalize(OutcomeOf("failed", std::string("the flow's result is not serializable as JSON: ") + e.what()));
+      return finalize(OutcomeOf(OutcomeKind::kFailed, std::string("the flow's result is not serializable as JSON: ") + e.what()));
     }
     if (text.size() > env.max_output_bytes)
-      return finalize(OutcomeOf("failed", "the flow's result is " + std::to_string(text.size()) +
+      return finalize(OutcomeOf(OutcomeKind::kFailed, "the flow's result is " + std::to_string(text.size()) +
                                               " bytes, over the cap of " + std::to_string(env.max_output_bytes)));
-    Outcome o = OutcomeOf("succeeded", "");
+    Outcome o = OutcomeOf(OutcomeKind::kSucceeded, "");
     o.result = nlohmann::json::parse(text);
     return finalize(std::move(o));
   } catch (const FlowSuspended& s) {
     return ExitCodeFor(s.outcome);  // on_suspend already finalized (only reached if it returned)
+  } catch (const WaitTimedOutError& e) {
+    return finalize(OutcomeOf(OutcomeKind::kFailed, e.status().message(), FailureReason::kWaitTimedOut));
   } catch (const FencedError& e) {
-    return finalize(OutcomeOf("fenced", e.status().message()));
+    return finalize(OutcomeOf(OutcomeKind::kFenced, e.status().message()));
   } catch (const DivergenceError& e) {
-    return finalize(OutcomeOf("divergence", e.status().message()));
+    return finalize(OutcomeOf(OutcomeKind::kDivergence, e.status().message()));
   } catch (const StoreError& e) {
     bool unavailable = e.status().code() == StatusCode::kUnavailable || e.status().code() == StatusCode::kUnknown;
-    Outcome o = OutcomeOf(unavailable ? "database_unavailable" : "failed", e.status().message());
+    Outcome o = OutcomeOf(unavailable ? OutcomeKind::kDatabaseUnavailable : OutcomeKind::kFailed, e.status().message());
     return finalize(std::move(o));
   } catch (const FlowError& e) {
-    return finalize(OutcomeOf("failed", e.status().message()));
+    return finalize(OutcomeOf(OutcomeKind::kFailed, e.status().message()));
   } catch (const std::exception& e) {
-    return finalize(OutcomeOf("failed", std::string("the flow threw: ") + e.what()));
+    return finalize(OutcomeOf(OutcomeKind::kFailed, std::string("the flow threw: ") + e.what()));
   } catch (...) {
-    return finalize(OutcomeOf("failed", "the flow threw an exception not derived from std::exception"));
+    return finalize(OutcomeOf(OutcomeKind::kFailed, "the flow threw an exception not derived from std::exception"));
   }
 }
 

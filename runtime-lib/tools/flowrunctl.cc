@@ -38,13 +38,15 @@ nlohmann::json UsageJson(const flowrun::Usage& u) {
 
 nlohmann::json RunJson(const flowrun::RunState& s) {
   nlohmann::json j = {{"uid", s.uid}, {"namespace", s.namespace_}, {"name", s.name}, {"flow", s.flow},
-                      {"status", s.status}, {"attempt", s.attempt}, {"epoch", s.epoch},
+                      {"status", std::string(flowrun::RunStatusName(s.status))}, {"attempt", s.attempt}, {"epoch", s.epoch},
                       {"spent", UsageJson(s.spent)}, {"saved", UsageJson(s.saved)},
                       {"checkpoints", {{"completed", s.checkpoints_completed}, {"live", s.live_checkpoints},
                                        {"cached", s.cached_checkpoints}, {"reexecuted", s.reexecuted_checkpoints}}}};
   if (s.budget_usd) j["budgetUSD"] = *s.budget_usd;
   if (s.result) j["result"] = *s.result;
   if (!s.error.empty()) j["error"] = s.error;
+  if (s.failure_reason != flowrun::FailureReason::kNone)
+    j["failureReason"] = std::string(flowrun::FailureReasonName(s.failure_reason));
   if (s.open_wait) {
     j["openWait"] = {{"name", s.open_wait->name}, {"question", s.open_wait->question},
                      {"schema", s.open_wait->schema}, {"askedAt", Iso(s.open_wait->asked_at)}};
@@ -52,11 +54,12 @@ nlohmann::json RunJson(const flowrun::RunState& s) {
   }
   j["attempts"] = nlohmann::json::array();
   for (const auto& a : s.attempts) {
-    nlohmann::json aj = {{"attempt", a.attempt}, {"epoch", a.epoch}, {"outcome", a.outcome},
+    nlohmann::json aj = {{"attempt", a.attempt}, {"epoch", a.epoch}, {"outcome", a.outcome ? std::string(flowrun::OutcomeKindName(*a.outcome)) : "running"},
                          {"startedAt", Iso(a.started_at)}, {"live", a.live_checkpoints},
                          {"cached", a.cached_checkpoints}, {"savedUSD", a.saved.cost_usd}};
     if (a.finished_at) aj["finishedAt"] = Iso(*a.finished_at);
     if (!a.error.empty()) aj["error"] = a.error;
+    if (a.reason != flowrun::FailureReason::kNone) aj["reason"] = std::string(flowrun::FailureReasonName(a.reason));
     j["attempts"].push_back(aj);
   }
   return j;
@@ -146,7 +149,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     std::cout << "run " << s->uid << " (" << s->namespace_ << "/" << s->name << ", flow " << s->flow << ")\n"
-              << "  status:      " << s->status << " (attempt " << s->attempt << ")\n"
+              << "  status:      " << flowrun::RunStatusName(s->status) << " (attempt " << s->attempt << ")\n"
               << "  spent:       " << Usd(s->spent.cost_usd) << " in " << s->spent.llm_calls << " LLM calls ("
               << s->spent.input_tokens << " in / " << s->spent.output_tokens << " out tokens)"
               << (s->spent.unknown_cost_calls ? " + " + std::to_string(s->spent.unknown_cost_calls) + " unpriced" : "")

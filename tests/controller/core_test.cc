@@ -134,7 +134,7 @@ flowrun::OpenWait MakeWait(const std::string& name, int occurrence = 1, std::opt
 std::string Message(const std::string& outcome, int attempt,
                     const std::function<void(flowrun::Outcome&)>& edit = {}) {
   flowrun::Outcome o;
-  o.outcome = outcome;
+  o.kind = flowrun::ParseOutcomeKind(outcome).value();
   o.attempt = attempt;
   o.spent.cost_usd = 0.0123;
   o.run_spent_usd = 0.0123;
@@ -150,7 +150,7 @@ flowrun::RunState MakeRun(const std::string& status, int attempt) {
   r.namespace_ = "team-a";
   r.name = kName;
   r.flow = "research";
-  r.status = status;
+  r.status = flowrun::ParseRunStatus(status).value();
   r.attempt = attempt;
   r.epoch = attempt;
   r.spent.cost_usd = 0.0123;
@@ -253,14 +253,15 @@ struct World {
           if (run->open_wait->on_timeout == flowrun::OnTimeout::kUseDefault && run->open_wait->default_answer) {
             run->open_wait.reset();
           } else {
-            run->status = "failed";
-            run->error = "wait '" + run->open_wait->name + "' timed out without an answer";
+            run->status = flowrun::RunStatus::kFailed;
+            run->failure_reason = flowrun::FailureReason::kWaitTimedOut;
+            run->error = "the database's words, which the core never reads";
             run->open_wait.reset();
           }
         }
       } else if (std::holds_alternative<fc::CancelRun>(a)) {
         if (!run) run = flowrun::RunState{};  // the row CancelRun creates: nothing ran
-        run->status = "cancelled";
+        run->status = flowrun::RunStatus::kCancelled;
         run->open_wait.reset();
       } else if (std::holds_alternative<fc::DeleteRunRows>(a)) {
         run.reset();
@@ -601,8 +602,31 @@ INSTANTIATE_TEST_SUITE_P(
                 "Failed", "divergence", "Divergence", false},
         EndCase{"WaitTimedOutUnderFail",
                 [](World& w) {
+                  w.Finish(1, Message("failed", 1, [](auto& o) {
+                             o.reason = flowrun::FailureReason::kWaitTimedOut;
+                             o.error = "the deadline passed";  // any wording: only the reason is read
+                           }),
+                           1, 50);
+                },
+                "Failed", "failed", "WaitTimedOut", false},
+        EndCase{"TimedOutWordingIsNotAReason",
+                [](World& w) {
                   w.Finish(1, Message("failed", 1, [](auto& o) { o.error = "wait proceed#1 timed out without an answer"; }),
                            1, 50);
+                },
+                "Pending", "failed", "FlowFailed", true},
+        EndCase{"WaitTimedOutFromDatabaseWhenMessageLost",
+                [](World& w) {
+                  w.Finish(1, "", 1, 50);
+                  flowrun::AttemptRecord rec;
+                  rec.attempt = 1;
+                  rec.epoch = 1;
+                  rec.outcome = flowrun::OutcomeKind::kFailed;
+                  rec.reason = flowrun::FailureReason::kWaitTimedOut;
+                  rec.finished_at = At(50);
+                  w.run->attempts.push_back(rec);
+                  w.run->status = flowrun::RunStatus::kFailed;
+                  w.run->failure_reason = flowrun::FailureReason::kWaitTimedOut;
                 },
                 "Failed", "failed", "WaitTimedOut", false},
         EndCase{"CancelledOutcome", [](World& w) { w.Finish(1, Message("cancelled", 1), 1, 50); }, "Cancelled",
@@ -663,10 +687,10 @@ INSTANTIATE_TEST_SUITE_P(
                   flowrun::AttemptRecord rec;
                   rec.attempt = 1;
                   rec.epoch = 1;
-                  rec.outcome = "succeeded";
+                  rec.outcome = flowrun::OutcomeKind::kSucceeded;
                   rec.finished_at = At(50);
                   w.run->attempts.push_back(rec);
-                  w.run->status = "succeeded";
+                  w.run->status = flowrun::RunStatus::kSucceeded;
                   w.run->result = json{{"report", "from db"}};
                 },
                 "Succeeded", "succeeded", "Succeeded", false},
@@ -690,7 +714,7 @@ TEST(AttemptEnd, SucceededCarriesResultCostsAndConditions) {
   World w = RunningWorld();
   w.now = At(50);
   w.Finish(1, Message("succeeded", 1), 0, 50);
-  w.run->status = "succeeded";
+  w.run->status = flowrun::RunStatus::kSucceeded;
   w.run->result = json{{"report", std::string(10000, 'x')}};
   auto r = w.Step();
   EXPECT_EQ(w.phase(), "Succeeded");
@@ -828,7 +852,7 @@ World WaitingWorld(std::optional<int> deadline = {}, flowrun::OnTimeout policy =
   World w = RunningWorld();
   w.now = At(100);
   w.Finish(1, Message("waiting", 1, [&](auto& o) { o.wait = MakeWait("proceed", 1, deadline, policy); }), 0, 100);
-  w.run->status = "waiting";
+  w.run->status = flowrun::RunStatus::kWaiting;
   w.run->open_wait = MakeWait("proceed", 1, deadline, policy);
   auto r = w.Step();
   EXPECT_EQ(w.phase(), "Waiting") << r.Describe();
@@ -884,7 +908,7 @@ TEST(Waiting, ValidAnswerIsRecordedThenANewAttemptResumes) {
   // The resumed pod runs: Running; then it succeeds.
   w.now = At(210);
   PodRunning(w.pod(2), 210);
-  w.run->status = "running";
+  w.run->status = flowrun::RunStatus::kRunning;
   w.run->attempt = 2;
   w.Step();
   EXPECT_EQ(w.phase(), "Running");
@@ -966,7 +990,7 @@ TEST(Waiting, AnswerChangedAfterItWasRecordedIsReportedNotApplied) {
   // Still reported after the run finished; agreeing again clears it.
   w.now = At(210);
   w.Finish(2, Message("succeeded", 2), 0, 210);
-  w.run->status = "succeeded";
+  w.run->status = flowrun::RunStatus::kSucceeded;
   w.Step();
   EXPECT_EQ(w.phase(), "Succeeded");
   EXPECT_EQ((*w.condition("AnswerAccepted"))["reason"], "AnswerAlreadyRecorded");
@@ -1001,7 +1025,7 @@ TEST(Waiting, SchemaTooBigForTheMessageComesFromTheDatabase) {
   msg["wait"].erase("schema");
   msg["truncated"] = true;
   w.pod(1)["status"]["containerStatuses"][0]["state"]["terminated"]["message"] = msg.dump();
-  w.run->status = "waiting";
+  w.run->status = flowrun::RunStatus::kWaiting;
   w.run->open_wait = MakeWait("proceed");
   w.run->open_wait->schema = {{"type", "integer"}, {"minimum", 1}};
   w.Step();
@@ -1026,7 +1050,7 @@ TEST(Waiting, RepeatedWaitNeedsAFreshAnswer) {
   // The flow loops and asks "proceed" again (occurrence 2).
   w.now = At(300);
   w.Finish(2, Message("waiting", 2, [](auto& o) { o.wait = MakeWait("proceed", 2); }), 0, 300);
-  w.run->status = "waiting";
+  w.run->status = flowrun::RunStatus::kWaiting;
   w.run->open_wait = MakeWait("proceed", 2);
   auto r = w.Step();
   EXPECT_EQ(w.phase(), "Waiting");
@@ -1106,7 +1130,7 @@ World BudgetWorld() {
   w.run->budget_usd = 0.01;
   w.now = At(100);
   w.Finish(1, Message("budget_exceeded", 1), 0, 100);
-  w.run->status = "budget_exceeded";
+  w.run->status = flowrun::RunStatus::kBudgetExceeded;
   w.Step();
   EXPECT_EQ(w.phase(), "BudgetExceeded");
   return w;
@@ -1185,7 +1209,7 @@ TEST_P(Cancel, StopsTheRun) {
   EXPECT_EQ((*w.condition("Completed"))["status"], "True");
   EXPECT_EQ((*w.condition("Succeeded"))["status"], "False");
   EXPECT_TRUE(HasEvent(r, "Normal", "Cancelled"));
-  EXPECT_TRUE(w.run.has_value() && w.run->status == "cancelled");
+  EXPECT_TRUE(w.run.has_value() && w.run->status == flowrun::RunStatus::kCancelled);
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -1377,16 +1401,16 @@ TEST(Lifecycle, FromCreationToDeletion) {
   PodRunning(w.pod(2), 31);
   step(31);
   w.Finish(2, Message("waiting", 2), 0, 40);
-  w.run->status = "waiting";
+  w.run->status = flowrun::RunStatus::kWaiting;
   w.run->open_wait = MakeWait("proceed");
   step(40);
   Answer(w, "proceed", true);
   step(50);  // a3
   PodRunning(w.pod(3), 51);
-  w.run->status = "running";
+  w.run->status = flowrun::RunStatus::kRunning;
   step(51);
   w.Finish(3, Message("succeeded", 3), 0, 60);
-  w.run->status = "succeeded";
+  w.run->status = flowrun::RunStatus::kSucceeded;
   step(60);
   step(3660);  // TTL: DeleteFlowRun
   step(3661);  // finalizer

@@ -145,7 +145,7 @@ TEST_F(AgentTest, ResearchAgentWaitsExitsAndResumesFromTheCache) {
   auto admin = Admin();
   auto state = admin->GetRun("research-1");
   ASSERT_TRUE(state.ok()) << state.status();
-  EXPECT_EQ(state->status, "waiting");
+  EXPECT_EQ(state->status, flowrun::RunStatus::kWaiting);
   ASSERT_TRUE(state->open_wait.has_value());
   EXPECT_EQ(state->open_wait->name, "proceed");
 
@@ -153,7 +153,7 @@ TEST_F(AgentTest, ResearchAgentWaitsExitsAndResumesFromTheCache) {
   auto bad = admin->RecordAnswer("research-1", "proceed", "yes", {});
   ASSERT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(bad.status().message().find("type"), std::string::npos) << bad.status();
-  EXPECT_EQ(admin->GetRun("research-1")->status, "waiting");
+  EXPECT_EQ(admin->GetRun("research-1")->status, flowrun::RunStatus::kWaiting);
 
   ASSERT_TRUE(admin->RecordAnswer("research-1", "proceed", true, {.answered_by = "alice"}).ok());
   AgentRun second = Run(Env("research-1", {{"topic", "tides"}}, 2), RESEARCH_AGENT_PATH);
@@ -162,7 +162,7 @@ TEST_F(AgentTest, ResearchAgentWaitsExitsAndResumesFromTheCache) {
   EXPECT_EQ(second.term["checkpoints"]["cached"], 1);  // research came from the cache
   EXPECT_EQ(llm_->Total(), 2);                         // research once, analysis once
   state = admin->GetRun("research-1");
-  EXPECT_EQ(state->status, "succeeded");
+  EXPECT_EQ(state->status, flowrun::RunStatus::kSucceeded);
   ASSERT_TRUE(state->result.has_value());
   EXPECT_EQ((*state->result)["status"], "done");
   EXPECT_GT(state->saved.cost_usd, 0);  // the cached research call, valued at its price
@@ -239,7 +239,7 @@ TEST_F(AgentTest, SurvivesTwoHundredRandomKills) {
         "SELECT coalesce(sum(reexecutions), 0) FROM flowrun.checkpoints WHERE run_uid = $1", uid)[0][0].as<int64_t>();
     auto state = Admin()->GetRun(uid);
     ASSERT_TRUE(state.ok());
-    EXPECT_EQ(state->status, "succeeded");
+    EXPECT_EQ(state->status, flowrun::RunStatus::kSucceeded);
     EXPECT_EQ((*state->result)["steps"], 40);
   }
   // Every repeated call belongs to a checkpoint whose earlier execution was
@@ -270,7 +270,7 @@ TEST_F(AgentTest, TwoExecutorsOfOneRunOnlyTheNewestCommits) {
   EXPECT_EQ(succeeded, 1) << ra.output << "\n---\n" << rb.output;
   EXPECT_EQ(fenced, 1) << ra.output << "\n---\n" << rb.output;
   auto state = Admin()->GetRun(uid);
-  EXPECT_EQ(state->status, "succeeded");
+  EXPECT_EQ(state->status, flowrun::RunStatus::kSucceeded);
   EXPECT_EQ(Count("SELECT count(*) FROM flowrun.checkpoints WHERE run_uid = 'twins-1' AND status = 'completed'"), 10);
   // The stale executor's attempt is recorded as never finished by itself.
   EXPECT_EQ(Count("SELECT count(*) FROM flowrun.attempts WHERE run_uid = 'twins-1' AND outcome = 'succeeded'"), 1);
@@ -285,7 +285,7 @@ TEST_F(AgentTest, BudgetExhaustedSuspendsAndResumesWhenRaised) {
   ASSERT_EQ(r.term["outcome"], "budget_exceeded") << r.term;
   EXPECT_EQ(llm_->Total(), 3);
   auto admin = Admin();
-  EXPECT_EQ(admin->GetRun("budget-1")->status, "budget_exceeded");
+  EXPECT_EQ(admin->GetRun("budget-1")->status, flowrun::RunStatus::kBudgetExceeded);
   EXPECT_NEAR(admin->GetRun("budget-1")->spent.cost_usd, 0.03, 1e-9);
 
   // Restarting without raising suspends again at once, with no new call.
@@ -362,9 +362,11 @@ TEST_F(AgentTest, AFinalFailureExitsNonZeroAndStaysResumable) {
   EXPECT_EQ((*failures)[0].attempt, 1);
   EXPECT_EQ((*failures)[1].attempt, 2);
   auto state = admin->GetRun("throws-1");
-  EXPECT_EQ(state->status, "failed");
+  EXPECT_EQ(state->status, flowrun::RunStatus::kFailed);
   ASSERT_EQ(state->attempts.size(), 2u);
-  EXPECT_EQ(state->attempts[0].outcome, "failed");
+  EXPECT_EQ(state->attempts[0].outcome, flowrun::OutcomeKind::kFailed);
+  EXPECT_EQ(state->attempts[0].reason, flowrun::FailureReason::kFlowFailed);
+  EXPECT_EQ(state->failure_reason, flowrun::FailureReason::kFlowFailed);
 }
 
 TEST_F(AgentTest, WaitDeadlineUsesTheDefaultAnswer) {

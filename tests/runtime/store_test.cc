@@ -241,7 +241,7 @@ TEST_F(StoreTest, SecondBeginFencesTheFirstExecution) {
   auto waited = first->ResolveWait(MakeWait("approve", kBool));
   EXPECT_EQ(waited.status().code(), StatusCode::kAborted) << waited.status();
   FinishRequest finish;
-  finish.outcome = "succeeded";
+  finish.outcome = OutcomeKind::kSucceeded;
   finish.result = json{{"from", "first"}};
   Status fin = first->Finish(finish);
   EXPECT_EQ(fin.code(), StatusCode::kAborted) << fin;
@@ -423,7 +423,7 @@ TEST_F(StoreTest, InDoubtCommitOfCheckpointCompletedIsSettledByReRead) {
   EXPECT_EQ(Count("SELECT starts FROM flowrun.checkpoints WHERE run_uid = 'run-d'"), 1);
   // The store keeps working after the lost connection.
   MustOk(store->RecordLlmCall(k, Priced("m", 1, 1, 0.75, "reported")));
-  MustOk(store->Finish(FinishRequest{"succeeded", json(1), "", "", 1, 0, 0, Usage{}}));
+  MustOk(store->Finish(FinishRequest{OutcomeKind::kSucceeded, FailureReason::kNone, json(1), "", "", 1, 0, 0, Usage{}}));
   auto next = Store();
   ExecutionStart start = Begin(*next, "run-d", 2);
   ASSERT_TRUE(start.completed.count(k));
@@ -507,7 +507,7 @@ TEST_F(StoreTest, StoreReconnectsAfterItsBackendIsTerminated) {
   EXPECT_TRUE(failed.ok()) << failed;
   kill();
   FinishRequest f;
-  f.outcome = "waiting";
+  f.outcome = OutcomeKind::kWaiting;
   f.open_wait = "approve";
   Status fin = store->Finish(f);
   EXPECT_TRUE(fin.ok()) << fin;
@@ -530,7 +530,7 @@ TEST_F(StoreTest, AdminReconnectsAfterItsBackendIsTerminated) {
   ASSERT_EQ(Server().TerminateConnections(db_, "flowrun-admin"), 1);
   auto run = admin->GetRun("run-ra");
   ASSERT_TRUE(run.ok()) << run.status();
-  EXPECT_EQ(run->status, "running");
+  EXPECT_EQ(run->status, RunStatus::kRunning);
   ASSERT_EQ(Server().TerminateConnections(db_, "flowrun-admin"), 1);
   EXPECT_TRUE(admin->SetBudget("run-ra", 3.0).ok());
   EXPECT_EQ(Count("SELECT count(*) FROM flowrun.runs WHERE budget_usd = 3"), 1);
@@ -626,12 +626,12 @@ TEST_F(StoreTest, ValidAnswerResolvesTheWaitAndBecomesItsCheckpoint) {
     Begin(*store, "run-a", 1);
     ASSERT_EQ(Must(store->ResolveWait(req)).kind, WaitResolution::Kind::kPending);
     FinishRequest f;
-    f.outcome = "waiting";
+    f.outcome = OutcomeKind::kWaiting;
     f.open_wait = "approve";
     MustOk(store->Finish(f));
   }
   auto admin = Admin();
-  EXPECT_EQ(Must(admin->GetRun("run-a")).status, "waiting");
+  EXPECT_EQ(Must(admin->GetRun("run-a")).status, RunStatus::kWaiting);
   RecordedAnswer rec = Must(admin->RecordAnswer("run-a", "approve", true, AnswerOptions{false, "human:alice"}));
   EXPECT_EQ(rec.wait_name, "approve");
   EXPECT_EQ(rec.occurrence, 1);
@@ -746,7 +746,7 @@ TEST_F(StoreTest, EarlyAnswerIsStoredAndConsumedByResolveWait) {
   EXPECT_EQ(Count("SELECT count(*) FROM flowrun.waits WHERE run_uid = 'run-e' AND question IS NULL"
                   " AND answer = 'true'::jsonb"),
             1);
-  EXPECT_EQ(Must(admin->GetRun("run-e")).status, "pending");
+  EXPECT_EQ(Must(admin->GetRun("run-e")).status, RunStatus::kPending);
   auto dup = admin->RecordAnswer("run-e", "approve", false, AnswerOptions{true, "human:mallory"});
   EXPECT_EQ(dup.status().code(), StatusCode::kAlreadyExists) << dup.status();
 
@@ -820,14 +820,14 @@ TEST_F(StoreTest, ExpiredWaitWithDefaultPolicyIsAnsweredWithTheDefault) {
     Begin(*store, "run-t", 1);
     ASSERT_EQ(Must(store->ResolveWait(req)).kind, WaitResolution::Kind::kPending);
     FinishRequest f;
-    f.outcome = "waiting";
+    f.outcome = OutcomeKind::kWaiting;
     f.open_wait = "approve";
     MustOk(store->Finish(f));
   }
   auto admin = Admin();
-  EXPECT_EQ(Must(admin->ExpireWait("run-t", std::chrono::system_clock::now())), "waiting");  // not due yet
+  EXPECT_EQ(Must(admin->ExpireWait("run-t", std::chrono::system_clock::now())), RunAdmin::WaitExpiry::kNotDue);  // not due yet
   std::this_thread::sleep_for(milliseconds(1500));
-  EXPECT_EQ(Must(admin->ExpireWait("run-t", std::chrono::system_clock::now())), "answered");
+  EXPECT_EQ(Must(admin->ExpireWait("run-t", std::chrono::system_clock::now())), RunAdmin::WaitExpiry::kDefaultAnswered);
   EXPECT_EQ(Count("SELECT count(*) FROM flowrun.waits WHERE answer = '\"fallback\"'::jsonb"
                   " AND answered_by = 'timeout-default'"),
             1);
@@ -851,17 +851,18 @@ TEST_F(StoreTest, ExpiredWaitWithFailPolicyFailsTheRun) {
             WaitResolution::Kind::kPending);
   std::this_thread::sleep_for(milliseconds(1500));
   auto admin = Admin();
-  EXPECT_EQ(Must(admin->ExpireWait("run-tf", std::chrono::system_clock::now())), "failed");
+  EXPECT_EQ(Must(admin->ExpireWait("run-tf", std::chrono::system_clock::now())), RunAdmin::WaitExpiry::kRunFailed);
   RunState run = Must(admin->GetRun("run-tf"));
-  EXPECT_EQ(run.status, "failed");
+  EXPECT_EQ(run.status, RunStatus::kFailed);
+  EXPECT_EQ(run.failure_reason, FailureReason::kWaitTimedOut);
   EXPECT_CONTAINS(run.error, "approve");
   // The failed run takes no answer, and its execution is fenced.
   auto answer = admin->RecordAnswer("run-tf", "approve", true, AnswerOptions{false, "human:late"});
   EXPECT_EQ(answer.status().code(), StatusCode::kFailedPrecondition) << answer.status();
   FinishRequest f;
-  f.outcome = "waiting";
+  f.outcome = OutcomeKind::kWaiting;
   EXPECT_EQ(store->Finish(f).code(), StatusCode::kAborted);
-  EXPECT_EQ(Must(admin->GetRun("run-tf")).status, "failed");
+  EXPECT_EQ(Must(admin->GetRun("run-tf")).status, RunStatus::kFailed);
 }
 
 // RunState.open_wait is "the open question of a waiting run". A run whose
@@ -874,9 +875,9 @@ TEST_F(StoreTest, RunFailedByWaitTimeoutShowsNoOpenWait) {
             WaitResolution::Kind::kPending);
   std::this_thread::sleep_for(milliseconds(1500));
   auto admin = Admin();
-  ASSERT_EQ(Must(admin->ExpireWait("run-to", std::chrono::system_clock::now())), "failed");
+  ASSERT_EQ(Must(admin->ExpireWait("run-to", std::chrono::system_clock::now())), RunAdmin::WaitExpiry::kRunFailed);
   RunState run = Must(admin->GetRun("run-to"));
-  EXPECT_EQ(run.status, "failed");
+  EXPECT_EQ(run.status, RunStatus::kFailed);
   EXPECT_FALSE(run.open_wait.has_value()) << "failed run still shows open wait '" << run.open_wait->name << "'";
 }
 
@@ -887,7 +888,7 @@ TEST_F(StoreTest, CancelledRunShowsNoOpenWait) {
     Begin(*store, "run-cw", 1);
     ASSERT_EQ(Must(store->ResolveWait(MakeWait("approve", kBool))).kind, WaitResolution::Kind::kPending);
     FinishRequest f;
-    f.outcome = "waiting";
+    f.outcome = OutcomeKind::kWaiting;
     f.open_wait = "approve";
     MustOk(store->Finish(f));
   }
@@ -895,7 +896,7 @@ TEST_F(StoreTest, CancelledRunShowsNoOpenWait) {
   ASSERT_TRUE(Must(admin->GetRun("run-cw")).open_wait.has_value());
   MustOk(admin->CancelRun("run-cw", "no longer needed"));
   RunState run = Must(admin->GetRun("run-cw"));
-  EXPECT_EQ(run.status, "cancelled");
+  EXPECT_EQ(run.status, RunStatus::kCancelled);
   EXPECT_FALSE(run.open_wait.has_value()) << "cancelled run still shows open wait '" << run.open_wait->name << "'";
 }
 
@@ -924,7 +925,7 @@ TEST_F(StoreTest, BudgetSpendAndUsageByModel) {
   // A budget set before the first attempt creates the run and wins over the
   // environment's initial budget.
   MustOk(admin->SetBudget("run-$", 1.0));
-  EXPECT_EQ(Must(admin->GetRun("run-$")).status, "pending");
+  EXPECT_EQ(Must(admin->GetRun("run-$")).status, RunStatus::kPending);
   auto store = Store();
   ExecutionStart start = Begin(*store, "run-$", 1, 5.0);
   ASSERT_TRUE(start.budget_usd.has_value());
@@ -1026,9 +1027,9 @@ TEST_F(StoreTest, GetRunReportsStatusAttemptsTotalsAndSaved) {
     MustOk(s->RecordLlmCall(k, Priced("gpt-4o-mini", 60, 30, 0.12, "reported")));
     MustOk(s->RecordLlmCall(k, Priced("gpt-4o-mini", 40, 20, 0.08, "reported")));
     MustOk(s->CheckpointCompleted(k, CheckpointKind::kStep, Fp("research"), R"("notes")", now, now, cp_usage));
-    EXPECT_EQ(Must(admin->GetRun("run-g")).status, "running");
+    EXPECT_EQ(Must(admin->GetRun("run-g")).status, RunStatus::kRunning);
     FinishRequest f;
-    f.outcome = "failed";
+    f.outcome = OutcomeKind::kFailed;
     f.error = "checkpoint 'analyze' failed: boom";
     f.live_checkpoints = 1;
     MustOk(s->Finish(f));
@@ -1038,14 +1039,14 @@ TEST_F(StoreTest, GetRunReportsStatusAttemptsTotalsAndSaved) {
     Begin(*s, "run-g", 2);
     ASSERT_EQ(Must(s->ResolveWait(MakeWait("approve", kBool))).kind, WaitResolution::Kind::kPending);
     FinishRequest f;
-    f.outcome = "waiting";
+    f.outcome = OutcomeKind::kWaiting;
     f.open_wait = "approve";
     f.cached_checkpoints = 1;
     f.saved = cp_usage;
     MustOk(s->Finish(f));
   }
   RunState waiting = Must(admin->GetRun("run-g"));
-  EXPECT_EQ(waiting.status, "waiting");
+  EXPECT_EQ(waiting.status, RunStatus::kWaiting);
   ASSERT_TRUE(waiting.open_wait.has_value());
   EXPECT_EQ(waiting.open_wait->name, "approve");
   EXPECT_EQ(waiting.error, "");
@@ -1056,7 +1057,7 @@ TEST_F(StoreTest, GetRunReportsStatusAttemptsTotalsAndSaved) {
     Begin(*s, "run-g", 3);
     ASSERT_EQ(Must(s->ResolveWait(MakeWait("approve", kBool))).kind, WaitResolution::Kind::kAnswered);
     FinishRequest f;
-    f.outcome = "succeeded";
+    f.outcome = OutcomeKind::kSucceeded;
     f.result = json{{"report", "done"}, {"score", 9}};
     f.cached_checkpoints = 1;
     f.live_checkpoints = 1;
@@ -1069,7 +1070,7 @@ TEST_F(StoreTest, GetRunReportsStatusAttemptsTotalsAndSaved) {
   EXPECT_EQ(run.namespace_, "team-a");
   EXPECT_EQ(run.name, "run-g-name");
   EXPECT_EQ(run.flow, "research");
-  EXPECT_EQ(run.status, "succeeded");
+  EXPECT_EQ(run.status, RunStatus::kSucceeded);
   EXPECT_EQ(run.epoch, 3);
   EXPECT_EQ(run.attempt, 3);
   ASSERT_TRUE(run.budget_usd.has_value());
@@ -1088,7 +1089,7 @@ TEST_F(StoreTest, GetRunReportsStatusAttemptsTotalsAndSaved) {
   EXPECT_NEAR(run.saved.cost_usd, 0.4, 1e-9);
 
   ASSERT_EQ(run.attempts.size(), 3u);
-  const char* outcomes[] = {"failed", "waiting", "succeeded"};
+  const OutcomeKind outcomes[] = {OutcomeKind::kFailed, OutcomeKind::kWaiting, OutcomeKind::kSucceeded};
   for (int i = 0; i < 3; ++i) {
     const AttemptRecord& a = run.attempts[i];
     EXPECT_EQ(a.epoch, i + 1);
@@ -1123,20 +1124,20 @@ TEST_F(StoreTest, CancelRunFencesTheExecutionAndRefusesLaterBegins) {
             StatusCode::kAborted);
   EXPECT_EQ(store->RecordLlmCall(k, Priced("m", 1, 1, 0.1, "reported")).code(), StatusCode::kAborted);
   FinishRequest f;
-  f.outcome = "succeeded";
+  f.outcome = OutcomeKind::kSucceeded;
   EXPECT_EQ(store->Finish(f).code(), StatusCode::kAborted);
   EXPECT_EQ(Count("SELECT count(*) FROM flowrun.checkpoints WHERE status = 'completed'"), 0);
   EXPECT_EQ(Count("SELECT count(*) FROM flowrun.llm_calls"), 0);
 
   RunState run = Must(admin->GetRun("run-cx"));
-  EXPECT_EQ(run.status, "cancelled");
+  EXPECT_EQ(run.status, RunStatus::kCancelled);
   EXPECT_EQ(run.error, "stopped by operator");
 
   auto later = Store();
   auto begin = later->Begin(Ident("run-cx"), 2, json::object(), std::nullopt);
   ASSERT_FALSE(begin.ok());
   EXPECT_EQ(begin.status().code(), StatusCode::kFailedPrecondition) << begin.status();
-  EXPECT_EQ(Must(admin->GetRun("run-cx")).status, "cancelled");
+  EXPECT_EQ(Must(admin->GetRun("run-cx")).status, RunStatus::kCancelled);
   EXPECT_EQ(Count("SELECT count(*) FROM flowrun.attempts WHERE run_uid = 'run-cx'"), 1);
   auto answer = admin->RecordAnswer("run-cx", "approve", true, AnswerOptions{true, "human:x"});
   EXPECT_EQ(answer.status().code(), StatusCode::kFailedPrecondition);
@@ -1156,7 +1157,7 @@ TEST_F(StoreTest, DeleteRunRemovesEveryRowOfThatRunOnly) {
     ASSERT_EQ(Must(s->SaveArtifact("art", "text/plain", "x", k)), 1);
     ASSERT_EQ(Must(s->ResolveWait(MakeWait("w", kBool))).kind, WaitResolution::Kind::kPending);
     FinishRequest fin;
-    fin.outcome = "waiting";
+    fin.outcome = OutcomeKind::kWaiting;
     fin.open_wait = "w";
     MustOk(s->Finish(fin));
   };

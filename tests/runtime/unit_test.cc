@@ -559,7 +559,7 @@ TEST(ValidateAgainstSchemaTest, InvalidSchemaIsReported) {
 
 Outcome SampleWaiting() {
   Outcome o;
-  o.outcome = "waiting";
+  o.kind = OutcomeKind::kWaiting;
   o.attempt = 2;
   OpenWait w;
   w.name = "approve";
@@ -585,35 +585,146 @@ TEST(TerminationMessageTest, SmallOutcomeRoundTrips) {
   Outcome o = SampleWaiting();
   std::string text = EncodeTerminationMessage(o);
   EXPECT_LE(text.size(), 4096u);
-  auto decoded = DecodeTerminationMessage(text);
-  ASSERT_TRUE(decoded.ok()) << decoded.status();
-  const json& j = *decoded;
+  // The wire words (what older controllers and kubectl users read).
+  json j = json::parse(text);
   EXPECT_EQ(j["outcome"], "waiting");
   EXPECT_EQ(j["attempt"], 2);
   EXPECT_FALSE(j.contains("truncated"));
+  EXPECT_FALSE(j.contains("reason"));
   EXPECT_EQ(j["wait"]["name"], "approve");
-  EXPECT_EQ(j["wait"]["question"], "Proceed with the plan?");
-  EXPECT_EQ(j["wait"]["schema"], json({{"type", "boolean"}}));
   EXPECT_EQ(j["wait"]["onTimeout"], "default");
   EXPECT_EQ(j["wait"]["askedAt"], "2023-11-14T22:13:20Z");
   EXPECT_EQ(j["wait"]["deadline"], "2023-11-14T23:13:20Z");
   EXPECT_EQ(j["budgetUSD"], 5.0);
-  EXPECT_EQ(j["spent"]["calls"], 2);
-  EXPECT_DOUBLE_EQ(j["spent"]["usd"].get<double>(), 0.25);
-  EXPECT_DOUBLE_EQ(j["runSpentUSD"].get<double>(), 1.5);
-  EXPECT_EQ(j["checkpoints"]["live"], 3);
-  EXPECT_EQ(j["checkpoints"]["cached"], 4);
+  // Decoded into the same type it was encoded from.
+  auto decoded = DecodeTerminationMessage(text);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  const Outcome& d = *decoded;
+  EXPECT_EQ(d.kind, OutcomeKind::kWaiting);
+  EXPECT_EQ(d.reason, FailureReason::kNone);
+  EXPECT_EQ(d.attempt, 2);
+  EXPECT_FALSE(d.truncated);
+  ASSERT_TRUE(d.wait.has_value());
+  EXPECT_EQ(d.wait->name, "approve");
+  EXPECT_EQ(d.wait->occurrence, 1);
+  EXPECT_EQ(d.wait->question, "Proceed with the plan?");
+  EXPECT_EQ(d.wait->schema, json({{"type", "boolean"}}));
+  EXPECT_EQ(d.wait->on_timeout, OnTimeout::kUseDefault);
+  EXPECT_EQ(d.wait->asked_at, o.wait->asked_at);
+  EXPECT_EQ(d.wait->deadline, o.wait->deadline);
+  EXPECT_EQ(d.budget_usd, 5.0);
+  EXPECT_EQ(d.spent.llm_calls, 2);
+  EXPECT_DOUBLE_EQ(d.spent.cost_usd, 0.25);
+  EXPECT_DOUBLE_EQ(d.run_spent_usd, 1.5);
+  EXPECT_DOUBLE_EQ(d.saved.cost_usd, 0.5);
+  EXPECT_EQ(d.live_checkpoints, 3);
+  EXPECT_EQ(d.cached_checkpoints, 4);
+}
+
+TEST(TerminationMessageTest, FailureReasonTravelsAsAWordNotAsText) {
+  Outcome o;
+  o.kind = OutcomeKind::kFailed;
+  o.reason = FailureReason::kWaitTimedOut;
+  o.attempt = 3;
+  o.error = "anything at all";  // the controller must not read this
+  std::string text = EncodeTerminationMessage(o);
+  EXPECT_EQ(json::parse(text)["reason"], "wait_timed_out");
+  auto d = DecodeTerminationMessage(text);
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->kind, OutcomeKind::kFailed);
+  EXPECT_EQ(d->reason, FailureReason::kWaitTimedOut);
+  // The reason survives the last-resort truncation too.
+  o.error = std::string(100'000, 'e');
+  auto cut = DecodeTerminationMessage(EncodeTerminationMessage(o, 64));
+  ASSERT_TRUE(cut.ok()) << cut.status();
+  EXPECT_EQ(cut->reason, FailureReason::kWaitTimedOut);
+  EXPECT_TRUE(cut->truncated);
+  // A failure from an agent without reasons is a flow failure, whatever its text says.
+  auto old = DecodeTerminationMessage(R"({"v":1,"outcome":"failed","error":"wait x#1 timed out without an answer"})");
+  ASSERT_TRUE(old.ok());
+  EXPECT_EQ(old->reason, FailureReason::kFlowFailed);
+}
+
+TEST(TerminationMessageTest, UnknownOutcomeWordIsUnimplementedNotInvalid) {
+  auto d = DecodeTerminationMessage(R"({"v":1,"outcome":"teleported","attempt":1})");
+  ASSERT_FALSE(d.ok());
+  EXPECT_EQ(d.status().code(), StatusCode::kUnimplemented);
+  EXPECT_CONTAINS(d.status().message(), "teleported");
+}
+
+TEST(TerminationMessageTest, EveryOutcomeKindRoundTrips) {
+  for (OutcomeKind k : {OutcomeKind::kSucceeded, OutcomeKind::kFailed, OutcomeKind::kWaiting,
+                        OutcomeKind::kBudgetExceeded, OutcomeKind::kCancelled, OutcomeKind::kFenced,
+                        OutcomeKind::kDivergence, OutcomeKind::kConfigError, OutcomeKind::kDatabaseUnavailable}) {
+    Outcome o;
+    o.kind = k;
+    auto d = DecodeTerminationMessage(EncodeTerminationMessage(o));
+    ASSERT_TRUE(d.ok()) << OutcomeKindName(k) << ": " << d.status();
+    EXPECT_EQ(d->kind, k);
+    EXPECT_EQ(ParseOutcomeKind(OutcomeKindName(k)), k);
+  }
+}
+
+TEST(RunStatesTest, EveryNameParsesBackAndUnknownWordsDoNot) {
+  for (RunStatus s : {RunStatus::kPending, RunStatus::kRunning, RunStatus::kWaiting, RunStatus::kBudgetExceeded,
+                      RunStatus::kSucceeded, RunStatus::kFailed, RunStatus::kCancelled})
+    EXPECT_EQ(ParseRunStatus(RunStatusName(s)), s);
+  for (FailureReason r : {FailureReason::kNone, FailureReason::kFlowFailed, FailureReason::kWaitTimedOut})
+    EXPECT_EQ(ParseFailureReason(FailureReasonName(r)), r);
+  EXPECT_EQ(ParseRunStatus("Running"), std::nullopt);  // the words are exact
+  EXPECT_EQ(ParseOutcomeKind("timed out"), std::nullopt);
+  EXPECT_EQ(ParseFailureReason("WaitTimedOut"), std::nullopt);
+  EXPECT_TRUE(IsTerminal(RunStatus::kCancelled));
+  EXPECT_FALSE(IsTerminal(RunStatus::kBudgetExceeded));
+  EXPECT_EQ(RunStatusAfter(OutcomeKind::kDivergence), RunStatus::kFailed);
+  EXPECT_EQ(RunStatusAfter(OutcomeKind::kBudgetExceeded), RunStatus::kBudgetExceeded);
+  EXPECT_TRUE(IsSuspension(OutcomeKind::kWaiting));
+  EXPECT_FALSE(IsSuspension(OutcomeKind::kSucceeded));
+}
+
+TEST(OutcomeFromRunStateTest, TheDatabaseChannelDecodesIntoTheSameType) {
+  RunState run;
+  run.status = RunStatus::kWaiting;
+  run.budget_usd = 2;
+  run.spent.cost_usd = 1.25;
+  OpenWait w;
+  w.name = "proceed";
+  w.occurrence = 2;
+  run.open_wait = w;
+  AttemptRecord rec;
+  rec.attempt = 3;
+  EXPECT_FALSE(OutcomeFromRunState(run, rec).has_value());  // still running
+  rec.outcome = OutcomeKind::kFenced;
+  EXPECT_FALSE(OutcomeFromRunState(run, rec).has_value());
+  rec.outcome = OutcomeKind::kWaiting;
+  rec.live_checkpoints = 4;
+  auto o = OutcomeFromRunState(run, rec);
+  ASSERT_TRUE(o.has_value());
+  EXPECT_EQ(o->kind, OutcomeKind::kWaiting);
+  EXPECT_EQ(o->attempt, 3);
+  ASSERT_TRUE(o->wait.has_value());
+  EXPECT_EQ(o->wait->name, "proceed");
+  EXPECT_EQ(o->wait->occurrence, 2);
+  EXPECT_EQ(o->budget_usd, 2.0);
+  EXPECT_DOUBLE_EQ(o->run_spent_usd, 1.25);
+  EXPECT_EQ(o->live_checkpoints, 4);
+  rec.outcome = OutcomeKind::kFailed;
+  rec.reason = FailureReason::kWaitTimedOut;
+  o = OutcomeFromRunState(run, rec);
+  ASSERT_TRUE(o.has_value());
+  EXPECT_EQ(o->reason, FailureReason::kWaitTimedOut);
+  EXPECT_FALSE(o->wait.has_value());
 }
 
 TEST(TerminationMessageTest, SucceededCarriesTheResultWhenItFits) {
   Outcome o;
-  o.outcome = "succeeded";
+  o.kind = OutcomeKind::kSucceeded;
   o.attempt = 1;
   o.result = json{{"answer", 42}, {"tags", {"a", "b"}}};
-  auto j = DecodeTerminationMessage(EncodeTerminationMessage(o));
-  ASSERT_TRUE(j.ok());
-  EXPECT_EQ((*j)["result"], *o.result);
-  EXPECT_FALSE(j->contains("truncated"));
+  auto d = DecodeTerminationMessage(EncodeTerminationMessage(o));
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->result, o.result);
+  EXPECT_FALSE(d->truncated);
 }
 
 void ExpectFitsAndTruncated(const Outcome& o, size_t limit = 4096) {
@@ -622,16 +733,19 @@ void ExpectFitsAndTruncated(const Outcome& o, size_t limit = 4096) {
   auto parsed = json::parse(text, nullptr, false);
   ASSERT_FALSE(parsed.is_discarded()) << "not JSON: " << text.substr(0, 200);
   EXPECT_EQ(parsed.value("truncated", false), true);
-  EXPECT_EQ(parsed["outcome"], o.outcome);
+  EXPECT_EQ(parsed["outcome"], std::string(OutcomeKindName(o.kind)));
   EXPECT_EQ(parsed["attempt"], o.attempt);
   auto decoded = DecodeTerminationMessage(text);
   ASSERT_TRUE(decoded.ok()) << decoded.status();
-  EXPECT_EQ(*decoded, parsed);
+  EXPECT_EQ(decoded->kind, o.kind);
+  EXPECT_EQ(decoded->attempt, o.attempt);
+  EXPECT_TRUE(decoded->truncated);
+  EXPECT_EQ(decoded->wait.has_value(), o.wait.has_value());
 }
 
 TEST(TerminationMessageTest, HugeResultIsDropped) {
   Outcome o;
-  o.outcome = "succeeded";
+  o.kind = OutcomeKind::kSucceeded;
   o.attempt = 1;
   o.result = json{{"text", std::string(100'000, 'r')}};
   ExpectFitsAndTruncated(o);
@@ -665,7 +779,7 @@ TEST(TerminationMessageTest, HugeQuestionIsShortened) {
 
 TEST(TerminationMessageTest, HugeErrorIsShortened) {
   Outcome o;
-  o.outcome = "failed";
+  o.kind = OutcomeKind::kFailed;
   o.attempt = 7;
   o.error = "checkpoint 'x' failed: " + std::string(50'000, 'e');
   ExpectFitsAndTruncated(o);
@@ -676,7 +790,7 @@ TEST(TerminationMessageTest, HugeErrorIsShortened) {
 
 TEST(TerminationMessageTest, EverythingHugeAndEscapeHeavyStillFits) {
   Outcome o = SampleWaiting();
-  o.outcome = "failed";
+  o.kind = OutcomeKind::kFailed;
   // Characters that escape to 2 or 6 bytes each, and multi-byte UTF-8.
   std::string nasty;
   for (int i = 0; i < 20'000; ++i) nasty += (i % 3 == 0) ? "\"" : (i % 3 == 1) ? "\x01" : "\xC3\xA9";
@@ -694,7 +808,7 @@ TEST(TerminationMessageTest, EverythingHugeAndEscapeHeavyStillFits) {
 
 TEST(TerminationMessageTest, InvalidUtf8InErrorStillGivesValidJson) {
   Outcome o;
-  o.outcome = "failed";
+  o.kind = OutcomeKind::kFailed;
   o.attempt = 1;
   o.error = std::string("bad bytes: \xFF\xFE\xC3");
   std::string text = EncodeTerminationMessage(o);
@@ -736,20 +850,20 @@ TEST(TerminationMessageTest, WriteCreatesTheFileAndReportsFailures) {
 }
 
 TEST(ExitCodeTest, EveryOutcome) {
-  auto code = [](const std::string& outcome) {
+  auto code = [](OutcomeKind kind) {
     Outcome o;
-    o.outcome = outcome;
+    o.kind = kind;
     return ExitCodeFor(o);
   };
-  EXPECT_EQ(code("succeeded"), kExitOk);
-  EXPECT_EQ(code("waiting"), kExitOk);
-  EXPECT_EQ(code("budget_exceeded"), kExitOk);
-  EXPECT_EQ(code("failed"), kExitFlowFailed);
-  EXPECT_EQ(code("config_error"), kExitConfigError);
-  EXPECT_EQ(code("database_unavailable"), kExitDatabaseUnavailable);
-  EXPECT_EQ(code("fenced"), kExitFenced);
-  EXPECT_EQ(code("divergence"), kExitDivergence);
-  EXPECT_EQ(code("something-new"), kExitFlowFailed);
+  EXPECT_EQ(code(OutcomeKind::kSucceeded), kExitOk);
+  EXPECT_EQ(code(OutcomeKind::kWaiting), kExitOk);
+  EXPECT_EQ(code(OutcomeKind::kBudgetExceeded), kExitOk);
+  EXPECT_EQ(code(OutcomeKind::kFailed), kExitFlowFailed);
+  EXPECT_EQ(code(OutcomeKind::kCancelled), kExitFlowFailed);
+  EXPECT_EQ(code(OutcomeKind::kConfigError), kExitConfigError);
+  EXPECT_EQ(code(OutcomeKind::kDatabaseUnavailable), kExitDatabaseUnavailable);
+  EXPECT_EQ(code(OutcomeKind::kFenced), kExitFenced);
+  EXPECT_EQ(code(OutcomeKind::kDivergence), kExitDivergence);
   EXPECT_EQ(kExitOk, 0);
   EXPECT_EQ(kExitFlowFailed, 1);
   EXPECT_EQ(kExitConfigError, 2);

@@ -50,8 +50,8 @@ milliseconds Until(TimePoint from, TimePoint to) {
 struct Conclusion {
   std::string outcome, reason, message;
   std::optional<TimePoint> end;
-  std::optional<json> wait;    // the termination message's "wait" (outcome waiting)
-  std::optional<json> result;  // the termination message's "result" (outcome succeeded)
+  std::optional<OpenWait> wait;  // the agent's open question (outcome waiting)
+  std::optional<json> result;    // the flow's result (outcome succeeded)
 };
 
 // A failed attempt that another attempt may fix: everything but a wrong
@@ -291,8 +291,7 @@ class Reconciler {
       if (!j.meta.deletion_timestamp) out.actions.push_back(DeleteJob{j.meta.name});
     if (cfg_.retention == Retention::kDelete) {
       out.actions.push_back(DeleteRunRows{});
-    } else if (!IsTerminalPhase(st_.phase) && in_.run && in_.run->status != "succeeded" &&
-               in_.run->status != "failed" && in_.run->status != "cancelled") {
+    } else if (!IsTerminalPhase(st_.phase) && in_.run && !IsTerminal(in_.run->status)) {
       out.actions.push_back(CancelRun{"the FlowRun was deleted"});
     }
     out.actions.push_back(RemoveFinalizer{});
@@ -492,42 +491,36 @@ class Reconciler {
     return false;
   }
 
-  std::optional<Conclusion> FromMessage(const json& m, std::optional<TimePoint> end) const {
-    std::string outcome = m.value("outcome", "");
-    std::string error = m.contains("error") && m["error"].is_string() ? m["error"].get<std::string>() : "";
+  // How an attempt ended, from the agent's typed outcome: the one place both
+  // channels (termination message, database) are turned into a decision.
+  // nullopt for kFenced: a newer execution owns the run.
+  static std::optional<Conclusion> FromOutcome(const Outcome& o, std::optional<TimePoint> end) {
     Conclusion c;
     c.end = end;
-    c.outcome = outcome;
-    c.message = error;
-    if (outcome == "succeeded") {
-      c.reason = "Succeeded";
-      if (m.contains("result")) c.result = m["result"];
-    } else if (outcome == "waiting") {
-      c.reason = "WaitingForAnswer";
-      if (m.contains("wait") && m["wait"].is_object()) c.wait = m["wait"];
-    } else if (outcome == "budget_exceeded") {
-      c.reason = "BudgetExceeded";
-      double spent = m.contains("runSpentUSD") && m["runSpentUSD"].is_number() ? m["runSpentUSD"].get<double>() : 0;
-      c.message = "the run spent " + Usd(spent) +
-                  (m.contains("budgetUSD") && m["budgetUSD"].is_number()
-                       ? " of its " + Usd(m["budgetUSD"].get<double>()) + " budget"
-                       : " and reached its budget");
-    } else if (outcome == "config_error") {
-      c.reason = "ConfigError";
-    } else if (outcome == "divergence") {
-      c.reason = "Divergence";
-    } else if (outcome == "database_unavailable") {
-      c.reason = "DatabaseUnavailable";
-    } else if (outcome == "cancelled") {
-      c.reason = "Cancelled";
-    } else if (outcome == "fenced") {
-      return std::nullopt;  // ignored: a newer execution owns the run
-    } else if (outcome == "failed") {
-      c.reason = error.find("timed out without an answer") != std::string::npos ? "WaitTimedOut" : "FlowFailed";
-    } else {
-      c.outcome = "failed";
-      c.reason = "UnknownOutcome";
-      c.message = "the agent reported an unknown outcome \"" + outcome + "\"";
+    c.outcome = std::string(OutcomeKindName(o.kind));
+    c.message = o.error;
+    switch (o.kind) {
+      case OutcomeKind::kSucceeded:
+        c.reason = "Succeeded";
+        c.result = o.result;
+        break;
+      case OutcomeKind::kWaiting:
+        c.reason = "WaitingForAnswer";
+        c.wait = o.wait;
+        break;
+      case OutcomeKind::kBudgetExceeded:
+        c.reason = "BudgetExceeded";
+        c.message = "the run spent " + Usd(o.run_spent_usd) +
+                    (o.budget_usd ? " of its " + Usd(*o.budget_usd) + " budget" : " and reached its budget");
+        break;
+      case OutcomeKind::kConfigError: c.reason = "ConfigError"; break;
+      case OutcomeKind::kDivergence: c.reason = "Divergence"; break;
+      case OutcomeKind::kDatabaseUnavailable: c.reason = "DatabaseUnavailable"; break;
+      case OutcomeKind::kCancelled: c.reason = "Cancelled"; break;
+      case OutcomeKind::kFenced: return std::nullopt;
+      case OutcomeKind::kFailed:
+        c.reason = o.reason == FailureReason::kWaitTimedOut ? "WaitTimedOut" : "FlowFailed";
+        break;
     }
     return c;
   }
@@ -539,21 +532,10 @@ class Reconciler {
     const AttemptRecord* best = nullptr;
     for (const auto& a : in_.run->attempts)
       if (a.attempt == n && a.finished_at && (!best || a.epoch > best->epoch)) best = &a;
-    if (!best || best->outcome == "running" || best->outcome == "fenced") return std::nullopt;
-    json m = {{"outcome", best->outcome}, {"error", best->error}};
-    if (best->outcome == "waiting" && in_.run->open_wait) {
-      const OpenWait& w = *in_.run->open_wait;
-      json wj = {{"name", w.name}, {"occurrence", w.occurrence}, {"question", w.question}, {"schema", w.schema},
-                 {"askedAt", FormatTime(w.asked_at)}, {"onTimeout", std::string(OnTimeoutName(w.on_timeout))}};
-      if (w.deadline) wj["deadline"] = FormatTime(*w.deadline);
-      m["wait"] = wj;
-    }
-    if (best->outcome == "budget_exceeded") {
-      m["runSpentUSD"] = in_.run->spent.cost_usd;
-      if (in_.run->budget_usd) m["budgetUSD"] = *in_.run->budget_usd;
-    }
-    if (in_.run->result) m["result"] = *in_.run->result;
-    auto c = FromMessage(m, best->finished_at);
+    if (!best) return std::nullopt;
+    auto o = OutcomeFromRunState(*in_.run, *best);
+    if (!o) return std::nullopt;
+    auto c = FromOutcome(*o, best->finished_at);
     if (c && c->message.empty()) c->message = "outcome read from the database (the pod reported none)";
     return c;
   }
@@ -579,13 +561,18 @@ class Reconciler {
     bool fenced = false;
     for (const PodView* p : pods) {
       if (!p->agent || !p->agent->terminated || p->agent->terminated_message.empty()) continue;
-      auto m = DecodeTerminationMessage(p->agent->terminated_message);
-      if (!m.ok()) continue;
-      if ((*m)["outcome"] == "fenced") {
+      std::optional<TimePoint> end = p->agent->finished_at ? p->agent->finished_at : job_end;
+      auto o = DecodeTerminationMessage(p->agent->terminated_message);
+      if (!o.ok()) {
+        if (o.status().code() != StatusCode::kUnimplemented) continue;  // not an outcome: Kubernetes' view below
+        decoded = Conclusion{"failed", "UnknownOutcome", o.status().message(), end, {}, {}};  // a newer agent
+        break;
+      }
+      if (o->kind == OutcomeKind::kFenced) {
         fenced = true;
         continue;
       }
-      decoded = FromMessage(*m, p->agent->finished_at ? p->agent->finished_at : job_end);
+      decoded = FromOutcome(*o, end);
       if (decoded) break;
     }
     bool deadline = failed && failed->reason == "DeadlineExceeded";
@@ -668,7 +655,7 @@ class Reconciler {
     if (c.result) result_ = c.result;
     if (c.outcome == "waiting") {
       st_.wait.reset();
-      if (c.wait) st_.wait = WaitFromMessage(*c.wait);
+      if (c.wait) st_.wait = WaitStatusOf(*c.wait);
       // The wait's key: how a later reconcile knows that answer was consumed.
       rec.message = st_.wait ? st_.wait->name : "";
     }
@@ -679,21 +666,19 @@ class Reconciler {
                (c.message.empty() ? "" : ": " + c.message));
   }
 
-  WaitStatus WaitFromMessage(const json& w) const {
+  // status.wait for an open question, cut to the status' size limits.
+  WaitStatus WaitStatusOf(const OpenWait& w) const {
     WaitStatus ws;
-    std::string name = w.contains("name") && w["name"].is_string() ? w["name"].get<std::string>() : "";
-    int occurrence = w.contains("occurrence") && w["occurrence"].is_number_integer() ? w["occurrence"].get<int>() : 1;
-    ws.name = occurrence > 1 ? name + "#" + std::to_string(occurrence) : name;
-    if (w.contains("question") && w["question"].is_string())
-      ws.question = TruncateUtf8(w["question"].get<std::string>(), cfg_.max_question_bytes);
-    if (w.contains("schema") && Dump(w["schema"]).size() <= cfg_.max_schema_bytes) ws.schema = w["schema"];
-    if (w.contains("askedAt") && w["askedAt"].is_string()) ws.asked_at = w["askedAt"];
-    if (w.contains("deadline") && w["deadline"].is_string()) ws.deadline = w["deadline"];
-    if (w.contains("onTimeout") && w["onTimeout"].is_string()) ws.on_timeout = w["onTimeout"];
+    ws.name = WaitKey(w);
+    ws.question = TruncateUtf8(w.question, cfg_.max_question_bytes);
+    if (!w.schema.is_null() && Dump(w.schema).size() <= cfg_.max_schema_bytes) ws.schema = w.schema;
+    if (w.asked_at != TimePoint{}) ws.asked_at = FormatTime(w.asked_at);
+    if (w.deadline) ws.deadline = FormatTime(*w.deadline);
+    ws.on_timeout = std::string(OnTimeoutName(w.on_timeout));
     return ws;
   }
 
-  std::string WaitKey(const OpenWait& w) const {
+  static std::string WaitKey(const OpenWait& w) {
     return w.occurrence > 1 ? w.name + "#" + std::to_string(w.occurrence) : w.name;
   }
 
@@ -750,13 +735,13 @@ class Reconciler {
 
   void Waiting(const AttemptStatus& rec) {
     const RunState* run = in_.run ? &*in_.run : nullptr;
-    if (run && run->status == "failed") {
-      bool timed_out = run->error.find("timed out") != std::string::npos;
+    if (run && run->status == RunStatus::kFailed) {
+      bool timed_out = run->failure_reason == FailureReason::kWaitTimedOut;
       Transition(kFailed, timed_out ? "WaitTimedOut" : "Failed", run->error.empty() ? "the run failed" : run->error,
                  "Warning", "Failed");
       return;
     }
-    if (run && run->status == "cancelled") {
+    if (run && run->status == RunStatus::kCancelled) {
       Transition(kCancelled, "Cancelled", "the run was cancelled" + (run->error.empty() ? "" : ": " + run->error),
                  "Normal");
       return;
@@ -765,10 +750,7 @@ class Reconciler {
     if (run && run->open_wait) {
       const OpenWait& w = *run->open_wait;
       if (!st_.wait) {
-        json wj = {{"name", w.name}, {"occurrence", w.occurrence}, {"question", w.question}, {"schema", w.schema},
-                   {"askedAt", FormatTime(w.asked_at)}, {"onTimeout", std::string(OnTimeoutName(w.on_timeout))}};
-        if (w.deadline) wj["deadline"] = FormatTime(*w.deadline);
-        st_.wait = WaitFromMessage(wj);
+        st_.wait = WaitStatusOf(w);
       } else if (st_.wait->name == WaitKey(w)) {
         if (!st_.wait->schema && Dump(w.schema).size() <= cfg_.max_schema_bytes) st_.wait->schema = w.schema;
         if (st_.wait->deadline.empty() && w.deadline) st_.wait->deadline = FormatTime(*w.deadline);
@@ -791,7 +773,7 @@ class Reconciler {
     // The database already has the answer (recorded by an earlier reconcile
     // that failed before its status patch, by flowrunctl, or the deadline's
     // default): that one stands; status.answers is not recorded over it.
-    const bool answered_in_db = run && run->status == "waiting" && !run->open_wait;
+    const bool answered_in_db = run && run->status == RunStatus::kWaiting && !run->open_wait;
     if (!answered_in_db && !key.empty() && fr_.answers.contains(key) && !consumed(key)) {
       const json& answer = fr_.answers[key];
       json schema = json::object();
@@ -831,7 +813,7 @@ class Reconciler {
     }
     // Answered outside Kubernetes (flowrunctl), or the deadline's default
     // answer was recorded: the database has no open question any more.
-    if (run && run->status == "waiting" && !run->open_wait) {
+    if (run && run->status == RunStatus::kWaiting && !run->open_wait) {
       bool expired = false;
       if (st_.wait && !st_.wait->deadline.empty())
         if (auto d = ParseTime(st_.wait->deadline)) expired = *d <= in_.now;
@@ -880,7 +862,7 @@ class Reconciler {
 
   void Budget(const AttemptStatus& rec) {
     const RunState* run = in_.run ? &*in_.run : nullptr;
-    if (run && run->status == "cancelled") {
+    if (run && run->status == RunStatus::kCancelled) {
       Transition(kCancelled, "Cancelled", "the run was cancelled", "Normal");
       return;
     }

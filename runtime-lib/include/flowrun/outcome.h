@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "flowrun/run_states.h"
 #include "flowrun/status.h"
 #include "flowrun/store_types.h"
 
@@ -24,11 +25,15 @@ enum ExitCode : int {
   kExitDivergence = 5,    // a resumed run no longer matches its recorded checkpoints
 };
 
+// One execution's outcome: what the agent writes to the termination message
+// and (through RunStore::Finish) to the database, and what the controller
+// reads back from either channel (DecodeTerminationMessage,
+// OutcomeFromRunState) before deciding anything.
 struct Outcome {
-  // succeeded | failed | waiting | budget_exceeded | fenced | divergence | config_error | database_unavailable
-  std::string outcome;
+  OutcomeKind kind = OutcomeKind::kFailed;
+  FailureReason reason = FailureReason::kNone;  // why, for kFailed
   int attempt = 0;
-  std::string error;            // human-readable, for failures
+  std::string error;            // human-readable, for failures: never decided on
   std::optional<OpenWait> wait; // for waiting
   std::optional<double> budget_usd;
   Usage spent;                  // this execution's LLM spend
@@ -37,6 +42,9 @@ struct Outcome {
   int64_t live_checkpoints = 0;
   int64_t cached_checkpoints = 0;
   std::optional<nlohmann::json> result;  // included only if it fits
+  // Decoded messages only: the encoder dropped or cut fields to fit its limit
+  // (PostgreSQL has the full data).
+  bool truncated = false;
 };
 
 int ExitCodeFor(const Outcome& outcome);
@@ -46,8 +54,17 @@ int ExitCodeFor(const Outcome& outcome);
 // sets "truncated": true — the full data is in PostgreSQL.
 std::string EncodeTerminationMessage(const Outcome& outcome, size_t limit = 4096);
 
-// Parses a termination message (the controller's side).
-StatusOr<nlohmann::json> DecodeTerminationMessage(const std::string& text);
+// Parses a termination message (the controller's side) into the same type the
+// agent encoded. Errors: kInvalidArgument when the text is not a flowrun
+// outcome (not JSON, no "outcome" word, a wait without a name);
+// kUnimplemented when "outcome" is a word this build does not know (a newer
+// agent): the message says which. Unknown extra fields are ignored.
+StatusOr<Outcome> DecodeTerminationMessage(const std::string& text);
+
+// The database's record of attempt `record` of `run`, as an Outcome: the
+// controller's second channel, used when the termination message was lost.
+// nullopt while that attempt is still running (or was fenced).
+std::optional<Outcome> OutcomeFromRunState(const RunState& run, const AttemptRecord& record);
 
 // Writes the message to `path` (created or truncated). A failure is returned,
 // not thrown: the process still exits with the right code.

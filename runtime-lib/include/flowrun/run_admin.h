@@ -34,17 +34,33 @@ class RunAdmin {
  public:
   virtual ~RunAdmin() = default;
 
+  // The readers. Each reads one consistent snapshot. A run with no row yet
+  // (no execution began, no budget or answer was set) returns kNotFound — the
+  // controller relies on that before a FlowRun's first attempt; the list
+  // readers return an empty list for it instead. kUnavailable when the
+  // database stays unreachable; kDataLoss when a row holds a value this build
+  // does not know (a newer schema).
+  //
+  // GetRun: the run row, its attempts (oldest first), totals and the open
+  // wait (present only while the run can still take an answer).
   virtual StatusOr<RunState> GetRun(const std::string& run_uid) = 0;
+  // Every checkpoint row (steps and waits), in first-started order.
   virtual StatusOr<std::vector<CheckpointInfo>> ListCheckpoints(const std::string& run_uid) = 0;
+  // Every failed try of every checkpoint, oldest first.
   virtual StatusOr<std::vector<CheckpointFailure>> ListFailures(const std::string& run_uid) = 0;
+  // LLM spend grouped by model.
   virtual StatusOr<std::vector<ModelUsage>> UsageByModel(const std::string& run_uid) = 0;
+  // The stored output of a completed checkpoint; kNotFound when it has none.
   virtual StatusOr<nlohmann::json> GetCheckpointOutput(const std::string& run_uid,
                                                        const CheckpointKey& key) = 0;
 
   // Records a human's answer. The answer is validated against the open wait's
   // schema: a violation returns kInvalidArgument listing the reasons and
   // changes nothing. A wait that already has an answer returns
-  // kAlreadyExists (first answer wins).
+  // kAlreadyExists (first answer wins). kFailedPrecondition: the run is over
+  // (succeeded, failed, cancelled), or options.allow_early is false and the
+  // run is not waiting for `wait_name`. kNotFound: no run row and
+  // allow_early is false.
   virtual StatusOr<RecordedAnswer> RecordAnswer(const std::string& run_uid,
                                                 const std::string& wait_name,
                                                 const nlohmann::json& answer,
@@ -55,9 +71,12 @@ class RunAdmin {
   virtual Status SetBudget(const std::string& run_uid, std::optional<double> budget_usd) = 0;
 
   // Applies the on-timeout policy of the open wait if its deadline passed at
-  // `now`: records the default answer, or marks the run failed. Returns the
-  // resulting run status ("waiting" when nothing was due).
-  virtual StatusOr<std::string> ExpireWait(const std::string& run_uid, TimePoint now) = 0;
+  // `now`: records the default answer (kDefaultAnswered: the wait is answered
+  // by "timeout-default", the resumed execution takes it), or marks the run
+  // failed with FailureReason::kWaitTimedOut (kRunFailed). kNotDue when no
+  // unanswered wait's deadline has passed. kNotFound: no run row.
+  enum class WaitExpiry { kNotDue, kDefaultAnswered, kRunFailed };
+  virtual StatusOr<WaitExpiry> ExpireWait(const std::string& run_uid, TimePoint now) = 0;
 
   // Marks a run cancelled (no execution may write after this: the epoch moves).
   virtual Status CancelRun(const std::string& run_uid, const std::string& reason) = 0;

@@ -24,7 +24,10 @@
 namespace flowrun {
 
 struct FinishRequest {
-  std::string outcome;  // succeeded, failed, waiting, budget_exceeded
+  // Any kind but kFenced (a fenced execution records nothing). The run's
+  // status becomes RunStatusAfter(outcome); the attempt keeps the kind.
+  OutcomeKind outcome = OutcomeKind::kSucceeded;
+  FailureReason reason = FailureReason::kNone;
   std::optional<nlohmann::json> result;
   std::string error;
   std::string open_wait;  // name of the wait, when outcome == waiting

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "flowrun/environment.h"
+#include "flowrun/run_states.h"
 
 namespace flowrun {
 
@@ -92,7 +93,8 @@ struct AttemptRecord {
   int attempt = 0;
   TimePoint started_at;
   std::optional<TimePoint> finished_at;
-  std::string outcome;  // running, succeeded, failed, waiting, budget_exceeded, fenced
+  std::optional<OutcomeKind> outcome;  // nullopt while the attempt runs (the database's "running")
+  FailureReason reason = FailureReason::kNone;
   std::string error;
   int64_t live_checkpoints = 0;
   int64_t cached_checkpoints = 0;
@@ -112,7 +114,8 @@ struct CheckpointFailure {
 // A run's state as the controller (or flowrunctl) reads it.
 struct RunState {
   std::string uid, namespace_, name, flow;
-  std::string status;  // pending, running, waiting, budget_exceeded, succeeded, failed
+  RunStatus status = RunStatus::kPending;
+  FailureReason failure_reason = FailureReason::kNone;  // for kFailed
   int64_t epoch = 0;
   int attempt = 0;
   std::optional<double> budget_usd;

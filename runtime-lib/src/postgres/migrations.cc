@@ -17,8 +17,94 @@ constexpr long long kMigrationLockKey = 0x666c6f7772756eLL;
 struct Migration {
   int version;
   const char* description;
-  const char* sql;
+  std::string sql;
 };
+
+// flowrun.metric_contributions(), the one definition of every exported
+// counter. Migration 2 created it recognising a wait timeout by the run's
+// error text; migration 3 replaces it with one that reads the typed
+// failure_reason. The text is shared so the two differ only there, and
+// migration 2's SQL stays byte-for-byte what it always was.
+enum class FunctionVersion { kByErrorText, kByFailureReason };
+std::string MetricContributionsSql(FunctionVersion v) {
+  static const std::string kTemplate = R"SQL(@CREATE@ FUNCTION flowrun.metric_contributions(p_run_uid text)
+RETURNS TABLE (metric text, namespace text, flow text, model text, label text, value double precision)
+LANGUAGE sql STABLE AS $fn$
+  WITH r AS (SELECT run_uid, namespace, flow, status, @REASON@ FROM flowrun.runs
+             WHERE p_run_uid IS NULL OR run_uid = p_run_uid),
+  calls AS (SELECT r.namespace, r.flow, c.model, count(*) AS n,
+              count(*) FILTER (WHERE c.cost_usd IS NULL) AS unpriced,
+              coalesce(sum(c.cost_usd), 0) AS usd, sum(c.input_tokens) AS inp,
+              sum(c.output_tokens) AS outp, sum(c.cached_tokens) AS cach
+            FROM flowrun.llm_calls c JOIN r USING (run_uid) GROUP BY 1, 2, 3),
+  att AS (SELECT r.namespace, r.flow, a.outcome,
+            lag(a.outcome) OVER (PARTITION BY a.run_uid ORDER BY a.epoch) AS prev,
+            a.live_checkpoints, a.cached_checkpoints, a.saved_llm_calls, a.saved_input_tokens,
+            a.saved_output_tokens, a.saved_cached_tokens, a.saved_usd
+          FROM flowrun.attempts a JOIN r USING (run_uid)),
+  w AS (SELECT r.namespace, r.flow, w.asked_at, w.answered_at, w.answered_by, w.answer IS NULL AS unanswered,
+          w.deadline, r.status, r.@REASON@
+        FROM flowrun.waits w JOIN r USING (run_uid) WHERE w.question IS NOT NULL),
+  human AS (SELECT namespace, flow, extract(epoch FROM answered_at - asked_at)::double precision AS s FROM w
+            WHERE answered_at IS NOT NULL AND answered_by <> 'timeout-default' AND answered_at >= asked_at),
+  -- Each answer counted once in its smallest bucket, then summed upwards:
+  -- cumulative counts without joining every answer to every bound.
+  -- (the same bounds as metrics::WaitResponseBounds())
+  bounds AS (SELECT ARRAY[10, 30, 60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 259200]::float8[] AS b),
+  per_bucket AS (SELECT namespace, flow, CASE WHEN s <= 10 THEN 1 WHEN s <= 30 THEN 2 WHEN s <= 60 THEN 3
+                   WHEN s <= 300 THEN 4 WHEN s <= 900 THEN 5 WHEN s <= 1800 THEN 6 WHEN s <= 3600 THEN 7
+                   WHEN s <= 7200 THEN 8 WHEN s <= 14400 THEN 9 WHEN s <= 28800 THEN 10 WHEN s <= 86400 THEN 11
+                   WHEN s <= 259200 THEN 12 ELSE 13 END AS i, count(*) AS n
+                 FROM human GROUP BY 1, 2, 3),
+  cumulative AS (SELECT p.namespace, p.flow, k AS i,
+                   sum(p.n) AS n FROM per_bucket p, generate_series(1, 13) k WHERE p.i <= k GROUP BY 1, 2, 3),
+  att_agg AS (SELECT namespace, flow, count(*) AS n, count(*) FILTER (WHERE outcome = 'budget_exceeded') AS budget,
+                sum(live_checkpoints) AS live, sum(cached_checkpoints) AS cache, sum(saved_usd) AS s_usd,
+                sum(saved_llm_calls) AS s_calls, sum(saved_input_tokens) AS s_in, sum(saved_output_tokens) AS s_out,
+                sum(saved_cached_tokens) AS s_cach
+              FROM att GROUP BY 1, 2),
+  w_agg AS (SELECT namespace, flow, count(*) AS asked,
+              count(*) FILTER (WHERE answered_by = 'timeout-default'
+                 OR (unanswered AND deadline IS NOT NULL AND status = 'failed' AND @TIMED_OUT@))
+                AS timeouts,
+              sum(CASE WHEN answered_at IS NOT NULL AND answered_by <> 'timeout-default' AND answered_at >= asked_at
+                       THEN extract(epoch FROM answered_at - asked_at)::double precision END) AS response_sum
+            FROM w GROUP BY 1, 2)
+  -- One scan per source, unpivoted: metric keys are DbFamilies' (db_snapshot.cc).
+  SELECT v.metric, c.namespace, c.flow, c.model, v.label, v.value FROM calls c, LATERAL (VALUES
+      ('cost_usd', '', c.usd), ('llm_calls', '', c.n::float8), ('unpriced_llm_calls', '', c.unpriced::float8),
+      ('tokens', 'input', c.inp::float8), ('tokens', 'output', c.outp::float8), ('tokens', 'cached', c.cach::float8)
+    ) v(metric, label, value)
+  UNION ALL SELECT v.metric, a.namespace, a.flow, '', v.label, v.value FROM att_agg a, LATERAL (VALUES
+      ('attempts', '', a.n::float8), ('budget_suspensions', '', a.budget::float8),
+      ('checkpoints', 'live', a.live::float8), ('checkpoints', 'cache', a.cache::float8),
+      ('saved_usd', '', a.s_usd), ('saved_llm_calls', '', a.s_calls::float8),
+      ('saved_tokens', 'input', a.s_in::float8), ('saved_tokens', 'output', a.s_out::float8),
+      ('saved_tokens', 'cached', a.s_cach::float8)
+    ) v(metric, label, value)
+  UNION ALL SELECT 'retries', namespace, flow, '', CASE WHEN prev = 'running' THEN 'interrupted' ELSE prev END,
+              count(*) FROM att WHERE prev IS NOT NULL AND prev NOT IN ('waiting', 'budget_exceeded', 'succeeded')
+              GROUP BY 2, 3, 5
+  UNION ALL SELECT 'runs_finished', namespace, flow, '', status, count(*) FROM r
+              WHERE status IN ('succeeded', 'failed', 'cancelled') GROUP BY 2, 3, 5
+  UNION ALL SELECT v.metric, x.namespace, x.flow, '', '', v.value FROM w_agg x, LATERAL (VALUES
+      ('waits_asked', x.asked::float8), ('wait_timeouts', x.timeouts::float8),
+      ('wait_response_seconds_sum', x.response_sum)) v(metric, value) WHERE v.value IS NOT NULL
+  UNION ALL SELECT 'wait_response_seconds_bucket', c.namespace, c.flow, '',
+              CASE WHEN c.i = 13 THEN '+Inf' ELSE (SELECT b[c.i]::bigint::text FROM bounds) END, c.n FROM cumulative c
+$fn$;
+)SQL";
+  const bool typed = v == FunctionVersion::kByFailureReason;
+  std::string sql = kTemplate;
+  auto replace_all = [&sql](const std::string& from, const std::string& to) {
+    for (size_t at = sql.find(from); at != std::string::npos; at = sql.find(from, at + to.size()))
+      sql.replace(at, from.size(), to);
+  };
+  replace_all("@CREATE@", typed ? "CREATE OR REPLACE" : "CREATE");
+  replace_all("@REASON@", typed ? "failure_reason" : "error");
+  replace_all("@TIMED_OUT@", typed ? "failure_reason = 'wait_timed_out'" : "error LIKE 'wait % timed out%'");
+  return sql;
+}
 
 // No foreign keys: every table is keyed by run_uid and DeleteRun removes a
 // run's rows from each in one transaction. This keeps the checkpoint write a
@@ -169,73 +255,8 @@ CREATE TABLE flowrun.metric_rollup (
   value     double precision NOT NULL,
   PRIMARY KEY (metric, namespace, flow, model, label)
 );
-CREATE FUNCTION flowrun.metric_contributions(p_run_uid text)
-RETURNS TABLE (metric text, namespace text, flow text, model text, label text, value double precision)
-LANGUAGE sql STABLE AS $fn$
-  WITH r AS (SELECT run_uid, namespace, flow, status, error FROM flowrun.runs
-             WHERE p_run_uid IS NULL OR run_uid = p_run_uid),
-  calls AS (SELECT r.namespace, r.flow, c.model, count(*) AS n,
-              count(*) FILTER (WHERE c.cost_usd IS NULL) AS unpriced,
-              coalesce(sum(c.cost_usd), 0) AS usd, sum(c.input_tokens) AS inp,
-              sum(c.output_tokens) AS outp, sum(c.cached_tokens) AS cach
-            FROM flowrun.llm_calls c JOIN r USING (run_uid) GROUP BY 1, 2, 3),
-  att AS (SELECT r.namespace, r.flow, a.outcome,
-            lag(a.outcome) OVER (PARTITION BY a.run_uid ORDER BY a.epoch) AS prev,
-            a.live_checkpoints, a.cached_checkpoints, a.saved_llm_calls, a.saved_input_tokens,
-            a.saved_output_tokens, a.saved_cached_tokens, a.saved_usd
-          FROM flowrun.attempts a JOIN r USING (run_uid)),
-  w AS (SELECT r.namespace, r.flow, w.asked_at, w.answered_at, w.answered_by, w.answer IS NULL AS unanswered,
-          w.deadline, r.status, r.error
-        FROM flowrun.waits w JOIN r USING (run_uid) WHERE w.question IS NOT NULL),
-  human AS (SELECT namespace, flow, extract(epoch FROM answered_at - asked_at)::double precision AS s FROM w
-            WHERE answered_at IS NOT NULL AND answered_by <> 'timeout-default' AND answered_at >= asked_at),
-  -- Each answer counted once in its smallest bucket, then summed upwards:
-  -- cumulative counts without joining every answer to every bound.
-  -- (the same bounds as metrics::WaitResponseBounds())
-  bounds AS (SELECT ARRAY[10, 30, 60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 259200]::float8[] AS b),
-  per_bucket AS (SELECT namespace, flow, CASE WHEN s <= 10 THEN 1 WHEN s <= 30 THEN 2 WHEN s <= 60 THEN 3
-                   WHEN s <= 300 THEN 4 WHEN s <= 900 THEN 5 WHEN s <= 1800 THEN 6 WHEN s <= 3600 THEN 7
-                   WHEN s <= 7200 THEN 8 WHEN s <= 14400 THEN 9 WHEN s <= 28800 THEN 10 WHEN s <= 86400 THEN 11
-                   WHEN s <= 259200 THEN 12 ELSE 13 END AS i, count(*) AS n
-                 FROM human GROUP BY 1, 2, 3),
-  cumulative AS (SELECT p.namespace, p.flow, k AS i,
-                   sum(p.n) AS n FROM per_bucket p, generate_series(1, 13) k WHERE p.i <= k GROUP BY 1, 2, 3),
-  att_agg AS (SELECT namespace, flow, count(*) AS n, count(*) FILTER (WHERE outcome = 'budget_exceeded') AS budget,
-                sum(live_checkpoints) AS live, sum(cached_checkpoints) AS cache, sum(saved_usd) AS s_usd,
-                sum(saved_llm_calls) AS s_calls, sum(saved_input_tokens) AS s_in, sum(saved_output_tokens) AS s_out,
-                sum(saved_cached_tokens) AS s_cach
-              FROM att GROUP BY 1, 2),
-  w_agg AS (SELECT namespace, flow, count(*) AS asked,
-              count(*) FILTER (WHERE answered_by = 'timeout-default'
-                 OR (unanswered AND deadline IS NOT NULL AND status = 'failed' AND error LIKE 'wait % timed out%'))
-                AS timeouts,
-              sum(CASE WHEN answered_at IS NOT NULL AND answered_by <> 'timeout-default' AND answered_at >= asked_at
-                       THEN extract(epoch FROM answered_at - asked_at)::double precision END) AS response_sum
-            FROM w GROUP BY 1, 2)
-  -- One scan per source, unpivoted: metric keys are DbFamilies' (db_snapshot.cc).
-  SELECT v.metric, c.namespace, c.flow, c.model, v.label, v.value FROM calls c, LATERAL (VALUES
-      ('cost_usd', '', c.usd), ('llm_calls', '', c.n::float8), ('unpriced_llm_calls', '', c.unpriced::float8),
-      ('tokens', 'input', c.inp::float8), ('tokens', 'output', c.outp::float8), ('tokens', 'cached', c.cach::float8)
-    ) v(metric, label, value)
-  UNION ALL SELECT v.metric, a.namespace, a.flow, '', v.label, v.value FROM att_agg a, LATERAL (VALUES
-      ('attempts', '', a.n::float8), ('budget_suspensions', '', a.budget::float8),
-      ('checkpoints', 'live', a.live::float8), ('checkpoints', 'cache', a.cache::float8),
-      ('saved_usd', '', a.s_usd), ('saved_llm_calls', '', a.s_calls::float8),
-      ('saved_tokens', 'input', a.s_in::float8), ('saved_tokens', 'output', a.s_out::float8),
-      ('saved_tokens', 'cached', a.s_cach::float8)
-    ) v(metric, label, value)
-  UNION ALL SELECT 'retries', namespace, flow, '', CASE WHEN prev = 'running' THEN 'interrupted' ELSE prev END,
-              count(*) FROM att WHERE prev IS NOT NULL AND prev NOT IN ('waiting', 'budget_exceeded', 'succeeded')
-              GROUP BY 2, 3, 5
-  UNION ALL SELECT 'runs_finished', namespace, flow, '', status, count(*) FROM r
-              WHERE status IN ('succeeded', 'failed', 'cancelled') GROUP BY 2, 3, 5
-  UNION ALL SELECT v.metric, x.namespace, x.flow, '', '', v.value FROM w_agg x, LATERAL (VALUES
-      ('waits_asked', x.asked::float8), ('wait_timeouts', x.timeouts::float8),
-      ('wait_response_seconds_sum', x.response_sum)) v(metric, value) WHERE v.value IS NOT NULL
-  UNION ALL SELECT 'wait_response_seconds_bucket', c.namespace, c.flow, '',
-              CASE WHEN c.i = 13 THEN '+Inf' ELSE (SELECT b[c.i]::bigint::text FROM bounds) END, c.n FROM cumulative c
-$fn$;
-CREATE FUNCTION flowrun.fold_run_metrics() RETURNS trigger LANGUAGE plpgsql AS $fn$
+)SQL" +
+           MetricContributionsSql(FunctionVersion::kByErrorText) + R"SQL(CREATE FUNCTION flowrun.fold_run_metrics() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
   INSERT INTO flowrun.metric_rollup AS m (metric, namespace, flow, model, label, value)
     SELECT c.metric, c.namespace, c.flow, c.model, c.label, c.value
@@ -261,6 +282,21 @@ CREATE TRIGGER llm_calls_notify_metrics AFTER INSERT ON flowrun.llm_calls
 CREATE TRIGGER waits_notify_metrics AFTER INSERT OR UPDATE ON flowrun.waits
   FOR EACH STATEMENT EXECUTE FUNCTION flowrun.notify_metrics();
 )SQL"},
+      // The typed failure reason (flowrun/run_states.h): the controller and the
+      // metrics decide on it instead of the error's wording. Rows written
+      // before it get theirs from that wording, once, here.
+      {3, "typed failure reason on runs and attempts; metrics read it", R"SQL(
+ALTER TABLE flowrun.runs ADD COLUMN failure_reason text NOT NULL DEFAULT '';
+ALTER TABLE flowrun.attempts ADD COLUMN failure_reason text NOT NULL DEFAULT '';
+UPDATE flowrun.runs SET failure_reason = CASE WHEN error LIKE 'wait % timed out%' THEN 'wait_timed_out'
+  ELSE 'flow_failed' END WHERE status = 'failed';
+UPDATE flowrun.attempts SET failure_reason = CASE WHEN error LIKE 'wait % timed out%' THEN 'wait_timed_out'
+  ELSE 'flow_failed' END WHERE outcome = 'failed';
+ALTER TABLE flowrun.runs ADD CONSTRAINT runs_failure_reason_known
+  CHECK (failure_reason IN ('', 'flow_failed', 'wait_timed_out'));
+ALTER TABLE flowrun.attempts ADD CONSTRAINT attempts_failure_reason_known
+  CHECK (failure_reason IN ('', 'flow_failed', 'wait_timed_out'));
+)SQL" + MetricContributionsSql(FunctionVersion::kByFailureReason)},
   };
   return kMigrations;
 }

@@ -10,7 +10,8 @@ namespace {
 pg::Statements RunAdminStatements() {
   return {
       {"run_row",
-       "SELECT namespace, name, flow, status, epoch, attempt, budget_usd, result::text, error, open_wait"
+       "SELECT namespace, name, flow, status, epoch, attempt, budget_usd, result::text, error, open_wait,"
+       " failure_reason"
        " FROM flowrun.runs WHERE run_uid = $1"},
       {"run_spent",
        "SELECT count(*), coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0),"
@@ -19,7 +20,7 @@ pg::Statements RunAdminStatements() {
       {"run_attempts",
        "SELECT epoch, attempt, extract(epoch FROM started_at), extract(epoch FROM finished_at), outcome, error,"
        " live_checkpoints, cached_checkpoints, reexecuted_checkpoints, saved_llm_calls, saved_input_tokens,"
-       " saved_output_tokens, saved_cached_tokens, saved_usd"
+       " saved_output_tokens, saved_cached_tokens, saved_usd, failure_reason"
        " FROM flowrun.attempts WHERE run_uid = $1 ORDER BY epoch"},
       {"run_completed_count",
        "SELECT count(*) FROM flowrun.checkpoints WHERE run_uid = $1 AND status = 'completed'"},
@@ -55,8 +56,8 @@ pg::Statements RunAdminStatements() {
        "  AND deadline IS NOT NULL AND deadline <= to_timestamp($2)"
        " ORDER BY occurrence LIMIT 1"},
       {"fail_run",
-       "UPDATE flowrun.runs SET status = 'failed', error = $2, epoch = epoch + 1, open_wait = NULL,"
-       " updated_at = now() WHERE run_uid = $1"},
+       "UPDATE flowrun.runs SET status = 'failed', failure_reason = 'wait_timed_out', error = $2,"
+       " epoch = epoch + 1, open_wait = NULL, updated_at = now() WHERE run_uid = $1"},
       {"cancel_run",
        "INSERT INTO flowrun.runs AS r (run_uid, status, error) VALUES ($1, 'cancelled', $2)"
        " ON CONFLICT (run_uid) DO UPDATE SET status = 'cancelled', error = EXCLUDED.error,"
@@ -142,7 +143,11 @@ class PostgresRunAdmin final : public RunAdmin {
       s.namespace_ = r[0][0].as<std::string>();
       s.name = r[0][1].as<std::string>();
       s.flow = r[0][2].as<std::string>();
-      s.status = r[0][3].as<std::string>();
+      auto status = ParseRunStatus(r[0][3].as<std::string>());
+      if (!status) return DataLoss("run " + uid + " has status '" + r[0][3].as<std::string>() +
+                                   "', which this build does not know");
+      s.status = *status;
+      s.failure_reason = ParseFailureReason(r[0][10].as<std::string>()).value_or(FailureReason::kFlowFailed);
       s.epoch = r[0][4].as<int64_t>();
       s.attempt = r[0][5].as<int>();
       if (!r[0][6].is_null()) s.budget_usd = r[0][6].as<double>();
@@ -155,7 +160,14 @@ class PostgresRunAdmin final : public RunAdmin {
         rec.attempt = a[1].as<int>();
         rec.started_at = pg::FromEpochSeconds(a[2].as<double>());
         rec.finished_at = OptTime(a[3]);
-        rec.outcome = a[4].as<std::string>();
+        const std::string outcome = a[4].as<std::string>();
+        if (outcome != "running") {
+          rec.outcome = ParseOutcomeKind(outcome);
+          if (!rec.outcome)
+            return DataLoss("attempt " + std::to_string(rec.attempt) + " of run " + uid + " has outcome '" +
+                            outcome + "', which this build does not know");
+        }
+        rec.reason = ParseFailureReason(a[14].as<std::string>()).value_or(FailureReason::kFlowFailed);
         rec.error = a[5].as<std::string>();
         rec.live_checkpoints = a[6].as<int64_t>();
         rec.cached_checkpoints = a[7].as<int64_t>();
@@ -173,8 +185,7 @@ class PostgresRunAdmin final : public RunAdmin {
       }
       s.checkpoints_completed = tx.exec_prepared("run_completed_count", uid)[0][0].as<int64_t>();
       pqxx::result w = tx.exec_prepared("open_wait", uid);
-      bool can_answer = s.status == "waiting" || s.status == "running" || s.status == "pending" ||
-                        s.status == "budget_exceeded";
+      bool can_answer = !IsTerminal(s.status);
       if (can_answer && !w.empty() && !w[0][8].as<bool>()) {
         OpenWait ow;
         ow.name = w[0][0].as<std::string>();
@@ -258,7 +269,7 @@ class PostgresRunAdmin final : public RunAdmin {
       pqxx::result run = tx.exec_prepared("lock_run", uid);
       if (run.empty()) return NotFound("run " + uid + " has no state in the database");
       std::string status = run[0][0].as<std::string>();
-      if (status == "succeeded" || status == "failed" || status == "cancelled")
+      if (auto st = ParseRunStatus(status); !st || IsTerminal(*st))
         return FailedPrecondition("run is " + status + "; it takes no more answers");
       pqxx::result asked = tx.exec_prepared("asked_wait", uid, wait_name);
       if (!asked.empty()) {
@@ -299,23 +310,23 @@ class PostgresRunAdmin final : public RunAdmin {
     }).status();
   }
 
-  StatusOr<std::string> ExpireWait(const std::string& uid, TimePoint now) override {
-    return Flatten(session_.Run("expiring a wait", true, [&](pqxx::connection& c) -> StatusOr<std::string> {
+  StatusOr<WaitExpiry> ExpireWait(const std::string& uid, TimePoint now) override {
+    return Flatten(session_.Run("expiring a wait", true, [&](pqxx::connection& c) -> StatusOr<WaitExpiry> {
       pqxx::work tx(c);
       pqxx::result run = tx.exec_prepared("lock_run", uid);
       if (run.empty()) return NotFound("run " + uid + " has no state in the database");
       pqxx::result due = tx.exec_prepared("due_wait", uid, pg::EpochSeconds(now));
-      if (due.empty()) return run[0][0].as<std::string>();
+      if (due.empty()) return WaitExpiry::kNotDue;
       std::string name = due[0][0].as<std::string>();
       int occ = due[0][1].as<int>();
       if (due[0][2].as<std::string>() == "default" && !due[0][3].is_null()) {
         tx.exec_prepared("answer_asked", uid, name, occ, due[0][3].as<std::string>(), "timeout-default");
         tx.commit();
-        return std::string("answered");
+        return WaitExpiry::kDefaultAnswered;
       }
       tx.exec_prepared("fail_run", uid, "wait '" + name + "' timed out without an answer");
       tx.commit();
-      return std::string("failed");
+      return WaitExpiry::kRunFailed;
     }));
   }
 

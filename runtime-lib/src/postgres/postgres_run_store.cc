@@ -26,7 +26,7 @@ pg::Statements RunStoreStatements() {
        "  budget_set)"
        " VALUES ($1, $2, $3, $4, 1, $5, 'running', $6::jsonb, $7::double precision, $7 IS NOT NULL)"
        " ON CONFLICT (run_uid) DO UPDATE SET epoch = r.epoch + 1, attempt = EXCLUDED.attempt,"
-       "  status = 'running', namespace = EXCLUDED.namespace, name = EXCLUDED.name, flow = EXCLUDED.flow,"
+       "  status = 'running', failure_reason = '', namespace = EXCLUDED.namespace, name = EXCLUDED.name, flow = EXCLUDED.flow,"
        "  parameters = EXCLUDED.parameters, "
        "  budget_usd = CASE WHEN r.budget_set THEN r.budget_usd ELSE EXCLUDED.budget_usd END,"
        "  budget_set = r.budget_set OR EXCLUDED.budget_set,"
@@ -131,8 +131,8 @@ pg::Statements RunStoreStatements() {
            "  (SELECT max(version) FROM flowrun.artifacts WHERE run_uid = $1 AND epoch = $2 AND seq = $4)"},
       {"finish",
        "WITH r AS (UPDATE flowrun.runs SET status = $3, result = $4::jsonb, error = $5, open_wait = $6,"
-       "  updated_at = now() WHERE run_uid = $1 AND epoch = $2 RETURNING 1),"
-       " a AS (UPDATE flowrun.attempts SET finished_at = now(), outcome = $3, error = $5,"
+       "  failure_reason = $16, updated_at = now() WHERE run_uid = $1 AND epoch = $2 RETURNING 1),"
+       " a AS (UPDATE flowrun.attempts SET finished_at = now(), outcome = $15, error = $5, failure_reason = $16,"
        "  live_checkpoints = $7, cached_checkpoints = $8, reexecuted_checkpoints = $9,"
        "  saved_llm_calls = $10, saved_input_tokens = $11, saved_output_tokens = $12,"
        "  saved_cached_tokens = $13, saved_usd = $14"
@@ -387,9 +387,10 @@ class PostgresRunStore final : public RunStore {
     auto res = session_.Run("finishing execution", true, [&](pqxx::connection& c) {
       pqxx::nontransaction tx(c);
       pqxx::result r = tx.exec_prepared(
-          "finish", uid_, epoch_, f.outcome, pg::NullableText(result), f.error, pg::NullableText(open_wait),
-          f.live_checkpoints, f.cached_checkpoints, f.reexecuted_checkpoints, f.saved.llm_calls,
-          f.saved.input_tokens, f.saved.output_tokens, f.saved.cached_tokens, f.saved.cost_usd);
+          "finish", uid_, epoch_, std::string(RunStatusName(RunStatusAfter(f.outcome))), pg::NullableText(result),
+          f.error, pg::NullableText(open_wait), f.live_checkpoints, f.cached_checkpoints, f.reexecuted_checkpoints,
+          f.saved.llm_calls, f.saved.input_tokens, f.saved.output_tokens, f.saved.cached_tokens, f.saved.cost_usd,
+          std::string(OutcomeKindName(f.outcome)), std::string(FailureReasonName(f.reason)));
       return r[0][0].as<int64_t>();
     });
     if (!res.ok()) return res.status();

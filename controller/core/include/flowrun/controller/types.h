@@ -22,7 +22,9 @@
 #include <nlohmann/json.hpp>
 
 #include "flowrun/controller/config.h"
+#include "flowrun/rfc3339.h"
 #include "flowrun/status.h"
+#include "flowrun/utf8.h"
 
 namespace flowrun::controller {
 
@@ -220,14 +222,9 @@ struct PodView {
 };
 PodView ParsePod(const nlohmann::json& object);
 
-// RFC 3339 (as Kubernetes writes it: "2026-11-26T10:06:27Z", optionally with
-// fractional seconds or a numeric offset).
-std::optional<TimePoint> ParseTime(const std::string& text);
-// Second precision, UTC, "Z" (metav1.Time).
-std::string FormatTime(TimePoint t);
-
-// Cuts a UTF-8 string to at most `max_bytes` (including a trailing "...")
-// without splitting a code point.
-std::string TruncateUtf8(const std::string& s, size_t max_bytes);
+// Time and text helpers shared with the runtime (flowrun/rfc3339.h, flowrun/utf8.h).
+using flowrun::FormatTime;
+using flowrun::ParseTime;
+using flowrun::TruncateUtf8;
 
 }  // namespace flowrun::controller
