@@ -7,8 +7,10 @@
 #include <map>
 #include <set>
 
+#include "attempt_outcome.h"
 #include "flowrun/outcome.h"
 #include "flowrun/schema_validator.h"
+#include "waits.h"
 
 namespace flowrun::controller {
 
@@ -44,45 +46,6 @@ std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_hand
 milliseconds Until(TimePoint from, TimePoint to) {
   auto d = std::chrono::duration_cast<milliseconds>(to - from);
   return d < milliseconds(0) ? milliseconds(0) : d;
-}
-
-// How one attempt ended.
-struct Conclusion {
-  std::string outcome, reason, message;
-  std::optional<TimePoint> end;
-  std::optional<OpenWait> wait;  // the agent's open question (outcome waiting)
-  std::optional<json> result;    // the flow's result (outcome succeeded)
-};
-
-// A failed attempt that another attempt may fix: everything but a wrong
-// configuration, a divergence, a cancellation and a wait that timed out
-// under the fail policy.
-bool Retryable(const AttemptStatus& a) {
-  static const std::set<std::string> kNot = {"running",      "succeeded",  "waiting",  "budget_exceeded",
-                                             "config_error", "divergence", "cancelled"};
-  return !kNot.count(a.outcome) && a.reason != "WaitTimedOut";
-}
-
-// attempts[].outcome when the agent reported none: what the controller saw.
-std::string ObservedOutcome(const std::string& reason) {
-  static const std::map<std::string, std::string> k = {
-      {"DeadlineExceeded", "deadline_exceeded"}, {"OOMKilled", "oom_killed"},
-      {"Evicted", "evicted"},                     {"NodeLost", "node_lost"},
-      {"Preempted", "preempted"},                 {"NodeShutdown", "node_shutdown"},
-      {"Killed", "killed"},                       {"Terminated", "terminated"},
-      {"ImagePullBackOff", "image_pull_failed"},  {"ErrImagePull", "image_pull_failed"},
-      {"InvalidImageName", "image_pull_failed"},  {"ErrImageNeverPull", "image_pull_failed"},
-      {"CreateContainerConfigError", "container_create_failed"},
-      {"CreateContainerError", "container_create_failed"},
-      {"PodDeleted", "pod_deleted"},              {"JobDeleted", "job_deleted"},
-      {"NoOutcome", "no_outcome"},                {"Fenced", "fenced"}};
-  auto it = k.find(reason);
-  if (it != k.end()) return it->second;
-  return reason == "Error" || reason == "ContainerCannotRun" || reason == "StartError" ? "error" : "unknown";
-}
-
-Conclusion Observed(const std::string& reason, const std::string& message, std::optional<TimePoint> end) {
-  return Conclusion{ObservedOutcome(reason), reason, message, end, {}, {}};
 }
 
 class Reconciler {
@@ -172,11 +135,6 @@ class Reconciler {
       return a->meta.creation_timestamp.value_or(TimePoint{}) > b->meta.creation_timestamp.value_or(TimePoint{});
     });
     return out;
-  }
-
-  static bool PodLive(const PodView& p) {
-    if (p.phase == "Succeeded" || p.phase == "Failed") return false;
-    return !(p.agent && p.agent->terminated);
   }
 
   // The phase while attempt n's pod has not started: Resuming after a wait or
@@ -444,7 +402,7 @@ class Reconciler {
       return true;
     }
     auto pods = PodsOf(*job);
-    if (auto c = ClassifyFinished(*job, pods, n)) {
+    if (auto c = ClassifyFinished(*job, pods, in_.run, fr_.spec.attempt_deadline_seconds, n)) {
       Conclude(idx, *c);
       return true;
     }
@@ -491,160 +449,6 @@ class Reconciler {
     return false;
   }
 
-  // How an attempt ended, from the agent's typed outcome: the one place both
-  // channels (termination message, database) are turned into a decision.
-  // nullopt for kFenced: a newer execution owns the run.
-  static std::optional<Conclusion> FromOutcome(const Outcome& o, std::optional<TimePoint> end) {
-    Conclusion c;
-    c.end = end;
-    c.outcome = std::string(OutcomeKindName(o.kind));
-    c.message = o.error;
-    switch (o.kind) {
-      case OutcomeKind::kSucceeded:
-        c.reason = "Succeeded";
-        c.result = o.result;
-        break;
-      case OutcomeKind::kWaiting:
-        c.reason = "WaitingForAnswer";
-        c.wait = o.wait;
-        break;
-      case OutcomeKind::kBudgetExceeded:
-        c.reason = "BudgetExceeded";
-        c.message = "the run spent " + Usd(o.run_spent_usd) +
-                    (o.budget_usd ? " of its " + Usd(*o.budget_usd) + " budget" : " and reached its budget");
-        break;
-      case OutcomeKind::kConfigError: c.reason = "ConfigError"; break;
-      case OutcomeKind::kDivergence: c.reason = "Divergence"; break;
-      case OutcomeKind::kDatabaseUnavailable: c.reason = "DatabaseUnavailable"; break;
-      case OutcomeKind::kCancelled: c.reason = "Cancelled"; break;
-      case OutcomeKind::kFenced: return std::nullopt;
-      case OutcomeKind::kFailed:
-        c.reason = o.reason == FailureReason::kWaitTimedOut ? "WaitTimedOut" : "FlowFailed";
-        break;
-    }
-    return c;
-  }
-
-  // What the database recorded for attempt n (the termination message was
-  // lost or unreadable).
-  std::optional<Conclusion> FromRunState(int n) const {
-    if (!in_.run) return std::nullopt;
-    const AttemptRecord* best = nullptr;
-    for (const auto& a : in_.run->attempts)
-      if (a.attempt == n && a.finished_at && (!best || a.epoch > best->epoch)) best = &a;
-    if (!best) return std::nullopt;
-    auto o = OutcomeFromRunState(*in_.run, *best);
-    if (!o) return std::nullopt;
-    auto c = FromOutcome(*o, best->finished_at);
-    if (c && c->message.empty()) c->message = "outcome read from the database (the pod reported none)";
-    return c;
-  }
-
-  // Classifies a finished Job (or one whose pod terminated while the Job's
-  // status lags). nullopt: still active.
-  std::optional<Conclusion> ClassifyFinished(const JobView& job, const std::vector<const PodView*>& pods,
-                                             int n) const {
-    bool any_terminated = false, any_live = false;
-    for (const PodView* p : pods) {
-      if (PodLive(*p)) any_live = true;
-      else any_terminated = true;
-    }
-    if (!job.Finished() && (!any_terminated || any_live)) return std::nullopt;
-
-    const JobCondition* failed = job.TrueCondition("Failed");
-    if (!failed) failed = job.TrueCondition("FailureTarget");
-    std::optional<TimePoint> job_end = job.completion_time;
-    if (!job_end && failed) job_end = failed->last_transition_time;
-
-    // 1. The agent's own outcome (termination message), newest pod first.
-    std::optional<Conclusion> decoded;
-    bool fenced = false;
-    for (const PodView* p : pods) {
-      if (!p->agent || !p->agent->terminated || p->agent->terminated_message.empty()) continue;
-      std::optional<TimePoint> end = p->agent->finished_at ? p->agent->finished_at : job_end;
-      auto o = DecodeTerminationMessage(p->agent->terminated_message);
-      if (!o.ok()) {
-        if (o.status().code() != StatusCode::kUnimplemented) continue;  // not an outcome: Kubernetes' view below
-        decoded = Conclusion{"failed", "UnknownOutcome", o.status().message(), end, {}, {}};  // a newer agent
-        break;
-      }
-      if (o->kind == OutcomeKind::kFenced) {
-        fenced = true;
-        continue;
-      }
-      decoded = FromOutcome(*o, end);
-      if (decoded) break;
-    }
-    bool deadline = failed && failed->reason == "DeadlineExceeded";
-    if (decoded && (decoded->outcome == "succeeded" || decoded->outcome == "waiting" ||
-                    decoded->outcome == "budget_exceeded"))
-      return decoded;
-    if (deadline)
-      return Observed("DeadlineExceeded",
-                        "attempt " + std::to_string(n) + " ran longer than spec.attemptDeadlineSeconds" +
-                            (fr_.spec.attempt_deadline_seconds
-                                 ? " (" + std::to_string(*fr_.spec.attempt_deadline_seconds) + "s)"
-                                 : std::string()) +
-                            (failed->message.empty() ? "" : ": " + failed->message),
-                      job_end);
-    if (decoded) return decoded;
-    // 2. The database knows how the attempt ended.
-    if (auto db = FromRunState(n)) return db;
-    // 3. What Kubernetes saw.
-    for (const PodView* p : pods) {
-      std::optional<TimePoint> end = p->agent && p->agent->finished_at ? p->agent->finished_at : job_end;
-      std::string pod_msg = p->message.empty() ? "" : ": " + p->message;
-      const std::string& d = p->disruption_reason;
-      if (p->reason == "Evicted" || d == "EvictionByEvictionAPI" || d == "TerminationByKubelet")
-        return Observed("Evicted", "pod " + p->meta.name + " was evicted" + pod_msg, end);
-      if (p->reason == "NodeLost" || d == "DeletionByTaintManager" || d == "DeletionByPodGC")
-        return Observed("NodeLost", "the node of pod " + p->meta.name + " was lost" + pod_msg, end);
-      if (d == "PreemptionByScheduler")
-        return Observed("Preempted", "pod " + p->meta.name + " was preempted" + pod_msg, end);
-      if (p->reason == "Shutdown" || p->reason == "Terminated" || p->reason == "NodeShutdown")
-        return Observed("NodeShutdown", "the node of pod " + p->meta.name + " shut down" + pod_msg, end);
-      if (!p->agent || !p->agent->terminated) continue;
-      const ContainerState& s = *p->agent;
-      std::string logs = s.terminated_message.empty() ? "" : "; last output: " + s.terminated_message;
-      std::string code = "exit code " + std::to_string(s.exit_code);
-      if (s.terminated_reason == "OOMKilled")
-        return Observed("OOMKilled", "the agent ran out of memory (" + code + ")" + logs, end);
-      switch (s.exit_code) {
-        case kExitOk:
-          break;
-        case kExitConfigError:
-          return Conclusion{"config_error", "ConfigError", code + " (configuration error)" + logs, end, {}, {}};
-        case kExitDatabaseUnavailable:
-          return Conclusion{"database_unavailable", "DatabaseUnavailable", code + " (database unavailable)" + logs,
-                            end, {}, {}};
-        case kExitFenced:
-          fenced = true;
-          continue;
-        case kExitDivergence:
-          return Conclusion{"divergence", "Divergence", code + " (divergence)" + logs, end, {}, {}};
-        case 137:
-          return Observed("Killed", code + " (SIGKILL)" + logs, end);
-        case 143:
-          return Observed("Terminated", code + " (SIGTERM)" + logs, end);
-        default:
-          return Observed(s.terminated_reason.empty() ? "Error" : s.terminated_reason, code + logs, end);
-      }
-      if (s.exit_code == 0)
-        return Observed("NoOutcome",
-                        "the agent exited 0 without reporting an outcome (is it built on flowrun::run_flow?)" + logs,
-                        end);
-    }
-    if (fenced)
-      return Observed("Fenced", "a newer execution of this run took over attempt " + std::to_string(n), job_end);
-    if (pods.empty())
-      return Observed("PodDeleted",
-                      "the pod of attempt " + std::to_string(n) + " was deleted" +
-                          (failed && !failed->message.empty() ? ": " + failed->message : ""),
-                      job_end);
-    return Observed(failed && !failed->reason.empty() ? failed->reason : "Unknown",
-                    failed && !failed->message.empty() ? failed->message : "the Job ended without an outcome", job_end);
-  }
-
   void Conclude(size_t idx, const Conclusion& c) {
     AttemptStatus& rec = st_.attempts[idx];
     rec.end_time = FormatTime(c.end.value_or(in_.now));
@@ -655,7 +459,7 @@ class Reconciler {
     if (c.result) result_ = c.result;
     if (c.outcome == "waiting") {
       st_.wait.reset();
-      if (c.wait) st_.wait = WaitStatusOf(*c.wait);
+      if (c.wait) st_.wait = WaitStatusOf(*c.wait, cfg_);
       // The wait's key: how a later reconcile knows that answer was consumed.
       rec.message = st_.wait ? st_.wait->name : "";
     }
@@ -664,22 +468,6 @@ class Reconciler {
       Emit("Warning", "AttemptFailed",
            "attempt " + std::to_string(rec.attempt) + " failed (" + c.reason + ")" +
                (c.message.empty() ? "" : ": " + c.message));
-  }
-
-  // status.wait for an open question, cut to the status' size limits.
-  WaitStatus WaitStatusOf(const OpenWait& w) const {
-    WaitStatus ws;
-    ws.name = WaitKey(w);
-    ws.question = TruncateUtf8(w.question, cfg_.max_question_bytes);
-    if (!w.schema.is_null() && Dump(w.schema).size() <= cfg_.max_schema_bytes) ws.schema = w.schema;
-    if (w.asked_at != TimePoint{}) ws.asked_at = FormatTime(w.asked_at);
-    if (w.deadline) ws.deadline = FormatTime(*w.deadline);
-    ws.on_timeout = std::string(OnTimeoutName(w.on_timeout));
-    return ws;
-  }
-
-  static std::string WaitKey(const OpenWait& w) {
-    return w.occurrence > 1 ? w.name + "#" + std::to_string(w.occurrence) : w.name;
   }
 
   void AfterOutcome(size_t idx) {
@@ -750,7 +538,7 @@ class Reconciler {
     if (run && run->open_wait) {
       const OpenWait& w = *run->open_wait;
       if (!st_.wait) {
-        st_.wait = WaitStatusOf(w);
+        st_.wait = WaitStatusOf(w, cfg_);
       } else if (st_.wait->name == WaitKey(w)) {
         if (!st_.wait->schema && Dump(w.schema).size() <= cfg_.max_schema_bytes) st_.wait->schema = w.schema;
         if (st_.wait->deadline.empty() && w.deadline) st_.wait->deadline = FormatTime(*w.deadline);
@@ -787,7 +575,7 @@ class Reconciler {
         }
         std::string db_name = run && run->open_wait && WaitKey(*run->open_wait) == key ? run->open_wait->name
                                                                                      : DbWaitName(key);
-        effects_.push_back(RecordAnswer{db_name, answer, AnsweredBy(key)});
+        effects_.push_back(RecordAnswer{db_name, answer, AnsweredBy(fr_.meta.managed_fields, key)});
         SetAnswerCondition("True", "Accepted", "the answer to '" + key + "' was accepted: " + Shown(answer));
         const json recorded = {{"wait", key}, {"answer", answer}};
         StartAttempt(NextAttempt(), "Answered", "the answer to '" + key + "' was accepted", &recorded);
@@ -836,28 +624,6 @@ class Reconciler {
         Requeue(Until(in_.now, *deadline));
       }
     }
-  }
-
-  static std::string DbWaitName(const std::string& key) {
-    auto pos = key.rfind('#');
-    if (pos == std::string::npos || pos + 1 >= key.size()) return key;
-    if (key.find_first_not_of("0123456789", pos + 1) != std::string::npos) return key;
-    return key.substr(0, pos);
-  }
-
-  // Who wrote status.answers[key]: the field manager recorded in managedFields.
-  std::string AnsweredBy(const std::string& key) const {
-    const json& mf = fr_.meta.managed_fields;
-    for (auto it = mf.rbegin(); it != mf.rend(); ++it) {
-      const json& f = *it;
-      if (!f.is_object() || !f.contains("fieldsV1")) continue;
-      const json& fields = f["fieldsV1"];
-      if (fields.is_object() && fields.contains("f:status") && fields["f:status"].is_object() &&
-          fields["f:status"].contains("f:answers") && fields["f:status"]["f:answers"].is_object() &&
-          fields["f:status"]["f:answers"].contains("f:" + key) && f.contains("manager") && f["manager"].is_string())
-        return "kubernetes:" + f["manager"].get<std::string>();
-    }
-    return "kubernetes";
   }
 
   void Budget(const AttemptStatus& rec) {
@@ -956,56 +722,6 @@ ReconcileResult Reconcile(const ReconcileInput& in) {
     r.error = Internal(std::string("reconcile failed: ") + e.what());
     return r;
   }
-}
-
-json MergePatchDiff(const json& from, const json& to) {
-  if (!from.is_object() || !to.is_object()) return to;
-  json patch = json::object();
-  for (auto it = from.begin(); it != from.end(); ++it)
-    if (!to.contains(it.key())) patch[it.key()] = nullptr;
-  for (auto it = to.begin(); it != to.end(); ++it) {
-    auto f = from.find(it.key());
-    if (f == from.end()) patch[it.key()] = *it;
-    else if (*f != *it) patch[it.key()] = (f->is_object() && it->is_object()) ? MergePatchDiff(*f, *it) : *it;
-  }
-  return patch;
-}
-
-void ApplyMergePatch(json& target, const json& patch) {
-  if (!patch.is_object()) {
-    target = patch;
-    return;
-  }
-  if (!target.is_object()) target = json::object();
-  for (auto it = patch.begin(); it != patch.end(); ++it) {
-    if (it->is_null()) target.erase(it.key());
-    else ApplyMergePatch(target[it.key()], *it);
-  }
-}
-
-std::string Describe(const Action& a) {
-  struct V {
-    std::string operator()(const CreateJob& x) const { return "CreateJob(" + x.name + ")"; }
-    std::string operator()(const DeleteJob& x) const { return "DeleteJob(" + x.name + ", " + x.propagation_policy + ")"; }
-    std::string operator()(const PatchStatus& x) const { return "PatchStatus(" + Dump(x.patch) + ")"; }
-    std::string operator()(const AddFinalizer& x) const { return "AddFinalizer(" + x.finalizer + ")"; }
-    std::string operator()(const RemoveFinalizer& x) const { return "RemoveFinalizer(" + x.finalizer + ")"; }
-    std::string operator()(const RecordAnswer& x) const {
-      return "RecordAnswer(" + x.wait + ", " + Dump(x.answer) + ", " + x.answered_by + ")";
-    }
-    std::string operator()(const SetBudget& x) const {
-      return "SetBudget(" + (x.usd ? json(*x.usd).dump() : std::string("none")) + ")";
-    }
-    std::string operator()(const ExpireWait& x) const { return "ExpireWait(" + FormatTime(x.now) + ")"; }
-    std::string operator()(const CancelRun& x) const { return "CancelRun(" + x.reason + ")"; }
-    std::string operator()(const DeleteRunRows&) const { return "DeleteRunRows"; }
-    std::string operator()(const DeleteFlowRun&) const { return "DeleteFlowRun"; }
-    std::string operator()(const Event& x) const { return "Event(" + x.type + " " + x.reason + ": " + x.message + ")"; }
-    std::string operator()(const RequeueAfter& x) const {
-      return "RequeueAfter(" + std::to_string(x.after.count()) + "ms)";
-    }
-  };
-  return std::visit(V{}, a);
 }
 
 std::string ReconcileResult::Describe() const {

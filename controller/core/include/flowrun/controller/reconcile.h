@@ -7,29 +7,8 @@
 //
 // docs/reconcile.md has the decision table.
 //
-// Executing a result (the adapters' contract):
-//   * Run the actions in order. When one fails, stop and requeue the FlowRun
-//     with backoff; the next reconcile decides again from fresh inputs.
-//     (Side effects come first, the status patch that records them after,
-//     and Events last, so a failure never records what did not happen.)
-//   * CreateJob: POST the Job; 409 AlreadyExists is success when the existing
-//     Job is controlled by this FlowRun (a stale cache), otherwise a Warning.
-//   * DeleteJob: DELETE with propagationPolicy Background; 404 is success.
-//   * PatchStatus: merge-patch the /status subresource (content type
-//     application/merge-patch+json). It never contains status.answers.
-//   * AddFinalizer / RemoveFinalizer: patch metadata.finalizers.
-//   * RecordAnswer: RunAdmin::RecordAnswer(uid, wait, answer,
-//     {allow_early=false, answered_by}). AlreadyExists (answered meanwhile;
-//     the first answer wins): stop with an error, so the CreateJob after it
-//     (whose Job names the answer it resumes with) does not run; the next
-//     reconcile sees the answered wait in the database and resumes with it.
-//     InvalidArgument (the database's schema disagrees): Warning Event, stop.
-//   * SetBudget / ExpireWait / CancelRun / DeleteRunRows: the RunAdmin calls
-//     of the same names (DeleteRunRows = DeleteRun) for metadata.uid.
-//   * DeleteFlowRun: DELETE the FlowRun (its finalizer then cleans up).
-//   * Event: record asynchronously (never blocks, never fails the result).
-//   * RequeueAfter: at most one, always last: reconcile again after it
-//     (0 = right away, e.g. to read the database after ExpireWait).
+// What the adapters do with each action, and how they report failure, is
+// written once, in flowrun/controller/actions.h.
 #pragma once
 
 #include <chrono>
@@ -40,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "flowrun/controller/actions.h"
 #include "flowrun/controller/config.h"
 #include "flowrun/controller/types.h"
 #include "flowrun/store_types.h"
@@ -54,55 +34,6 @@ struct ReconcileInput {
   TimePoint now;
   ControllerConfig config;
 };
-
-struct CreateJob {
-  std::string name;
-  int attempt = 0;
-  nlohmann::json job;
-};
-struct DeleteJob {
-  std::string name;
-  std::string propagation_policy = "Background";
-};
-struct PatchStatus {
-  nlohmann::json patch;  // {"status": {...}}: a JSON merge patch (RFC 7386)
-};
-struct AddFinalizer {
-  std::string finalizer = kFinalizer;
-};
-struct RemoveFinalizer {
-  std::string finalizer = kFinalizer;
-};
-struct RecordAnswer {
-  std::string wait;  // the wait's name in the database (without "#<n>")
-  nlohmann::json answer;
-  std::string answered_by;
-};
-struct SetBudget {
-  std::optional<double> usd;  // nullopt: no budget
-};
-struct ExpireWait {
-  TimePoint now;
-};
-struct CancelRun {
-  std::string reason;
-};
-struct DeleteRunRows {};
-struct DeleteFlowRun {};
-struct Event {
-  std::string type;  // Normal | Warning
-  std::string reason;
-  std::string message;
-};
-struct RequeueAfter {
-  std::chrono::milliseconds after{0};
-};
-
-using Action = std::variant<CreateJob, DeleteJob, PatchStatus, AddFinalizer, RemoveFinalizer, RecordAnswer,
-                            SetBudget, ExpireWait, CancelRun, DeleteRunRows, DeleteFlowRun, Event, RequeueAfter>;
-
-// "CreateJob(run-a2)", "Event(Warning InvalidAnswer: ...)": for logs and test failures.
-std::string Describe(const Action& action);
 
 struct ReconcileResult {
   std::vector<Action> actions;
