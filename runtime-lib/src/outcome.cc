@@ -2,6 +2,7 @@
 
 #include <cstdio>
 
+#include "flowrun/json_fields.h"
 #include "flowrun/rfc3339.h"
 #include "flowrun/utf8.h"
 
@@ -46,44 +47,35 @@ json WaitJson(const OpenWait& w) {
   return j;
 }
 
-// Lenient field readers: a missing or mistyped optional field reads as absent.
+// Optional fields: absent or mistyped reads as absent (flowrun/json_fields.h).
 const json* Field(const json& j, const char* key) {
-  auto it = j.find(key);
-  return it == j.end() || it->is_null() ? nullptr : &*it;
-}
-std::string StringField(const json& j, const char* key) {
-  const json* f = Field(j, key);
-  return f && f->is_string() ? f->get<std::string>() : std::string();
-}
-template <typename T>
-T NumberField(const json& j, const char* key, T fallback = 0) {
-  const json* f = Field(j, key);
-  return f && f->is_number() ? f->get<T>() : fallback;
+  const json& f = JsonField(j, key);
+  return f.is_null() ? nullptr : &f;
 }
 
 Usage UsageFrom(const json* j) {
   Usage u;
   if (!j || !j->is_object()) return u;
-  u.cost_usd = NumberField<double>(*j, "usd");
-  u.llm_calls = NumberField<int64_t>(*j, "calls");
-  u.input_tokens = NumberField<int64_t>(*j, "in");
-  u.output_tokens = NumberField<int64_t>(*j, "out");
-  u.cached_tokens = NumberField<int64_t>(*j, "cached");
-  u.unknown_cost_calls = NumberField<int64_t>(*j, "unpriced");
+  u.cost_usd = JsonNumber(*j, "usd");
+  u.llm_calls = JsonInt(*j, "calls");
+  u.input_tokens = JsonInt(*j, "in");
+  u.output_tokens = JsonInt(*j, "out");
+  u.cached_tokens = JsonInt(*j, "cached");
+  u.unknown_cost_calls = JsonInt(*j, "unpriced");
   return u;
 }
 
 StatusOr<OpenWait> WaitFrom(const json& j) {
   if (!j.is_object()) return InvalidArgument("the outcome's wait is not an object");
   OpenWait w;
-  w.name = StringField(j, "name");
+  w.name = JsonString(j, "name");
   if (w.name.empty()) return InvalidArgument("the outcome's wait has no name");
-  w.occurrence = NumberField<int>(j, "occurrence", 1);
-  w.question = StringField(j, "question");
+  w.occurrence = static_cast<int>(JsonInt(j, "occurrence", 1));
+  w.question = JsonString(j, "question");
   if (const json* s = Field(j, "schema")) w.schema = *s;  // absent when cut to fit: PostgreSQL has it
-  if (auto t = ParseTime(StringField(j, "askedAt"))) w.asked_at = *t;
-  w.deadline = ParseTime(StringField(j, "deadline"));
-  w.on_timeout = ParseOnTimeout(StringField(j, "onTimeout")).value_or(OnTimeout::kFail);
+  if (auto t = ParseTime(JsonString(j, "askedAt"))) w.asked_at = *t;
+  w.deadline = ParseTime(JsonString(j, "deadline"));
+  w.on_timeout = ParseOnTimeout(JsonString(j, "onTimeout")).value_or(OnTimeout::kFail);
   return w;
 }
 
@@ -132,11 +124,11 @@ StatusOr<Outcome> DecodeTerminationMessage(const std::string& text) {
   if (!kind) return Unimplemented("the agent reported an unknown outcome \"" + TruncateUtf8(word, 64) + "\"");
   Outcome o;
   o.kind = *kind;
-  o.reason = ParseFailureReason(StringField(j, "reason")).value_or(FailureReason::kNone);
+  o.reason = ParseFailureReason(JsonString(j, "reason")).value_or(FailureReason::kNone);
   // An agent that failed always has a cause, even from a build without reasons.
   if (o.kind == OutcomeKind::kFailed && o.reason == FailureReason::kNone) o.reason = FailureReason::kFlowFailed;
-  o.attempt = NumberField<int>(j, "attempt");
-  o.error = StringField(j, "error");
+  o.attempt = static_cast<int>(JsonInt(j, "attempt"));
+  o.error = JsonString(j, "error");
   if (const json* w = Field(j, "wait")) {
     auto wait = WaitFrom(*w);
     if (!wait.ok()) return wait.status();
@@ -144,11 +136,11 @@ StatusOr<Outcome> DecodeTerminationMessage(const std::string& text) {
   }
   if (const json* b = Field(j, "budgetUSD"); b && b->is_number()) o.budget_usd = b->get<double>();
   o.spent = UsageFrom(Field(j, "spent"));
-  o.run_spent_usd = NumberField<double>(j, "runSpentUSD");
+  o.run_spent_usd = JsonNumber(j, "runSpentUSD");
   o.saved = UsageFrom(Field(j, "saved"));
   if (const json* c = Field(j, "checkpoints"); c && c->is_object()) {
-    o.live_checkpoints = NumberField<int64_t>(*c, "live");
-    o.cached_checkpoints = NumberField<int64_t>(*c, "cached");
+    o.live_checkpoints = JsonInt(*c, "live");
+    o.cached_checkpoints = JsonInt(*c, "cached");
   }
   if (const json* r = Field(j, "result")) o.result = *r;
   if (const json* t = Field(j, "truncated"); t && t->is_boolean()) o.truncated = t->get<bool>();

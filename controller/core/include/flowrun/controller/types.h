@@ -65,6 +65,8 @@ struct ObjectMeta {
   nlohmann::json managed_fields = nlohmann::json::array();
   bool HasFinalizer(const std::string& f) const;
 };
+// metadata of any API object (FlowRun, Job, Pod); missing fields stay empty.
+ObjectMeta ParseMeta(const nlohmann::json& object);
 
 struct RetryPolicy {
   int max_attempts = 3;

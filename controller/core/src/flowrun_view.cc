@@ -1,11 +1,14 @@
+// The FlowRun view: parsing the object (spec validation with reasons) and
+// writing its status back (types.h).
 #include "flowrun/controller/types.h"
 
 #include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cstdio>
-#include <ctime>
 #include <limits>
+
+#include "flowrun/json_fields.h"
 
 namespace flowrun::controller {
 
@@ -13,62 +16,11 @@ using nlohmann::json;
 
 namespace {
 
-std::string Str(const json& o, const char* key) {
-  if (!o.is_object()) return "";
-  auto it = o.find(key);
-  return it != o.end() && it->is_string() ? it->get<std::string>() : "";
-}
-
-int64_t Int(const json& o, const char* key, int64_t dflt = 0) {
-  if (!o.is_object()) return dflt;
-  auto it = o.find(key);
-  if (it == o.end()) return dflt;
-  if (it->is_number_integer()) return it->get<int64_t>();
-  if (it->is_number_float()) {
-    double d = it->get<double>();
-    if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9e15) return static_cast<int64_t>(d);
-  }
-  return dflt;
-}
-
-const json& Sub(const json& o, const char* key) {
-  static const json kNull;
-  if (!o.is_object()) return kNull;
-  auto it = o.find(key);
-  return it == o.end() ? kNull : *it;
-}
-
-std::optional<TimePoint> Time(const json& o, const char* key) { return ParseTime(Str(o, key)); }
+std::optional<TimePoint> Time(const json& o, const char* key) { return ParseTime(JsonString(o, key)); }
 
 std::string Quote(const json& v) {
   std::string s = v.dump(-1, ' ', false, json::error_handler_t::replace);
   return TruncateUtf8(s, 80);
-}
-
-ObjectMeta ParseMeta(const json& obj) {
-  ObjectMeta m;
-  const json& md = Sub(obj, "metadata");
-  m.name = Str(md, "name");
-  m.namespace_ = Str(md, "namespace");
-  m.uid = Str(md, "uid");
-  m.generation = Int(md, "generation");
-  m.creation_timestamp = Time(md, "creationTimestamp");
-  m.deletion_timestamp = Time(md, "deletionTimestamp");
-  const json& f = Sub(md, "finalizers");
-  if (f.is_array())
-    for (const auto& x : f)
-      if (x.is_string()) m.finalizers.push_back(x.get<std::string>());
-  const json& l = Sub(md, "labels");
-  if (l.is_object())
-    for (auto it = l.begin(); it != l.end(); ++it)
-      if (it->is_string()) m.labels[it.key()] = it->get<std::string>();
-  const json& an = Sub(md, "annotations");
-  if (an.is_object())
-    for (auto it = an.begin(); it != an.end(); ++it)
-      if (it->is_string()) m.annotations[it.key()] = it->get<std::string>();
-  const json& mf = Sub(md, "managedFields");
-  if (mf.is_array()) m.managed_fields = mf;
-  return m;
 }
 
 // Spec field readers: record "<path>: <problem>" and keep the default.
@@ -147,7 +99,7 @@ FlowRunSpec ParseSpec(const json& spec, std::vector<std::string>& errors) {
     errors.push_back("spec: must be an object, got " + Quote(spec));
     return s;
   }
-  const json& t = Sub(spec, "template");
+  const json& t = JsonField(spec, "template");
   if (!t.is_object()) {
     errors.push_back(t.is_null() ? "spec.template: missing" : "spec.template: must be an object, got " + Quote(t));
   } else {
@@ -165,7 +117,7 @@ FlowRunSpec ParseSpec(const json& spec, std::vector<std::string>& errors) {
     r.StringList(t, "args", "spec.template.args", s.pod.args);
     r.ObjectList(t, "env", "spec.template.env", s.pod.env);
     for (size_t i = 0; i < s.pod.env.size(); ++i)
-      if (Str(s.pod.env[i], "name").empty()) {
+      if (JsonString(s.pod.env[i], "name").empty()) {
         errors.push_back("spec.template.env[" + std::to_string(i) + "].name: required");
         s.pod.env = json::array();
         break;
@@ -193,7 +145,7 @@ FlowRunSpec ParseSpec(const json& spec, std::vector<std::string>& errors) {
     if (b.is_number() && std::isfinite(b.get<double>()) && b.get<double>() >= 0) s.budget_usd = b.get<double>();
     else errors.push_back("spec.budgetUSD: must be a number >= 0, got " + Quote(b));
   }
-  const json& retry = Sub(spec, "retry");
+  const json& retry = JsonField(spec, "retry");
   if (!retry.is_null() && !retry.is_object()) errors.push_back("spec.retry: must be an object, got " + Quote(retry));
   if (retry.is_object()) {
     std::optional<int64_t> v;
@@ -214,16 +166,16 @@ FlowRunSpec ParseSpec(const json& spec, std::vector<std::string>& errors) {
     s.on_wait_timeout.clear();
   }
   r.Integer(spec, "ttlSecondsAfterFinished", "spec.ttlSecondsAfterFinished", 0, s.ttl_seconds_after_finished);
-  const json& ap = Sub(spec, "approvers");
+  const json& ap = JsonField(spec, "approvers");
   if (ap.is_object()) {
     r.StringList(ap, "users", "spec.approvers.users", s.approver_users);
     r.StringList(ap, "groups", "spec.approvers.groups", s.approver_groups);
   } else if (!ap.is_null()) {
     errors.push_back("spec.approvers: must be an object, got " + Quote(ap));
   }
-  const json& db = Sub(spec, "database");
+  const json& db = JsonField(spec, "database");
   if (db.is_object()) {
-    const json& ref = Sub(db, "secretRef");
+    const json& ref = JsonField(db, "secretRef");
     if (ref.is_object()) {
       SecretKeyRef k;
       r.String(ref, "name", "spec.database.secretRef.name", k.name);
@@ -247,12 +199,6 @@ FlowRunSpec ParseSpec(const json& spec, std::vector<std::string>& errors) {
 }  // namespace
 
 bool IsTerminalPhase(const std::string& p) { return p == kSucceeded || p == kFailed || p == kCancelled; }
-
-bool ObjectMeta::HasFinalizer(const std::string& f) const {
-  for (const auto& x : finalizers)
-    if (x == f) return true;
-  return false;
-}
 
 json AttemptStatus::ToJson() const {
   json j = {{"attempt", attempt}};
@@ -344,165 +290,64 @@ json FlowRunStatus::ToJson() const {
 FlowRunStatus ParseStatus(const json& st) {
   FlowRunStatus s;
   if (!st.is_object()) return s;
-  s.phase = Str(st, "phase");
-  s.attempt = static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(Int(st, "attempt"), 1 << 30)));
-  s.current_job = Str(st, "currentJob");
-  const json& atts = Sub(st, "attempts");
+  s.phase = JsonString(st, "phase");
+  s.attempt = static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(JsonInt(st, "attempt"), 1 << 30)));
+  s.current_job = JsonString(st, "currentJob");
+  const json& atts = JsonField(st, "attempts");
   if (atts.is_array())
     for (const auto& a : atts) {
       if (!a.is_object()) continue;
       AttemptStatus r;
-      r.attempt = static_cast<int>(std::min<int64_t>(Int(a, "attempt"), 1 << 30));
+      r.attempt = static_cast<int>(std::min<int64_t>(JsonInt(a, "attempt"), 1 << 30));
       if (r.attempt <= 0) continue;
-      r.job = Str(a, "job");
-      r.start_time = Str(a, "startTime");
-      r.end_time = Str(a, "endTime");
-      r.outcome = Str(a, "outcome");
-      r.reason = Str(a, "reason");
-      r.message = Str(a, "message");
+      r.job = JsonString(a, "job");
+      r.start_time = JsonString(a, "startTime");
+      r.end_time = JsonString(a, "endTime");
+      r.outcome = JsonString(a, "outcome");
+      r.reason = JsonString(a, "reason");
+      r.message = JsonString(a, "message");
       s.attempts.push_back(std::move(r));
     }
-  const json& w = Sub(st, "wait");
-  if (w.is_object() && !Str(w, "name").empty()) {
+  const json& w = JsonField(st, "wait");
+  if (w.is_object() && !JsonString(w, "name").empty()) {
     WaitStatus ws;
-    ws.name = Str(w, "name");
-    ws.question = Str(w, "question");
+    ws.name = JsonString(w, "name");
+    ws.question = JsonString(w, "question");
     if (w.contains("schema") && !w.at("schema").is_null()) ws.schema = w.at("schema");
-    ws.asked_at = Str(w, "askedAt");
-    ws.deadline = Str(w, "deadline");
-    ws.on_timeout = Str(w, "onTimeout");
+    ws.asked_at = JsonString(w, "askedAt");
+    ws.deadline = JsonString(w, "deadline");
+    ws.on_timeout = JsonString(w, "onTimeout");
     s.wait = std::move(ws);
   }
-  if (Sub(st, "checkpoints").is_object()) s.checkpoints = st.at("checkpoints");
-  if (Sub(st, "cost").is_object()) s.cost = st.at("cost");
-  s.result = Str(st, "result");
-  s.message = Str(st, "message");
-  const json& conds = Sub(st, "conditions");
+  if (JsonField(st, "checkpoints").is_object()) s.checkpoints = st.at("checkpoints");
+  if (JsonField(st, "cost").is_object()) s.cost = st.at("cost");
+  s.result = JsonString(st, "result");
+  s.message = JsonString(st, "message");
+  const json& conds = JsonField(st, "conditions");
   if (conds.is_array())
     for (const auto& c : conds) {
-      if (Str(c, "type").empty()) continue;
-      s.conditions.push_back({Str(c, "type"), Str(c, "status"), Str(c, "reason"), Str(c, "message"),
-                              Str(c, "lastTransitionTime"), Int(c, "observedGeneration")});
+      if (JsonString(c, "type").empty()) continue;
+      s.conditions.push_back({JsonString(c, "type"), JsonString(c, "status"), JsonString(c, "reason"), JsonString(c, "message"),
+                              JsonString(c, "lastTransitionTime"), JsonInt(c, "observedGeneration")});
     }
-  s.observed_generation = Int(st, "observedGeneration");
+  s.observed_generation = JsonInt(st, "observedGeneration");
   return s;
 }
 
 StatusOr<FlowRunView> ParseFlowRun(const json& obj) {
   if (!obj.is_object()) return InvalidArgument("FlowRun: not a JSON object");
-  std::string kind = Str(obj, "kind");
+  std::string kind = JsonString(obj, "kind");
   if (!kind.empty() && kind != kKind) return InvalidArgument("FlowRun: kind is \"" + kind + "\", want FlowRun");
   FlowRunView v;
   v.meta = ParseMeta(obj);
   if (v.meta.name.empty()) return InvalidArgument("FlowRun: metadata.name missing");
   if (v.meta.uid.empty()) return InvalidArgument("FlowRun " + v.meta.name + ": metadata.uid missing");
-  v.spec = ParseSpec(Sub(obj, "spec"), v.spec_errors);
-  v.status = ParseStatus(Sub(obj, "status"));
-  const json& answers = Sub(Sub(obj, "status"), "answers");
+  v.spec = ParseSpec(JsonField(obj, "spec"), v.spec_errors);
+  v.status = ParseStatus(JsonField(obj, "status"));
+  const json& answers = JsonField(JsonField(obj, "status"), "answers");
   if (answers.is_object()) v.answers = answers;
   v.raw = obj;
   return v;
-}
-
-const JobCondition* JobView::TrueCondition(const std::string& type) const {
-  for (const auto& c : conditions)
-    if (c.type == type && c.status == "True") return &c;
-  return nullptr;
-}
-
-bool JobView::FinishedOk() const { return TrueCondition("Complete") || TrueCondition("SuccessCriteriaMet"); }
-
-bool JobView::Finished() const { return FinishedOk() || TrueCondition("Failed") || TrueCondition("FailureTarget"); }
-
-JobView ParseJob(const json& obj) {
-  JobView j;
-  j.meta = ParseMeta(obj);
-  auto it = j.meta.labels.find(kLabelAttempt);
-  if (it != j.meta.labels.end()) {
-    try {
-      size_t used = 0;
-      int n = std::stoi(it->second, &used);
-      if (used == it->second.size() && n > 0) j.attempt = n;
-    } catch (...) {
-    }
-  }
-  if (j.attempt == 0) {  // fall back to the "-a<N>" suffix
-    auto pos = j.meta.name.rfind("-a");
-    if (pos != std::string::npos && pos + 2 < j.meta.name.size()) {
-      std::string digits = j.meta.name.substr(pos + 2);
-      if (digits.find_first_not_of("0123456789") == std::string::npos && digits.size() < 9 && digits[0] != '0')
-        j.attempt = std::stoi(digits);
-    }
-  }
-  const json& st = Sub(obj, "status");
-  j.active = Int(st, "active");
-  j.succeeded = Int(st, "succeeded");
-  j.failed = Int(st, "failed");
-  j.start_time = Time(st, "startTime");
-  j.completion_time = Time(st, "completionTime");
-  const json& conds = Sub(st, "conditions");
-  if (conds.is_array())
-    for (const auto& c : conds)
-      j.conditions.push_back({Str(c, "type"), Str(c, "status"), Str(c, "reason"), Str(c, "message"),
-                              Time(c, "lastTransitionTime")});
-  return j;
-}
-
-PodView ParsePod(const json& obj) {
-  PodView p;
-  p.meta = ParseMeta(obj);
-  auto jl = p.meta.labels.find("batch.kubernetes.io/job-name");
-  if (jl == p.meta.labels.end()) jl = p.meta.labels.find("job-name");
-  if (jl != p.meta.labels.end()) p.job_name = jl->second;
-  const json& owners = Sub(Sub(obj, "metadata"), "ownerReferences");
-  if (owners.is_array())
-    for (const auto& o : owners)
-      if (Str(o, "kind") == "Job" && Sub(o, "controller") == json(true)) {
-        p.job_uid = Str(o, "uid");
-        if (p.job_name.empty()) p.job_name = Str(o, "name");
-      }
-  const json& st = Sub(obj, "status");
-  p.phase = Str(st, "phase");
-  p.reason = Str(st, "reason");
-  p.message = Str(st, "message");
-  const json& conds = Sub(st, "conditions");
-  if (conds.is_array())
-    for (const auto& c : conds) {
-      if (Str(c, "type") == "DisruptionTarget" && Str(c, "status") == "True") p.disruption_reason = Str(c, "reason");
-      if (Str(c, "type") == "PodScheduled" && Str(c, "status") == "False" && Str(c, "reason") == "Unschedulable")
-        p.unschedulable_message = Str(c, "message").empty() ? "Unschedulable" : Str(c, "message");
-    }
-  const json& cs = Sub(st, "containerStatuses");
-  const json* chosen = nullptr;
-  if (cs.is_array()) {
-    for (const auto& c : cs)
-      if (Str(c, "name") == kContainerName) chosen = &c;
-    if (!chosen && !cs.empty()) chosen = &cs[0];
-  }
-  if (chosen) {
-    ContainerState s;
-    const json& state = Sub(*chosen, "state");
-    const json& w = Sub(state, "waiting");
-    if (w.is_object()) {
-      s.waiting_reason = Str(w, "reason");
-      s.waiting_message = Str(w, "message");
-    }
-    const json& r = Sub(state, "running");
-    if (r.is_object()) {
-      s.running = true;
-      s.started_at = Time(r, "startedAt");
-    }
-    const json& t = Sub(state, "terminated");
-    if (t.is_object()) {
-      s.terminated = true;
-      s.exit_code = static_cast<int>(Int(t, "exitCode"));
-      s.terminated_reason = Str(t, "reason");
-      s.terminated_message = Str(t, "message");
-      s.finished_at = Time(t, "finishedAt");
-    }
-    p.agent = s;
-  }
-  return p;
 }
 
 }  // namespace flowrun::controller
