@@ -1,0 +1,180 @@
+// The core: malformed input, a whole lifecycle step by step, and the status it writes.
+#include "core_world.h"
+
+using namespace core_test;
+
+namespace {
+
+// ---------------------------------------------------------------------------
+// Malformed input
+
+TEST(Malformed, FlowRunWithoutUidIsAnError) {
+  World w;
+  w.flowrun["metadata"].erase("uid");
+  auto r = fc::Reconcile({w.flowrun, w.jobs, w.pods, w.run, w.now, w.config});
+  EXPECT_TRUE(r.actions.empty());
+  EXPECT_EQ(r.error.code(), flowrun::StatusCode::kInvalidArgument) << r.error;
+  EXPECT_NE(r.error.message().find("metadata.uid"), std::string::npos) << r.error;
+  EXPECT_EQ(fc::Reconcile({json("x"), {}, {}, {}, w.now, w.config}).error.code(), flowrun::StatusCode::kInvalidArgument);
+}
+
+TEST(Malformed, InvalidSpecNeverStartsAJobAndSaysWhy) {
+  World w;
+  w.flowrun["spec"]["template"].erase("image");
+  w.flowrun["spec"]["retry"]["maxAttempts"] = "three";
+  w.flowrun["spec"]["parameters"] = json::array({1, 2});
+  auto r = w.Step();
+  EXPECT_EQ(Count<fc::CreateJob>(r), 0u) << r.Describe();
+  std::string msg = w.status()["message"];
+  EXPECT_NE(msg.find("spec.template.image: required"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("spec.retry.maxAttempts: must be an integer, got \"three\""), std::string::npos) << msg;
+  EXPECT_NE(msg.find("spec.parameters: must be a JSON object"), std::string::npos) << msg;
+  EXPECT_TRUE(HasEvent(r, "Warning", "InvalidSpec"));
+  EXPECT_EQ(w.phase(), "Pending");
+  auto built = fc::BuildJob(w.flowrun, 1, w.config);
+  EXPECT_FALSE(built.ok());
+  // Cancel still works.
+  w.flowrun["spec"]["cancel"] = true;
+  w.Step();
+  EXPECT_EQ(w.phase(), "Cancelled");
+}
+
+TEST(Malformed, GarbageStatusIsRewritten) {
+  World w;
+  w.status() = {{"phase", 3}, {"attempts", "many"}, {"conditions", {1, 2}}, {"answers", {{"x", 1}}}};
+  auto r = w.Step();
+  ASSERT_NE(r.Find<fc::CreateJob>(), nullptr) << r.Describe();
+  EXPECT_EQ(w.phase(), "Pending");
+  EXPECT_EQ(w.status()["answers"]["x"], 1);
+}
+
+TEST(Malformed, ForeignJobsAndMalformedPodsAreIgnored) {
+  World w = RunningWorld();
+  w.jobs.push_back({{"metadata", {{"name", "something-else"}}}});
+  w.pods.push_back("garbage");
+  w.pods.push_back({{"metadata", 7}});
+  auto r = w.Reconcile();
+  EXPECT_TRUE(r.error.ok()) << r.error;
+  EXPECT_TRUE(r.actions.empty()) << r.Describe();
+}
+
+// ---------------------------------------------------------------------------
+// A whole run, checking idempotency at every step (World::Step does).
+
+TEST(Lifecycle, FromCreationToDeletion) {
+  World w;
+  w.flowrun["metadata"].erase("finalizers");
+  w.flowrun["spec"]["ttlSecondsAfterFinished"] = 3600;
+  std::vector<std::string> phases;
+  auto step = [&](int t) {
+    w.now = At(t);
+    w.Step();
+    phases.push_back(w.phase());
+  };
+  step(0);  // finalizer, Job a1
+  PodRunning(w.pod(1), 3);
+  w.run = MakeRun("running", 1);
+  step(3);
+  w.Finish(1, "", 137, 20, "OOMKilled");
+  step(20);  // backoff
+  step(30);  // a2
+  PodRunning(w.pod(2), 31);
+  step(31);
+  w.Finish(2, Message("waiting", 2), 0, 40);
+  w.run->status = flowrun::RunStatus::kWaiting;
+  w.run->open_wait = MakeWait("proceed");
+  step(40);
+  Answer(w, "proceed", true);
+  step(50);  // a3
+  PodRunning(w.pod(3), 51);
+  w.run->status = flowrun::RunStatus::kRunning;
+  step(51);
+  w.Finish(3, Message("succeeded", 3), 0, 60);
+  w.run->status = flowrun::RunStatus::kSucceeded;
+  step(60);
+  step(3660);  // TTL: DeleteFlowRun
+  step(3661);  // finalizer
+  EXPECT_EQ(phases, (std::vector<std::string>{"Pending", "Running", "Pending", "Pending", "Running", "Waiting",
+                                              "Resuming", "Running", "Succeeded", "Succeeded", "Succeeded"}));
+  EXPECT_TRUE(w.flowrun_deleted);
+  EXPECT_FALSE(w.run.has_value()) << "rows deleted with the FlowRun";
+  ASSERT_EQ(w.status()["attempts"].size(), 3u);
+  EXPECT_EQ(w.status()["attempts"][0]["outcome"], "oom_killed");
+  EXPECT_EQ(w.status()["attempts"][1]["outcome"], "waiting");
+  EXPECT_EQ(w.status()["attempts"][2]["outcome"], "succeeded");
+}
+
+TEST(Status, LastTransitionTimeChangesOnlyWhenTheStatusFlips) {
+  World w = RunningWorld();
+  std::string t0 = (*w.condition("Completed"))["lastTransitionTime"];
+  w.now = At(100);
+  w.Finish(1, Message("waiting", 1), 0, 100);
+  w.Step();  // Running -> Waiting: Completed stays False
+  EXPECT_EQ((*w.condition("Completed"))["lastTransitionTime"], t0);
+  EXPECT_EQ((*w.condition("Completed"))["reason"], "WaitingForAnswer");
+}
+
+TEST(Status, PatchTouchesOnlyChangedOwnedFields) {
+  World w = RunningWorld();
+  w.status()["somebodyElses"] = "keep";
+  w.flowrun["spec"]["budgetUSD"] = 3.0;  // only the database changes
+  w.run->budget_usd = 3.0;
+  EXPECT_TRUE(w.Reconcile().actions.empty()) << w.Reconcile().Describe();
+  w.run->spent.cost_usd = 0.5;
+  auto r = w.Reconcile();
+  ASSERT_EQ(r.actions.size(), 1u) << r.Describe();
+  // usd and its display (the COST column) change together.
+  EXPECT_EQ(r.Find<fc::PatchStatus>()->patch, json({{"status", {{"cost", {{"usd", 0.5}, {"display", "$0.50"}}}}}}));
+}
+
+// status.cost.display is what `kubectl get flowruns` shows; usd stays exact.
+TEST(Status, CostDisplayIsShortAndUsdExact) {
+  EXPECT_EQ(fc::FormatUsdForDisplay(1.9050000000000002e-05), "$0.000019");
+  EXPECT_EQ(fc::FormatUsdForDisplay(0.0123), "$0.012");
+  EXPECT_EQ(fc::FormatUsdForDisplay(0.12), "$0.12");
+  EXPECT_EQ(fc::FormatUsdForDisplay(0.5), "$0.50");
+  EXPECT_EQ(fc::FormatUsdForDisplay(0.999), "$1.00");
+  EXPECT_EQ(fc::FormatUsdForDisplay(12.345), "$12.35");
+  EXPECT_EQ(fc::FormatUsdForDisplay(999999999999.99), "$999999999999.99");
+  EXPECT_EQ(fc::FormatUsdForDisplay(4611686018427387904.0), "$4.61e+18");
+  EXPECT_EQ(fc::FormatUsdForDisplay(0), "$0");
+  EXPECT_EQ(fc::FormatUsdForDisplay(1e-9), "<$0.000001");
+  EXPECT_EQ(fc::FormatUsdForDisplay(-1), "");
+  EXPECT_EQ(fc::FormatUsdForDisplay(std::nan("")), "");
+  for (double v : {1e-7, 1e-6, 3.3e-6, 0.0999, 0.1, 1.0, 99.999, 1e11, 9.99e11, 1e12, 1e300})
+    EXPECT_LE(fc::FormatUsdForDisplay(v).size(), 16u) << v;  // the CRD's maxLength
+
+  World w = RunningWorld();
+  w.run->spent.cost_usd = 1.9050000000000002e-05;
+  w.Step();
+  EXPECT_EQ(w.status()["cost"]["usd"], 1.9050000000000002e-05);
+  EXPECT_EQ(w.status()["cost"]["display"], "$0.000019");
+  // Derived every time: a stale or foreign display is rewritten, a steady one patches nothing.
+  w.status()["cost"]["display"] = "$999";
+  auto r = w.Reconcile();
+  ASSERT_NE(r.Find<fc::PatchStatus>(), nullptr) << r.Describe();
+  EXPECT_EQ(r.Find<fc::PatchStatus>()->patch, json({{"status", {{"cost", {{"display", "$0.000019"}}}}}}));
+  w.status()["cost"]["display"] = "$0.000019";
+  EXPECT_TRUE(w.Reconcile().actions.empty()) << w.Reconcile().Describe();
+  // No usd (a status from elsewhere): no display.
+  fc::FlowRunStatus st;
+  st.cost = {{"llmCalls", 1}, {"display", "$5"}};
+  EXPECT_FALSE(st.ToJson()["cost"].contains("display"));
+}
+
+TEST(Status, LongQuestionAndMessagesAreCut) {
+  World w = RunningWorld();
+  w.now = At(100);
+  w.Finish(1, Message("waiting", 1, [](auto& o) { o.wait->question = std::string(3000, 'q'); }), 0, 100);
+  w.Step();
+  EXPECT_LE(w.status()["wait"]["question"].get<std::string>().size(), 2048u);
+  EXPECT_LE(w.status()["message"].get<std::string>().size(), 1024u);
+  for (const auto& c : w.status()["conditions"]) EXPECT_LE(c["message"].get<std::string>().size(), 512u);
+  World v = RunningWorld();
+  v.now = At(50);
+  v.Finish(1, std::string(4000, 'e'), 1, 50);
+  v.Step();
+  EXPECT_LE((*v.attempt_record(1))["message"].get<std::string>().size(), 256u);
+}
+
+}  // namespace
