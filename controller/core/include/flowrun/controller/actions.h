@@ -5,28 +5,43 @@
 // controller/adapters (ActionExecutor) implements it;
 // tests/controller/adapters_test.cc checks it clause by clause.
 //
-//   * Run the actions in order. When one fails, stop and requeue the FlowRun
-//     with backoff; the next reconcile decides again from fresh inputs.
-//     (Side effects come first, the status patch that records them after,
-//     and Events last, so a failure never records what did not happen.)
+//   * Run the actions in order. When one fails, stop and report the error;
+//     the loop requeues the FlowRun with backoff and the next reconcile
+//     decides again from fresh inputs. (Side effects come first, the status
+//     patch that records them after, and Events last, so a failure never
+//     records what did not happen.)
 //   * CreateJob: POST the Job; 409 AlreadyExists is success when the existing
-//     Job is controlled by this FlowRun (a stale cache), otherwise a Warning.
-//   * DeleteJob: DELETE with propagationPolicy Background; 404 is success.
+//     Job's controller ownerReference is this FlowRun (a stale cache),
+//     otherwise a Warning Event (JobConflict) and an error.
+//   * DeleteJob: DELETE with propagationPolicy Background (never orphan
+//     pods); 404 is success.
 //   * PatchStatus: merge-patch the /status subresource (content type
 //     application/merge-patch+json). It never contains status.answers.
-//   * AddFinalizer / RemoveFinalizer: patch metadata.finalizers.
+//   * AddFinalizer / RemoveFinalizer: merge-patch metadata.finalizers with the
+//     FlowRun's resourceVersion as precondition (409: error, requeue). The
+//     executor carries the resourceVersion each patch returns, so a finalizer
+//     patch after a status patch in the same list is not stale.
 //   * RecordAnswer: RunAdmin::RecordAnswer(uid, wait, answer,
-//     {allow_early=false, answered_by}). AlreadyExists (answered meanwhile;
-//     the first answer wins): stop with an error, so the CreateJob after it
-//     (whose Job names the answer it resumes with) does not run; the next
-//     reconcile sees the answered wait in the database and resumes with it.
-//     InvalidArgument (the database's schema disagrees): Warning Event, stop.
+//     {allow_early=false, answered_by}).
+//       - AlreadyExists (answered meanwhile; the first answer wins) is an
+//         ERROR, not success: execution stops, so the CreateJob after it
+//         (whose Job names the answer it resumes with) does not run; the
+//         requeued reconcile sees the answered wait in the database and
+//         resumes with the database's answer.
+//       - FailedPrecondition (the run is over, or no longer waiting for that
+//         wait): an error; the requeued reconcile decides from the database.
+//       - InvalidArgument (the database's schema disagrees with the one in
+//         status): a Warning Event (InvalidAnswer) and stop, without an
+//         error: the next event decides again.
 //   * SetBudget / ExpireWait / CancelRun / DeleteRunRows: the RunAdmin calls
-//     of the same names (DeleteRunRows = DeleteRun) for metadata.uid.
-//   * DeleteFlowRun: DELETE the FlowRun (its finalizer then cleans up).
+//     of the same names (DeleteRunRows = DeleteRun) for metadata.uid;
+//     CancelRun of a run without rows is success.
+//   * DeleteFlowRun: DELETE the FlowRun with a uid precondition (its
+//     finalizer then cleans up); 404 is success.
 //   * Event: record asynchronously (never blocks, never fails the result).
-//   * RequeueAfter: at most one, always last: reconcile again after it
-//     (0 = right away, e.g. to read the database after ExpireWait).
+//   * RequeueAfter: at most one, always last: Forget the key's backoff, then
+//     reconcile again after it (0 = right away, e.g. to read the database
+//     after ExpireWait).
 #pragma once
 
 #include <chrono>
