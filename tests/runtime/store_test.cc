@@ -1456,6 +1456,66 @@ TEST_F(StoreTest, StoppedServerMakesWritesUnavailableAndRestartRecovers) {
   EXPECT_EQ(Count("SELECT count(*) FROM flowrun.llm_calls"), 1);
 }
 
+// ---------------------------------------------------------------------------
+// The typed value sets in the database (migration 3, flowrun/run_states.h)
+
+// A database as the previous schema left it: the words older builds wrote,
+// including the ones outside today's sets, migrate into the typed contract.
+TEST_F(StoreTest, MigratingOldRowsGivesThemTypedStatesAndReasons) {
+  auto opts = Options("flowrun-migrate");
+  MustOk(MigrateTo(opts, 2));
+  Query("INSERT INTO flowrun.runs (run_uid, status, error) VALUES"
+        " ('old-timeout', 'failed', 'wait ''proceed'' timed out without an answer'),"
+        " ('old-failed', 'failed', 'checkpoint ''x'' failed: 500'),"
+        " ('old-db', 'database_unavailable', 'connection refused')");
+  Query("INSERT INTO flowrun.attempts (run_uid, epoch, attempt, outcome, error, finished_at) VALUES"
+        " ('old-timeout', 1, 1, 'failed', 'wait proceed#1 timed out without an answer', now()),"
+        " ('old-db', 1, 1, 'database_unavailable', 'connection refused', now())");
+  MustOk(Migrate(opts));
+  auto admin = Admin();
+  RunState t = Must(admin->GetRun("old-timeout"));
+  EXPECT_EQ(t.status, RunStatus::kFailed);
+  EXPECT_EQ(t.failure_reason, FailureReason::kWaitTimedOut);
+  ASSERT_EQ(t.attempts.size(), 1u);
+  EXPECT_EQ(t.attempts[0].outcome, OutcomeKind::kFailed);
+  EXPECT_EQ(t.attempts[0].reason, FailureReason::kWaitTimedOut);
+  EXPECT_EQ(Must(admin->GetRun("old-failed")).failure_reason, FailureReason::kFlowFailed);
+  RunState d = Must(admin->GetRun("old-db"));
+  EXPECT_EQ(d.status, RunStatus::kFailed);  // a status outside the set is normalised
+  ASSERT_EQ(d.attempts.size(), 1u);
+  EXPECT_EQ(d.attempts[0].outcome, OutcomeKind::kDatabaseUnavailable);  // the attempt keeps its kind
+  // The metrics count the wait timeout from the typed reason.
+  EXPECT_EQ(Count("SELECT count(*) FROM flowrun.runs WHERE failure_reason = 'wait_timed_out'"), 1);
+}
+
+TEST_F(StoreTest, TheDatabaseRefusesWordsOutsideTheTypedSets) {
+  auto store = Store();
+  Begin(*store, "run-chk", 1);
+  struct Bad {
+    const char* what;
+    const char* sql;
+  };
+  for (const Bad& b : {
+           Bad{"run status", "UPDATE flowrun.runs SET status = 'timed out' WHERE run_uid = 'run-chk'"},
+           Bad{"failure reason", "UPDATE flowrun.runs SET failure_reason = 'WaitTimedOut' WHERE run_uid = 'run-chk'"},
+           Bad{"attempt outcome", "UPDATE flowrun.attempts SET outcome = 'ok' WHERE run_uid = 'run-chk'"},
+           Bad{"checkpoint status", "INSERT INTO flowrun.checkpoints (run_uid, name, occurrence, kind, status,"
+                                    " fingerprint, attempt, epoch) VALUES ('run-chk', 'a', 1, 'step', 'done', '', 1, 1)"},
+           Bad{"checkpoint kind", "INSERT INTO flowrun.checkpoints (run_uid, name, occurrence, kind, status,"
+                                  " fingerprint, attempt, epoch) VALUES ('run-chk', 'a', 1, 'task', 'running', '', 1, 1)"},
+       }) {
+    EXPECT_THROW(Query(b.sql), pqxx::check_violation) << b.what;
+  }
+  // The words of the sets themselves are accepted.
+  EXPECT_NO_THROW(Query("UPDATE flowrun.runs SET status = 'budget_exceeded', failure_reason = 'wait_timed_out'"
+                        " WHERE run_uid = 'run-chk'"));
+}
+
+TEST_F(StoreTest, MigrateToRefusesAVersionThisBuildDoesNotHave) {
+  EXPECT_EQ(MigrateTo(Options(), CurrentSchemaVersion() + 1).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(MigrateTo(Options(), 0).code(), StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace flowrun
 

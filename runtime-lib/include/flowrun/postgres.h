@@ -34,6 +34,10 @@ int CurrentSchemaVersion();
 
 // Applies pending migrations. Safe to call concurrently from many processes.
 Status Migrate(const PostgresOptions& options);
+// Applies pending migrations up to `version` only (an upgrade in stages; the
+// tests use it to build a database as an older flowrun left it).
+// kInvalidArgument for a version this build does not have.
+Status MigrateTo(const PostgresOptions& options, int version);
 
 // Connects (with bounded retries), migrates, and returns a store for one
 // execution. kUnavailable when the database stays unreachable;

@@ -282,10 +282,34 @@ CREATE TRIGGER llm_calls_notify_metrics AFTER INSERT ON flowrun.llm_calls
 CREATE TRIGGER waits_notify_metrics AFTER INSERT OR UPDATE ON flowrun.waits
   FOR EACH STATEMENT EXECUTE FUNCTION flowrun.notify_metrics();
 )SQL"},
-      // The typed failure reason (flowrun/run_states.h): the controller and the
-      // metrics decide on it instead of the error's wording. Rows written
-      // before it get theirs from that wording, once, here.
-      {3, "typed failure reason on runs and attempts; metrics read it", R"SQL(
+      // The typed contract in the database (flowrun/run_states.h): every
+      // column that holds one of its words accepts only those words, and a
+      // failure carries its typed reason, on which the controller and the
+      // metrics decide instead of the error's wording. Existing rows are made
+      // to fit first (each UPDATE below names what older builds could have
+      // written), so the constraints are validated, not just declared:
+      //   runs.status        pending running waiting budget_exceeded succeeded failed cancelled
+      //                      (builds before this one could store an execution's
+      //                      config_error / database_unavailable / divergence there: failed)
+      //   attempts.outcome   running + every OutcomeKind name
+      //   failure_reason     '' flow_failed wait_timed_out (runs and attempts)
+      //   checkpoints.status running completed failed;  checkpoints.kind step wait
+      //   waits.on_timeout   fail default
+      {3, "typed value sets enforced by CHECK constraints; typed failure reason on runs and attempts", R"SQL(
+UPDATE flowrun.runs SET status = 'failed'
+  WHERE status NOT IN ('pending', 'running', 'waiting', 'budget_exceeded', 'succeeded', 'failed', 'cancelled');
+UPDATE flowrun.attempts SET outcome = 'failed'
+  WHERE outcome NOT IN ('running', 'succeeded', 'failed', 'waiting', 'budget_exceeded', 'cancelled', 'fenced',
+                        'divergence', 'config_error', 'database_unavailable');
+ALTER TABLE flowrun.runs ADD CONSTRAINT runs_status_known
+  CHECK (status IN ('pending', 'running', 'waiting', 'budget_exceeded', 'succeeded', 'failed', 'cancelled'));
+ALTER TABLE flowrun.attempts ADD CONSTRAINT attempts_outcome_known
+  CHECK (outcome IN ('running', 'succeeded', 'failed', 'waiting', 'budget_exceeded', 'cancelled', 'fenced',
+                     'divergence', 'config_error', 'database_unavailable'));
+ALTER TABLE flowrun.checkpoints ADD CONSTRAINT checkpoints_status_known
+  CHECK (status IN ('running', 'completed', 'failed'));
+ALTER TABLE flowrun.checkpoints ADD CONSTRAINT checkpoints_kind_known CHECK (kind IN ('step', 'wait'));
+ALTER TABLE flowrun.waits ADD CONSTRAINT waits_on_timeout_known CHECK (on_timeout IN ('fail', 'default'));
 ALTER TABLE flowrun.runs ADD COLUMN failure_reason text NOT NULL DEFAULT '';
 ALTER TABLE flowrun.attempts ADD COLUMN failure_reason text NOT NULL DEFAULT '';
 UPDATE flowrun.runs SET failure_reason = CASE WHEN error LIKE 'wait % timed out%' THEN 'wait_timed_out'
@@ -305,9 +329,14 @@ ALTER TABLE flowrun.attempts ADD CONSTRAINT attempts_failure_reason_known
 
 int CurrentSchemaVersion() { return AllMigrations().back().version; }
 
-Status Migrate(const PostgresOptions& options) {
+Status Migrate(const PostgresOptions& options) { return MigrateTo(options, CurrentSchemaVersion()); }
+
+Status MigrateTo(const PostgresOptions& options, int version) {
+  if (version < 1 || version > CurrentSchemaVersion())
+    return InvalidArgument("schema version " + std::to_string(version) + " is not one of this build's (1.." +
+                           std::to_string(CurrentSchemaVersion()) + ")");
   pg::PgSession session(options, {});
-  auto applied = session.Run("migrating the flowrun schema", /*retry_safe=*/true, [](pqxx::connection& c) {
+  auto applied = session.Run("migrating the flowrun schema", /*retry_safe=*/true, [version](pqxx::connection& c) {
     int count = 0;
     pqxx::work tx(c);
     tx.exec_params("SELECT pg_advisory_xact_lock($1)", kMigrationLockKey);
@@ -323,7 +352,7 @@ Status Migrate(const PostgresOptions& options) {
                                "; upgrade flowrun");
     }
     for (const Migration& m : AllMigrations()) {
-      if (m.version <= current) continue;
+      if (m.version <= current || m.version > version) continue;
       tx.exec(m.sql);
       tx.exec_params("INSERT INTO flowrun.schema_migrations (version, description) VALUES ($1, $2)",
                      m.version, m.description);
