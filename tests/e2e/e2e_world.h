@@ -54,6 +54,7 @@
 
 #include "kube/kube_cluster.h"
 #include "support/child_process.h"
+#include "support/eventually.h"
 #include "support/fake_llm.h"
 #include "support/local_http.h"
 #include "support/postgres_server.h"
@@ -170,7 +171,5 @@ int HealthPort(ChildProcess& controller);
 bool WaitReady(int port, std::chrono::milliseconds timeout = std::chrono::seconds(20));
 // Successful fake-LLM requests whose prompt starts with `prefix`.
 int64_t CountPromptsStartingWith(const nlohmann::json& stats, const std::string& prefix);
-// Polls `condition` every 100 ms until it is true or `timeout` passes.
-bool Eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
 
 }  // namespace flowrun::testing
