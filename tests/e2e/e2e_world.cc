@@ -289,6 +289,20 @@ int HealthPort(ChildProcess& controller) {
   return line.is_object() ? line.value("port", 0) : 0;
 }
 
+int64_t ReconcileTotal(ChildProcess& controller) {
+  json line = WaitForLogLine(controller, "metrics server listening", std::chrono::seconds(10));
+  int port = line.is_object() ? line.value("port", 0) : 0;
+  if (port <= 0) return -1;
+  std::istringstream body(HttpGetBody(port, "/metrics"));
+  double total = 0;
+  for (std::string l; std::getline(body, l);) {
+    if (l.rfind("controller_runtime_reconcile_total", 0) != 0) continue;
+    size_t sp = l.rfind(' ');
+    if (sp != std::string::npos) total += std::strtod(l.c_str() + sp + 1, nullptr);
+  }
+  return static_cast<int64_t>(total);
+}
+
 bool WaitReady(int port, std::chrono::milliseconds timeout) {
   return Eventually([&] { return HttpGetStatus(port, "/readyz") == 200; }, timeout);
 }
