@@ -187,7 +187,7 @@ TEST(E2eChaos, ControllerSigkilledAtRandomPointsConverges) {
 // kube-apiserver SIGKILLed while a run executes and another waits, then
 // started again: the controller's watches fail, it relists and converges;
 // a run applied after the restart is picked up too.
-TEST(E2eChaos, ZApiserverKilledMidRunControllerRelistsAndConverges) {
+TEST(E2eChaos, ApiserverKilledMidRunControllerRelistsAndConverges) {
   E2eWorld& w = E2eWorld::Get();
   w.EnsureController();
   w.llm->Reset();

@@ -289,6 +289,20 @@ int HealthPort(ChildProcess& controller) {
   return line.is_object() ? line.value("port", 0) : 0;
 }
 
+int64_t ReconcileTotal(ChildProcess& controller) {
+  json line = WaitForLogLine(controller, "metrics server listening", std::chrono::seconds(10));
+  int port = line.is_object() ? line.value("port", 0) : 0;
+  if (port <= 0) return -1;
+  std::istringstream body(HttpGetBody(port, "/metrics"));
+  double total = 0;
+  for (std::string l; std::getline(body, l);) {
+    if (l.rfind("controller_runtime_reconcile_total", 0) != 0) continue;
+    size_t sp = l.rfind(' ');
+    if (sp != std::string::npos) total += std::strtod(l.c_str() + sp + 1, nullptr);
+  }
+  return static_cast<int64_t>(total);
+}
+
 bool WaitReady(int port, std::chrono::milliseconds timeout) {
   return Eventually([&] { return HttpGetStatus(port, "/readyz") == 200; }, timeout);
 }
@@ -299,15 +313,6 @@ int64_t CountPromptsStartingWith(const json& stats, const std::string& prefix) {
     for (auto it = stats["by_prompt"].begin(); it != stats["by_prompt"].end(); ++it)
       if (it.key().rfind(prefix, 0) == 0) n += it.value().get<int64_t>();
   return n;
-}
-
-bool Eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (true) {
-    if (condition()) return true;
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
 }
 
 }  // namespace flowrun::testing

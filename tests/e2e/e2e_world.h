@@ -54,6 +54,7 @@
 
 #include "kube/kube_cluster.h"
 #include "support/child_process.h"
+#include "support/eventually.h"
 #include "support/fake_llm.h"
 #include "support/local_http.h"
 #include "support/postgres_server.h"
@@ -166,11 +167,14 @@ nlohmann::json WaitForLogLine(ChildProcess& process, const std::string& msg,
                               std::chrono::milliseconds timeout = std::chrono::seconds(10));
 // The health server's port, from the controller's "health server listening" line (0: none).
 int HealthPort(ChildProcess& controller);
+// The sum of controller_runtime_reconcile_total over its labels, from the
+// controller's /metrics (its "metrics server listening" line names the port;
+// start it with --metrics-addr 127.0.0.1:0). -1: no metrics server. Evidence
+// that the controller looked at a change, even one that needed no action.
+int64_t ReconcileTotal(ChildProcess& controller);
 // Polls /readyz until 200 or the timeout.
 bool WaitReady(int port, std::chrono::milliseconds timeout = std::chrono::seconds(20));
 // Successful fake-LLM requests whose prompt starts with `prefix`.
 int64_t CountPromptsStartingWith(const nlohmann::json& stats, const std::string& prefix);
-// Polls `condition` every 100 ms until it is true or `timeout` passes.
-bool Eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
 
 }  // namespace flowrun::testing

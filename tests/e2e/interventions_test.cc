@@ -212,6 +212,9 @@ TEST(E2eInterventions, DeletionWhileRunning) {
 // phase is Cancelled, the database says cancelled (the agent is fenced).
 TEST(E2eInterventions, CancellationWhileRunning) {
   E2eWorld& w = E2eWorld::Get();
+  // With a metrics server: its reconcile counter shows when the controller
+  // has looked at the cancelled run again.
+  w.StartController({.args = {"--metrics-addr", "127.0.0.1:0"}});
   const std::string name = "cancel-mid";
   StartSlowRun(w, name);
   const std::string uid = w.Uid(name);
@@ -222,8 +225,13 @@ TEST(E2eInterventions, CancellationWhileRunning) {
   EXPECT_EQ(w.Psql("SELECT status FROM flowrun.runs WHERE run_uid = '" + uid + "'"), "cancelled");
   EXPECT_EQ(w.Get(name, "{.status.currentJob}"), "");
   EXPECT_EQ(w.Get(name, "{.status.attempts[-1].outcome}"), "cancelled");
-  // Nothing restarts it.
-  std::this_thread::sleep_for(std::chrono::seconds(3));
+  // Nothing restarts it: poke the object (an annotation, so an update event)
+  // and assert once the controller has reconciled it.
+  const int64_t reconciles = ReconcileTotal(*w.controller());
+  ASSERT_GE(reconciles, 0) << "no metrics server";
+  w.Kubectl({"annotate", "flowrun", name, "e2e.flowrun.dev/poke=1"});
+  ASSERT_TRUE(Eventually([&] { return ReconcileTotal(*w.controller()) > reconciles; }, std::chrono::seconds(60)))
+      << "the controller never reconciled the cancelled run again";
   EXPECT_EQ(w.Get(name, "{.status.phase}"), "Cancelled");
   EXPECT_EQ(Trim(w.Kubectl({"get", "jobs,pods", "-l", "flowrun.dev/run=" + name, "-o", "name"})), "");
 }

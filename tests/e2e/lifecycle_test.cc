@@ -24,6 +24,7 @@ using nlohmann::json;
 
 TEST(E2eLifecycle, ResearchAgentWaitsForApprovalThenSucceeds) {
   E2eWorld& w = E2eWorld::Get();
+  w.EnsureController();
   ASSERT_TRUE(w.ControllerRunning()) << w.ControllerLog();
   w.llm->Reset();
   // /healthz answers at once; /readyz once the informers synced.
@@ -42,6 +43,7 @@ TEST(E2eLifecycle, ResearchAgentWaitsForApprovalThenSucceeds) {
 // one replaces it; deleting the FlowRun deletes its Jobs and its rows.
 TEST(E2eLifecycle, InvalidAnswerIsRefusedThenDeletionCleansUp) {
   E2eWorld& w = E2eWorld::Get();
+  w.EnsureController();
   w.ApplyResearchRun("research-2");
   ASSERT_TRUE(w.WaitPhase("research-2", "Waiting"));
   std::string uid = w.Get("research-2", "{.metadata.uid}");
@@ -80,6 +82,7 @@ TEST(E2eLifecycle, InvalidAnswerIsRefusedThenDeletionCleansUp) {
 // spec.cancel while waiting: the run ends Cancelled, in the database too.
 TEST(E2eLifecycle, CancelWhileWaiting) {
   E2eWorld& w = E2eWorld::Get();
+  w.EnsureController();
   w.ApplyResearchRun("research-4");
   ASSERT_TRUE(w.WaitPhase("research-4", "Waiting"));
   std::string uid = w.Get("research-4", "{.metadata.uid}");
@@ -89,9 +92,10 @@ TEST(E2eLifecycle, CancelWhileWaiting) {
 }
 
 // SIGTERM: the controller stops informers, drains its queue and exits 0.
-TEST(E2eLifecycle, ZShutdownOnSigterm) {
+TEST(E2eLifecycle, ShutdownOnSigterm) {
   E2eWorld& w = E2eWorld::Get();
-  ASSERT_TRUE(w.ControllerRunning());
+  w.EnsureController();
+  ASSERT_TRUE(w.ControllerRunning()) << w.ControllerLog();
   auto st = w.StopController();
   ASSERT_TRUE(st.has_value()) << "controller did not exit";
   EXPECT_TRUE(st->ok()) << st->ToString() << "\n" << Tail(w.ControllerLog(), 2000);
@@ -102,9 +106,11 @@ TEST(E2eLifecycle, ZShutdownOnSigterm) {
 // Two controllers with --leader-elect: one leads (ready), the other waits
 // (not ready, reconciles nothing); when the leader stops it releases the
 // Lease and the other takes over and finishes the run.
-TEST(E2eLifecycle, ZzLeaderElectionHandsOver) {
+TEST(E2eLifecycle, LeaderElectionHandsOver) {
   E2eWorld& w = E2eWorld::Get();
-  ASSERT_FALSE(w.ControllerRunning());  // ZShutdownOnSigterm stopped the first one
+  // Its own precondition: no other controller (without --leader-elect) runs.
+  if (w.ControllerRunning()) ASSERT_TRUE(w.StopController().has_value()) << "controller did not exit";
+  ASSERT_FALSE(w.ControllerRunning());
   auto a = w.SpawnController({.args = {"--leader-elect"}});
   int pa = HealthPort(*a);
   ASSERT_GT(pa, 0) << a->Output();
@@ -139,8 +145,8 @@ TEST(E2eLifecycle, ZzLeaderElectionHandsOver) {
 // ---- test_agent scenarios (tests/runtime/agents/test_agent.cc) ----
 // The image maps to research-agent in nodesim's image map; the template's
 // command replaces it with the test agent, whose scenario the parameters choose.
-// These run after ZzLeaderElectionHandsOver stopped the controllers, so each
-// starts a fresh one when none runs.
+// Each starts a controller when none runs (LeaderElectionHandsOver, for
+// one, ends with none).
 
 #ifdef FLOWRUN_TEST_AGENT_BIN
 std::string CompletedSteps(E2eWorld& w, const std::string& uid) {
@@ -151,7 +157,7 @@ std::string CompletedSteps(E2eWorld& w, const std::string& uid) {
 // A pod killed mid-run: the controller retries after the backoff and the retry
 // takes the completed checkpoints from the cache: no completed step's LLM call
 // is paid twice.
-TEST(E2eLifecycle, ZzzKilledPodIsRetriedFromTheCache) {
+TEST(E2eLifecycle, KilledPodIsRetriedFromTheCache) {
   E2eWorld& w = E2eWorld::Get();
   w.EnsureController();
   const std::string name = "kill-1";
@@ -200,7 +206,7 @@ TEST(E2eLifecycle, ZzzKilledPodIsRetriedFromTheCache) {
 
 // A wait's deadline with nobody answering: policy default continues with the
 // default answer; policy fail fails the run with WaitTimedOut.
-TEST(E2eLifecycle, ZzzWaitDeadlineUnderBothPolicies) {
+TEST(E2eLifecycle, WaitDeadlineUnderBothPolicies) {
   E2eWorld& w = E2eWorld::Get();
   w.EnsureController();
   w.ApplyTestAgentRun("timeout-default", R"({"scenario": "wait_timeout", "timeout_s": 2, "policy": "default"})");
@@ -221,7 +227,7 @@ TEST(E2eLifecycle, ZzzWaitDeadlineUnderBothPolicies) {
 
 // spec.budgetUSD too small: BudgetExceeded with nothing lost; raising it
 // resumes the run and no LLM call is repeated.
-TEST(E2eLifecycle, ZzzBudgetExceededThenRaised) {
+TEST(E2eLifecycle, BudgetExceededThenRaised) {
   E2eWorld& w = E2eWorld::Get();
   w.EnsureController();
   const std::string prices = w.dir + "/prices.yaml";
@@ -249,9 +255,11 @@ TEST(E2eLifecycle, ZzzBudgetExceededThenRaised) {
 
 // Answers that must not be taken: one for a wait nobody asked (UnknownWait,
 // kept, the run stays Waiting) and one patched onto a finished run (ignored).
-TEST(E2eLifecycle, ZzzUnknownWaitAndLateAnswersChangeNothing) {
+TEST(E2eLifecycle, UnknownWaitAndLateAnswersChangeNothing) {
   E2eWorld& w = E2eWorld::Get();
-  w.EnsureController();
+  // With a metrics server: its reconcile counter shows when the controller
+  // has looked at the late answer (a reconcile without actions logs nothing).
+  w.StartController({.args = {"--metrics-addr", "127.0.0.1:0"}});
   const std::string name = "research-5";
   w.ApplyResearchRun(name);
   ASSERT_TRUE(w.WaitPhase(name, "Waiting"));
@@ -278,10 +286,14 @@ TEST(E2eLifecycle, ZzzUnknownWaitAndLateAnswersChangeNothing) {
   const std::string answer_sql = "SELECT answer::text FROM flowrun.waits WHERE run_uid = '" + uid + "' AND name = 'proceed'";
   EXPECT_EQ(w.Psql(answer_sql), "true");
 
-  // A changed answer on a finished run: nothing happens.
+  // A changed answer on a finished run: nothing happens, once the controller
+  // has reconciled the change (not merely a few seconds later).
+  const int64_t reconciles = ReconcileTotal(*w.controller());
+  ASSERT_GE(reconciles, 0) << "no metrics server";
   w.cluster->Kubectl({"patch", "flowrun", name, "--subresource=status", "--type=merge", "-p",
                       R"({"status":{"answers":{"proceed":false}}})"});
-  std::this_thread::sleep_for(std::chrono::seconds(3));
+  ASSERT_TRUE(Eventually([&] { return ReconcileTotal(*w.controller()) > reconciles; }, std::chrono::seconds(60)))
+      << "the controller never reconciled the late answer";
   EXPECT_EQ(w.Get(name, "{.status.phase}"), "Succeeded");
   EXPECT_EQ(w.Get(name, "{.status.result}"), result);
   EXPECT_EQ(Trim(w.cluster->Kubectl({"get", "jobs", "-l", "flowrun.dev/run=" + name, "-o", "name"})), rv_jobs);

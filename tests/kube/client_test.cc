@@ -14,6 +14,7 @@
 
 #include "flowrun/kube/client.h"
 #include "kube/kube_cluster.h"
+#include "support/eventually.h"
 
 namespace flowrun::kube {
 namespace {
@@ -453,20 +454,23 @@ TEST_F(ClientTest, WatchCancelReturnsPromptly) {
   WatchOptions wo;
   wo.timeout = 120s;
   CancelToken cancel;
-  std::atomic<bool> started{false};
+  std::atomic<int> events{0};
   auto fut = std::async(std::launch::async, [&] {
-    started = true;
-    return client_->Watch(resources::ConfigMaps(), ns_, wo, [](const WatchEvent&) { return true; }, &cancel);
+    return client_->Watch(resources::ConfigMaps(), ns_, wo, [&](const WatchEvent&) { ++events; return true; }, &cancel);
   });
-  while (!started) std::this_thread::sleep_for(1ms);
-  std::this_thread::sleep_for(500ms);  // the watch is open and quiet
+  // The watch is open once it delivered an event (ADDED for the existing
+  // objects, or this one); then it is quiet.
+  auto poke = client_->Create(resources::ConfigMaps(), ns_, ConfigMap("cancel-poke"));
+  ASSERT_TRUE(poke.ok()) << poke.status();
+  ASSERT_TRUE(flowrun::testing::Eventually([&] { return events.load() > 0; }, 30s)) << "the watch never opened";
   auto t0 = std::chrono::steady_clock::now();
   cancel.Cancel();
   ASSERT_EQ(fut.wait_for(5s), std::future_status::ready) << "Watch ignored the cancellation";
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   auto rv = fut.get();
   EXPECT_EQ(rv.status().code(), StatusCode::kAborted) << rv.status();
-  EXPECT_LT(secs, 1.0);
+  // Promptness is the 5 s wait above (a stream cut, not a timeout); a tighter
+  // bound would measure the machine's load.
   std::cerr << "watch cancelled in " << secs * 1000 << " ms\n";
   // A cancelled token stops the next Watch at once.
   auto again = client_->Watch(resources::ConfigMaps(), ns_, wo, [](const WatchEvent&) { return true; }, &cancel);

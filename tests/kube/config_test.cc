@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <deque>
+#include <future>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -11,6 +12,8 @@
 #include <gtest/gtest.h>
 
 #include "flowrun/kube/client.h"
+#include "support/eventually.h"
+#include "support/fake_clock.h"
 
 namespace flowrun::kube {
 namespace {
@@ -367,14 +370,14 @@ TEST(FakeClientTest, RetriesOn429HonouringRetryAfter) {
                 {200, R"({"metadata":{"name":"x"}})", {}}};
   ClientOptions o;
   o.max_attempts_on_429 = 3;
+  flowrun::testing::FakeClock clock;
+  o.clock = &clock;
   auto c = NewKubeClientWithTransport(FakeConfig(), o, t);
   ASSERT_TRUE(c.ok());
-  auto t0 = std::chrono::steady_clock::now();
   auto r = (*c)->Get(resources::ConfigMaps(), "ns", "x");
-  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(t->requests.size(), 2u);
-  EXPECT_GE(secs, 0.9);
+  EXPECT_EQ(clock.Sleeps(), std::vector<std::chrono::nanoseconds>{std::chrono::seconds(1)}) << "waited Retry-After on its clock";
   EXPECT_EQ(t->requests[0].url, "https://fake:6443/api/v1/namespaces/ns/configmaps/x");
   EXPECT_EQ(Header(t->requests[0], "Authorization"), "Bearer T");
   EXPECT_EQ(Header(t->requests[0], "Accept"), "application/json");
@@ -385,6 +388,31 @@ TEST(FakeClientTest, RetriesOn429HonouringRetryAfter) {
   auto r2 = (*c)->Get(resources::ConfigMaps(), "ns", "x");
   EXPECT_EQ(r2.status().code(), StatusCode::kResourceExhausted);
   EXPECT_EQ(t->requests.size(), 3u);
+}
+
+// A 429 wait ends as soon as cancel_retries fires (a shutdown does not wait
+// out a 30 s Retry-After); a cancelled token stops the next wait at once.
+TEST(FakeClientTest, CancellingRetriesInterruptsA429Wait) {
+  auto t = std::make_shared<FakeTransport>();
+  t->replies = {{429, "", {{"Retry-After", "30"}}}, {200, "{}", {}}};
+  ClientOptions o;
+  o.cancel_retries = std::make_shared<CancelToken>();
+  auto c = NewKubeClientWithTransport(FakeConfig(), o, t);
+  ASSERT_TRUE(c.ok());
+  auto fut = std::async(std::launch::async, [&] { return (*c)->Get(resources::ConfigMaps(), "ns", "x"); });
+  ASSERT_TRUE(flowrun::testing::Eventually([&] {
+    std::lock_guard<std::mutex> lock(t->mu);
+    return t->requests.size() == 1;
+  }, std::chrono::seconds(30)));
+  o.cancel_retries->Cancel();
+  ASSERT_EQ(fut.wait_for(std::chrono::seconds(20)), std::future_status::ready) << "the 429 wait ignored the cancellation";
+  auto r = fut.get();
+  EXPECT_EQ(r.status().code(), StatusCode::kAborted) << r.status();
+  EXPECT_EQ(t->requests.size(), 1u) << "not retried after the cancellation";
+
+  t->replies = {{429, "", {{"Retry-After", "30"}}}};
+  auto again = (*c)->Get(resources::ConfigMaps(), "ns", "x");
+  EXPECT_EQ(again.status().code(), StatusCode::kAborted);
 }
 
 TEST(FakeClientTest, VerbsBuildTheRightRequests) {

@@ -26,6 +26,7 @@
 #include "flowrun/kube/config.h"
 #include "flowrun/kube/errors.h"
 #include "kube/kube_cluster.h"
+#include "support/eventually.h"
 
 extern char** environ;
 
@@ -204,7 +205,10 @@ TEST(LeaderElection, OneLeaderFailoverOnKillAndFastTakeoverOnRelease) {
   ASSERT_GE(took_over, 0) << second << " did not take over";
   int64_t delay = took_over - killed;
   std::cout << "takeover after SIGKILL: " << delay << " ms\n";
-  EXPECT_LE(delay, kLeaseMs + kRetryMs * 12 / 10 + 1500) << "within lease duration + retry period";
+  // No upper bound beyond WaitLeader's deadline: how soon the standby runs
+  // after the lease expired depends on the machine's load, not on the code
+  // (the pure FakeClock tests below pin the timing exactly). The lower bound
+  // is safe under any load: waiting longer only makes the delay larger.
   EXPECT_GE(delay, kLeaseMs - kRetryMs * 12 / 10 - 1000) << "must respect the dead leader's lease";
   EXPECT_TRUE(
       [&] {
@@ -229,7 +233,14 @@ TEST(LeaderElection, OneLeaderFailoverOnKillAndFastTakeoverOnRelease) {
   int64_t took = WaitLeader(out, third, released, 10s);
   ASSERT_GE(took, 0) << "gamma did not take over after the release";
   std::cout << "takeover after release: " << took - released << " ms\n";
-  EXPECT_LE(took - released, kRetryMs * 12 / 10 + 1500) << "about one retry period, not a lease duration";
+  // It took over because of the release, not because the lease ran out:
+  // before the lease that the releasing leader last claimed would have
+  // expired (the contenders' own timestamps, whatever the load).
+  int64_t last_claim = -1;
+  for (const auto& l : ReadLines(out))
+    if (l.id == second && (l.word == "CLAIM" || l.word == "LEADER")) last_claim = std::max(last_claim, l.ms);
+  ASSERT_GE(last_claim, 0);
+  EXPECT_LT(took, last_claim + kLeaseMs) << "gamma waited out the lease instead of seeing the release";
   EXPECT_EQ(Holder(client.get(), ns, lease), third);
 
   bool saw_released = false;
@@ -273,10 +284,7 @@ TEST(LeaderElection, InProcessAcquireRenewRelease) {
 
   e1->Start();
   e2->Start();
-  auto until = [](const std::function<bool()>& f) {
-    for (int i = 0; i < 200 && !f(); ++i) std::this_thread::sleep_for(50ms);
-    return f();
-  };
+  auto until = [](const std::function<bool()>& f) { return flowrun::testing::Eventually(f, 10s); };
   ASSERT_TRUE(until([&] { return e1->IsLeader(); }));
   EXPECT_EQ(s1.load(), 1);
   std::this_thread::sleep_for(1500ms);  // renewals keep it

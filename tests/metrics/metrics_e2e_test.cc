@@ -299,10 +299,12 @@ TEST(MetricsE2e, SpendSavingsPhasesAndEveryQueryAgainstARealPrometheus) {
     EXPECT_FALSE(p.Query(q)["data"]["result"].empty()) << q;
 }
 
-TEST(MetricsE2e, ZRestartMidRunAndDeletionNeitherDropNorDoubleCounters) {
+TEST(MetricsE2e, RestartMidRunAndDeletionNeitherDropNorDoubleCounters) {
   Suite& s = S();
   E2eWorld& w = *s.w;
   Prometheus& p = *s.prom;
+  // Its own precondition (it stops the controller itself): one is running.
+  if (!w.ControllerRunning()) w.StartController({.args = s.controller_args});
   std::string yaml = w.TestAgentRunYaml("m-restart", R"({"scenario": "chain", "steps": 6, "sleep_ms": 400, "prefix": "restartstep"})");
   yaml = std::regex_replace(yaml, std::regex("flow: e2e"), "flow: restart");
   w.ApplyYaml("m-restart.yaml", yaml);

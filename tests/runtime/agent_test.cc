@@ -18,6 +18,7 @@
 #include "flowrun/outcome.h"
 #include "flowrun/postgres.h"
 #include "support/child_process.h"
+#include "support/eventually.h"
 #include "support/fake_llm.h"
 #include "support/postgres_server.h"
 
@@ -453,9 +454,22 @@ TEST_F(AgentTest, ArtifactsAreVersionedAndComparableAcrossRuns) {
 
 TEST_F(AgentTest, ConnectionLostMidRunReconnects) {
   const std::string uid = "lost-1";
-  auto env = Env(uid, {{"scenario", "chain"}, {"steps", 8}, {"sleep_ms", 60}});
+  auto env = Env(uid, {{"scenario", "chain"}, {"steps", 8}, {"sleep_ms", 150}});
   auto child = Spawn(env);
-  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  // Cut the connection once the agent is connected and mid-run: its first
+  // checkpoint is stored (so the store's connection exists) and at least 7
+  // steps of 150 ms remain. Not a fixed sleep: process start, the schema
+  // check and connecting take what a loaded machine makes them take.
+  pqxx::connection watcher(conninfo_);
+  auto stored = [&] {
+    try {
+      return !CompletedCheckpoints(watcher, uid).empty();
+    } catch (const pqxx::sql_error&) {
+      return false;  // the agent has not created the schema yet
+    }
+  };
+  ASSERT_TRUE(flowrun::testing::Eventually(stored, std::chrono::seconds(60)))
+      << "the agent never stored a checkpoint";
   int terminated = PostgresEnvironment::Server().TerminateConnections(db_, "flowrun:%");
   AgentRun r = Finish(*child, env);
   EXPECT_GE(terminated, 1);

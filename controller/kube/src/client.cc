@@ -76,7 +76,17 @@ class KubeClientImpl final : public KubeClient {
       : config_(std::move(config)),
         options_(std::move(options)),
         fixed_transport_(std::move(fixed_transport)),
-        creds_(config_) {}
+        clock_(options_.clock ? options_.clock : DefaultClock()),
+        creds_(config_, clock_) {
+    if (options_.cancel_retries)
+      options_.cancel_retries->SetOnCancel([this] {
+        std::lock_guard<std::mutex> l(retry_mu_);
+        retry_cv_.notify_all();
+      });
+  }
+  ~KubeClientImpl() override {
+    if (options_.cancel_retries) options_.cancel_retries->SetOnCancel(nullptr);  // waits for a running Cancel()
+  }
 
   StatusOr<nlohmann::json> Get(const ResourceRef& r, const std::string& ns, const std::string& name) override {
     if (name.empty()) return InvalidArgument("Get " + r.resource + ": empty name");
@@ -203,7 +213,7 @@ class KubeClientImpl final : public KubeClient {
       // timeout, so a quiet watch is ended by the server, not cut by us.
       req.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(o.timeout) + std::chrono::seconds(60);
       req.timeout = std::chrono::minutes((req.timeout.count() + 59999) / 60000);  // fewer distinct clients
-      auto started = std::chrono::steady_clock::now();
+      auto started = clock_->MonotonicNow();
       auto opened = transport->OpenStream(req);
       Observe("WATCH", opened.ok() ? (*opened)->status() : 0, started);
       if (!opened.ok()) return opened.status().WithContext("watch " + r.resource);
@@ -357,7 +367,7 @@ class KubeClientImpl final : public KubeClient {
   }
 
   void Observe(std::string_view verb, int code, std::chrono::steady_clock::time_point started) const {
-    if (options_.observer) options_.observer->ObserveRequest(verb, code, std::chrono::steady_clock::now() - started);
+    if (options_.observer) options_.observer->ObserveRequest(verb, code, clock_->MonotonicNow() - started);
   }
 
   // One request with credentials, a refresh-and-retry on 401 and retries on
@@ -368,7 +378,7 @@ class KubeClientImpl final : public KubeClient {
     for (int attempt = 1;; ++attempt) {
       FLOWRUN_ASSIGN_OR_RETURN(internal::AuthState auth, creds_.Current());
       FLOWRUN_ASSIGN_OR_RETURN(std::shared_ptr<HttpTransport> transport, TransportFor(auth));
-      auto started = std::chrono::steady_clock::now();
+      auto started = clock_->MonotonicNow();
       auto resp = transport->Send(BuildRequest(method, path, body, content_type, auth));
       Observe(method, resp.ok() ? resp->status : 0, started);
       if (!resp.ok()) return resp.status().WithContext(method + " " + path);
@@ -381,11 +391,19 @@ class KubeClientImpl final : public KubeClient {
         Status st = StatusFromResponse(429, resp->body, resp->Header("Retry-After"));
         auto wait = RetryAfterOf(st).value_or(std::chrono::seconds(1));
         if (wait > options_.max_retry_after) wait = options_.max_retry_after;
-        std::this_thread::sleep_for(wait);
+        if (!WaitBeforeRetry(wait)) return Aborted("cancelled while waiting to retry a 429").WithContext(method + " " + path);
         continue;
       }
       return resp;
     }
+  }
+
+  // Waits `d` on the clock; false when cancel_retries fired (before or meanwhile).
+  bool WaitBeforeRetry(std::chrono::nanoseconds d) {
+    const CancelToken* token = options_.cancel_retries.get();
+    std::unique_lock<std::mutex> l(retry_mu_);
+    if (token == nullptr) return !clock_->WaitFor(l, retry_cv_, d, [] { return false; });
+    return !clock_->WaitFor(l, retry_cv_, d, [token] { return token->cancelled(); });
   }
 
   // `filter`: nlohmann's parser callback (false drops a value while parsing).
@@ -404,7 +422,10 @@ class KubeClientImpl final : public KubeClient {
   ClusterConfig config_;
   const ClientOptions options_;
   const std::shared_ptr<HttpTransport> fixed_transport_;
+  Clock* const clock_;
   internal::Credentials creds_;
+  std::mutex retry_mu_;  // with retry_cv_: the 429 waits, woken by cancel_retries
+  std::condition_variable retry_cv_;
   std::mutex transport_mu_;
   std::shared_ptr<HttpTransport> transport_;
   std::string transport_cert_, transport_key_;

@@ -131,7 +131,7 @@ StatusOr<ExecResult> RunProgram(const std::vector<std::string>& argv, const std:
   return result;
 }
 
-Credentials::Credentials(const ClusterConfig& config) : config_(config) {}
+Credentials::Credentials(const ClusterConfig& config, Clock* clock) : config_(config), clock_(clock) {}
 
 int Credentials::exec_runs() const {
   std::lock_guard<std::mutex> lock(mu_);
@@ -142,7 +142,7 @@ Status Credentials::ReadTokenFile(bool force) {
   struct stat st {};
   if (::stat(config_.token_file.c_str(), &st) != 0)
     return Unauthenticated("token file " + config_.token_file + ": " + strerror(errno));
-  auto now = std::chrono::steady_clock::now();
+  auto now = clock_->MonotonicNow();
   bool changed = st.st_mtim.tv_sec != file_mtime_.tv_sec || st.st_mtim.tv_nsec != file_mtime_.tv_nsec ||
                  static_cast<long long>(st.st_size) != file_size_;
   if (file_read_ && !force && !changed && now - file_read_at_ < std::chrono::minutes(1)) return Status::Ok();
@@ -200,7 +200,7 @@ Status Credentials::RunExec() {
 StatusOr<AuthState> Credentials::Current() {
   std::lock_guard<std::mutex> lock(mu_);
   if (config_.exec) {
-    bool expired = exec_expiry_ && std::chrono::system_clock::now() >= *exec_expiry_;
+    bool expired = exec_expiry_ && clock_->Now() >= *exec_expiry_;
     if (!exec_valid_ || expired) FLOWRUN_RETURN_IF_ERROR(RunExec());
     return exec_state_;
   }

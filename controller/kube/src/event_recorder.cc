@@ -9,11 +9,6 @@
 namespace flowrun::kube {
 namespace {
 
-Clock* DefaultClock() {
-  static SystemClock clock;
-  return &clock;
-}
-
 std::string Str(const nlohmann::json& o, const char* k) {
   if (!o.is_object()) return "";
   auto it = o.find(k);
@@ -81,7 +76,7 @@ ObjectReference ReferenceTo(const nlohmann::json& obj) {
 }
 
 EventRecorder::EventRecorder(KubeClient* client, EventRecorderOptions options)
-    : client_(client), opts_(std::move(options)), clock_(opts_.clock ? opts_.clock : DefaultClock()) {
+    : client_(client), opts_(std::move(options)), clock_(opts_.clock ? opts_.clock : flowrun::DefaultClock()) {
   if (opts_.reporting_instance.empty()) opts_.reporting_instance = HostName();
   if (opts_.queue_capacity == 0) opts_.queue_capacity = 1;
   thread_ = std::thread([this] { Run(); });

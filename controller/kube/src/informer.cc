@@ -21,12 +21,10 @@ std::string MetaString(const nlohmann::json& obj, const char* field) {
   return f->get<std::string>();
 }
 
-std::mt19937_64& Rng() {
+double DefaultUniform01() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
-  return rng;
+  return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
 }
-
-double Uniform01() { return std::uniform_real_distribution<double>(0.0, 1.0)(Rng()); }
 
 // A copy of a watch event's object without metadata.managedFields (never
 // copied, rather than copied and erased).
@@ -111,7 +109,8 @@ IndexFunc IndexByNamespace() {
   };
 }
 
-Informer::Informer(KubeClient* client, InformerOptions options) : client_(client), opts_(std::move(options)) {
+Informer::Informer(KubeClient* client, InformerOptions options)
+    : client_(client), opts_(std::move(options)), clock_(opts_.clock ? opts_.clock : DefaultClock()) {
   if (opts_.name.empty()) opts_.name = opts_.resource.resource;
   if (opts_.max_watch_timeout <= opts_.min_watch_timeout)
     opts_.max_watch_timeout = opts_.min_watch_timeout + std::chrono::seconds(1);
@@ -438,19 +437,19 @@ void Informer::ApplyEvent(const WatchEvent& ev) {
 
 bool Informer::SleepUnlessStopped(std::chrono::milliseconds d) {
   std::unique_lock<std::mutex> l(mu_);
-  return !cv_.wait_for(l, d, [&] { return stopped_; });
+  return !clock_->WaitFor(l, cv_, d, [&] { return stopped_; });
 }
 
-std::chrono::milliseconds Informer::NextBackoff() {
-  // 0.8 s, 1.6 s, ... capped at 30 s; each sleep gets up to +25% jitter (still capped).
-  backoff_ = backoff_.count() == 0 ? opts_.backoff_initial : std::min(opts_.backoff_max, backoff_ * 2);
-  auto d = std::chrono::milliseconds(static_cast<int64_t>(static_cast<double>(backoff_.count()) * (1.0 + 0.25 * Uniform01())));
-  return std::min(d, opts_.backoff_max);
+double Informer::Random01() {
+  double r = opts_.random ? opts_.random() : DefaultUniform01();
+  return r >= 0.0 && r < 1.0 ? r : 0.0;
 }
 
 void Informer::Run() {
-  std::string rv;
-  bool need_list = true;
+  using Kind = ListWatchStep::Kind;
+  const ListWatchBackoff backoff{opts_.backoff_initial, opts_.backoff_max};
+  ListWatchState state;
+  ListWatchResult result;  // kStarted
   auto stopped = [&] {
     std::lock_guard<std::mutex> l(mu_);
     return stopped_;
@@ -461,31 +460,44 @@ void Informer::Run() {
     stats_.last_error = s.ToString();
   };
   while (!stopped()) {
-    if (need_list) {
+    ListWatchStep step = NextStep(state, result, backoff, Random01());
+    result = ListWatchResult{};
+    if (step.kind == Kind::kBackoff) {
+      if (step.short_watch) note_error(Unavailable("very short watch"), &InformerStats::watch_errors);
+      if (!SleepUnlessStopped(step.delay)) return;
+      result.kind = ListWatchResult::Kind::kSlept;
+      continue;
+    }
+    if (step.kind == Kind::kList) {
+      std::string rv;
       Status listed = ListAndApply(&rv);
       if (stopped()) return;
       if (!listed.ok()) {
         note_error(listed, &InformerStats::list_errors);
-        if (!SleepUnlessStopped(NextBackoff())) return;
-        continue;
+        result.kind = ListWatchResult::Kind::kListFailed;
+        result.status = listed;
+      } else {
+        result.kind = ListWatchResult::Kind::kListed;
+        result.resource_version = rv;
       }
-      need_list = false;
+      continue;
     }
 
     WatchOptions wo;
     wo.label_selector = opts_.label_selector;
     wo.field_selector = opts_.field_selector;
-    wo.resource_version = rv;
+    wo.resource_version = step.resource_version;
     wo.allow_bookmarks = true;
     auto span = (opts_.max_watch_timeout - opts_.min_watch_timeout).count();
     wo.timeout = opts_.min_watch_timeout +
-                 std::chrono::seconds(static_cast<int64_t>(Uniform01() * static_cast<double>(span)));
+                 std::chrono::seconds(static_cast<int64_t>(Random01() * static_cast<double>(span)));
     {
       std::lock_guard<std::mutex> l(mu_);
       ++stats_.watches;
     }
     uint64_t n_events = 0;
-    auto started = std::chrono::steady_clock::now();
+    std::string last_rv;
+    auto started = clock_->MonotonicNow();
     auto res = client_->Watch(
         opts_.resource, opts_.ns, wo,
         [&](const WatchEvent& ev) {
@@ -493,36 +505,29 @@ void Informer::Run() {
           ++n_events;
           ApplyEvent(ev);
           std::string ev_rv = MetaString(ev.object, "resourceVersion");
-          if (!ev_rv.empty()) rv = ev_rv;
+          if (!ev_rv.empty()) last_rv = ev_rv;
           return true;
         },
         &cancel_);
     if (cancel_.cancelled() || stopped()) return;
+    result.events = n_events;
+    result.resource_version = last_rv;
     if (res.ok()) {
-      if (!res->empty()) rv = *res;
-      // A watch that ends at once without events is a failing server, not a
-      // timeout (client-go's "very short watch"): back off.
-      if (n_events == 0 && std::chrono::steady_clock::now() - started < std::chrono::seconds(1)) {
-        note_error(Unavailable("very short watch"), &InformerStats::watch_errors);
-        if (!SleepUnlessStopped(NextBackoff())) return;
-      } else {
-        backoff_ = std::chrono::milliseconds(0);
-      }
+      if (!res->empty()) result.resource_version = *res;
+      result.kind = ListWatchResult::Kind::kWatchEnded;
+      result.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(clock_->MonotonicNow() - started);
       continue;
     }
+    result.kind = ListWatchResult::Kind::kWatchFailed;
+    result.status = res.status();
     if (IsGone(res.status())) {
-      // The resume point expired: relist at once (the list is a fresh, consistent read).
-      {
-        std::lock_guard<std::mutex> l(mu_);
-        ++stats_.gone;
-        stats_.last_error = res.status().ToString();
-      }
-      need_list = true;
-      continue;
+      // The resume point expired: NextStep relists at once (a fresh, consistent read).
+      std::lock_guard<std::mutex> l(mu_);
+      ++stats_.gone;
+      stats_.last_error = res.status().ToString();
+    } else {
+      note_error(res.status(), &InformerStats::watch_errors);
     }
-    note_error(res.status(), &InformerStats::watch_errors);
-    if (n_events > 0) backoff_ = std::chrono::milliseconds(0);
-    if (!SleepUnlessStopped(NextBackoff())) return;
   }
 }
 

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 
+#include "flowrun/clock.h"
 #include "flowrun/kube/config.h"
 #include "flowrun/status.h"
 
@@ -36,7 +37,8 @@ struct AuthState {
 // Thread safety: all methods may be called concurrently; one plugin run at a time.
 class Credentials {
  public:
-  explicit Credentials(const ClusterConfig& config);
+  // `clock` (not owned, outlives this): token-file age and exec expiry.
+  Credentials(const ClusterConfig& config, Clock* clock);
   StatusOr<AuthState> Current();
   // A request with `used` got 401: drop it so the next Current() refreshes.
   // Returns false when nothing could change (static credentials).
@@ -48,6 +50,7 @@ class Credentials {
   Status ReadTokenFile(bool force);  // with mu_ held
 
   const ClusterConfig config_;
+  Clock* const clock_;
   mutable std::mutex mu_;
   AuthState exec_state_;
   bool exec_valid_ = false;
@@ -61,7 +64,9 @@ class Credentials {
 };
 
 // Runs argv[0] (PATH lookup without '/') without a shell, with `env` added
-// to this process's environment; returns stdout. Killed after `timeout`.
+// to this process's environment; returns stdout. Killed after `timeout` of
+// real (steady) time: the child runs in real time whatever a test clock says,
+// and poll() waits in real time, so this deadline is not a Clock's.
 struct ExecResult {
   int exit_code = -1;
   std::string out, err;

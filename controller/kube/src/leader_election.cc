@@ -7,11 +7,6 @@
 namespace flowrun::kube {
 namespace {
 
-Clock* DefaultClock() {
-  static SystemClock clock;
-  return &clock;
-}
-
 int DurationSeconds(std::chrono::milliseconds d) {
   auto s = (d.count() + 999) / 1000;
   return static_cast<int>(s < 1 ? 1 : s);
@@ -73,7 +68,7 @@ StatusOr<std::unique_ptr<LeaderElector>> LeaderElector::Create(KubeClient* clien
 }
 
 LeaderElector::LeaderElector(KubeClient* client, LeaderElectionConfig config)
-    : client_(client), cfg_(std::move(config)), clock_(cfg_.clock ? cfg_.clock : DefaultClock()) {}
+    : client_(client), cfg_(std::move(config)), clock_(cfg_.clock ? cfg_.clock : flowrun::DefaultClock()) {}
 
 LeaderElector::~LeaderElector() { Stop(); }
 

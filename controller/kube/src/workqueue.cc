@@ -9,11 +9,6 @@ namespace {
 using std::chrono::nanoseconds;
 using std::chrono::steady_clock;
 
-Clock* DefaultClock() {
-  static SystemClock clock;  // stateless, trivially destructible in effect
-  return &clock;
-}
-
 double Seconds(steady_clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
 // Upper bound of one real-time wait in Get(): the queue's clock may be a
@@ -53,7 +48,7 @@ int ItemExponentialFailureRateLimiter::NumRequeues(const std::string& key) {
 
 BucketRateLimiter::BucketRateLimiter(double qps, int burst, Clock* clock)
     : qps_(qps), burst_(std::max(1, burst)), tokens_(std::max(1, burst)),
-      clock_(clock ? clock : DefaultClock()), last_(clock_->MonotonicNow()) {}
+      clock_(clock ? clock : flowrun::DefaultClock()), last_(clock_->MonotonicNow()) {}
 
 nanoseconds BucketRateLimiter::When(const std::string&) {
   std::lock_guard<std::mutex> l(mu_);
@@ -107,7 +102,7 @@ void DurationHistogram::Observe(double seconds) {
 
 WorkQueue::WorkQueue(WorkQueueOptions options)
     : name_(std::move(options.name)),
-      clock_(options.clock ? options.clock : DefaultClock()),
+      clock_(options.clock ? options.clock : flowrun::DefaultClock()),
       limiter_(options.rate_limiter ? std::move(options.rate_limiter) : DefaultControllerRateLimiter(clock_)) {}
 
 WorkQueue::~WorkQueue() { ShutDown(); }

@@ -5,14 +5,9 @@
 namespace flowrun::metrics {
 
 DbTotals::DbTotals(std::unique_ptr<MetricsSource> source, DbTotalsOptions options)
-    : source_(std::move(source)), options_(std::move(options)) {
-  if (options_.clock) {
-    clock_ = options_.clock;
-  } else {
-    own_clock_ = std::make_unique<SystemClock>();
-    clock_ = own_clock_.get();
-  }
-}
+    : source_(std::move(source)),
+      options_(std::move(options)),
+      clock_(options_.clock ? options_.clock : DefaultClock()) {}
 
 DbTotals::~DbTotals() { Stop(); }
 
@@ -29,7 +24,7 @@ void DbTotals::Stop() {
 
 bool DbTotals::SleepFor(std::chrono::milliseconds d) {
   std::unique_lock<std::mutex> l(mu_);
-  return !cv_.wait_for(l, d, [this] { return stopping_; });
+  return !clock_->WaitFor(l, cv_, d, [this] { return stopping_; });
 }
 
 uint64_t DbTotals::reads_started() const {
@@ -79,9 +74,9 @@ void DbTotals::Loop() {
         if (stopping_) return;
         ++reads_started_;
       }
-      auto t0 = std::chrono::steady_clock::now();
+      auto t0 = clock_->MonotonicNow();
       StatusOr<DbSnapshot> snap = source_->Read();
-      auto took = std::chrono::steady_clock::now() - t0;
+      auto took = clock_->MonotonicNow() - t0;
       if (options_.on_read) options_.on_read(took, snap.ok());
       if (!snap.ok()) {
         if (!fail(snap.status())) return;
@@ -99,10 +94,10 @@ void DbTotals::Loop() {
           options_.min_interval,
           std::chrono::duration_cast<std::chrono::milliseconds>(took * options_.read_load_factor));
       if (!SleepFor(pause)) return;
-      auto deadline = std::chrono::steady_clock::now() + options_.max_interval;
+      auto deadline = clock_->MonotonicNow() + options_.max_interval;
       bool lost = false;
       for (;;) {
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_->MonotonicNow());
         if (left.count() <= 0) break;
         StatusOr<bool> changed = source_->AwaitChange(std::min(left, std::chrono::milliseconds(250)));
         if (!changed.ok()) {

@@ -18,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "flowrun/clock.h"
 #include "flowrun/kube/request_observer.h"
 #include "flowrun/kube/config.h"
 #include "flowrun/http_transport.h"
@@ -166,6 +167,16 @@ struct ClientOptions {
   bool tcp_no_delay = true;  // off only to measure Nagle stalls (bench)
   // Told about every request (latency, status); nullptr: none. request_observer.h
   std::shared_ptr<RequestObserver> observer;
+  // Time: request latencies, the waits between 429 retries and credential
+  // refreshes (token-file age, exec credential expiry). Not owned, must
+  // outlive the client; nullptr: DefaultClock().
+  Clock* clock = nullptr;
+  // Once cancelled, a call waiting out a 429's Retry-After stops waiting and
+  // returns kAborted (so shutting down need not wait up to max_retry_after).
+  // Shared, so it outlives the client; nullptr: waits are not interruptible.
+  // Give it its own token: not one that a Watch also uses (a token serves one
+  // waiter's callback at a time).
+  std::shared_ptr<CancelToken> cancel_retries;
 };
 
 // A client for `config`, over the cpprestsdk transport. Checks the PEM data

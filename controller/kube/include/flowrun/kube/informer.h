@@ -19,7 +19,9 @@
 //     as a failed list); pages already applied stay cached.
 //   * A 410 Gone (HTTP status or ERROR event) relists at once. Other errors
 //     back off (initial 0.8 s doubling to 30 s, with jitter) and retry the
-//     watch from the same resourceVersion; a failed list backs off the same way.
+//     watch from the same resourceVersion; a failed list backs off the same
+//     way. These transitions are NextStep (list_watch_step.h); the sleeps
+//     and jitter come from InformerOptions::clock / random.
 //   * After the last page of every list, objects that are no longer there
 //     get a synthesized delete (handlers see on_delete with
 //     final_state_unknown = true).
@@ -67,7 +69,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "flowrun/clock.h"
 #include "flowrun/kube/client.h"
+#include "flowrun/kube/list_watch_step.h"
 #include "flowrun/status.h"
 
 namespace flowrun::kube {
@@ -108,6 +112,15 @@ struct InformerOptions {
   std::chrono::seconds min_watch_timeout{300};
   std::chrono::seconds max_watch_timeout{600};
   std::string name;  // for logs; default: the resource
+
+  // Time and chance, injectable so tests control the retry gaps (kept as
+  // their own block). `clock`: the backoff sleeps (interrupted by Stop())
+  // and the very-short-watch test; not owned, must outlive the informer;
+  // nullptr: DefaultClock(). `random`: numbers in [0, 1) for the backoff
+  // jitter and the watch timeouts, called on the informer's thread only;
+  // empty: a pseudo-random generator seeded from std::random_device.
+  Clock* clock = nullptr;
+  std::function<double()> random;
 };
 
 struct InformerStats {
@@ -187,12 +200,13 @@ class Informer {
   // The entry's live snapshot, or a freshly decoded one (then remembered).
   // Needs cache_mu_ (shared is enough) or exclusive ownership of `e`.
   ObjectPtr Materialize(const Entry& e) const;
-  // Sleeps up to `d`; false if stopped meanwhile.
+  // Sleeps up to `d` on the clock; false if stopped meanwhile.
   bool SleepUnlessStopped(std::chrono::milliseconds d);
-  std::chrono::milliseconds NextBackoff();
+  double Random01();
 
   KubeClient* client_;
   InformerOptions opts_;
+  Clock* clock_;
   std::vector<InformerHandlers> handlers_;
   std::map<std::string, IndexFunc> index_funcs_;
 
@@ -207,7 +221,6 @@ class Informer {
   bool stopped_ = false;
   bool synced_ = false;
   InformerStats stats_;
-  std::chrono::milliseconds backoff_{0};
 
   CancelToken cancel_;
   std::thread thread_;

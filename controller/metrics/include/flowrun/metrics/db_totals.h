@@ -42,7 +42,9 @@ struct DbTotalsOptions {
   std::chrono::milliseconds max_interval{30000};  // read at least this often
   std::chrono::milliseconds backoff_initial{500};
   std::chrono::milliseconds backoff_max{30000};
-  Clock* clock = nullptr;  // timestamps only; nullptr: the process's SystemClock
+  // Timestamps, read durations, the pauses between reads and the backoff
+  // sleeps (interrupted by Stop()). Not owned; nullptr: DefaultClock().
+  Clock* clock = nullptr;
   // Called after every read with its duration and whether it succeeded.
   std::function<void(std::chrono::nanoseconds, bool ok)> on_read;
   // Called on connection and read errors (for logs); message has no secrets.
@@ -76,7 +78,6 @@ class DbTotals final : public prometheus::Collectable {
 
   std::unique_ptr<MetricsSource> source_;
   DbTotalsOptions options_;
-  std::unique_ptr<Clock> own_clock_;
   Clock* clock_;
 
   mutable std::mutex mu_;
