@@ -29,6 +29,8 @@
 #include <nlohmann/json.hpp>
 
 #include "flowrun/controller/adapters.h"
+#include "flowrun/controller/app/retry_policy.h"
+#include "flowrun/controller/app/update_predicate.h"
 #include "flowrun/controller/reconcile.h"
 #include "flowrun/kube/client.h"
 #include "flowrun/kube/config.h"
@@ -129,6 +131,9 @@ class Controller {
     fo.resource = kube::resources::FlowRuns();
     fo.ns = flags_.ns;
     fo.name = "flowruns";
+    // The core names who answered from these entries (answeredBy), so they
+    // are cached rather than fetched live (B2).
+    fo.keep_managed_field = app::ManagedFieldTouchesAnswers;
     flowruns_ = std::make_unique<kube::Informer>(client_.get(), fo);
     flowruns_->AddIndex("uid", [](const json& o) -> std::vector<std::string> {
       std::string uid = o.value("metadata", json::object()).value("uid", "");
@@ -151,8 +156,10 @@ class Controller {
     auto enqueue = [this](const kube::ObjectPtr& o) {
       if (o) queue_->Add(kube::ObjectKey(*o));
     };
-    flowruns_->AddEventHandler({enqueue, [this](const kube::ObjectPtr&, const kube::ObjectPtr& n) {
-                                  if (n) queue_->Add(kube::ObjectKey(*n));
+    // Updates enqueue only when they change something the core reads; the
+    // controller's own status patches do not (update_predicate.h).
+    flowruns_->AddEventHandler({enqueue, [this](const kube::ObjectPtr& o, const kube::ObjectPtr& n) {
+                                  if (n && (!o || app::FlowRunUpdateMatters(*o, *n))) queue_->Add(kube::ObjectKey(*n));
                                 },
                                 [this](const kube::ObjectPtr& o, bool) {
                                   if (o) queue_->Add(kube::ObjectKey(*o));
@@ -162,24 +169,24 @@ class Controller {
       std::string key = OwnerFlowRunKeyOfJob(*o);
       if (!key.empty()) queue_->Add(key);
     };
-    jobs_->AddEventHandler({job_enqueue, [job_enqueue](const kube::ObjectPtr&, const kube::ObjectPtr& n) { job_enqueue(n); },
+    jobs_->AddEventHandler({job_enqueue,
+                            [job_enqueue](const kube::ObjectPtr& o, const kube::ObjectPtr& n) {
+                              if (n && (!o || app::JobUpdateMatters(*o, *n))) job_enqueue(n);
+                            },
                             [job_enqueue](const kube::ObjectPtr& o, bool) { job_enqueue(o); }});
-    // A Pod points at its Job; the Job's labels carry the FlowRun's uid.
+    // A Pod names its FlowRun by the run-uid label the Job's pod template
+    // carries (job_builder.cc): one mapping, no detour through the Job.
     auto pod_enqueue = [this](const kube::ObjectPtr& o) {
       if (!o) return;
       const json& md = o->value("metadata", json::object());
       std::string uid = md.value("labels", json::object()).value(kLabelRunUid, "");
       if (!uid.empty())
         for (const auto& fr : flowruns_->ByIndex("uid", uid)) queue_->Add(kube::ObjectKey(*fr));
-      if (md.contains("ownerReferences") && md["ownerReferences"].is_array())
-        for (const auto& ref : md["ownerReferences"])
-          if (ref.value("kind", "") == "Job")
-            if (auto job = jobs_->Get(md.value("namespace", ""), ref.value("name", ""))) {
-              std::string key = OwnerFlowRunKeyOfJob(*job);
-              if (!key.empty()) queue_->Add(key);
-            }
     };
-    pods_->AddEventHandler({pod_enqueue, [pod_enqueue](const kube::ObjectPtr&, const kube::ObjectPtr& n) { pod_enqueue(n); },
+    pods_->AddEventHandler({pod_enqueue,
+                            [pod_enqueue](const kube::ObjectPtr& o, const kube::ObjectPtr& n) {
+                              if (n && (!o || app::PodUpdateMatters(*o, *n))) pod_enqueue(n);
+                            },
                             [pod_enqueue](const kube::ObjectPtr& o, bool) { pod_enqueue(o); }});
     // flowrun_runs{phase}: what this cache holds, i.e. `kubectl get flowruns`.
     flowruns_->AddEventHandler({[this](const kube::ObjectPtr& o) { if (o) phases_->Observe(*o); },
@@ -253,12 +260,24 @@ class Controller {
                                                  : metrics::ReconcileResult::kSuccess,
                                  took);
       double ms = std::chrono::duration<double, std::milli>(took).count();
-      if (!s.ok()) {
-        Log("warn", "reconcile failed; requeued with backoff",
-            {{"key", *key}, {"worker", id}, {"error", s.ToString()}, {"ms", ms}});
-        // A broken connection is reopened on the next key.
-        if (s.code() == StatusCode::kUnavailable) admin.reset();
-        queue_->AddRateLimited(*key);
+      // Every failure is classified by its code, in one place (retry_policy.h).
+      switch (app::RetryFor(s)) {
+        case app::Retry::kNone:
+          break;
+        case app::Retry::kWaitForChange:
+          metrics_->ObserveTerminalError();
+          Log("error", "reconcile failed; not retried until the FlowRun changes",
+              {{"key", *key}, {"worker", id}, {"error", s.ToString()}, {"ms", ms}});
+          queue_->Forget(*key);
+          break;
+        case app::Retry::kResetSessionAndBackoff:
+          admin.reset();  // a broken connection is reopened on the next key
+          [[fallthrough]];
+        case app::Retry::kBackoff:
+          Log("warn", "reconcile failed; requeued with backoff",
+              {{"key", *key}, {"worker", id}, {"error", s.ToString()}, {"ms", ms}});
+          queue_->AddRateLimited(*key);
+          break;
       }
       queue_->Done(*key);
     }
@@ -273,23 +292,8 @@ class Controller {
       return Status();
     }
     ReconcileInput in;
+    // The cache keeps the managedFields entries that name who answered.
     in.flowrun = *fr;
-    // The informer strips managedFields; the core reads them to name who
-    // answered (answeredBy). A Waiting FlowRun with answers is read live.
-    {
-      const json& st = fr->value("status", json::object());
-      if (st.value("phase", "") == kWaiting && st.contains("answers") && st["answers"].is_object() &&
-          !st["answers"].empty()) {
-        const json& m = fr->value("metadata", json::object());
-        auto live = client_->Get(kube::resources::FlowRuns(), m.value("namespace", ""), m.value("name", ""));
-        if (live.ok())
-          in.flowrun = std::move(*live);
-        else if (kube::IsNotFound(live.status()))
-          return Status();  // deleted meanwhile: its delete event requeues
-        else
-          return live.status();
-      }
-    }
     in.config = config_;
     in.now = std::chrono::system_clock::now();
     const json& md = fr->value("metadata", json::object());
@@ -312,9 +316,12 @@ class Controller {
     }
     ReconcileResult result = Reconcile(in);
     if (!result.error.ok()) {
+      // kInvalidArgument (unusable object) is terminal, kInternal (the core
+      // threw) is retried: the Worker decides by code. Both are told to the
+      // FlowRun's readers, not only to the log.
       Log("error", "FlowRun cannot be reconciled", {{"key", key}, {"error", result.error.ToString()}});
-      queue_->Forget(key);
-      return Status();
+      SurfaceReconcileError(*fr, result.error);
+      return result.error;
     }
     if (!result.actions.empty()) {
       json actions = json::array();
@@ -323,6 +330,10 @@ class Controller {
     }
     ExecuteOutcome out = executor_->Execute(in.flowrun, result, admin);
     if (!out.status.ok()) return out.status;
+    // A reconcile that succeeds again ends an earlier ReconcileError. Only
+    // when the core wrote no status this pass: its patch carries conditions
+    // too, and this one (from the cache) must not overwrite it.
+    if (!result.Find<PatchStatus>()) ClearReconcileError(*fr);
     queue_->Forget(key);
     if (out.requeue_after) {
       queue_->AddAfter(key, *out.requeue_after);
@@ -330,6 +341,44 @@ class Controller {
     }
     return Status();
   }
+
+  // A condition ReconcileError=True naming the reason, and a Warning Event.
+  // Best effort: a FlowRun without a name cannot be patched, and a failed
+  // patch is logged (the error itself is counted and retried by the Worker).
+  void SurfaceReconcileError(const json& fr, const Status& error) {
+    const json& md = fr.is_object() ? fr.value("metadata", json::object()) : json::object();
+    std::string ns = md.is_object() ? md.value("namespace", "") : "";
+    std::string name = md.is_object() ? md.value("name", "") : "";
+    if (name.empty()) return;
+    const std::string reason = error.code() == StatusCode::kInvalidArgument ? "InvalidObject" : "InternalError";
+    json conditions = json::array();
+    const json& st = fr.value("status", json::object());
+    if (st.is_object() && st.contains("conditions") && st["conditions"].is_array())
+      for (const auto& c : st["conditions"])
+        if (!c.is_object() || c.value("type", "") != kReconcileErrorCondition) conditions.push_back(c);
+    json cond = {{"type", kReconcileErrorCondition}, {"status", "True"}, {"reason", reason},
+                 {"message", error.message()}, {"lastTransitionTime", FormatTime(std::chrono::system_clock::now())}};
+    conditions.push_back(std::move(cond));
+    auto patched = client_->MergePatch(kube::resources::FlowRuns(), ns, name, {{"status", {{"conditions", conditions}}}},
+                                       /*status=*/true);
+    if (!patched.ok())
+      Log("warn", "cannot set the ReconcileError condition", {{"key", ns + "/" + name}, {"error", patched.status().ToString()}});
+    events_->Record(fr, kube::EventType::kWarning, reason, error.message());
+  }
+  void ClearReconcileError(const json& fr) {
+    const json& st = fr.value("status", json::object());
+    if (!st.is_object() || !st.contains("conditions") || !st["conditions"].is_array()) return;
+    json kept = json::array();
+    for (const auto& c : st["conditions"])
+      if (!c.is_object() || c.value("type", "") != kReconcileErrorCondition) kept.push_back(c);
+    if (kept.size() == st["conditions"].size()) return;
+    const json& md = fr.value("metadata", json::object());
+    auto patched = client_->MergePatch(kube::resources::FlowRuns(), md.value("namespace", ""), md.value("name", ""),
+                                       {{"status", {{"conditions", kept}}}}, /*status=*/true);
+    if (!patched.ok())
+      Log("warn", "cannot clear the ReconcileError condition", {{"error", patched.status().ToString()}});
+  }
+  static constexpr const char* kReconcileErrorCondition = "ReconcileError";
 
   Flags flags_;
   // An informer on the objects the runs own (label flowrun.dev/run), indexed
