@@ -260,6 +260,9 @@ class Controller {
                                                  : metrics::ReconcileResult::kSuccess,
                                  took);
       double ms = std::chrono::duration<double, std::milli>(took).count();
+      // One line per reconcile at debug level: counts reconciles per FlowRun
+      // (docs/benchmarks-controller.md) and says how each ended.
+      Log("debug", "reconciled", {{"key", *key}, {"worker", id}, {"ok", s.ok()}, {"ms", ms}});
       // Every failure is classified by its code, in one place (retry_policy.h).
       switch (app::RetryFor(s)) {
         case app::Retry::kNone:
@@ -309,6 +312,7 @@ class Controller {
       auto t0 = std::chrono::steady_clock::now();
       auto run = admin->GetRun(uid);
       metrics_->ObserveDbQuery("get_run", std::chrono::steady_clock::now() - t0);
+      Log("debug", "get_run", {{"key", key}});
       if (run.ok())
         in.run = std::move(*run);
       else if (run.status().code() != StatusCode::kNotFound)
@@ -316,11 +320,14 @@ class Controller {
     }
     ReconcileResult result = Reconcile(in);
     if (!result.error.ok()) {
-      // kInvalidArgument (unusable object) is terminal, kInternal (the core
-      // threw) is retried: the Worker decides by code. Both are told to the
+      // kInvalidArgument (unusable object) is terminal, reported to the
+      // Worker as kFailedPrecondition; kInternal (the core threw) is
+      // retried with backoff. The Worker decides by code (retry_policy.h). Both are told to the
       // FlowRun's readers, not only to the log.
       Log("error", "FlowRun cannot be reconciled", {{"key", key}, {"error", result.error.ToString()}});
       SurfaceReconcileError(*fr, result.error);
+      if (result.error.code() == StatusCode::kInvalidArgument)
+        return Status(StatusCode::kFailedPrecondition, "the FlowRun is unusable: " + result.error.message());
       return result.error;
     }
     if (!result.actions.empty()) {

@@ -136,7 +136,7 @@ TEST(RetryPolicy, OneDecisionPerCode) {
       {Status(), Retry::kNone},
       {Unavailable("db down"), Retry::kResetSessionAndBackoff},
       {Status(StatusCode::kFailedPrecondition, "fenced"), Retry::kWaitForChange},
-      {InvalidArgument("no uid"), Retry::kWaitForChange},
+      {InvalidArgument("422 from the API"), Retry::kBackoff},
       {Status(StatusCode::kInternal, "the core threw"), Retry::kBackoff},
       {Status(StatusCode::kAborted, "conflict"), Retry::kBackoff},
       {Status(StatusCode::kDeadlineExceeded, "timeout"), Retry::kBackoff},
@@ -144,7 +144,7 @@ TEST(RetryPolicy, OneDecisionPerCode) {
       {Status(StatusCode::kPermissionDenied, "rbac"), Retry::kBackoff},
   };
   for (const auto& c : cases) EXPECT_EQ(RetryFor(c.status), c.want) << c.status.ToString();
-  EXPECT_TRUE(IsTerminal(RetryFor(InvalidArgument("x"))));
+  EXPECT_TRUE(IsTerminal(RetryFor(Status(StatusCode::kFailedPrecondition, "x"))));
   EXPECT_FALSE(IsTerminal(RetryFor(Status(StatusCode::kInternal, "x"))));
 }
 

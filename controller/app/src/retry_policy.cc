@@ -9,7 +9,6 @@ Retry RetryFor(const Status& s) {
     case StatusCode::kUnavailable:
       return Retry::kResetSessionAndBackoff;
     case StatusCode::kFailedPrecondition:
-    case StatusCode::kInvalidArgument:
       return Retry::kWaitForChange;
     default:
       return Retry::kBackoff;

@@ -22,9 +22,13 @@ enum class Retry {
 //   OK                  → kNone
 //   kUnavailable        → kResetSessionAndBackoff
 //   kFailedPrecondition → kWaitForChange (the state must change first, and
-//                         that change arrives as an event)
-//   kInvalidArgument    → kWaitForChange (the object is unusable as it is)
-//   anything else       → kBackoff (kInternal included: a bug may be a race)
+//                         that change arrives as an event). The loop reports
+//                         a FlowRun the core finds unusable (its
+//                         kInvalidArgument) with this code.
+//   anything else       → kBackoff: kInternal (the core threw: a bug may be
+//                         a race), and kInvalidArgument from the API (a 400/
+//                         422, e.g. an admission policy that a later change
+//                         elsewhere may satisfy)
 Retry RetryFor(const Status& s);
 
 // Whether a non-OK status is terminal (not retried until the object changes):
