@@ -29,6 +29,8 @@
 #include <nlohmann/json.hpp>
 
 #include "flowrun/controller/adapters.h"
+#include "flowrun/controller/app/flags.h"
+#include "flowrun/controller/app/health_server.h"
 #include "flowrun/controller/app/retry_policy.h"
 #include "flowrun/controller/app/update_predicate.h"
 #include "flowrun/controller/reconcile.h"
@@ -54,6 +56,8 @@ namespace {
 using nlohmann::json;
 using namespace flowrun;
 using namespace flowrun::controller;
+using app::Flags;
+using app::HealthServer;
 
 // ---- structured JSON logs to stderr --------------------------------------
 std::mutex g_log_mu;
@@ -83,30 +87,6 @@ void Log(const std::string& level, const std::string& msg, const json& fields = 
   std::cerr << text << '\n' << std::flush;
 }
 
-struct Flags {
-  std::string kubeconfig;
-  std::string database_url_env = "FLOWRUN_DATABASE_URL";
-  std::string ns;  // "" = all namespaces
-  int workers = 4;
-  bool leader_elect = false;
-  std::string leader_election_namespace;
-  std::string leader_election_name = "flowrun-controller";
-  std::string log_level = "info";
-  std::string health_addr;  // "" = no health server
-  std::string metrics_addr;  // "" = no metrics server
-  int64_t metrics_min_refresh_ms = 1000;
-  // ControllerConfig
-  std::string database_secret = "flowrun-database";
-  std::string database_secret_key = "url";
-  std::string openai_base_url;
-  std::string openai_api_key_secret;  // name[/key]
-  std::string price_table_path;
-  std::string price_table_config_map;
-  std::string image_pull_policy = "IfNotPresent";
-  int64_t run_as_user = -1;
-  std::string retention = "delete";
-  int64_t pod_start_grace_seconds = 120;
-};
 
 std::string OwnerFlowRunKeyOfJob(const json& job) {
   const json& md = job.value("metadata", json::object());
@@ -415,98 +395,6 @@ class Controller {
   std::atomic<bool> synced_{false};
 };
 
-// A minimal HTTP/1.0 server for /healthz (the process is up) and /readyz
-// (informers synced and, with --leader-elect, leading). One thread, one
-// request per connection.
-class HealthServer {
- public:
-  HealthServer(std::function<bool()> ready) : ready_(std::move(ready)) {}
-  ~HealthServer() { Stop(); }
-
-  // addr: "host:port" (host empty or 0.0.0.0: all interfaces). Port 0 picks one.
-  Status Start(const std::string& addr) {
-    auto colon = addr.rfind(':');
-    if (colon == std::string::npos) return InvalidArgument("--health-addr: want host:port, got " + addr);
-    std::string host = addr.substr(0, colon);
-    int port = std::atoi(addr.substr(colon + 1).c_str());
-    fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd_ < 0) return Unavailable("socket failed");
-    int one = 1;
-    setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(static_cast<uint16_t>(port));
-    if (host.empty() || host == "0.0.0.0") {
-      sa.sin_addr.s_addr = htonl(INADDR_ANY);
-    } else if (inet_pton(AF_INET, host == "localhost" ? "127.0.0.1" : host.c_str(), &sa.sin_addr) != 1) {
-      return InvalidArgument("--health-addr: bad IPv4 address " + host);
-    }
-    if (bind(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 || listen(fd_, 16) != 0)
-      return Unavailable("cannot listen on " + addr + ": " + std::strerror(errno));
-    socklen_t len = sizeof sa;
-    getsockname(fd_, reinterpret_cast<sockaddr*>(&sa), &len);
-    port_ = ntohs(sa.sin_port);
-    thread_ = std::thread([this] { Serve(); });
-    return Status();
-  }
-  int port() const { return port_; }
-  void Stop() {
-    if (fd_ >= 0) {
-      stop_ = true;
-      shutdown(fd_, SHUT_RDWR);
-      if (thread_.joinable()) thread_.join();
-      close(fd_);
-      fd_ = -1;
-    }
-  }
-
- private:
-  void Serve() {
-    while (!stop_.load()) {
-      int c = accept(fd_, nullptr, nullptr);
-      if (c < 0) {
-        if (stop_.load()) return;
-        continue;
-      }
-      timeval tv{2, 0};
-      setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-      char buf[1024];
-      ssize_t n = recv(c, buf, sizeof buf - 1, 0);
-      std::string req(buf, n > 0 ? static_cast<size_t>(n) : 0);
-      std::string path;
-      auto sp = req.find(' ');
-      if (sp != std::string::npos) path = req.substr(sp + 1, req.find(' ', sp + 1) - sp - 1);
-      int code = 404;
-      std::string body = "not found\n";
-      if (path == "/healthz" || path == "/livez") {
-        code = 200;
-        body = "ok\n";
-      } else if (path == "/readyz") {
-        bool ok = ready_();
-        code = ok ? 200 : 503;
-        body = ok ? "ok\n" : "not ready\n";
-      }
-      std::string resp = "HTTP/1.0 " + std::to_string(code) + (code == 200 ? " OK" : code == 503 ? " Service Unavailable" : " Not Found") +
-                         "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
-                         "\r\nConnection: close\r\n\r\n" + body;
-      (void)!send(c, resp.data(), resp.size(), MSG_NOSIGNAL);
-      close(c);
-    }
-  }
-
-  std::function<bool()> ready_;
-  int fd_ = -1;
-  int port_ = 0;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
-};
-
-std::optional<SecretKeyRef> ParseSecretRef(const std::string& s, const std::string& default_key) {
-  if (s.empty()) return std::nullopt;
-  auto slash = s.find('/');
-  if (slash == std::string::npos) return SecretKeyRef{s, default_key};
-  return SecretKeyRef{s.substr(0, slash), s.substr(slash + 1)};
-}
 
 }  // namespace
 
@@ -592,17 +480,7 @@ int main(int argc, char** argv) {
     if (!m.ok()) Log("warn", "database migration failed; workers will retry", {{"error", m.ToString()}});
   }
 
-  ControllerConfig config;
-  if (auto ref = ParseSecretRef(f.database_secret, "url")) config.database_secret = *ref;
-  config.openai_base_url = f.openai_base_url;
-  config.openai_api_key_secret = ParseSecretRef(f.openai_api_key_secret, "api-key");
-  config.price_table_path = f.price_table_path;
-  config.price_table_config_map = f.price_table_config_map;
-  config.image_pull_policy = f.image_pull_policy;
-  if (f.run_as_user >= 0) config.run_as_user = f.run_as_user;
-  config.retention = f.retention == "keep" ? Retention::kKeep : Retention::kDelete;
-  config.pod_start_grace = std::chrono::seconds(f.pod_start_grace_seconds);
-  if (!f.ns.empty()) config.default_namespace = f.ns;
+  ControllerConfig config = app::ToControllerConfig(f);
 
   Log("info", "flowrun-controller starting",
       {{"namespace", f.ns.empty() ? "(all)" : f.ns}, {"workers", f.workers}, {"leaderElect", f.leader_elect}});
