@@ -48,7 +48,7 @@
 #include "flowrun/metrics/phase_counter.h"
 #include "flowrun/metrics/postgres_metrics_source.h"
 #include "flowrun/metrics/workqueue_collector.h"
-#include "yaml_config_format.h"
+#include "flowrun/controller/app/yaml_config_format.h"
 #include "flowrun/postgres.h"
 
 namespace {
