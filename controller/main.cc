@@ -31,6 +31,7 @@
 #include "flowrun/controller/adapters.h"
 #include "flowrun/controller/app/flags.h"
 #include "flowrun/controller/app/health_server.h"
+#include "flowrun/controller/app/log.h"
 #include "flowrun/controller/app/retry_policy.h"
 #include "flowrun/controller/app/update_predicate.h"
 #include "flowrun/controller/reconcile.h"
@@ -59,35 +60,6 @@ using namespace flowrun::controller;
 using app::Flags;
 using app::HealthServer;
 
-// ---- structured JSON logs to stderr --------------------------------------
-std::mutex g_log_mu;
-int g_log_level = 1;  // 0 debug, 1 info, 2 warn/error
-
-int LevelOf(const std::string& l) { return l == "debug" ? 0 : (l == "info" ? 1 : 2); }
-
-void Log(const std::string& level, const std::string& msg, const json& fields = json::object()) {
-  if (LevelOf(level) < g_log_level) return;
-  json line = json::object();
-  auto now = std::chrono::system_clock::now();
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
-  std::time_t secs = ms / 1000;
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[40];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  char full[48];
-  std::snprintf(full, sizeof full, "%s.%03dZ", buf, static_cast<int>(ms % 1000));
-  line["ts"] = full;
-  line["level"] = level;
-  line["msg"] = msg;
-  if (fields.is_object())
-    for (auto it = fields.begin(); it != fields.end(); ++it) line[it.key()] = it.value();
-  std::string text = line.dump(-1, ' ', false, json::error_handler_t::replace);
-  std::lock_guard<std::mutex> lock(g_log_mu);
-  std::cerr << text << '\n' << std::flush;
-}
-
-
 std::string OwnerFlowRunKeyOfJob(const json& job) {
   const json& md = job.value("metadata", json::object());
   if (md.contains("ownerReferences") && md["ownerReferences"].is_array())
@@ -100,8 +72,9 @@ std::string OwnerFlowRunKeyOfJob(const json& job) {
 class Controller {
  public:
   Controller(Flags flags, ControllerConfig config, std::unique_ptr<kube::KubeClient> client, std::string db_url,
-             metrics::ControllerMetrics* metrics, metrics::PhaseCounter* phases)
-      : flags_(std::move(flags)),
+             metrics::ControllerMetrics* metrics, metrics::PhaseCounter* phases, const app::Logger* log)
+      : log_(log),
+        flags_(std::move(flags)),
         config_(std::move(config)),
         client_(std::move(client)),
         db_url_(std::move(db_url)),
@@ -131,7 +104,7 @@ class Controller {
     events_ = std::make_unique<kube::EventRecorder>(client_.get());
     executor_ = std::make_unique<ActionExecutor>(
         client_.get(), events_.get(),
-        [](const std::string& level, const std::string& msg, const json& fields) { Log(level, msg, fields); });
+        [this](const std::string& level, const std::string& msg, const json& fields) { log_->Log(level, msg, fields); });
 
     auto enqueue = [this](const kube::ObjectPtr& o) {
       if (o) queue_->Add(kube::ObjectKey(*o));
@@ -182,7 +155,7 @@ class Controller {
     while (!stopping_.load()) {
       if (jobs_->WaitForSync(std::chrono::milliseconds(500)) && pods_->WaitForSync(std::chrono::milliseconds(500)) &&
           flowruns_->WaitForSync(std::chrono::milliseconds(500))) {
-        Log("info", "informers synced", {{"flowruns", flowruns_->Size()}, {"jobs", jobs_->Size()}, {"pods", pods_->Size()}});
+        log_->Log("info", "informers synced", {{"flowruns", flowruns_->Size()}, {"jobs", jobs_->Size()}, {"pods", pods_->Size()}});
         synced_ = true;
         return true;
       }
@@ -192,7 +165,7 @@ class Controller {
 
   void StartWorkers() {
     for (int i = 0; i < flags_.workers; ++i) workers_.emplace_back([this, i] { Worker(i); });
-    Log("info", "workers started", {{"workers", flags_.workers}});
+    log_->Log("info", "workers started", {{"workers", flags_.workers}});
   }
 
   // Stop informers (no new keys), then drain the queue and join workers.
@@ -205,7 +178,7 @@ class Controller {
     for (auto& t : workers_) t.join();
     workers_.clear();
     events_->Shutdown();
-    Log("info", "controller stopped");
+    log_->Log("info", "controller stopped");
   }
 
   bool synced() const { return synced_.load(); }
@@ -227,7 +200,7 @@ class Controller {
         if (a.ok()) {
           admin = std::move(*a);
         } else {
-          Log("error", "database unavailable", {{"worker", id}, {"error", a.status().ToString()}});
+          log_->Log("error", "database unavailable", {{"worker", id}, {"error", a.status().ToString()}});
         }
       }
       metrics_->WorkerActive(1);
@@ -242,14 +215,14 @@ class Controller {
       double ms = std::chrono::duration<double, std::milli>(took).count();
       // One line per reconcile at debug level: counts reconciles per FlowRun
       // (docs/benchmarks-controller.md) and says how each ended.
-      Log("debug", "reconciled", {{"key", *key}, {"worker", id}, {"ok", s.ok()}, {"ms", ms}});
+      log_->Log("debug", "reconciled", {{"key", *key}, {"worker", id}, {"ok", s.ok()}, {"ms", ms}});
       // Every failure is classified by its code, in one place (retry_policy.h).
       switch (app::RetryFor(s)) {
         case app::Retry::kNone:
           break;
         case app::Retry::kWaitForChange:
           metrics_->ObserveTerminalError();
-          Log("error", "reconcile failed; not retried until the FlowRun changes",
+          log_->Log("error", "reconcile failed; not retried until the FlowRun changes",
               {{"key", *key}, {"worker", id}, {"error", s.ToString()}, {"ms", ms}});
           queue_->Forget(*key);
           break;
@@ -257,7 +230,7 @@ class Controller {
           admin.reset();  // a broken connection is reopened on the next key
           [[fallthrough]];
         case app::Retry::kBackoff:
-          Log("warn", "reconcile failed; requeued with backoff",
+          log_->Log("warn", "reconcile failed; requeued with backoff",
               {{"key", *key}, {"worker", id}, {"error", s.ToString()}, {"ms", ms}});
           queue_->AddRateLimited(*key);
           break;
@@ -292,7 +265,7 @@ class Controller {
       auto t0 = std::chrono::steady_clock::now();
       auto run = admin->GetRun(uid);
       metrics_->ObserveDbQuery("get_run", std::chrono::steady_clock::now() - t0);
-      Log("debug", "get_run", {{"key", key}});
+      log_->Log("debug", "get_run", {{"key", key}});
       if (run.ok())
         in.run = std::move(*run);
       else if (run.status().code() != StatusCode::kNotFound)
@@ -304,7 +277,7 @@ class Controller {
       // Worker as kFailedPrecondition; kInternal (the core threw) is
       // retried with backoff. The Worker decides by code (retry_policy.h). Both are told to the
       // FlowRun's readers, not only to the log.
-      Log("error", "FlowRun cannot be reconciled", {{"key", key}, {"error", result.error.ToString()}});
+      log_->Log("error", "FlowRun cannot be reconciled", {{"key", key}, {"error", result.error.ToString()}});
       SurfaceReconcileError(*fr, result.error);
       if (result.error.code() == StatusCode::kInvalidArgument)
         return Status(StatusCode::kFailedPrecondition, "the FlowRun is unusable: " + result.error.message());
@@ -313,7 +286,7 @@ class Controller {
     if (!result.actions.empty()) {
       json actions = json::array();
       for (const auto& a : result.actions) actions.push_back(Describe(a));
-      Log("info", "reconcile", {{"key", key}, {"actions", actions}});
+      log_->Log("info", "reconcile", {{"key", key}, {"actions", actions}});
     }
     ExecuteOutcome out = executor_->Execute(in.flowrun, result, admin);
     if (!out.status.ok()) return out.status;
@@ -349,7 +322,7 @@ class Controller {
     auto patched = client_->MergePatch(kube::resources::FlowRuns(), ns, name, {{"status", {{"conditions", conditions}}}},
                                        /*status=*/true);
     if (!patched.ok())
-      Log("warn", "cannot set the ReconcileError condition", {{"key", ns + "/" + name}, {"error", patched.status().ToString()}});
+      log_->Log("warn", "cannot set the ReconcileError condition", {{"key", ns + "/" + name}, {"error", patched.status().ToString()}});
     events_->Record(fr, kube::EventType::kWarning, reason, error.message());
   }
   void ClearReconcileError(const json& fr) {
@@ -363,10 +336,11 @@ class Controller {
     auto patched = client_->MergePatch(kube::resources::FlowRuns(), md.value("namespace", ""), md.value("name", ""),
                                        {{"status", {{"conditions", kept}}}}, /*status=*/true);
     if (!patched.ok())
-      Log("warn", "cannot clear the ReconcileError condition", {{"error", patched.status().ToString()}});
+      log_->Log("warn", "cannot clear the ReconcileError condition", {{"error", patched.status().ToString()}});
   }
   static constexpr const char* kReconcileErrorCondition = "ReconcileError";
 
+  const app::Logger* log_;  // not owned; outlives the controller
   Flags flags_;
   // An informer on the objects the runs own (label flowrun.dev/run), indexed
   // by their owner's uid: a FlowRun's Jobs, a Job's Pods.
@@ -433,7 +407,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   flowrun::controller::AddYamlConfigOption(app);
   CLI11_PARSE(app, argc, argv);
-  g_log_level = LevelOf(f.log_level);
+  const app::Logger logger(f.log_level);
 
   // Block the shutdown signals in every thread; main waits for them.
   sigset_t sigs;
@@ -451,7 +425,7 @@ int main(int argc, char** argv) {
     if (!cfg.ok()) cfg = kube::LoadKubeconfig();
   }
   if (!cfg.ok()) {
-    Log("error", "no Kubernetes configuration", {{"error", cfg.status().ToString()}});
+    logger.Log("error", "no Kubernetes configuration", {{"error", cfg.status().ToString()}});
     return 2;
   }
   // Health metrics exist even without --metrics-addr (cheap atomics); the
@@ -463,13 +437,13 @@ int main(int argc, char** argv) {
   co.observer = ctl_metrics;
   auto client = kube::NewKubeClient(*cfg, co);
   if (!client.ok()) {
-    Log("error", "cannot create the Kubernetes client", {{"error", client.status().ToString()}});
+    logger.Log("error", "cannot create the Kubernetes client", {{"error", client.status().ToString()}});
     return 2;
   }
 
   const char* db_url = std::getenv(f.database_url_env.c_str());
   if (!db_url || !*db_url) {
-    Log("error", "database URL not set", {{"env", f.database_url_env}});
+    logger.Log("error", "database URL not set", {{"env", f.database_url_env}});
     return 2;
   }
   {
@@ -477,16 +451,16 @@ int main(int argc, char** argv) {
     po.conninfo = db_url;
     po.application_name = "flowrun-controller";
     Status m = Migrate(po);
-    if (!m.ok()) Log("warn", "database migration failed; workers will retry", {{"error", m.ToString()}});
+    if (!m.ok()) logger.Log("warn", "database migration failed; workers will retry", {{"error", m.ToString()}});
   }
 
   ControllerConfig config = app::ToControllerConfig(f);
 
-  Log("info", "flowrun-controller starting",
+  logger.Log("info", "flowrun-controller starting",
       {{"namespace", f.ns.empty() ? "(all)" : f.ns}, {"workers", f.workers}, {"leaderElect", f.leader_elect}});
 
   kube::KubeClient* raw_client = client->get();
-  Controller controller(f, config, std::move(*client), db_url, ctl_metrics.get(), &phases);
+  Controller controller(f, config, std::move(*client), db_url, ctl_metrics.get(), &phases, &logger);
 
   // Leader election: reconcile only while leading; losing the lease ends the process.
   std::unique_ptr<kube::LeaderElector> elector;
@@ -512,7 +486,7 @@ int main(int argc, char** argv) {
     std::random_device rd;
     lc.identity = std::string(host) + "_" + std::to_string(rd());
     lc.on_started_leading = [&] {
-      Log("info", "became leader", {{"lease", ns + "/" + f.leader_election_name}});
+      logger.Log("info", "became leader", {{"lease", ns + "/" + f.leader_election_name}});
       ctl_metrics->SetLeader(f.leader_election_name, true);
       std::lock_guard<std::mutex> l(lead_mu);
       leading = true;
@@ -520,12 +494,12 @@ int main(int argc, char** argv) {
     };
     lc.on_stopped_leading = [&] {
       ctl_metrics->SetLeader(f.leader_election_name, false);
-      Log("warn", "lost leadership; shutting down");
+      logger.Log("warn", "lost leadership; shutting down");
       kill(getpid(), SIGTERM);
     };
     auto e = kube::LeaderElector::Create(raw_client, lc);
     if (!e.ok()) {
-      Log("error", "leader election misconfigured", {{"error", e.status().ToString()}});
+      logger.Log("error", "leader election misconfigured", {{"error", e.status().ToString()}});
       return 2;
     }
     elector = std::move(*e);
@@ -546,14 +520,14 @@ int main(int argc, char** argv) {
     metrics::DbTotalsOptions dto;
     dto.min_interval = std::chrono::milliseconds(f.metrics_min_refresh_ms);
     dto.on_read = [m = ctl_metrics.get()](std::chrono::nanoseconds took, bool) { m->ObserveDbQuery("metrics_read", took); };
-    dto.on_error = [](const Status& st) { Log("warn", "metrics: reading totals failed; retrying", {{"error", st.ToString()}}); };
+    dto.on_error = [&logger](const Status& st) { logger.Log("warn", "metrics: reading totals failed; retrying", {{"error", st.ToString()}}); };
     db_totals = std::make_shared<metrics::DbTotals>(metrics::NewPostgresMetricsSource(db_url), std::move(dto));
     queue_metrics = std::make_shared<metrics::WorkQueueCollector>(controller.queue());
     phase_metrics = std::make_shared<metrics::FunctionCollector>(
         [&phases] { return std::vector<prometheus::MetricFamily>{phases.Family()}; });
     Status ms = metrics_server.Start(f.metrics_addr);
     if (!ms.ok()) {
-      Log("error", "metrics server failed", {{"error", ms.ToString()}});
+      logger.Log("error", "metrics server failed", {{"error", ms.ToString()}});
       return 2;
     }
     metrics_server.Register(ctl_metrics->registry());
@@ -561,7 +535,7 @@ int main(int argc, char** argv) {
     metrics_server.Register(queue_metrics);
     metrics_server.Register(phase_metrics);
     db_totals->Start();
-    Log("info", "metrics server listening", {{"port", metrics_server.port()}});
+    logger.Log("info", "metrics server listening", {{"port", metrics_server.port()}});
   }
 
   HealthServer health([&] {
@@ -571,10 +545,10 @@ int main(int argc, char** argv) {
   if (!f.health_addr.empty()) {
     Status hs = health.Start(f.health_addr);
     if (!hs.ok()) {
-      Log("error", "health server failed", {{"error", hs.ToString()}});
+      logger.Log("error", "health server failed", {{"error", hs.ToString()}});
       return 2;
     }
-    Log("info", "health server listening", {{"port", health.port()}});
+    logger.Log("info", "health server listening", {{"port", health.port()}});
   }
 
   // Start once leading (or right away); the signal waiter runs meanwhile.
@@ -590,7 +564,7 @@ int main(int argc, char** argv) {
 
   int sig = 0;
   sigwait(&sigs, &sig);
-  Log("info", "signal received; shutting down", {{"signal", sig}});
+  logger.Log("info", "signal received; shutting down", {{"signal", sig}});
   {
     std::lock_guard<std::mutex> l(lead_mu);
     stop = true;
