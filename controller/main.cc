@@ -50,39 +50,10 @@ using app::HealthServer;
 
 int main(int argc, char** argv) {
   Flags f;
-  CLI::App app{"flowrun-controller: runs FlowRuns as Kubernetes Jobs"};
-  app.add_option("--kubeconfig", f.kubeconfig, "kubeconfig file (default: in-cluster, then $KUBECONFIG/~/.kube/config)");
-  app.add_option("--database-url-env", f.database_url_env, "environment variable holding the PostgreSQL URL")
-      ->capture_default_str();
-  app.add_option("--namespace", f.ns, "watch only this namespace (default: all)");
-  app.add_option("--workers", f.workers, "concurrent reconciles")->capture_default_str()->check(CLI::Range(1, 256));
-  app.add_flag("--leader-elect", f.leader_elect, "elect a leader with a Lease before reconciling");
-  app.add_option("--leader-election-namespace", f.leader_election_namespace,
-                 "namespace of the Lease (default: the pod's namespace, else default)");
-  app.add_option("--leader-election-name", f.leader_election_name, "name of the Lease")->capture_default_str();
-  app.add_option("--health-addr", f.health_addr, "serve /healthz and /readyz on host:port (default: off)");
-  app.add_option("--metrics-addr", f.metrics_addr,
-                 "serve Prometheus /metrics on host:port (port 0: pick a free one; default: off)");
-  app.add_option("--metrics-min-refresh-ms", f.metrics_min_refresh_ms,
-                 "least time between two reads of the totals from PostgreSQL")
-      ->capture_default_str()
-      ->check(CLI::Range(int64_t{0}, int64_t{3600000}));
-  app.add_option("--log-level", f.log_level, "debug|info|warn")->capture_default_str();
-  app.add_option("--database-secret", f.database_secret, "Secret (name[/key]) passed to agents as FLOWRUN_DATABASE_URL")
-      ->capture_default_str();
-  app.add_option("--openai-base-url", f.openai_base_url, "OPENAI_BASE_URL for agents whose template sets none");
-  app.add_option("--openai-api-key-secret", f.openai_api_key_secret, "Secret name[/key] with OPENAI_API_KEY");
-  app.add_option("--price-table-path", f.price_table_path, "FLOWRUN_PRICE_TABLE passed to agents");
-  app.add_option("--price-table-configmap", f.price_table_config_map, "ConfigMap mounted at the price table's directory");
-  app.add_option("--image-pull-policy", f.image_pull_policy, "default imagePullPolicy")->capture_default_str();
-  app.add_option("--run-as-user", f.run_as_user, "runAsUser for agent containers (-1: unset)")->capture_default_str();
-  app.add_option("--retention", f.retention, "delete|keep: a deleted FlowRun's database rows")
-      ->check(CLI::IsMember({"delete", "keep"}))
-      ->capture_default_str();
-  app.add_option("--pod-start-grace-seconds", f.pod_start_grace_seconds, "image pull / container create grace")
-      ->capture_default_str();
-  flowrun::controller::AddYamlConfigOption(app);
-  CLI11_PARSE(app, argc, argv);
+  CLI::App cli{"flowrun-controller: runs FlowRuns as Kubernetes Jobs"};
+  app::AddFlags(cli, f);
+  flowrun::controller::AddYamlConfigOption(cli);
+  CLI11_PARSE(cli, argc, argv);
   const app::Logger logger(f.log_level);
 
   // Block the shutdown signals in every thread; main waits for them.

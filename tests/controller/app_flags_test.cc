@@ -6,8 +6,11 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <algorithm>
 #include <string>
+#include <vector>
 
+#include <CLI/CLI.hpp>
 #include <gtest/gtest.h>
 
 #include "flowrun/controller/app/flags.h"
@@ -55,6 +58,31 @@ TEST(AppFlags, ToControllerConfig) {
   EXPECT_FALSE(d.openai_api_key_secret);
   EXPECT_EQ(d.retention, Retention::kDelete);
   EXPECT_FALSE(d.run_as_user);
+}
+
+TEST(AppFlags, AddFlagsParsesAndChecks) {
+  Flags f;
+  CLI::App cli;
+  AddFlags(cli, f);
+  std::vector<std::string> args = {"--retention", "keep", "--workers", "3", "--namespace", "team-a", "--leader-elect"};
+  std::reverse(args.begin(), args.end());  // CLI11 takes them last-first
+  ASSERT_NO_THROW(cli.parse(args));
+  EXPECT_EQ(f.retention, "keep");
+  EXPECT_EQ(f.workers, 3);
+  EXPECT_EQ(f.ns, "team-a");
+  EXPECT_TRUE(f.leader_elect);
+  EXPECT_EQ(f.log_level, "info");  // default kept
+
+  Flags g;
+  CLI::App cli2;
+  AddFlags(cli2, g);
+  std::vector<std::string> bad = {"sometimes", "--retention"};
+  EXPECT_THROW(cli2.parse(bad), CLI::ValidationError);
+  Flags h;
+  CLI::App cli3;
+  AddFlags(cli3, h);
+  std::vector<std::string> zero = {"0", "--workers"};
+  EXPECT_THROW(cli3.parse(zero), CLI::ValidationError);
 }
 
 // One request on a fresh connection; returns the status line.

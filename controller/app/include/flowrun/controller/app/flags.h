@@ -9,6 +9,10 @@
 
 #include "flowrun/controller/config.h"
 
+namespace CLI {
+class App;
+}
+
 namespace flowrun::controller::app {
 
 struct Flags {
@@ -38,6 +42,11 @@ struct Flags {
 
 // "name[/key]" → {name, key} (key defaults to `default_key`); "" → nullopt.
 std::optional<SecretKeyRef> ParseSecretRef(const std::string& s, const std::string& default_key);
+
+// Registers every flag on `app`, writing into `f` (which must outlive the
+// parse). Names, defaults and checks are the command-line contract
+// (docs/controller.md lists them).
+void AddFlags(CLI::App& app, Flags& f);
 
 // The core's configuration for these flags: secrets parsed, retention
 // ("keep" → kKeep, anything else kDelete: CLI11 already refused other
