@@ -78,12 +78,17 @@ class FakeCluster : public kube::testing::UnimplementedClient {
 
 struct Loop {
   explicit Loop(FakeCluster* cluster) : log("error"), metrics("flowrun", "test", 1) {
+    cluster_ = cluster;
     Flags f;
     f.workers = 1;
     FlowRunControllerDeps d;
     d.client = cluster;
     d.open_admin = [this]() -> StatusOr<std::unique_ptr<RunAdmin>> {
-      ++admin_opens;
+      {
+        std::lock_guard<std::mutex> l(cluster_->mu_);
+        ++admin_opens;
+        cluster_->cv_.notify_all();
+      }
       return Unavailable("no database in this test");
     };
     d.log = &log;
@@ -91,6 +96,7 @@ struct Loop {
     d.phases = &phases;
     controller = std::make_unique<FlowRunController>(f, ToControllerConfig(f), std::move(d));
   }
+  FakeCluster* cluster_;
   Logger log;
   metrics::ControllerMetrics metrics;
   metrics::PhaseCounter phases;
@@ -125,6 +131,26 @@ TEST(AppController, PermanentErrorIsSurfacedAndNotRetried) {
   // Forgotten: no backoff history for the key (a retried error would have one).
   EXPECT_EQ(loop.controller->queue()->NumRequeues("ns/broken"), 0);
   EXPECT_EQ(loop.admin_opens.load(), 1);  // opened lazily once; no uid, so no GetRun needed
+  loop.controller->RequestStop();
+  cluster.Stop();
+  loop.controller->Shutdown();
+}
+
+// The database is unreachable: the reconcile is an error, retried with
+// backoff, and every retry opens a new session (the old one is discarded).
+TEST(AppController, DatabaseUnavailableIsRetriedWithBackoffAndANewSession) {
+  FakeCluster cluster(std::vector<json>{json::parse(R"({"apiVersion": "flowrun.dev/v1alpha1", "kind": "FlowRun",
+      "metadata": {"name": "ok", "namespace": "ns", "uid": "u1", "resourceVersion": "1", "generation": 1},
+      "spec": {"agent": {"image": "x"}}})")});
+  Loop loop(&cluster);
+  ASSERT_TRUE(loop.controller->StartInformers());
+  loop.controller->StartWorkers();
+  ASSERT_TRUE(cluster.WaitFor([&] { return loop.admin_opens.load() >= 3; })) << loop.admin_opens.load();
+  EXPECT_GE(loop.controller->queue()->NumRequeues("ns/ok"), 2);
+  {
+    std::lock_guard<std::mutex> l(cluster.mu_);
+    EXPECT_TRUE(cluster.patches_.empty());  // nothing decided without the run's state
+  }
   loop.controller->RequestStop();
   cluster.Stop();
   loop.controller->Shutdown();
