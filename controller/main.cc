@@ -1,25 +1,17 @@
-// flowrun-controller: watches FlowRuns and their Jobs and Pods, and drives
-// each run through the pure reconcile core (flowrun/controller/reconcile.h),
-// executing its actions with the adapters (flowrun/controller/adapters.h).
-// See docs/controller.md.
-#include <arpa/inet.h>
-#include <netinet/in.h>
+// flowrun-controller: wires the parts together. Flags (controller/app/flags.h),
+// the Kubernetes client, the database, metrics, leader election, the health
+// server, and the controller loop (controller/app/flowrun_controller.h);
+// then waits for SIGTERM/SIGINT and shuts down in order. See docs/controller.md.
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <cerrno>
 #include <cstdlib>
-#include <cstring>
 #include <functional>
-#include <ctime>
-#include <iostream>
 #include <memory>
 #include <mutex>
-#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -28,13 +20,12 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
-#include "flowrun/controller/adapters.h"
-#include "flowrun/controller/reconcile.h"
+#include "flowrun/controller/app/flags.h"
+#include "flowrun/controller/app/flowrun_controller.h"
+#include "flowrun/controller/app/health_server.h"
+#include "flowrun/controller/app/log.h"
 #include "flowrun/kube/client.h"
 #include "flowrun/kube/config.h"
-#include "flowrun/kube/errors.h"
-#include "flowrun/kube/event_recorder.h"
-#include "flowrun/kube/informer.h"
 #include "flowrun/kube/leader_election.h"
 #include "flowrun/kube/workqueue.h"
 #include "flowrun/metrics/controller_metrics.h"
@@ -44,7 +35,7 @@
 #include "flowrun/metrics/phase_counter.h"
 #include "flowrun/metrics/postgres_metrics_source.h"
 #include "flowrun/metrics/workqueue_collector.h"
-#include "yaml_config_format.h"
+#include "flowrun/controller/app/yaml_config_format.h"
 #include "flowrun/postgres.h"
 
 namespace {
@@ -52,444 +43,18 @@ namespace {
 using nlohmann::json;
 using namespace flowrun;
 using namespace flowrun::controller;
-
-// ---- structured JSON logs to stderr --------------------------------------
-std::mutex g_log_mu;
-int g_log_level = 1;  // 0 debug, 1 info, 2 warn/error
-
-int LevelOf(const std::string& l) { return l == "debug" ? 0 : (l == "info" ? 1 : 2); }
-
-void Log(const std::string& level, const std::string& msg, const json& fields = json::object()) {
-  if (LevelOf(level) < g_log_level) return;
-  json line = json::object();
-  auto now = std::chrono::system_clock::now();
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
-  std::time_t secs = ms / 1000;
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[40];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  char full[48];
-  std::snprintf(full, sizeof full, "%s.%03dZ", buf, static_cast<int>(ms % 1000));
-  line["ts"] = full;
-  line["level"] = level;
-  line["msg"] = msg;
-  if (fields.is_object())
-    for (auto it = fields.begin(); it != fields.end(); ++it) line[it.key()] = it.value();
-  std::string text = line.dump(-1, ' ', false, json::error_handler_t::replace);
-  std::lock_guard<std::mutex> lock(g_log_mu);
-  std::cerr << text << '\n' << std::flush;
-}
-
-struct Flags {
-  std::string kubeconfig;
-  std::string database_url_env = "FLOWRUN_DATABASE_URL";
-  std::string ns;  // "" = all namespaces
-  int workers = 4;
-  bool leader_elect = false;
-  std::string leader_election_namespace;
-  std::string leader_election_name = "flowrun-controller";
-  std::string log_level = "info";
-  std::string health_addr;  // "" = no health server
-  std::string metrics_addr;  // "" = no metrics server
-  int64_t metrics_min_refresh_ms = 1000;
-  // ControllerConfig
-  std::string database_secret = "flowrun-database";
-  std::string database_secret_key = "url";
-  std::string openai_base_url;
-  std::string openai_api_key_secret;  // name[/key]
-  std::string price_table_path;
-  std::string price_table_config_map;
-  std::string image_pull_policy = "IfNotPresent";
-  int64_t run_as_user = -1;
-  std::string retention = "delete";
-  int64_t pod_start_grace_seconds = 120;
-};
-
-std::string OwnerFlowRunKeyOfJob(const json& job) {
-  const json& md = job.value("metadata", json::object());
-  if (md.contains("ownerReferences") && md["ownerReferences"].is_array())
-    for (const auto& ref : md["ownerReferences"])
-      if (ref.value("kind", "") == kKind && ref.value("apiVersion", "").rfind("flowrun.dev/", 0) == 0)
-        return kube::ObjectKey(md.value("namespace", ""), ref.value("name", ""));
-  return "";
-}
-
-class Controller {
- public:
-  Controller(Flags flags, ControllerConfig config, std::unique_ptr<kube::KubeClient> client, std::string db_url,
-             metrics::ControllerMetrics* metrics, metrics::PhaseCounter* phases)
-      : flags_(std::move(flags)),
-        config_(std::move(config)),
-        client_(std::move(client)),
-        db_url_(std::move(db_url)),
-        metrics_(metrics),
-        phases_(phases) {
-    kube::InformerOptions fo;
-    fo.resource = kube::resources::FlowRuns();
-    fo.ns = flags_.ns;
-    fo.name = "flowruns";
-    flowruns_ = std::make_unique<kube::Informer>(client_.get(), fo);
-    flowruns_->AddIndex("uid", [](const json& o) -> std::vector<std::string> {
-      std::string uid = o.value("metadata", json::object()).value("uid", "");
-      if (uid.empty()) return {};
-      return {uid};
-    });
-
-    jobs_ = RunOwnedInformer(kube::resources::Jobs(), "jobs");
-    pods_ = RunOwnedInformer(kube::resources::Pods(), "pods");
-
-    kube::WorkQueueOptions qo;
-    qo.name = "flowruns";
-    queue_ = std::make_unique<kube::WorkQueue>(std::move(qo));
-
-    events_ = std::make_unique<kube::EventRecorder>(client_.get());
-    executor_ = std::make_unique<ActionExecutor>(
-        client_.get(), events_.get(),
-        [](const std::string& level, const std::string& msg, const json& fields) { Log(level, msg, fields); });
-
-    auto enqueue = [this](const kube::ObjectPtr& o) {
-      if (o) queue_->Add(kube::ObjectKey(*o));
-    };
-    flowruns_->AddEventHandler({enqueue, [this](const kube::ObjectPtr&, const kube::ObjectPtr& n) {
-                                  if (n) queue_->Add(kube::ObjectKey(*n));
-                                },
-                                [this](const kube::ObjectPtr& o, bool) {
-                                  if (o) queue_->Add(kube::ObjectKey(*o));
-                                }});
-    auto job_enqueue = [this](const kube::ObjectPtr& o) {
-      if (!o) return;
-      std::string key = OwnerFlowRunKeyOfJob(*o);
-      if (!key.empty()) queue_->Add(key);
-    };
-    jobs_->AddEventHandler({job_enqueue, [job_enqueue](const kube::ObjectPtr&, const kube::ObjectPtr& n) { job_enqueue(n); },
-                            [job_enqueue](const kube::ObjectPtr& o, bool) { job_enqueue(o); }});
-    // A Pod points at its Job; the Job's labels carry the FlowRun's uid.
-    auto pod_enqueue = [this](const kube::ObjectPtr& o) {
-      if (!o) return;
-      const json& md = o->value("metadata", json::object());
-      std::string uid = md.value("labels", json::object()).value(kLabelRunUid, "");
-      if (!uid.empty())
-        for (const auto& fr : flowruns_->ByIndex("uid", uid)) queue_->Add(kube::ObjectKey(*fr));
-      if (md.contains("ownerReferences") && md["ownerReferences"].is_array())
-        for (const auto& ref : md["ownerReferences"])
-          if (ref.value("kind", "") == "Job")
-            if (auto job = jobs_->Get(md.value("namespace", ""), ref.value("name", ""))) {
-              std::string key = OwnerFlowRunKeyOfJob(*job);
-              if (!key.empty()) queue_->Add(key);
-            }
-    };
-    pods_->AddEventHandler({pod_enqueue, [pod_enqueue](const kube::ObjectPtr&, const kube::ObjectPtr& n) { pod_enqueue(n); },
-                            [pod_enqueue](const kube::ObjectPtr& o, bool) { pod_enqueue(o); }});
-    // flowrun_runs{phase}: what this cache holds, i.e. `kubectl get flowruns`.
-    flowruns_->AddEventHandler({[this](const kube::ObjectPtr& o) { if (o) phases_->Observe(*o); },
-                                [this](const kube::ObjectPtr&, const kube::ObjectPtr& n) { if (n) phases_->Observe(*n); },
-                                [this](const kube::ObjectPtr& o, bool) { if (o) phases_->Forget(*o); }});
-  }
-
-  // Starts informers; waits for their sync (false: stopped first).
-  bool StartInformers() {
-    jobs_->Start();
-    pods_->Start();
-    flowruns_->Start();
-    while (!stopping_.load()) {
-      if (jobs_->WaitForSync(std::chrono::milliseconds(500)) && pods_->WaitForSync(std::chrono::milliseconds(500)) &&
-          flowruns_->WaitForSync(std::chrono::milliseconds(500))) {
-        Log("info", "informers synced", {{"flowruns", flowruns_->Size()}, {"jobs", jobs_->Size()}, {"pods", pods_->Size()}});
-        synced_ = true;
-        return true;
-      }
-    }
-    return false;
-  }
-
-  void StartWorkers() {
-    for (int i = 0; i < flags_.workers; ++i) workers_.emplace_back([this, i] { Worker(i); });
-    Log("info", "workers started", {{"workers", flags_.workers}});
-  }
-
-  // Stop informers (no new keys), then drain the queue and join workers.
-  void Shutdown() {
-    stopping_ = true;
-    flowruns_->Stop();
-    jobs_->Stop();
-    pods_->Stop();
-    queue_->ShutDownWithDrain();
-    for (auto& t : workers_) t.join();
-    workers_.clear();
-    events_->Shutdown();
-    Log("info", "controller stopped");
-  }
-
-  bool synced() const { return synced_.load(); }
-  kube::WorkQueue* queue() { return queue_.get(); }
-  // Ends StartInformers' wait; Shutdown() does the rest.
-  void RequestStop() { stopping_ = true; }
-
- private:
-  void Worker(int id) {
-    std::unique_ptr<RunAdmin> admin;
-    while (auto key = queue_->Get()) {
-      auto start = std::chrono::steady_clock::now();
-      if (!admin) {
-        PostgresOptions po;
-        po.conninfo = db_url_;
-        po.application_name = "flowrun-controller";
-        po.connect_attempts = 2;
-        auto a = OpenPostgresRunAdmin(po);
-        if (a.ok()) {
-          admin = std::move(*a);
-        } else {
-          Log("error", "database unavailable", {{"worker", id}, {"error", a.status().ToString()}});
-        }
-      }
-      metrics_->WorkerActive(1);
-      bool requeue_after = false;
-      Status s = Sync(*key, admin.get(), &requeue_after);
-      auto took = std::chrono::steady_clock::now() - start;
-      metrics_->WorkerActive(-1);
-      metrics_->ObserveReconcile(!s.ok()        ? metrics::ReconcileResult::kError
-                                 : requeue_after ? metrics::ReconcileResult::kRequeueAfter
-                                                 : metrics::ReconcileResult::kSuccess,
-                                 took);
-      double ms = std::chrono::duration<double, std::milli>(took).count();
-      if (!s.ok()) {
-        Log("warn", "reconcile failed; requeued with backoff",
-            {{"key", *key}, {"worker", id}, {"error", s.ToString()}, {"ms", ms}});
-        // A broken connection is reopened on the next key.
-        if (s.code() == StatusCode::kUnavailable) admin.reset();
-        queue_->AddRateLimited(*key);
-      }
-      queue_->Done(*key);
-    }
-  }
-
-  // Returns an error to requeue with backoff; schedules RequeueAfter itself.
-  // *requeue_after: the reconcile scheduled a later look (RequeueAfter).
-  Status Sync(const std::string& key, RunAdmin* admin, bool* requeue_after) {
-    kube::ObjectPtr fr = flowruns_->Get(key);
-    if (!fr) {
-      queue_->Forget(key);
-      return Status();
-    }
-    ReconcileInput in;
-    in.flowrun = *fr;
-    // The informer strips managedFields; the core reads them to name who
-    // answered (answeredBy). A Waiting FlowRun with answers is read live.
-    {
-      const json& st = fr->value("status", json::object());
-      if (st.value("phase", "") == kWaiting && st.contains("answers") && st["answers"].is_object() &&
-          !st["answers"].empty()) {
-        const json& m = fr->value("metadata", json::object());
-        auto live = client_->Get(kube::resources::FlowRuns(), m.value("namespace", ""), m.value("name", ""));
-        if (live.ok())
-          in.flowrun = std::move(*live);
-        else if (kube::IsNotFound(live.status()))
-          return Status();  // deleted meanwhile: its delete event requeues
-        else
-          return live.status();
-      }
-    }
-    in.config = config_;
-    in.now = std::chrono::system_clock::now();
-    const json& md = fr->value("metadata", json::object());
-    std::string uid = md.value("uid", "");
-    for (const auto& job : jobs_->ByIndex("owner", uid)) {
-      in.jobs.push_back(*job);
-      std::string juid = job->value("metadata", json::object()).value("uid", "");
-      if (!juid.empty())
-        for (const auto& pod : pods_->ByIndex("owner", juid)) in.pods.push_back(*pod);
-    }
-    if (!uid.empty()) {
-      if (!admin) return Unavailable("no database connection");
-      auto t0 = std::chrono::steady_clock::now();
-      auto run = admin->GetRun(uid);
-      metrics_->ObserveDbQuery("get_run", std::chrono::steady_clock::now() - t0);
-      if (run.ok())
-        in.run = std::move(*run);
-      else if (run.status().code() != StatusCode::kNotFound)
-        return run.status();
-    }
-    ReconcileResult result = Reconcile(in);
-    if (!result.error.ok()) {
-      Log("error", "FlowRun cannot be reconciled", {{"key", key}, {"error", result.error.ToString()}});
-      queue_->Forget(key);
-      return Status();
-    }
-    if (!result.actions.empty()) {
-      json actions = json::array();
-      for (const auto& a : result.actions) actions.push_back(Describe(a));
-      Log("info", "reconcile", {{"key", key}, {"actions", actions}});
-    }
-    ExecuteOutcome out = executor_->Execute(in.flowrun, result, admin);
-    if (!out.status.ok()) return out.status;
-    queue_->Forget(key);
-    if (out.requeue_after) {
-      queue_->AddAfter(key, *out.requeue_after);
-      *requeue_after = true;
-    }
-    return Status();
-  }
-
-  Flags flags_;
-  // An informer on the objects the runs own (label flowrun.dev/run), indexed
-  // by their owner's uid: a FlowRun's Jobs, a Job's Pods.
-  std::unique_ptr<kube::Informer> RunOwnedInformer(kube::ResourceRef resource, const std::string& name) {
-    kube::InformerOptions o;
-    o.resource = std::move(resource);
-    o.ns = flags_.ns;
-    o.label_selector = kLabelRun;
-    o.name = name;
-    auto informer = std::make_unique<kube::Informer>(client_.get(), o);
-    informer->AddIndex("owner", kube::IndexByOwnerUid());
-    return informer;
-  }
-
-  ControllerConfig config_;
-  std::unique_ptr<kube::KubeClient> client_;
-  std::string db_url_;
-  metrics::ControllerMetrics* metrics_;  // not owned; outlives the controller
-  metrics::PhaseCounter* phases_;        // not owned
-  std::unique_ptr<kube::Informer> flowruns_, jobs_, pods_;
-  std::unique_ptr<kube::WorkQueue> queue_;
-  std::unique_ptr<kube::EventRecorder> events_;
-  std::unique_ptr<ActionExecutor> executor_;
-  std::vector<std::thread> workers_;
-  std::atomic<bool> stopping_{false};
-  std::atomic<bool> synced_{false};
-};
-
-// A minimal HTTP/1.0 server for /healthz (the process is up) and /readyz
-// (informers synced and, with --leader-elect, leading). One thread, one
-// request per connection.
-class HealthServer {
- public:
-  HealthServer(std::function<bool()> ready) : ready_(std::move(ready)) {}
-  ~HealthServer() { Stop(); }
-
-  // addr: "host:port" (host empty or 0.0.0.0: all interfaces). Port 0 picks one.
-  Status Start(const std::string& addr) {
-    auto colon = addr.rfind(':');
-    if (colon == std::string::npos) return InvalidArgument("--health-addr: want host:port, got " + addr);
-    std::string host = addr.substr(0, colon);
-    int port = std::atoi(addr.substr(colon + 1).c_str());
-    fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd_ < 0) return Unavailable("socket failed");
-    int one = 1;
-    setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(static_cast<uint16_t>(port));
-    if (host.empty() || host == "0.0.0.0") {
-      sa.sin_addr.s_addr = htonl(INADDR_ANY);
-    } else if (inet_pton(AF_INET, host == "localhost" ? "127.0.0.1" : host.c_str(), &sa.sin_addr) != 1) {
-      return InvalidArgument("--health-addr: bad IPv4 address " + host);
-    }
-    if (bind(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 || listen(fd_, 16) != 0)
-      return Unavailable("cannot listen on " + addr + ": " + std::strerror(errno));
-    socklen_t len = sizeof sa;
-    getsockname(fd_, reinterpret_cast<sockaddr*>(&sa), &len);
-    port_ = ntohs(sa.sin_port);
-    thread_ = std::thread([this] { Serve(); });
-    return Status();
-  }
-  int port() const { return port_; }
-  void Stop() {
-    if (fd_ >= 0) {
-      stop_ = true;
-      shutdown(fd_, SHUT_RDWR);
-      if (thread_.joinable()) thread_.join();
-      close(fd_);
-      fd_ = -1;
-    }
-  }
-
- private:
-  void Serve() {
-    while (!stop_.load()) {
-      int c = accept(fd_, nullptr, nullptr);
-      if (c < 0) {
-        if (stop_.load()) return;
-        continue;
-      }
-      timeval tv{2, 0};
-      setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-      char buf[1024];
-      ssize_t n = recv(c, buf, sizeof buf - 1, 0);
-      std::string req(buf, n > 0 ? static_cast<size_t>(n) : 0);
-      std::string path;
-      auto sp = req.find(' ');
-      if (sp != std::string::npos) path = req.substr(sp + 1, req.find(' ', sp + 1) - sp - 1);
-      int code = 404;
-      std::string body = "not found\n";
-      if (path == "/healthz" || path == "/livez") {
-        code = 200;
-        body = "ok\n";
-      } else if (path == "/readyz") {
-        bool ok = ready_();
-        code = ok ? 200 : 503;
-        body = ok ? "ok\n" : "not ready\n";
-      }
-      std::string resp = "HTTP/1.0 " + std::to_string(code) + (code == 200 ? " OK" : code == 503 ? " Service Unavailable" : " Not Found") +
-                         "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
-                         "\r\nConnection: close\r\n\r\n" + body;
-      (void)!send(c, resp.data(), resp.size(), MSG_NOSIGNAL);
-      close(c);
-    }
-  }
-
-  std::function<bool()> ready_;
-  int fd_ = -1;
-  int port_ = 0;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
-};
-
-std::optional<SecretKeyRef> ParseSecretRef(const std::string& s, const std::string& default_key) {
-  if (s.empty()) return std::nullopt;
-  auto slash = s.find('/');
-  if (slash == std::string::npos) return SecretKeyRef{s, default_key};
-  return SecretKeyRef{s.substr(0, slash), s.substr(slash + 1)};
-}
+using app::Flags;
+using app::HealthServer;
 
 }  // namespace
 
 int main(int argc, char** argv) {
   Flags f;
-  CLI::App app{"flowrun-controller: runs FlowRuns as Kubernetes Jobs"};
-  app.add_option("--kubeconfig", f.kubeconfig, "kubeconfig file (default: in-cluster, then $KUBECONFIG/~/.kube/config)");
-  app.add_option("--database-url-env", f.database_url_env, "environment variable holding the PostgreSQL URL")
-      ->capture_default_str();
-  app.add_option("--namespace", f.ns, "watch only this namespace (default: all)");
-  app.add_option("--workers", f.workers, "concurrent reconciles")->capture_default_str()->check(CLI::Range(1, 256));
-  app.add_flag("--leader-elect", f.leader_elect, "elect a leader with a Lease before reconciling");
-  app.add_option("--leader-election-namespace", f.leader_election_namespace,
-                 "namespace of the Lease (default: the pod's namespace, else default)");
-  app.add_option("--leader-election-name", f.leader_election_name, "name of the Lease")->capture_default_str();
-  app.add_option("--health-addr", f.health_addr, "serve /healthz and /readyz on host:port (default: off)");
-  app.add_option("--metrics-addr", f.metrics_addr,
-                 "serve Prometheus /metrics on host:port (port 0: pick a free one; default: off)");
-  app.add_option("--metrics-min-refresh-ms", f.metrics_min_refresh_ms,
-                 "least time between two reads of the totals from PostgreSQL")
-      ->capture_default_str()
-      ->check(CLI::Range(int64_t{0}, int64_t{3600000}));
-  app.add_option("--log-level", f.log_level, "debug|info|warn")->capture_default_str();
-  app.add_option("--database-secret", f.database_secret, "Secret (name[/key]) passed to agents as FLOWRUN_DATABASE_URL")
-      ->capture_default_str();
-  app.add_option("--openai-base-url", f.openai_base_url, "OPENAI_BASE_URL for agents whose template sets none");
-  app.add_option("--openai-api-key-secret", f.openai_api_key_secret, "Secret name[/key] with OPENAI_API_KEY");
-  app.add_option("--price-table-path", f.price_table_path, "FLOWRUN_PRICE_TABLE passed to agents");
-  app.add_option("--price-table-configmap", f.price_table_config_map, "ConfigMap mounted at the price table's directory");
-  app.add_option("--image-pull-policy", f.image_pull_policy, "default imagePullPolicy")->capture_default_str();
-  app.add_option("--run-as-user", f.run_as_user, "runAsUser for agent containers (-1: unset)")->capture_default_str();
-  app.add_option("--retention", f.retention, "delete|keep: a deleted FlowRun's database rows")
-      ->check(CLI::IsMember({"delete", "keep"}))
-      ->capture_default_str();
-  app.add_option("--pod-start-grace-seconds", f.pod_start_grace_seconds, "image pull / container create grace")
-      ->capture_default_str();
-  flowrun::controller::AddYamlConfigOption(app);
-  CLI11_PARSE(app, argc, argv);
-  g_log_level = LevelOf(f.log_level);
+  CLI::App cli{"flowrun-controller: runs FlowRuns as Kubernetes Jobs"};
+  app::AddFlags(cli, f);
+  flowrun::controller::AddYamlConfigOption(cli);
+  CLI11_PARSE(cli, argc, argv);
+  const app::Logger logger(f.log_level);
 
   // Block the shutdown signals in every thread; main waits for them.
   sigset_t sigs;
@@ -507,7 +72,7 @@ int main(int argc, char** argv) {
     if (!cfg.ok()) cfg = kube::LoadKubeconfig();
   }
   if (!cfg.ok()) {
-    Log("error", "no Kubernetes configuration", {{"error", cfg.status().ToString()}});
+    logger.Log("error", "no Kubernetes configuration", {{"error", cfg.status().ToString()}});
     return 2;
   }
   // Health metrics exist even without --metrics-addr (cheap atomics); the
@@ -519,13 +84,13 @@ int main(int argc, char** argv) {
   co.observer = ctl_metrics;
   auto client = kube::NewKubeClient(*cfg, co);
   if (!client.ok()) {
-    Log("error", "cannot create the Kubernetes client", {{"error", client.status().ToString()}});
+    logger.Log("error", "cannot create the Kubernetes client", {{"error", client.status().ToString()}});
     return 2;
   }
 
   const char* db_url = std::getenv(f.database_url_env.c_str());
   if (!db_url || !*db_url) {
-    Log("error", "database URL not set", {{"env", f.database_url_env}});
+    logger.Log("error", "database URL not set", {{"env", f.database_url_env}});
     return 2;
   }
   {
@@ -533,26 +98,28 @@ int main(int argc, char** argv) {
     po.conninfo = db_url;
     po.application_name = "flowrun-controller";
     Status m = Migrate(po);
-    if (!m.ok()) Log("warn", "database migration failed; workers will retry", {{"error", m.ToString()}});
+    if (!m.ok()) logger.Log("warn", "database migration failed; workers will retry", {{"error", m.ToString()}});
   }
 
-  ControllerConfig config;
-  if (auto ref = ParseSecretRef(f.database_secret, "url")) config.database_secret = *ref;
-  config.openai_base_url = f.openai_base_url;
-  config.openai_api_key_secret = ParseSecretRef(f.openai_api_key_secret, "api-key");
-  config.price_table_path = f.price_table_path;
-  config.price_table_config_map = f.price_table_config_map;
-  config.image_pull_policy = f.image_pull_policy;
-  if (f.run_as_user >= 0) config.run_as_user = f.run_as_user;
-  config.retention = f.retention == "keep" ? Retention::kKeep : Retention::kDelete;
-  config.pod_start_grace = std::chrono::seconds(f.pod_start_grace_seconds);
-  if (!f.ns.empty()) config.default_namespace = f.ns;
+  ControllerConfig config = app::ToControllerConfig(f);
 
-  Log("info", "flowrun-controller starting",
+  logger.Log("info", "flowrun-controller starting",
       {{"namespace", f.ns.empty() ? "(all)" : f.ns}, {"workers", f.workers}, {"leaderElect", f.leader_elect}});
 
-  kube::KubeClient* raw_client = client->get();
-  Controller controller(f, config, std::move(*client), db_url, ctl_metrics.get(), &phases);
+  std::unique_ptr<kube::KubeClient> kube_client = std::move(*client);
+  app::FlowRunControllerDeps deps;
+  deps.client = kube_client.get();
+  deps.open_admin = [url = std::string(db_url)] {
+    PostgresOptions po;
+    po.conninfo = url;
+    po.application_name = "flowrun-controller";
+    po.connect_attempts = 2;
+    return OpenPostgresRunAdmin(po);
+  };
+  deps.log = &logger;
+  deps.metrics = ctl_metrics.get();
+  deps.phases = &phases;
+  app::FlowRunController controller(f, config, std::move(deps));
 
   // Leader election: reconcile only while leading; losing the lease ends the process.
   std::unique_ptr<kube::LeaderElector> elector;
@@ -578,7 +145,7 @@ int main(int argc, char** argv) {
     std::random_device rd;
     lc.identity = std::string(host) + "_" + std::to_string(rd());
     lc.on_started_leading = [&] {
-      Log("info", "became leader", {{"lease", ns + "/" + f.leader_election_name}});
+      logger.Log("info", "became leader", {{"lease", ns + "/" + f.leader_election_name}});
       ctl_metrics->SetLeader(f.leader_election_name, true);
       std::lock_guard<std::mutex> l(lead_mu);
       leading = true;
@@ -586,12 +153,12 @@ int main(int argc, char** argv) {
     };
     lc.on_stopped_leading = [&] {
       ctl_metrics->SetLeader(f.leader_election_name, false);
-      Log("warn", "lost leadership; shutting down");
+      logger.Log("warn", "lost leadership; shutting down");
       kill(getpid(), SIGTERM);
     };
-    auto e = kube::LeaderElector::Create(raw_client, lc);
+    auto e = kube::LeaderElector::Create(kube_client.get(), lc);
     if (!e.ok()) {
-      Log("error", "leader election misconfigured", {{"error", e.status().ToString()}});
+      logger.Log("error", "leader election misconfigured", {{"error", e.status().ToString()}});
       return 2;
     }
     elector = std::move(*e);
@@ -612,14 +179,14 @@ int main(int argc, char** argv) {
     metrics::DbTotalsOptions dto;
     dto.min_interval = std::chrono::milliseconds(f.metrics_min_refresh_ms);
     dto.on_read = [m = ctl_metrics.get()](std::chrono::nanoseconds took, bool) { m->ObserveDbQuery("metrics_read", took); };
-    dto.on_error = [](const Status& st) { Log("warn", "metrics: reading totals failed; retrying", {{"error", st.ToString()}}); };
+    dto.on_error = [&logger](const Status& st) { logger.Log("warn", "metrics: reading totals failed; retrying", {{"error", st.ToString()}}); };
     db_totals = std::make_shared<metrics::DbTotals>(metrics::NewPostgresMetricsSource(db_url), std::move(dto));
     queue_metrics = std::make_shared<metrics::WorkQueueCollector>(controller.queue());
     phase_metrics = std::make_shared<metrics::FunctionCollector>(
         [&phases] { return std::vector<prometheus::MetricFamily>{phases.Family()}; });
     Status ms = metrics_server.Start(f.metrics_addr);
     if (!ms.ok()) {
-      Log("error", "metrics server failed", {{"error", ms.ToString()}});
+      logger.Log("error", "metrics server failed", {{"error", ms.ToString()}});
       return 2;
     }
     metrics_server.Register(ctl_metrics->registry());
@@ -627,7 +194,7 @@ int main(int argc, char** argv) {
     metrics_server.Register(queue_metrics);
     metrics_server.Register(phase_metrics);
     db_totals->Start();
-    Log("info", "metrics server listening", {{"port", metrics_server.port()}});
+    logger.Log("info", "metrics server listening", {{"port", metrics_server.port()}});
   }
 
   HealthServer health([&] {
@@ -637,10 +204,10 @@ int main(int argc, char** argv) {
   if (!f.health_addr.empty()) {
     Status hs = health.Start(f.health_addr);
     if (!hs.ok()) {
-      Log("error", "health server failed", {{"error", hs.ToString()}});
+      logger.Log("error", "health server failed", {{"error", hs.ToString()}});
       return 2;
     }
-    Log("info", "health server listening", {{"port", health.port()}});
+    logger.Log("info", "health server listening", {{"port", health.port()}});
   }
 
   // Start once leading (or right away); the signal waiter runs meanwhile.
@@ -656,7 +223,7 @@ int main(int argc, char** argv) {
 
   int sig = 0;
   sigwait(&sigs, &sig);
-  Log("info", "signal received; shutting down", {{"signal", sig}});
+  logger.Log("info", "signal received; shutting down", {{"signal", sig}});
   {
     std::lock_guard<std::mutex> l(lead_mu);
     stop = true;

@@ -1,4 +1,4 @@
-// flowrun-controller's --config YAML file (controller/yaml_config_format.h),
+// flowrun-controller's --config YAML file (controller/app/include/flowrun/controller/app/yaml_config_format.h),
 // through a CLI11 app shaped like the controller's flags.
 #include <cstdio>
 #include <fstream>
@@ -6,7 +6,7 @@
 
 #include <gtest/gtest.h>
 
-#include "yaml_config_format.h"
+#include "flowrun/controller/app/yaml_config_format.h"
 
 namespace flowrun::controller {
 namespace {

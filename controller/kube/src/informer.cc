@@ -213,7 +213,20 @@ InformerStats Informer::Stats() const {
 
 void Informer::Prepare(nlohmann::json& obj) const {
   auto m = obj.find("metadata");
-  if (m != obj.end() && m->is_object()) m->erase("managedFields");
+  if (m != obj.end() && m->is_object()) {
+    auto mf = m->find("managedFields");
+    if (mf != m->end() && opts_.keep_managed_field && mf->is_array()) {
+      nlohmann::json kept = nlohmann::json::array();
+      for (auto& e : *mf)
+        if (opts_.keep_managed_field(e)) kept.push_back(std::move(e));
+      if (kept.empty())
+        m->erase(mf);
+      else
+        *mf = std::move(kept);
+    } else if (mf != m->end()) {
+      m->erase(mf);
+    }
+  }
   if (opts_.transform) opts_.transform(obj);
 }
 
@@ -370,7 +383,7 @@ Status Informer::ListAndApply(std::string* rv) {
   lo.label_selector = opts_.label_selector;
   lo.field_selector = opts_.field_selector;
   lo.limit = opts_.page_size;
-  lo.drop_managed_fields = true;  // never cached: not even parsed
+  lo.drop_managed_fields = !opts_.keep_managed_field;  // never cached: not even parsed
   std::unordered_set<std::string> seen;  // keys of this list, across its pages
   int restarts = 0;
   for (;;) {
@@ -418,7 +431,7 @@ void Informer::ApplyEvent(const WatchEvent& ev) {
   }
   if (!ev.object.is_object()) return;
   if (ev.type == "ADDED" || ev.type == "MODIFIED") {
-    nlohmann::json obj = CopyWithoutManagedFields(ev.object);
+    nlohmann::json obj = opts_.keep_managed_field ? ev.object : CopyWithoutManagedFields(ev.object);
     Prepare(obj);
     Upsert(std::move(obj));
   } else if (ev.type == "DELETED") {

@@ -31,6 +31,11 @@ ControllerMetrics::ControllerMetrics(std::string controller, std::string version
                            .Help("Total number of reconciliation errors per controller")
                            .Register(*registry_)
                            .Add({{"controller", controller_}});
+  terminal_errors_ = &prometheus::BuildCounter()
+                          .Name("controller_runtime_terminal_reconcile_errors_total")
+                          .Help("Total number of terminal reconciliation errors per controller")
+                          .Register(*registry_)
+                          .Add({{"controller", controller_}});
   reconcile_time_ = &prometheus::BuildHistogram()
                          .Name("controller_runtime_reconcile_time_seconds")
                          .Help("Length of time per reconciliation per controller")
@@ -77,6 +82,8 @@ void ControllerMetrics::ObserveReconcile(ReconcileResult result, std::chrono::na
   if (result == ReconcileResult::kError) reconcile_errors_->Increment();
   reconcile_time_->Observe(Seconds(took));
 }
+
+void ControllerMetrics::ObserveTerminalError() { terminal_errors_->Increment(); }
 
 void ControllerMetrics::SetLeader(const std::string& lease_name, bool leading) {
   leader_->Add({{"name", lease_name}}).Set(leading ? 1 : 0);

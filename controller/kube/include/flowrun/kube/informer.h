@@ -107,6 +107,10 @@ struct InformerOptions {
   int64_t page_size = 500;  // objects per list request (the list follows continue tokens)
   // Applied to every object before caching, after managedFields are stripped.
   std::function<void(nlohmann::json& obj)> transform;
+  // metadata.managedFields entries to keep in the cache (e.g. the ones naming
+  // who wrote a field the controller reads). Empty (the default): every entry
+  // is dropped, and lists ask the client not to parse them at all.
+  std::function<bool(const nlohmann::json& entry)> keep_managed_field;
   std::chrono::milliseconds backoff_initial{800};
   std::chrono::milliseconds backoff_max{30000};
   std::chrono::seconds min_watch_timeout{300};

@@ -2,6 +2,7 @@
 // controller-runtime and client-go so existing dashboards work:
 //   controller_runtime_reconcile_total{controller,result}      result: success|error|requeue|requeue_after
 //   controller_runtime_reconcile_errors_total{controller}
+//   controller_runtime_terminal_reconcile_errors_total{controller}  errors not retried until the object changes
 //   controller_runtime_reconcile_time_seconds{controller}      histogram
 //   controller_runtime_max_concurrent_reconciles{controller}, controller_runtime_active_workers{controller}
 //   rest_client_request_duration_seconds{verb}                 histogram (HTTP method, or WATCH)
@@ -42,6 +43,9 @@ class ControllerMetrics final : public kube::RequestObserver {
   std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
 
   void ObserveReconcile(ReconcileResult result, std::chrono::nanoseconds took);
+  // A reconcile error that is not retried (also counted by ObserveReconcile
+  // as result="error").
+  void ObserveTerminalError();
   void WorkerActive(int delta) { active_workers_->Increment(delta); }
   void SetLeader(const std::string& lease_name, bool leading);
   void ObserveDbQuery(const std::string& operation, std::chrono::nanoseconds took);
@@ -55,6 +59,7 @@ class ControllerMetrics final : public kube::RequestObserver {
   std::string controller_;
   prometheus::Counter* reconcile_[4];
   prometheus::Counter* reconcile_errors_;
+  prometheus::Counter* terminal_errors_;
   prometheus::Histogram* reconcile_time_;
   prometheus::Gauge* active_workers_;
   prometheus::Family<prometheus::Histogram>* rest_latency_;

@@ -1,4 +1,4 @@
-#include "yaml_config_format.h"
+#include "flowrun/controller/app/yaml_config_format.h"
 
 #include <memory>
 #include <sstream>

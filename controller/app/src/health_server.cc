@@ -1,0 +1,83 @@
+#include "flowrun/controller/app/health_server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+namespace flowrun::controller::app {
+
+Status HealthServer::Start(const std::string& addr) {
+  auto colon = addr.rfind(':');
+  if (colon == std::string::npos) return InvalidArgument("--health-addr: want host:port, got " + addr);
+  std::string host = addr.substr(0, colon);
+  int port = std::atoi(addr.substr(colon + 1).c_str());
+  fd_ = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd_ < 0) return Unavailable("socket failed");
+  int one = 1;
+  setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(static_cast<uint16_t>(port));
+  if (host.empty() || host == "0.0.0.0") {
+    sa.sin_addr.s_addr = htonl(INADDR_ANY);
+  } else if (inet_pton(AF_INET, host == "localhost" ? "127.0.0.1" : host.c_str(), &sa.sin_addr) != 1) {
+    return InvalidArgument("--health-addr: bad IPv4 address " + host);
+  }
+  if (bind(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 || listen(fd_, 16) != 0)
+    return Unavailable("cannot listen on " + addr + ": " + std::strerror(errno));
+  socklen_t len = sizeof sa;
+  getsockname(fd_, reinterpret_cast<sockaddr*>(&sa), &len);
+  port_ = ntohs(sa.sin_port);
+  thread_ = std::thread([this] { Serve(); });
+  return Status();
+}
+
+void HealthServer::Stop() {
+  if (fd_ >= 0) {
+    stop_ = true;
+    shutdown(fd_, SHUT_RDWR);
+    if (thread_.joinable()) thread_.join();
+    close(fd_);
+    fd_ = -1;
+  }
+}
+
+void HealthServer::Serve() {
+  while (!stop_.load()) {
+    int c = accept(fd_, nullptr, nullptr);
+    if (c < 0) {
+      if (stop_.load()) return;
+      continue;
+    }
+    timeval tv{2, 0};
+    setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char buf[1024];
+    ssize_t n = recv(c, buf, sizeof buf - 1, 0);
+    std::string req(buf, n > 0 ? static_cast<size_t>(n) : 0);
+    std::string path;
+    auto sp = req.find(' ');
+    if (sp != std::string::npos) path = req.substr(sp + 1, req.find(' ', sp + 1) - sp - 1);
+    int code = 404;
+    std::string body = "not found\n";
+    if (path == "/healthz" || path == "/livez") {
+      code = 200;
+      body = "ok\n";
+    } else if (path == "/readyz") {
+      bool ok = ready_();
+      code = ok ? 200 : 503;
+      body = ok ? "ok\n" : "not ready\n";
+    }
+    std::string resp = "HTTP/1.0 " + std::to_string(code) + (code == 200 ? " OK" : code == 503 ? " Service Unavailable" : " Not Found") +
+                       "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
+                       "\r\nConnection: close\r\n\r\n" + body;
+    (void)!send(c, resp.data(), resp.size(), MSG_NOSIGNAL);
+    close(c);
+  }
+}
+
+}  // namespace flowrun::controller::app
