@@ -135,7 +135,9 @@ TEST(RetryPolicy, OneDecisionPerCode) {
   const std::vector<Case> cases = {
       {Status(), Retry::kNone},
       {Unavailable("db down"), Retry::kResetSessionAndBackoff},
-      {Status(StatusCode::kFailedPrecondition, "fenced"), Retry::kWaitForChange},
+      {Permanent(InvalidArgument("no metadata.uid")), Retry::kWaitForChange},
+      // The database's state must change first, and that sends no event.
+      {Status(StatusCode::kFailedPrecondition, "run is not waiting for 'proceed'"), Retry::kBackoff},
       {InvalidArgument("422 from the API"), Retry::kBackoff},
       {Status(StatusCode::kInternal, "the core threw"), Retry::kBackoff},
       {Status(StatusCode::kAborted, "conflict"), Retry::kBackoff},
@@ -144,7 +146,8 @@ TEST(RetryPolicy, OneDecisionPerCode) {
       {Status(StatusCode::kPermissionDenied, "rbac"), Retry::kBackoff},
   };
   for (const auto& c : cases) EXPECT_EQ(RetryFor(c.status), c.want) << c.status.ToString();
-  EXPECT_TRUE(IsTerminal(RetryFor(Status(StatusCode::kFailedPrecondition, "x"))));
+  EXPECT_TRUE(IsTerminal(RetryFor(Permanent(InvalidArgument("x")))));
+  EXPECT_FALSE(IsTerminal(RetryFor(Status(StatusCode::kFailedPrecondition, "x"))));
   EXPECT_FALSE(IsTerminal(RetryFor(Status(StatusCode::kInternal, "x"))));
 }
 

@@ -234,14 +234,14 @@ class ControllerImpl {
     }
     ReconcileResult result = Reconcile(in);
     if (!result.error.ok()) {
-      // kInvalidArgument (unusable object) is terminal, reported to the
-      // Worker as kFailedPrecondition; kInternal (the core threw) is
-      // retried with backoff. The Worker decides by code (retry_policy.h). Both are told to the
-      // FlowRun's readers, not only to the log.
+      // kInvalidArgument (unusable object) is permanent: marked so, the
+      // Worker does not retry it until the object changes; kInternal (the
+      // core threw) is retried with backoff (retry_policy.h). Both are told
+      // to the FlowRun's readers, not only to the log.
       log_->Log("error", "FlowRun cannot be reconciled", {{"key", key}, {"error", result.error.ToString()}});
       SurfaceReconcileError(*fr, result.error);
       if (result.error.code() == StatusCode::kInvalidArgument)
-        return Status(StatusCode::kFailedPrecondition, "the FlowRun is unusable: " + result.error.message());
+        return app::Permanent(result.error.WithContext("the FlowRun is unusable"));
       return result.error;
     }
     if (!result.actions.empty()) {

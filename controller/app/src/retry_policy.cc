@@ -2,17 +2,20 @@
 
 namespace flowrun::controller::app {
 
+namespace {
+constexpr char kPermanentPayload[] = "flowrun.permanent";
+}  // namespace
+
+Status Permanent(Status s) {
+  s.SetPayload(kPermanentPayload, "true");
+  return s;
+}
+
 Retry RetryFor(const Status& s) {
-  switch (s.code()) {
-    case StatusCode::kOk:
-      return Retry::kNone;
-    case StatusCode::kUnavailable:
-      return Retry::kResetSessionAndBackoff;
-    case StatusCode::kFailedPrecondition:
-      return Retry::kWaitForChange;
-    default:
-      return Retry::kBackoff;
-  }
+  if (s.ok()) return Retry::kNone;
+  if (s.GetPayload(kPermanentPayload)) return Retry::kWaitForChange;
+  if (s.code() == StatusCode::kUnavailable) return Retry::kResetSessionAndBackoff;
+  return Retry::kBackoff;
 }
 
 }  // namespace flowrun::controller::app

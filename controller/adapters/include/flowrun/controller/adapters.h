@@ -1,20 +1,6 @@
 // Adapters: execute a ReconcileResult against the Kubernetes API (KubeClient,
-// EventRecorder) and the run store (RunAdmin), following the contract stated
-// in flowrun/controller/reconcile.h:
-//   * actions run in order; the first failure stops execution (the caller
-//     requeues with backoff);
-//   * CreateJob: 409 AlreadyExists is success when the existing Job is
-//     controlled by this FlowRun, otherwise a Warning Event (and an error);
-//   * DeleteJob / DeleteFlowRun: propagationPolicy Background, 404 is success;
-//   * PatchStatus: merge patch of /status;
-//   * Add/RemoveFinalizer: merge patch of metadata.finalizers carrying the
-//     FlowRun's resourceVersion (409 Conflict: error, requeue);
-//   * RecordAnswer: AlreadyExists (answered meanwhile) is an error, so the
-//     Job that would carry another answer is not created and the requeued
-//     reconcile resumes with the database's answer; InvalidArgument records a
-//     Warning Event and stops (no error: the next reconcile decides again);
-//   * Event: recorded asynchronously;
-//   * RequeueAfter: reported back to the caller.
+// EventRecorder) and the run store (RunAdmin). The contract they implement,
+// action by action, is written once, in flowrun/controller/actions.h.
 //
 // Thread safety: an ActionExecutor is used by one worker at a time (its
 // RunAdmin owns one connection); the KubeClient and EventRecorder are shared.

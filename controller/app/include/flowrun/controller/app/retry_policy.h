@@ -18,17 +18,24 @@ enum class Retry {
   kResetSessionAndBackoff,  // the database connection is suspect: reopen it, then back off
 };
 
+// Marks an error as permanent: the object itself is unusable, so retrying
+// the same object fails again. Only the loop sets it, for the core's
+// kInvalidArgument (ReconcileResult::error); the mark is a Status payload,
+// never message text.
+Status Permanent(Status s);
+
 // For the status a Sync returned (Kubernetes, database or executor errors):
 //   OK                  → kNone
+//   marked Permanent    → kWaitForChange (the object's next update re-enqueues it)
 //   kUnavailable        → kResetSessionAndBackoff
-//   kFailedPrecondition → kWaitForChange (the state must change first, and
-//                         that change arrives as an event). The loop reports
-//                         a FlowRun the core finds unusable (its
-//                         kInvalidArgument) with this code.
-//   anything else       → kBackoff: kInternal (the core threw: a bug may be
-//                         a race), and kInvalidArgument from the API (a 400/
-//                         422, e.g. an admission policy that a later change
-//                         elsewhere may satisfy)
+//   anything else       → kBackoff. That includes kFailedPrecondition: the
+//                         state that must change first is often the
+//                         database's (RecordAnswer on a run that moved on, a
+//                         schema not migrated yet), which sends no event, so
+//                         waiting for an event could wait forever; kInternal
+//                         (the core threw: a bug may be a race); and
+//                         kInvalidArgument from the API (a 400/422, e.g. an
+//                         admission policy a later change may satisfy).
 Retry RetryFor(const Status& s);
 
 // Whether a non-OK status is terminal (not retried until the object changes):
