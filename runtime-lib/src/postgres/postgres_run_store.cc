@@ -40,8 +40,18 @@ pg::Statements RunStoreStatements() {
        " output_tokens, cached_tokens, cost_usd, unknown_cost_calls"
        " FROM flowrun.checkpoints WHERE run_uid = $1 AND status = 'completed'"},
       {"run_spent", "SELECT coalesce(sum(cost_usd), 0) FROM flowrun.llm_calls WHERE run_uid = $1"},
+      // The running marker only counts re-executed bodies (a start that
+      // finds its row still "running" was interrupted). An agent crash loses
+      // nothing the server accepted, so the marker commits asynchronously
+      // (synchronous_commit off for this statement's own transaction, set
+      // inside it: no extra round trip) and a live checkpoint waits for one
+      // WAL flush, the completion's, not two. A database crash can lose the
+      // newest markers: a body re-run after that is not counted as
+      // re-executed (docs/runtime.md). Its output is never lost: the
+      // completion stays durable.
       {"checkpoint_started",
-       std::string(kFence) +
+       "WITH async AS (SELECT set_config('synchronous_commit', 'off', true)), " +
+           std::string(kFence).substr(5) +
            ", w AS (INSERT INTO flowrun.checkpoints AS c (run_uid, name, occurrence, kind, fingerprint, status,"
            "  attempt, epoch, started_at)"
            "  SELECT $1, $3, $4, $5, $6, 'running', $7, $2, now() FROM fence"
@@ -52,7 +62,8 @@ pg::Statements RunStoreStatements() {
            "   last_start_interrupted = (c.status = 'running'), started_at = now(), finished_at = NULL,"
            "   duration_ms = NULL, error = ''"
            "  RETURNING last_start_interrupted)"
-           " SELECT (SELECT count(*) FROM fence), (SELECT bool_or(last_start_interrupted) FROM w)"},
+           " SELECT (SELECT count(*) FROM fence), (SELECT bool_or(last_start_interrupted) FROM w),"
+           "  (SELECT count(*) FROM async)"},
       {"checkpoint_completed",
        std::string(kFence) +
            ", w AS (INSERT INTO flowrun.checkpoints AS c (run_uid, name, occurrence, kind, fingerprint, status,"
