@@ -99,7 +99,15 @@ Status ActionExecutor::Run(json& flowrun, const Action& action, RunAdmin* admin,
           if (s.ok() || kube::IsNotFound(s)) return Status();
           return s;
         } else if constexpr (std::is_same_v<T, PatchStatus>) {
-          auto r = kube_->MergePatch(kube::resources::FlowRuns(), ns, name, a.patch, /*status=*/true);
+          // The status was computed from the FlowRun as the cache showed it;
+          // its resourceVersion makes the patch conditional on that, so a
+          // decision taken on a stale copy (the controller's previous patch
+          // not yet in the cache) gets 409 and is made again, instead of
+          // writing an older status (conditions, attempts) over a newer one.
+          json patch = a.patch;
+          const std::string rv = Str(flowrun, "metadata", "resourceVersion");
+          if (!rv.empty()) patch["metadata"]["resourceVersion"] = rv;
+          auto r = kube_->MergePatch(kube::resources::FlowRuns(), ns, name, patch, /*status=*/true);
           if (!r.ok()) return r.status();
           Refresh(flowrun, *r);
           return Status();
