@@ -98,7 +98,7 @@ int main(int argc, char** argv) {
     po.conninfo = db_url;
     po.application_name = "flowrun-controller";
     Status m = Migrate(po);
-    if (!m.ok()) logger.Log("warn", "database migration failed; workers will retry", {{"error", m.ToString()}});
+    if (!m.ok()) logger.Log("warn", "database migration failed; the workers' first sessions migrate", {{"error", m.ToString()}});
   }
 
   ControllerConfig config = app::ToControllerConfig(f);
@@ -114,7 +114,14 @@ int main(int argc, char** argv) {
     po.conninfo = url;
     po.application_name = "flowrun-controller";
     po.connect_attempts = 2;
-    return OpenPostgresRunAdmin(po);
+    auto admin = OpenPostgresRunAdmin(po);
+    // The controller owns the schema: when the migration at start did not
+    // happen (the database was down then), a worker's first session does it.
+    if (!admin.ok() && admin.status().code() == StatusCode::kFailedPrecondition) {
+      if (Status m = Migrate(po); !m.ok()) return StatusOr<std::unique_ptr<RunAdmin>>(m);
+      admin = OpenPostgresRunAdmin(po);
+    }
+    return admin;
   };
   deps.log = &logger;
   deps.metrics = ctl_metrics.get();

@@ -38,6 +38,9 @@ export FLOWRUN_PRICE_TABLE=$root/examples/prices.yaml
 export FLOWRUN_TERMINATION_MESSAGE_PATH=$state/termination-message
 ctl() { "$bin/runtime-lib/flowrunctl" "$@"; }
 
+step "creating the schema: flowrunctl migrate (in Kubernetes the controller does this at start)"
+ctl migrate
+
 step "attempt 1: the agent researches, asks for approval, and exits"
 FLOWRUN_ATTEMPT=1 "$bin/examples/research-agent" 2>"$state/attempt-1.log" && echo "agent exited with code $?"
 echo "termination message: $(cat "$FLOWRUN_TERMINATION_MESSAGE_PATH")"

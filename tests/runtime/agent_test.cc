@@ -45,6 +45,8 @@ class AgentTest : public ::testing::Test {
   void SetUp() override {
     db_ = PostgresEnvironment::CreateDatabaseForCurrentTest();
     conninfo_ = PostgresEnvironment::Server().ConnectionString(db_);
+    // Agents never migrate: the controller does at start, as here.
+    ASSERT_TRUE(Migrate(PostgresOptions{.conninfo = conninfo_}).ok());
     llm_->Reset();
     dir_ = std::filesystem::temp_directory_path() / ("flowrun-agent-test-" + std::to_string(::getpid()) + "-" + db_);
     std::filesystem::create_directories(dir_);
@@ -519,7 +521,7 @@ TEST_F(AgentTest, APriceTableThatDoesNotParseIsAConfigError) {
   AgentRun r = Run(Env("prices-1", {{"scenario", "loop"}}));
   EXPECT_EQ(r.status.code, kExitConfigError);
   EXPECT_NE(r.term["error"].get<std::string>().find("price table"), std::string::npos) << r.term;
-  EXPECT_EQ(Count("SELECT count(*) FROM pg_namespace WHERE nspname = 'flowrun'"), 0);  // nothing touched
+  EXPECT_EQ(Count("SELECT count(*) FROM flowrun.runs"), 0);  // nothing touched
 }
 
 }  // namespace

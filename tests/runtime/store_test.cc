@@ -103,9 +103,17 @@ class StoreTest : public ::testing::Test {
     return o;
   }
 
-  std::unique_ptr<RunStore> Store(const PostgresOptions& o) { return Must(OpenPostgresRunStore(o), "OpenPostgresRunStore"); }
+  // Opening never migrates (the controller and `flowrunctl migrate` do): the
+  // test database is migrated first, as the controller would have.
+  std::unique_ptr<RunStore> Store(const PostgresOptions& o) {
+    MustOk(Migrate(o), "Migrate");
+    return Must(OpenPostgresRunStore(o), "OpenPostgresRunStore");
+  }
   std::unique_ptr<RunStore> Store() { return Store(Options()); }
-  std::unique_ptr<RunAdmin> Admin() { return Must(OpenPostgresRunAdmin(Options("flowrun-admin")), "OpenPostgresRunAdmin"); }
+  std::unique_ptr<RunAdmin> Admin() {
+    MustOk(Migrate(Options("flowrun-admin")), "Migrate");
+    return Must(OpenPostgresRunAdmin(Options("flowrun-admin")), "OpenPostgresRunAdmin");
+  }
 
   ExecutionStart Begin(RunStore& store, const std::string& uid, int attempt = 1,
                        std::optional<double> budget = std::nullopt) {
@@ -1509,6 +1517,34 @@ TEST_F(StoreTest, TheDatabaseRefusesWordsOutsideTheTypedSets) {
   // The words of the sets themselves are accepted.
   EXPECT_NO_THROW(Query("UPDATE flowrun.runs SET status = 'budget_exceeded', failure_reason = 'wait_timed_out'"
                         " WHERE run_uid = 'run-chk'"));
+}
+
+// Opening a store or an admin session never migrates: it reads the version
+// and says which command brings the database there.
+TEST_F(StoreTest, OpeningChecksTheSchemaVersionInsteadOfMigrating) {
+  for (int version : {0, 2}) {  // an empty database, then one an older flowrun left
+    if (version > 0) MustOk(MigrateTo(Options(), version));
+    auto store = OpenPostgresRunStore(Options());
+    ASSERT_FALSE(store.ok());
+    EXPECT_EQ(store.status().code(), StatusCode::kFailedPrecondition);
+    EXPECT_CONTAINS(store.status().message(), "flowrunctl migrate");
+    EXPECT_CONTAINS(store.status().message(), "version " + std::to_string(version));
+    auto admin = OpenPostgresRunAdmin(Options());
+    ASSERT_FALSE(admin.ok());
+    EXPECT_EQ(admin.status().code(), StatusCode::kFailedPrecondition);
+    // Nothing was created or upgraded by trying.
+    EXPECT_EQ(Count("SELECT count(*) FROM pg_namespace WHERE nspname = 'flowrun'"), version > 0 ? 1 : 0);
+    if (version > 0) EXPECT_EQ(Count("SELECT max(version) FROM flowrun.schema_migrations"), version);
+  }
+  MustOk(Migrate(Options()));
+  EXPECT_TRUE(OpenPostgresRunStore(Options()).ok());
+  // A database from a newer build is refused as clearly.
+  Query("INSERT INTO flowrun.schema_migrations (version, description) VALUES ($1, 'from the future')",
+        CurrentSchemaVersion() + 1);
+  auto newer = OpenPostgresRunAdmin(Options());
+  ASSERT_FALSE(newer.ok());
+  EXPECT_EQ(newer.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_CONTAINS(newer.status().message(), "newer than this build");
 }
 
 TEST_F(StoreTest, MigrateToRefusesAVersionThisBuildDoesNotHave) {

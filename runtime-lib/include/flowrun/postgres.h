@@ -2,7 +2,8 @@
 //
 // Tables live in the schema "flowrun", created and upgraded by versioned
 // migrations that Migrate() applies idempotently under an advisory lock, so
-// any number of processes may start at once. Every row is keyed by the run's
+// any number of processes may start at once. Only the controller (at start)
+// and `flowrunctl migrate` call it; opening a store checks the version. Every row is keyed by the run's
 // uid; DeleteRun() removes all of a run's rows.
 #pragma once
 
@@ -39,11 +40,16 @@ Status Migrate(const PostgresOptions& options);
 // kInvalidArgument for a version this build does not have.
 Status MigrateTo(const PostgresOptions& options, int version);
 
-// Connects (with bounded retries), migrates, and returns a store for one
-// execution. kUnavailable when the database stays unreachable;
-// kInvalidArgument for a malformed connection string.
+// Connects (with bounded retries), checks the schema version and returns a
+// store for one execution. They never migrate: migrating is the
+// controller's job at start (and `flowrunctl migrate`'s), so an agent
+// execution pays one cheap version read, not a migration under a global lock.
+// Errors: kUnavailable when the database stays unreachable; kInvalidArgument
+// for a malformed connection string; kFailedPrecondition when the schema is
+// behind (the message names `flowrunctl migrate`) or ahead of this build.
 StatusOr<std::unique_ptr<RunStore>> OpenPostgresRunStore(const PostgresOptions& options);
 
+// The same for the admin API (controller, flowrunctl, dashboards).
 StatusOr<std::unique_ptr<RunAdmin>> OpenPostgresRunAdmin(const PostgresOptions& options);
 
 }  // namespace flowrun

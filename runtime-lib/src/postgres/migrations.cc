@@ -329,6 +329,30 @@ ALTER TABLE flowrun.attempts ADD CONSTRAINT attempts_failure_reason_known
 
 int CurrentSchemaVersion() { return AllMigrations().back().version; }
 
+namespace pg {
+
+int SchemaVersionOf(pqxx::connection& c) {
+  pqxx::nontransaction tx(c);  // autocommit: a missing table aborts nothing
+  try {
+    return tx.exec("SELECT coalesce(max(version), 0) FROM flowrun.schema_migrations")[0][0].as<int>();
+  } catch (const pqxx::undefined_table&) {
+    return 0;  // flowrun's schema was never created here
+  }
+}
+
+Status CheckSchemaVersion(int version) {
+  const int want = CurrentSchemaVersion();
+  if (version == want) return Status::Ok();
+  if (version > want)
+    return FailedPrecondition("the database's flowrun schema is at version " + std::to_string(version) +
+                              ", newer than this build's " + std::to_string(want) + "; upgrade flowrun");
+  return FailedPrecondition("the database's flowrun schema is at version " + std::to_string(version) +
+                            ", this build needs " + std::to_string(want) +
+                            ": run `flowrunctl migrate` (or start flowrun-controller, which migrates at start)");
+}
+
+}  // namespace pg
+
 Status Migrate(const PostgresOptions& options) { return MigrateTo(options, CurrentSchemaVersion()); }
 
 Status MigrateTo(const PostgresOptions& options, int version) {

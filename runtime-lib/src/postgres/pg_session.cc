@@ -70,8 +70,8 @@ Status FromException(const std::exception& e, std::string_view what) {
   return Internal(msg);
 }
 
-PgSession::PgSession(PostgresOptions options, Statements statements)
-    : options_(std::move(options)), statements_(std::move(statements)) {
+PgSession::PgSession(PostgresOptions options, Statements statements, bool check_schema)
+    : options_(std::move(options)), statements_(std::move(statements)), check_schema_(check_schema) {
   if (options_.clock == nullptr) {
     owned_clock_ = std::make_unique<SystemClock>();
     clock_ = owned_clock_.get();
@@ -94,6 +94,8 @@ Status PgSession::Connect() {
   for (int i = 1; i <= attempts; ++i) {
     try {
       auto c = std::make_unique<pqxx::connection>(normalized_);
+      if (check_schema_)
+        if (Status v = CheckSchemaVersion(SchemaVersionOf(*c)); !v.ok()) return v;  // not an outage: no retry
       // libpqxx 6 prepares lazily; prepare_now sends each statement to the
       // server at connect, so a broken statement fails here, not mid-run.
       for (const auto& [name, sql] : statements_) {

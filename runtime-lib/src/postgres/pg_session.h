@@ -36,9 +36,20 @@ StatusOr<std::string> NormalizeConnectionString(const std::string& conninfo,
 // loss kUnavailable; constraint and data errors kInvalidArgument.
 Status FromException(const std::exception& e, std::string_view what);
 
+// The schema version of the database behind `c` (0: flowrun's schema does
+// not exist yet); one statement. Throws like any libpqxx call.
+int SchemaVersionOf(pqxx::connection& c);
+
+// OK when `version` is exactly the schema this build expects; else
+// kFailedPrecondition saying which command brings the database there.
+Status CheckSchemaVersion(int version);
+
 class PgSession {
  public:
-  PgSession(PostgresOptions options, Statements statements);
+  // check_schema: every (re)connect first reads the schema version and fails
+  // with CheckSchemaVersion's error before preparing anything — what opening
+  // a store or an admin session does instead of migrating.
+  PgSession(PostgresOptions options, Statements statements, bool check_schema = false);
   ~PgSession();
 
   // Connects, retrying up to options.connect_attempts times.
@@ -76,6 +87,7 @@ class PgSession {
  private:
   PostgresOptions options_;
   Statements statements_;
+  bool check_schema_ = false;
   std::unique_ptr<SystemClock> owned_clock_;
   Clock* clock_;
   std::string normalized_;

@@ -130,7 +130,7 @@ StatusOr<T> Flatten(StatusOr<StatusOr<T>> r) {
 
 class PostgresRunAdmin final : public RunAdmin {
  public:
-  explicit PostgresRunAdmin(const PostgresOptions& options) : session_(options, RunAdminStatements()) {}
+  explicit PostgresRunAdmin(const PostgresOptions& options) : session_(options, RunAdminStatements(), /*check_schema=*/true) {}
   Status Connect() { return session_.Connect(); }
 
   StatusOr<RunState> GetRun(const std::string& uid) override {
@@ -380,7 +380,6 @@ class PostgresRunAdmin final : public RunAdmin {
 }  // namespace
 
 StatusOr<std::unique_ptr<RunAdmin>> OpenPostgresRunAdmin(const PostgresOptions& options) {
-  FLOWRUN_RETURN_IF_ERROR(Migrate(options));
   auto admin = std::make_unique<PostgresRunAdmin>(options);
   FLOWRUN_RETURN_IF_ERROR(admin->Connect());
   return std::unique_ptr<RunAdmin>(std::move(admin));

@@ -172,7 +172,7 @@ Status Fenced(const std::string& uid, int64_t epoch) {
 
 class PostgresRunStore final : public RunStore {
  public:
-  explicit PostgresRunStore(const PostgresOptions& options) : session_(options, RunStoreStatements()) {}
+  explicit PostgresRunStore(const PostgresOptions& options) : session_(options, RunStoreStatements(), /*check_schema=*/true) {}
 
   Status Connect() { return session_.Connect(); }
 
@@ -458,7 +458,6 @@ Usage& Usage::operator+=(const Usage& o) {
 }
 
 StatusOr<std::unique_ptr<RunStore>> OpenPostgresRunStore(const PostgresOptions& options) {
-  FLOWRUN_RETURN_IF_ERROR(Migrate(options));
   auto store = std::make_unique<PostgresRunStore>(options);
   FLOWRUN_RETURN_IF_ERROR(store->Connect());
   return std::unique_ptr<RunStore>(std::move(store));
