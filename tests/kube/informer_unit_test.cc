@@ -431,7 +431,8 @@ TEST(InformerScripted, PagedListAppliesPagesAndRestartsOnExpiredContinue) {
     tokens.push_back(o.continue_token);
   }
   EXPECT_EQ(tokens, (std::vector<std::string>{"", "2", "", "2", "", "2", "4"}));
-  ASSERT_FALSE(fc.WatchCalls().empty());
+  // The watch starts after the sync, on the informer's thread: wait for it.
+  ASSERT_TRUE(Eventually([&] { return !fc.WatchCalls().empty(); }, 5s));
   EXPECT_EQ(fc.WatchCalls()[0].rv, "9") << "the watch starts at the list's resourceVersion";
 }
 
