@@ -12,14 +12,19 @@ namespace flowrun {
 namespace {
 
 // One JSON object per line on stderr: what a log collector expects. Never
-// carries the connection string or the API key.
+// carries the connection string or the API key. The line and its newline go
+// out in one write: std::cerr is unbuffered, so `<< line << std::endl` would be
+// two writes, and a reader merging stdout and stderr (buildah, a container
+// runtime's log pipe) can slip the other stream's bytes between them.
 void Log(const RunEnvironment& env, const std::string& level, const std::string& msg,
          nlohmann::json fields = nlohmann::json::object()) {
   fields["level"] = level;
   fields["msg"] = msg;
   fields["run"] = env.run.uid;
   fields["attempt"] = env.attempt;
-  std::cerr << fields.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
+  std::string line = fields.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  line += '\n';
+  std::cerr << line << std::flush;
 }
 
 int Report(const RunEnvironment& env, Outcome o) {

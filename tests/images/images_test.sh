@@ -69,7 +69,7 @@ check "agent image: research-agent and flowrunctl find every shared library" \
 check "agent image: flowrunctl runs" expect_ok run_in "$agent" /usr/local/bin/flowrunctl --help
 check "agent image: research-agent without FLOWRUN_RUN_UID exits 2 with config_error" bash -c \
   "$(declare -f b); b run --isolation chroot --env FLOWRUN_TERMINATION_MESSAGE_PATH=/tmp/term '$agent' -- \
-     sh -c '/usr/local/bin/research-agent; echo exit=\$?; cat /tmp/term' >'$OUT.agent' 2>&1;
+     sh -c '/usr/local/bin/research-agent 2>/tmp/err; echo exit=\$?; cat /tmp/err /tmp/term' >'$OUT.agent' 2>&1;
    grep -q '^exit=2' '$OUT.agent' && grep -q config_error '$OUT.agent' && grep -q FLOWRUN_RUN_UID '$OUT.agent' ||
    { cat '$OUT.agent' >&2; exit 1; }"
 

@@ -31,9 +31,12 @@ void Logger::Log(const std::string& level, const std::string& msg, const json& f
   line["msg"] = msg;
   if (fields.is_object())
     for (auto it = fields.begin(); it != fields.end(); ++it) line[it.key()] = it.value();
+  // Line and newline in one write: std::cerr is unbuffered, and two writes let
+  // another writer's bytes land between them.
   std::string text = line.dump(-1, ' ', false, json::error_handler_t::replace);
+  text += '\n';
   std::lock_guard<std::mutex> lock(mu_);
-  *out_ << text << '\n' << std::flush;
+  *out_ << text << std::flush;
 }
 
 }  // namespace flowrun::controller::app
