@@ -48,6 +48,7 @@
 #include "flowrun/postgres.h"
 #include "flowrun/price_table.h"
 #include "flowrun/run_store.h"
+#include "postgres/checkpoint_sql.h"  // runtime-lib/src: the statement the diagnostic strips the fence from
 #include "support/postgres_server.h"
 
 namespace {
@@ -261,20 +262,9 @@ constexpr const char* kBaselineBump = "UPDATE bench_fence SET epoch = epoch + 1 
 // Diagnostic only: flowrun's checkpoint_completed statement with the fence CTE
 // removed (same row, same upsert), to split the cost between "a wider row with
 // an upsert" and "the fence".
-constexpr const char* kUnfencedUpsert =
-    "INSERT INTO flowrun.checkpoints AS c (run_uid, name, occurrence, kind, fingerprint, status,"
-    "  output, attempt, epoch, started_at, finished_at, duration_ms, llm_calls, input_tokens,"
-    "  output_tokens, cached_tokens, cost_usd, unknown_cost_calls)"
-    " VALUES ($1, $3, $4, $5, $6, 'completed', $7::jsonb, $8, $2, to_timestamp($9), to_timestamp($10),"
-    "   $11, $12, $13, $14, $15, $16, $17)"
-    " ON CONFLICT (run_uid, name, occurrence) DO UPDATE SET kind = EXCLUDED.kind,"
-    "   fingerprint = EXCLUDED.fingerprint, status = 'completed', output = EXCLUDED.output,"
-    "   attempt = EXCLUDED.attempt, epoch = EXCLUDED.epoch, started_at = EXCLUDED.started_at,"
-    "   finished_at = EXCLUDED.finished_at, duration_ms = EXCLUDED.duration_ms,"
-    "   llm_calls = EXCLUDED.llm_calls, input_tokens = EXCLUDED.input_tokens,"
-    "   output_tokens = EXCLUDED.output_tokens, cached_tokens = EXCLUDED.cached_tokens,"
-    "   cost_usd = EXCLUDED.cost_usd, unknown_cost_calls = EXCLUDED.unknown_cost_calls, error = ''"
-    " RETURNING 1";
+const std::string kUnfencedUpsert = std::string(flowrun::pg::sql::kCompletedInsert) + " VALUES (" +
+                                    flowrun::pg::sql::kCompletedValues + ")" +
+                                    flowrun::pg::sql::kCompletedOnConflict + " RETURNING 1";
 
 std::unique_ptr<pqxx::connection> OpenBaseline(const std::string& conninfo) {
   auto c = std::make_unique<pqxx::connection>(conninfo);

@@ -9,26 +9,32 @@ namespace {
 
 pg::Statements RunAdminStatements() {
   return {
-      {"run_row",
-       "SELECT namespace, name, flow, status, epoch, attempt, budget_usd, result::text, error, open_wait,"
-       " failure_reason"
-       " FROM flowrun.runs WHERE run_uid = $1"},
-      {"run_spent",
-       "SELECT count(*), coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0),"
-       " coalesce(sum(cached_tokens), 0), coalesce(sum(cost_usd), 0), count(*) FILTER (WHERE cost_usd IS NULL)"
-       " FROM flowrun.llm_calls WHERE run_uid = $1"},
-      {"run_attempts",
-       "SELECT epoch, attempt, extract(epoch FROM started_at), extract(epoch FROM finished_at), outcome, error,"
-       " live_checkpoints, cached_checkpoints, reexecuted_checkpoints, saved_llm_calls, saved_input_tokens,"
-       " saved_output_tokens, saved_cached_tokens, saved_usd, failure_reason"
-       " FROM flowrun.attempts WHERE run_uid = $1 ORDER BY epoch"},
-      {"run_completed_count",
-       "SELECT count(*) FROM flowrun.checkpoints WHERE run_uid = $1 AND status = 'completed'"},
-      {"open_wait",
-       "SELECT name, occurrence, question, schema::text, extract(epoch FROM asked_at), extract(epoch FROM deadline),"
-       " on_timeout, default_answer::text, answer IS NOT NULL"
-       " FROM flowrun.waits WHERE run_uid = $1 AND question IS NOT NULL AND consumed_at IS NULL"
-       " ORDER BY asked_at DESC LIMIT 1"},
+      // Everything GetRun returns, in one statement: one round trip and one
+      // snapshot (a statement sees one), where five statements in a
+      // transaction took seven. The attempts come as a JSON array of arrays
+      // (column order of kAttemptColumns below).
+      {"run_state",
+       "SELECT r.namespace, r.name, r.flow, r.status, r.epoch, r.attempt, r.budget_usd, r.result::text, r.error,"
+       "  r.failure_reason,"
+       "  s.calls, s.input_tokens, s.output_tokens, s.cached_tokens, s.cost_usd, s.unknown_cost_calls,"
+       "  (SELECT count(*) FROM flowrun.checkpoints WHERE run_uid = $1 AND status = 'completed'),"
+       "  w.name, w.occurrence, w.question, w.schema::text, extract(epoch FROM w.asked_at),"
+       "  extract(epoch FROM w.deadline), w.on_timeout, w.default_answer::text, w.answer IS NOT NULL,"
+       "  (SELECT coalesce(json_agg(json_build_array(a.epoch, a.attempt, extract(epoch FROM a.started_at),"
+       "     extract(epoch FROM a.finished_at), a.outcome, a.error, a.live_checkpoints, a.cached_checkpoints,"
+       "     a.reexecuted_checkpoints, a.saved_llm_calls, a.saved_input_tokens, a.saved_output_tokens,"
+       "     a.saved_cached_tokens, a.saved_usd, a.failure_reason) ORDER BY a.epoch), '[]')::text"
+       "   FROM flowrun.attempts a WHERE a.run_uid = $1)"
+       " FROM flowrun.runs r"
+       " CROSS JOIN LATERAL (SELECT count(*) AS calls, coalesce(sum(input_tokens), 0) AS input_tokens,"
+       "   coalesce(sum(output_tokens), 0) AS output_tokens, coalesce(sum(cached_tokens), 0) AS cached_tokens,"
+       "   coalesce(sum(cost_usd), 0) AS cost_usd, count(*) FILTER (WHERE cost_usd IS NULL) AS unknown_cost_calls"
+       "   FROM flowrun.llm_calls WHERE run_uid = $1) s"
+       " LEFT JOIN LATERAL (SELECT name, occurrence, question, schema, asked_at, deadline, on_timeout,"
+       "   default_answer, answer FROM flowrun.waits"
+       "   WHERE run_uid = $1 AND question IS NOT NULL AND consumed_at IS NULL"
+       "   ORDER BY asked_at DESC LIMIT 1) w ON true"
+       " WHERE r.run_uid = $1"},
       {"lock_run", "SELECT status FROM flowrun.runs WHERE run_uid = $1 FOR UPDATE"},
       {"ensure_run",
        "INSERT INTO flowrun.runs (run_uid) VALUES ($1) ON CONFLICT DO NOTHING"},
@@ -122,6 +128,42 @@ ArtifactInfo ArtifactInfoFromRow(const pqxx::row& r) {
   return a;
 }
 
+// The attempts column of run_state: a JSON array of
+// [epoch, attempt, started_at, finished_at, outcome, error, live, cached,
+//  reexecuted, saved calls, saved in, saved out, saved cached, saved usd,
+//  failure_reason] arrays, oldest first. Times are epoch seconds (null:
+// still running).
+StatusOr<std::vector<AttemptRecord>> AttemptsFromJson(const std::string& uid, const char* text) {
+  std::vector<AttemptRecord> out;
+  nlohmann::json rows = nlohmann::json::parse(text);
+  for (const auto& a : rows) {
+    AttemptRecord rec;
+    rec.epoch = a[0].get<int64_t>();
+    rec.attempt = a[1].get<int>();
+    rec.started_at = pg::FromEpochSeconds(a[2].get<double>());
+    if (!a[3].is_null()) rec.finished_at = pg::FromEpochSeconds(a[3].get<double>());
+    const std::string outcome = a[4].get<std::string>();
+    if (outcome != "running") {
+      rec.outcome = ParseOutcomeKind(outcome);
+      if (!rec.outcome)
+        return DataLoss("attempt " + std::to_string(rec.attempt) + " of run " + uid + " has outcome '" + outcome +
+                        "', which this build does not know");
+    }
+    rec.error = a[5].get<std::string>();
+    rec.live_checkpoints = a[6].get<int64_t>();
+    rec.cached_checkpoints = a[7].get<int64_t>();
+    rec.reexecuted_checkpoints = a[8].get<int64_t>();
+    rec.saved.llm_calls = a[9].get<int64_t>();
+    rec.saved.input_tokens = a[10].get<int64_t>();
+    rec.saved.output_tokens = a[11].get<int64_t>();
+    rec.saved.cached_tokens = a[12].get<int64_t>();
+    rec.saved.cost_usd = a[13].get<double>();
+    rec.reason = ParseFailureReason(a[14].get<std::string>()).value_or(FailureReason::kFlowFailed);
+    out.push_back(std::move(rec));
+  }
+  return out;
+}
+
 template <typename T>
 StatusOr<T> Flatten(StatusOr<StatusOr<T>> r) {
   if (!r.ok()) return r.status();
@@ -135,70 +177,49 @@ class PostgresRunAdmin final : public RunAdmin {
 
   StatusOr<RunState> GetRun(const std::string& uid) override {
     return Flatten(session_.Run("reading a run", true, [&](pqxx::connection& c) -> StatusOr<RunState> {
-      pqxx::work tx(c);  // one snapshot for a consistent picture
-      pqxx::result r = tx.exec_prepared("run_row", uid);
-      if (r.empty()) return NotFound("run " + uid + " has no state in the database");
+      pqxx::nontransaction tx(c);  // one statement: one snapshot
+      pqxx::result res = tx.exec_prepared("run_state", uid);
+      if (res.empty()) return NotFound("run " + uid + " has no state in the database");
+      const pqxx::row& r = res[0];
       RunState s;
       s.uid = uid;
-      s.namespace_ = r[0][0].as<std::string>();
-      s.name = r[0][1].as<std::string>();
-      s.flow = r[0][2].as<std::string>();
-      auto status = ParseRunStatus(r[0][3].as<std::string>());
-      if (!status) return DataLoss("run " + uid + " has status '" + r[0][3].as<std::string>() +
+      s.namespace_ = r[0].as<std::string>();
+      s.name = r[1].as<std::string>();
+      s.flow = r[2].as<std::string>();
+      auto status = ParseRunStatus(r[3].as<std::string>());
+      if (!status) return DataLoss("run " + uid + " has status '" + r[3].as<std::string>() +
                                    "', which this build does not know");
       s.status = *status;
-      s.failure_reason = ParseFailureReason(r[0][10].as<std::string>()).value_or(FailureReason::kFlowFailed);
-      s.epoch = r[0][4].as<int64_t>();
-      s.attempt = r[0][5].as<int>();
-      if (!r[0][6].is_null()) s.budget_usd = r[0][6].as<double>();
-      if (!r[0][7].is_null()) s.result = nlohmann::json::parse(r[0][7].c_str());
-      s.error = r[0][8].as<std::string>();
-      s.spent = UsageFromRow(tx.exec_prepared("run_spent", uid)[0], 0);
-      for (const auto& a : tx.exec_prepared("run_attempts", uid)) {
-        AttemptRecord rec;
-        rec.epoch = a[0].as<int64_t>();
-        rec.attempt = a[1].as<int>();
-        rec.started_at = pg::FromEpochSeconds(a[2].as<double>());
-        rec.finished_at = OptTime(a[3]);
-        const std::string outcome = a[4].as<std::string>();
-        if (outcome != "running") {
-          rec.outcome = ParseOutcomeKind(outcome);
-          if (!rec.outcome)
-            return DataLoss("attempt " + std::to_string(rec.attempt) + " of run " + uid + " has outcome '" +
-                            outcome + "', which this build does not know");
-        }
-        rec.reason = ParseFailureReason(a[14].as<std::string>()).value_or(FailureReason::kFlowFailed);
-        rec.error = a[5].as<std::string>();
-        rec.live_checkpoints = a[6].as<int64_t>();
-        rec.cached_checkpoints = a[7].as<int64_t>();
-        rec.reexecuted_checkpoints = a[8].as<int64_t>();
-        rec.saved.llm_calls = a[9].as<int64_t>();
-        rec.saved.input_tokens = a[10].as<int64_t>();
-        rec.saved.output_tokens = a[11].as<int64_t>();
-        rec.saved.cached_tokens = a[12].as<int64_t>();
-        rec.saved.cost_usd = a[13].as<double>();
+      s.epoch = r[4].as<int64_t>();
+      s.attempt = r[5].as<int>();
+      if (!r[6].is_null()) s.budget_usd = r[6].as<double>();
+      if (!r[7].is_null()) s.result = nlohmann::json::parse(r[7].c_str());
+      s.error = r[8].as<std::string>();
+      s.failure_reason = ParseFailureReason(r[9].as<std::string>()).value_or(FailureReason::kFlowFailed);
+      s.spent = UsageFromRow(r, 10);
+      s.checkpoints_completed = r[16].as<int64_t>();
+      auto attempts = AttemptsFromJson(uid, r[26].c_str());
+      if (!attempts.ok()) return attempts.status();
+      for (AttemptRecord& rec : *attempts) {
         s.live_checkpoints += rec.live_checkpoints;
         s.cached_checkpoints += rec.cached_checkpoints;
         s.reexecuted_checkpoints += rec.reexecuted_checkpoints;
         s.saved += rec.saved;
         s.attempts.push_back(std::move(rec));
       }
-      s.checkpoints_completed = tx.exec_prepared("run_completed_count", uid)[0][0].as<int64_t>();
-      pqxx::result w = tx.exec_prepared("open_wait", uid);
       bool can_answer = !IsTerminal(s.status);
-      if (can_answer && !w.empty() && !w[0][8].as<bool>()) {
+      if (can_answer && !r[17].is_null() && !r[25].as<bool>()) {
         OpenWait ow;
-        ow.name = w[0][0].as<std::string>();
-        ow.occurrence = w[0][1].as<int>();
-        ow.question = w[0][2].as<std::string>();
-        ow.schema = w[0][3].is_null() ? nlohmann::json::object() : nlohmann::json::parse(w[0][3].c_str());
-        ow.asked_at = pg::FromEpochSeconds(w[0][4].as<double>());
-        ow.deadline = OptTime(w[0][5]);
-        ow.on_timeout = ParseOnTimeout(w[0][6].as<std::string>()).value_or(OnTimeout::kFail);
-        if (!w[0][7].is_null()) ow.default_answer = nlohmann::json::parse(w[0][7].c_str());
+        ow.name = r[17].as<std::string>();
+        ow.occurrence = r[18].as<int>();
+        ow.question = r[19].as<std::string>();
+        ow.schema = r[20].is_null() ? nlohmann::json::object() : nlohmann::json::parse(r[20].c_str());
+        ow.asked_at = pg::FromEpochSeconds(r[21].as<double>());
+        ow.deadline = OptTime(r[22]);
+        ow.on_timeout = ParseOnTimeout(r[23].as<std::string>()).value_or(OnTimeout::kFail);
+        if (!r[24].is_null()) ow.default_answer = nlohmann::json::parse(r[24].c_str());
         s.open_wait = std::move(ow);
       }
-      tx.commit();
       return s;
     }));
   }

@@ -10,6 +10,7 @@
 #include <cstdio>
 
 #include "flowrun/schema_validator.h"
+#include "postgres/checkpoint_sql.h"
 #include "postgres/pg_session.h"
 
 namespace flowrun {
@@ -65,20 +66,8 @@ pg::Statements RunStoreStatements() {
            " SELECT (SELECT count(*) FROM fence), (SELECT bool_or(last_start_interrupted) FROM w),"
            "  (SELECT count(*) FROM async)"},
       {"checkpoint_completed",
-       std::string(kFence) +
-           ", w AS (INSERT INTO flowrun.checkpoints AS c (run_uid, name, occurrence, kind, fingerprint, status,"
-           "  output, attempt, epoch, started_at, finished_at, duration_ms, llm_calls, input_tokens,"
-           "  output_tokens, cached_tokens, cost_usd, unknown_cost_calls)"
-           "  SELECT $1, $3, $4, $5, $6, 'completed', $7::jsonb, $8, $2, to_timestamp($9), to_timestamp($10),"
-           "   $11, $12, $13, $14, $15, $16, $17 FROM fence"
-           "  ON CONFLICT (run_uid, name, occurrence) DO UPDATE SET kind = EXCLUDED.kind,"
-           "   fingerprint = EXCLUDED.fingerprint, status = 'completed', output = EXCLUDED.output,"
-           "   attempt = EXCLUDED.attempt, epoch = EXCLUDED.epoch, started_at = EXCLUDED.started_at,"
-           "   finished_at = EXCLUDED.finished_at, duration_ms = EXCLUDED.duration_ms,"
-           "   llm_calls = EXCLUDED.llm_calls, input_tokens = EXCLUDED.input_tokens,"
-           "   output_tokens = EXCLUDED.output_tokens, cached_tokens = EXCLUDED.cached_tokens,"
-           "   cost_usd = EXCLUDED.cost_usd, unknown_cost_calls = EXCLUDED.unknown_cost_calls, error = ''"
-           "  RETURNING 1)"
+       std::string(kFence) + ", w AS (" + pg::sql::kCompletedInsert + " SELECT" + pg::sql::kCompletedValues +
+           " FROM fence" + pg::sql::kCompletedOnConflict + " RETURNING 1)" +
            " SELECT (SELECT count(*) FROM fence), (SELECT count(*) FROM w)"},
       {"checkpoint_row",
        "SELECT status, epoch, fingerprint, last_start_interrupted FROM flowrun.checkpoints"
