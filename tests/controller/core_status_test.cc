@@ -114,6 +114,35 @@ TEST(Status, LastTransitionTimeChangesOnlyWhenTheStatusFlips) {
   EXPECT_EQ((*w.condition("Completed"))["reason"], "WaitingForAnswer");
 }
 
+// The loop set ReconcileError=True after a pass the core could not decide
+// (flowrun_controller.cc); the next pass that decides ends it in its own
+// status patch: False, reason Reconciled, a new lastTransitionTime. Once
+// False it stays untouched (Step checks the pass after is a no-op).
+TEST(Status, StaleReconcileErrorIsSetFalseByTheNextPass) {
+  World w = RunningWorld();
+  w.status()["conditions"].push_back({{"type", "ReconcileError"}, {"status", "True"}, {"reason", "InternalError"},
+                                      {"message", "reconcile failed: boom"}, {"lastTransitionTime", Ts(5)}});
+  w.now = At(50);
+  auto r = w.Step();
+  const fc::PatchStatus* p = r.Find<fc::PatchStatus>();
+  ASSERT_NE(p, nullptr) << r.Describe();
+  ASSERT_TRUE(p->patch["status"].contains("conditions")) << r.Describe();
+  const json* c = w.condition("ReconcileError");
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ((*c)["status"], "False");
+  EXPECT_EQ((*c)["reason"], "Reconciled");
+  EXPECT_EQ((*c)["lastTransitionTime"], Ts(50));
+  EXPECT_EQ((*w.condition("Completed"))["status"], "False");  // the others are kept
+  w.now = At(60);
+  EXPECT_TRUE(w.Reconcile().actions.empty()) << w.Reconcile().Describe();
+}
+
+// A FlowRun that never had a ReconcileError gets none.
+TEST(Status, NoReconcileErrorConditionWithoutAnEarlierError) {
+  World w = RunningWorld();
+  EXPECT_EQ(w.condition("ReconcileError"), nullptr);
+}
+
 TEST(Status, PatchTouchesOnlyChangedOwnedFields) {
   World w = RunningWorld();
   w.status()["somebodyElses"] = "keep";

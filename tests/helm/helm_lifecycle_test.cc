@@ -42,7 +42,10 @@ class HelmLifecycle : public ::testing::Test {
   static void SetUpTestSuite() {
     E2eWorld& w = E2eWorld::Get({.apply_crds = false, .start_controller = false});
     w.cluster->CreateNamespace(kReleaseNs);
-    Helm(w, {"install", "flowrun", FLOWRUN_SOURCE_DIR "/helm/flowrun", "-n", kReleaseNs, "--set", "replicaCount=0"});
+    // No migrate hook: nodesim runs only the research agent's image, and the
+    // controller this test starts migrates at start anyway.
+    Helm(w, {"install", "flowrun", FLOWRUN_SOURCE_DIR "/helm/flowrun", "-n", kReleaseNs, "--set", "replicaCount=0",
+             "--set", "migrate.enabled=false"});
     std::string sa = w.cluster->ServiceAccountKubeconfig(kReleaseNs, kServiceAccount);
     w.StartController({.kubeconfig = sa,
                        .args = {"--leader-elect", "--leader-election-namespace", kReleaseNs,

@@ -9,6 +9,8 @@
 #      enforces Pod Security "restricted"; the pods of the Deployment and the
 #      StatefulSet are admitted there as Pods (and a pod without the security
 #      context is not: the enforcement is real).
+#      The migrate hook Job (flowrunctl migrate) renders as a Helm hook, takes the URL from the
+#      controller's Secret, is admitted under "restricted", and runs before anything else installs.
 #   3. helm install; the controller ServiceAccount's `kubectl auth can-i --list`
 #      (with a TokenRequest token) equals tests/helm/controller-permissions.txt.
 #   4. People (client certificates): author, viewer, approver, approvers lists,
@@ -51,7 +53,7 @@ check "helm lint --strict with every optional part on" expect_ok "$H" lint --str
   --set postgresql.enabled=true,controller.watchNamespace=$NS,metrics.serviceMonitor.enabled=true \
   --set metrics.prometheusRule.enabled=true,metrics.grafanaDashboard.enabled=true,controller.agent.runAsUser=1000
 check "helm template with the defaults" render_to "$DIR/default.yaml"
-check "... renders the CRD-less chart: Deployment, RBAC, Lease, policies, Service, prices, PDB" eq \
+check "... renders the CRD-less chart: Deployment, migrate hook Job, RBAC, Lease, policies, Service, prices, PDB" eq \
   "ClusterRole flowrun-approver
 ClusterRole flowrun-author
 ClusterRole flowrun-controller
@@ -59,6 +61,7 @@ ClusterRole flowrun-viewer
 ClusterRoleBinding flowrun-controller
 ConfigMap flowrun-prices
 Deployment flowrun-controller
+Job flowrun-migrate
 Lease flowrun-controller
 PodDisruptionBudget flowrun-controller
 Role flowrun-controller-leader-election
@@ -83,6 +86,30 @@ check "Deployment: the database URL only from the Secret (env), never a flag or 
 check "Deployment: liveness and readiness probes on /healthz" bash -c \
   "'$M' get Deployment flowrun-controller spec.template.spec.containers.0.livenessProbe.httpGet.path <'$DIR/default.yaml' | grep -qx /healthz &&
    '$M' get Deployment flowrun-controller spec.template.spec.containers.0.readinessProbe.httpGet.path <'$DIR/default.yaml' | grep -qx /healthz"
+# The migrate hook: flowrunctl migrate from the agent image before install and upgrade.
+APP_VERSION=$(awk '/^appVersion:/ { gsub(/"/, "", $2); print $2 }' "$CHART/Chart.yaml")
+job() { "$M" get Job flowrun-migrate "$2" <"$1"; }
+check "migrate hook: a pre-install,pre-upgrade Job, replaced on the next run and deleted on success" bash -c \
+  "$(declare -f job); M='$M'
+   [[ \$(job '$DIR/default.yaml' 'metadata.annotations.helm.sh/hook') == pre-install,pre-upgrade ]] &&
+   [[ \$(job '$DIR/default.yaml' 'metadata.annotations.helm.sh/hook-delete-policy') == before-hook-creation,hook-succeeded ]]"
+check "migrate hook: runs flowrunctl migrate from the agent image (the chart's version)" bash -c \
+  "$(declare -f job); M='$M'
+   [[ \$(job '$DIR/default.yaml' spec.template.spec.containers.0.command) == '[\"/usr/local/bin/flowrunctl\", \"migrate\"]' ]] &&
+   [[ \$(job '$DIR/default.yaml' spec.template.spec.containers.0.image) == flowrun/agent-runtime:$APP_VERSION ]] &&
+   [[ \$(job '$DIR/default.yaml' spec.template.spec.restartPolicy) == Never ]]"
+check "migrate hook: the database URL only from the controller's Secret (env), no API token" bash -c \
+  "$(declare -f job); M='$M'
+   [[ \$(job '$DIR/default.yaml' spec.template.spec.containers.0.env) == \"\$('$M' get Deployment flowrun-controller spec.template.spec.containers.0.env <'$DIR/default.yaml')\" ]] &&
+   [[ \$(job '$DIR/default.yaml' spec.template.spec.automountServiceAccountToken) == false ]] &&
+   ! job '$DIR/default.yaml' spec.template.spec.containers.0.args 2>/dev/null"
+check "migrate hook: migrate.enabled=false renders no Job" bash -c \
+  "! '$H' template flowrun '$CHART' -n $RNS --set migrate.enabled=false | '$M' kinds | grep -q '^Job '"
+check "migrate hook: with the bundled PostgreSQL, on upgrades only (its database starts with the release)" bash -c \
+  "'$H' template flowrun '$CHART' -n $RNS --set postgresql.enabled=true | '$M' get Job flowrun-migrate 'metadata.annotations.helm.sh/hook' | grep -qx pre-upgrade &&
+   '$H' template flowrun '$CHART' -n $RNS --set postgresql.enabled=true | '$M' get Job flowrun-migrate spec.template.spec.containers.0.env.0.valueFrom.secretKeyRef.name | grep -qx flowrun-postgresql"
+check "schema: a database URL is not a migrate value either" expect_reject "/migrate" "additional properties 'url' not allowed" -- \
+  render --set migrate.url=postgresql://u:p@h/db
 check "schema: an unknown value is refused" expect_reject "additional properties 'replicas' not allowed" -- render --set replicas=3
 check "schema: a database URL is not a value" expect_reject "/database" "additional properties 'url' not allowed" -- \
   render --set database.url=postgresql://u:p@h/db
@@ -152,7 +179,9 @@ check "bundled PostgreSQL: its Secret is the controller's database, marked kept 
    '$M' get StatefulSet flowrun-postgresql spec.persistentVolumeClaimRetentionPolicy.whenDeleted <'$DIR/full.yaml' | grep -qx Retain"
 "$M" pod Deployment flowrun-controller <"$DIR/default.yaml" >"$DIR/controller-pod.json"
 "$M" pod StatefulSet flowrun-postgresql <"$DIR/full.yaml" >"$DIR/postgresql-pod.json"
+"$M" pod Job flowrun-migrate <"$DIR/default.yaml" >"$DIR/migrate-pod.json"
 check "the controller's pod is admitted under Pod Security restricted (enforced)" dry_run "$DIR/controller-pod.json" -n "$RNS"
+check "the migrate hook's pod is admitted under Pod Security restricted (enforced)" dry_run "$DIR/migrate-pod.json" -n "$RNS"
 check "the bundled PostgreSQL's pod is admitted under Pod Security restricted" bash -c \
   "'$K' create --dry-run=server -n $NS -f '$DIR/postgresql-pod.json' >'$OUT' 2>&1 || { cat '$OUT' >&2; exit 1; }"
 python3 -c 'import json,sys; p=json.load(open(sys.argv[1])); p["spec"].pop("securityContext"); [c.pop("securityContext") for c in p["spec"]["containers"]]; print(json.dumps(p))' \
@@ -161,7 +190,16 @@ check "... while the same pod without its security context is refused (the enfor
   expect_reject 'violates PodSecurity "restricted' -- "$K" create --dry-run=server -n "$RNS" -f "$DIR/insecure-pod.json"
 
 # ---------------------------------------------------------------- 3. install, the controller's permissions
-check "helm install flowrun -n $RNS" expect_ok "$H" install flowrun "$CHART" -n "$RNS"
+# The hook runs first: helm creates its Job and waits for it before applying anything else. No
+# kubelet runs here, so the Job never finishes and the install times out with nothing else applied.
+check "helm install runs the migrate hook Job first and applies nothing before it succeeded" bash -c \
+  "! '$H' install hooked '$CHART' -n $RNS --timeout 20s >'$OUT' 2>&1 &&
+   '$K' -n $RNS get job hooked-flowrun-migrate -o jsonpath='{.spec.template.spec.containers[0].command}' | grep -qF flowrunctl &&
+   ! '$K' -n $RNS get deployment hooked-flowrun-controller >/dev/null 2>&1"
+"$H" uninstall hooked -n "$RNS" --no-hooks >/dev/null 2>&1
+"$K" -n "$RNS" delete job hooked-flowrun-migrate --ignore-not-found >/dev/null
+# The rest installs without the hook (it could not finish here); the controller migrates at start.
+check "helm install flowrun -n $RNS (migrate hook off)" expect_ok "$H" install flowrun "$CHART" -n "$RNS" --set migrate.enabled=false
 check "NOTES tell the next kubectl command" contains "$OUT" "kubectl -n $RNS rollout status deployment/flowrun-controller" \
   "create secret generic flowrun-database"
 check "helm status: deployed" bash -c "'$H' status flowrun -n $RNS | grep -q 'STATUS: deployed'"

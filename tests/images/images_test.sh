@@ -7,6 +7,8 @@
 #   - every binary finds its shared libraries (ldd in the image);
 #   - the agent image's research-agent starts and fails cleanly without its
 #     environment (exit 2, config_error naming FLOWRUN_RUN_UID); flowrunctl runs;
+#   - the Helm chart's migrate hook command (from helm template) migrates a
+#     private PostgreSQL from the agent image, idempotently;
 #   - the controller image's flowrun-controller, started inside the image with
 #     the exact flags of the Helm chart's Deployment against a real
 #     kube-apiserver (tests/cluster) and a private PostgreSQL, answers /healthz,
@@ -99,6 +101,20 @@ mapfile -t chart_args < <("$BIN/helm" template flowrun "$ROOT/helm/flowrun" -n f
   "$ROOT/tests/helm/manifests.py" get Deployment flowrun-controller spec.template.spec.containers.0.args |
   python3 -c 'import json, sys; print("\n".join(json.load(sys.stdin)))')
 check "the chart's controller flags rendered (${#chart_args[@]})" test "${#chart_args[@]}" -ge 10
+# The chart's migrate hook as its Job runs it: the agent image, the command from helm template, the
+# URL from the environment (as the Secret gives it).
+mapfile -t migrate_cmd < <("$BIN/helm" template flowrun "$ROOT/helm/flowrun" -n flowrun-system |
+  "$ROOT/tests/helm/manifests.py" get Job flowrun-migrate spec.template.spec.containers.0.command |
+  python3 -c 'import json, sys; print("\n".join(json.load(sys.stdin)))')
+migrations() { psql "$URL" -Atc 'SELECT count(*) FROM flowrun.schema_migrations' 2>/dev/null; }
+check "agent image: the chart's migrate hook (${migrate_cmd[*]}) migrates the empty database" bash -c \
+  "$(declare -f b); b run --isolation chroot --env FLOWRUN_DATABASE_URL='$URL' '$agent' -- ${migrate_cmd[*]} >'$OUT' 2>&1 ||
+   { cat '$OUT' >&2; exit 1; }"
+n_migrations=$(migrations)
+check "... every migration applied ($n_migrations)" test "${n_migrations:-0}" -ge 1
+check "... and a second run (the next upgrade's hook) changes nothing" bash -c \
+  "$(declare -f b); b run --isolation chroot --env FLOWRUN_DATABASE_URL='$URL' '$agent' -- ${migrate_cmd[*]} >'$OUT' 2>&1 ||
+   { cat '$OUT' >&2; exit 1; }; [[ \$(psql '$URL' -Atc 'SELECT count(*) FROM flowrun.schema_migrations') == '$n_migrations' ]]"
 # buildah itself (not the b function) in the background, so that $! is buildah's pid.
 buildah --storage-driver vfs run --isolation chroot --env FLOWRUN_DATABASE_URL="$URL" \
   --volume "$DIR/kubeconfig:/kube/config:ro" --volume "$DIR/kube-pki:/kube/pki:ro" "$ctl" -- \

@@ -42,13 +42,14 @@ class ControllerImpl {
         config_(std::move(config)),
         client_(deps.client),
         open_admin_(std::move(deps.open_admin)),
-        clock_(deps.clock ? deps.clock : &system_clock_),
+        clock_(deps.clock ? deps.clock : DefaultClock()),
         metrics_(deps.metrics),
         phases_(deps.phases) {
     kube::InformerOptions fo;
     fo.resource = kube::resources::FlowRuns();
     fo.ns = flags_.ns;
     fo.name = "flowruns";
+    fo.clock = clock_;
     // The core names who answered from these entries (answeredBy), so they
     // are cached rather than fetched live (B2).
     fo.keep_managed_field = app::ManagedFieldTouchesAnswers;
@@ -64,9 +65,13 @@ class ControllerImpl {
 
     kube::WorkQueueOptions qo;
     qo.name = "flowruns";
+    // Delays (RequeueAfter, backoff) run on the injected clock too.
+    qo.clock = clock_;
     queue_ = std::make_unique<kube::WorkQueue>(std::move(qo));
 
-    events_ = std::make_unique<kube::EventRecorder>(client_);
+    kube::EventRecorderOptions eo;
+    eo.clock = clock_;
+    events_ = std::make_unique<kube::EventRecorder>(client_, std::move(eo));
     executor_ = std::make_unique<ActionExecutor>(
         client_, events_.get(),
         [this](const std::string& level, const std::string& msg, const json& fields) { log_->Log(level, msg, fields); });
@@ -166,7 +171,7 @@ class ControllerImpl {
       }
       metrics_->WorkerActive(1);
       bool requeue_after = false;
-      Status s = Sync(*key, admin.get(), &requeue_after);
+      Status s = SyncNoThrow(*key, admin.get(), &requeue_after);
       auto took = clock_->MonotonicNow() - start;
       metrics_->WorkerActive(-1);
       metrics_->ObserveReconcile(!s.ok()        ? metrics::ReconcileResult::kError
@@ -197,6 +202,22 @@ class ControllerImpl {
           break;
       }
       queue_->Done(*key);
+    }
+  }
+
+  // Sync, with an exception that escapes it (the adapters, the database
+  // client, a bug here) turned into kInternal and surfaced on the FlowRun
+  // like the core's own kInternal: counted as an error and retried with
+  // backoff, never a crash of the whole controller (controller-runtime
+  // recovers panics the same way).
+  Status SyncNoThrow(const std::string& key, RunAdmin* admin, bool* requeue_after) {
+    try {
+      return Sync(key, admin, requeue_after);
+    } catch (const std::exception& e) {
+      Status s = Internal(std::string("reconcile threw: ") + e.what());
+      log_->Log("error", "FlowRun cannot be reconciled", {{"key", key}, {"error", s.ToString()}});
+      if (kube::ObjectPtr fr = flowruns_->Get(key)) SurfaceReconcileError(*fr, s);
+      return s;
     }
   }
 
@@ -250,11 +271,19 @@ class ControllerImpl {
       log_->Log("info", "reconcile", {{"key", key}, {"actions", actions}});
     }
     ExecuteOutcome out = executor_->Execute(in.flowrun, result, admin);
-    if (!out.status.ok()) return out.status;
-    // A reconcile that succeeds again ends an earlier ReconcileError. Only
-    // when the core wrote no status this pass: its patch carries conditions
-    // too, and this one (from the cache) must not overwrite it.
-    if (!result.Find<PatchStatus>()) ClearReconcileError(*fr);
+    if (!out.status.ok()) {
+      // Deleted while this pass ran: its writes answer 404 and the informer
+      // has meanwhile dropped the object (its delete event re-enqueued the
+      // key, whose next pass finds nothing). Nothing is left to retry.
+      if (kube::IsNotFound(out.status) && !SameObject(flowruns_->Get(key), uid)) {
+        log_->Log("debug", "FlowRun deleted while it was reconciled", {{"key", key}});
+        queue_->Forget(key);
+        return Status();
+      }
+      return out.status;
+    }
+    // An earlier ReconcileError ends in the core's own status patch
+    // (FinishStatus sets it False), not here.
     queue_->Forget(key);
     if (out.requeue_after) {
       queue_->AddAfter(key, *out.requeue_after);
@@ -263,43 +292,44 @@ class ControllerImpl {
     return Status();
   }
 
+  static bool SameObject(const kube::ObjectPtr& o, const std::string& uid) {
+    return o && o->value("metadata", json::object()).value("uid", "") == uid;
+  }
+
   // A condition ReconcileError=True naming the reason, and a Warning Event.
-  // Best effort: a FlowRun without a name cannot be patched, and a failed
-  // patch is logged (the error itself is counted and retried by the Worker).
+  // Once per distinct error: a retry that fails the same way finds the
+  // condition already there (the cache has the patch) and writes nothing;
+  // lastTransitionTime stays that of the first failure. Best effort: a
+  // FlowRun without a name cannot be patched, and a failed patch is logged
+  // (the error itself is counted and retried by the Worker).
   void SurfaceReconcileError(const json& fr, const Status& error) {
     const json& md = fr.is_object() ? fr.value("metadata", json::object()) : json::object();
     std::string ns = md.is_object() ? md.value("namespace", "") : "";
     std::string name = md.is_object() ? md.value("name", "") : "";
     if (name.empty()) return;
-    const std::string reason = error.code() == StatusCode::kInvalidArgument ? "InvalidObject" : "InternalError";
+    const std::string reason = error.code() == StatusCode::kInvalidArgument ? kReasonInvalidObject : kReasonInternalError;
+    const std::string message = TruncateUtf8(error.message(), config_.max_condition_message_bytes);
     json conditions = json::array();
-    const json& st = fr.value("status", json::object());
+    std::string since = FormatTime(clock_->Now());
+    const json& st = fr.is_object() ? fr.value("status", json::object()) : json::object();
     if (st.is_object() && st.contains("conditions") && st["conditions"].is_array())
-      for (const auto& c : st["conditions"])
-        if (!c.is_object() || c.value("type", "") != kReconcileErrorCondition) conditions.push_back(c);
-    json cond = {{"type", kReconcileErrorCondition}, {"status", "True"}, {"reason", reason},
-                 {"message", error.message()}, {"lastTransitionTime", FormatTime(clock_->Now())}};
-    conditions.push_back(std::move(cond));
+      for (const auto& c : st["conditions"]) {
+        if (!c.is_object() || c.value("type", "") != kCondReconcileError) {
+          conditions.push_back(c);
+          continue;
+        }
+        if (c.value("status", "") != "True") continue;
+        if (c.value("reason", "") == reason && c.value("message", "") == message) return;  // already told
+        if (c.contains("lastTransitionTime") && c["lastTransitionTime"].is_string()) since = c["lastTransitionTime"];
+      }
+    conditions.push_back({{"type", kCondReconcileError}, {"status", "True"}, {"reason", reason},
+                          {"message", message}, {"lastTransitionTime", since}});
     auto patched = client_->MergePatch(kube::resources::FlowRuns(), ns, name, {{"status", {{"conditions", conditions}}}},
                                        /*status=*/true);
     if (!patched.ok())
       log_->Log("warn", "cannot set the ReconcileError condition", {{"key", ns + "/" + name}, {"error", patched.status().ToString()}});
     events_->Record(fr, kube::EventType::kWarning, reason, error.message());
   }
-  void ClearReconcileError(const json& fr) {
-    const json& st = fr.value("status", json::object());
-    if (!st.is_object() || !st.contains("conditions") || !st["conditions"].is_array()) return;
-    json kept = json::array();
-    for (const auto& c : st["conditions"])
-      if (!c.is_object() || c.value("type", "") != kReconcileErrorCondition) kept.push_back(c);
-    if (kept.size() == st["conditions"].size()) return;
-    const json& md = fr.value("metadata", json::object());
-    auto patched = client_->MergePatch(kube::resources::FlowRuns(), md.value("namespace", ""), md.value("name", ""),
-                                       {{"status", {{"conditions", kept}}}}, /*status=*/true);
-    if (!patched.ok())
-      log_->Log("warn", "cannot clear the ReconcileError condition", {{"error", patched.status().ToString()}});
-  }
-  static constexpr const char* kReconcileErrorCondition = "ReconcileError";
 
   const app::Logger* log_;  // not owned; outlives the controller
   Flags flags_;
@@ -319,8 +349,7 @@ class ControllerImpl {
   ControllerConfig config_;
   kube::KubeClient* client_;  // not owned
   std::function<StatusOr<std::unique_ptr<RunAdmin>>()> open_admin_;
-  SystemClock system_clock_;
-  const Clock* clock_;
+  Clock* clock_;  // not owned
   metrics::ControllerMetrics* metrics_;  // not owned; outlives the controller
   metrics::PhaseCounter* phases_;        // not owned
   std::unique_ptr<kube::Informer> flowruns_, jobs_, pods_;

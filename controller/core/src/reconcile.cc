@@ -686,6 +686,12 @@ class Reconciler {
       if (reason.empty()) reason = c && c->status == status && !c->reason.empty() ? c->reason : st_.phase;
       SetCondition(type, status, reason, st_.message);
     }
+    // This pass decided: a ReconcileError the loop set after an earlier
+    // failed pass (the core could not decide then) is over. Set False rather
+    // than removed, so readers see when it ended; in this status patch, so
+    // it never races the patch that carries the other conditions.
+    if (const Condition* c = st_.FindCondition(kCondReconcileError); c && c->status != "False")
+      SetCondition(kCondReconcileError, "False", kReasonReconciled, "the FlowRun is reconciled again");
     st_.observed_generation = fr_.meta.generation;
     if (st_.attempts.size() > cfg_.max_attempt_records)
       st_.attempts.erase(st_.attempts.begin(),

@@ -42,6 +42,13 @@ inline constexpr char kLabelFlow[] = "flowrun.dev/flow";
 inline constexpr char kAnnotationAnswer[] = "flowrun.dev/answer";
 inline constexpr char kContainerName[] = "agent";
 inline constexpr char kTerminationMessagePath[] = "/dev/termination-log";
+// Condition the controller loop sets True when the core could not reconcile
+// the FlowRun (reasons kReasonInvalidObject, kReasonInternalError); the
+// core's next successful pass sets it False with reason kReasonReconciled.
+inline constexpr char kCondReconcileError[] = "ReconcileError";
+inline constexpr char kReasonInvalidObject[] = "InvalidObject";
+inline constexpr char kReasonInternalError[] = "InternalError";
+inline constexpr char kReasonReconciled[] = "Reconciled";
 
 // Phases of status.phase.
 inline constexpr char kPending[] = "Pending";

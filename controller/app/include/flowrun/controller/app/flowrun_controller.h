@@ -33,7 +33,10 @@ struct FlowRunControllerDeps {
   // Opens a database session for one worker; called lazily, again after a
   // kUnavailable reconcile (the session is then discarded).
   std::function<StatusOr<std::unique_ptr<RunAdmin>>()> open_admin;
-  const Clock* clock = nullptr;  // nullptr: the system clock
+  // Every reading of the time and every delay of the loop: the core's `now`,
+  // the workqueue's RequeueAfter and backoff, the informers' retry gaps, the
+  // Event recorder. nullptr: DefaultClock().
+  Clock* clock = nullptr;
   const Logger* log = nullptr;
   metrics::ControllerMetrics* metrics = nullptr;
   metrics::PhaseCounter* phases = nullptr;
