@@ -22,9 +22,13 @@ constexpr const char* kFence =
 
 pg::Statements RunStoreStatements() {
   return {
+      // Begin is two statements, where it was a transaction of four (six
+      // round trips). 1: take the fence and record the attempt, one
+      // statement and one durable commit (a cancelled run returns no row and
+      // records nothing).
       {"begin_run",
-       "INSERT INTO flowrun.runs AS r (run_uid, namespace, name, flow, epoch, attempt, status, parameters, budget_usd,"
-       "  budget_set)"
+       "WITH r AS (INSERT INTO flowrun.runs AS r (run_uid, namespace, name, flow, epoch, attempt, status,"
+       "  parameters, budget_usd, budget_set)"
        " VALUES ($1, $2, $3, $4, 1, $5, 'running', $6::jsonb, $7::double precision, $7 IS NOT NULL)"
        " ON CONFLICT (run_uid) DO UPDATE SET epoch = r.epoch + 1, attempt = EXCLUDED.attempt,"
        "  status = 'running', failure_reason = '', namespace = EXCLUDED.namespace, name = EXCLUDED.name, flow = EXCLUDED.flow,"
@@ -33,14 +37,20 @@ pg::Statements RunStoreStatements() {
        "  budget_set = r.budget_set OR EXCLUDED.budget_set,"
        "  error = '', open_wait = NULL, updated_at = now()"
        "  WHERE r.status <> 'cancelled'"
-       " RETURNING epoch, budget_usd"},
-      {"begin_attempt",
-       "INSERT INTO flowrun.attempts (run_uid, epoch, attempt) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"},
+       " RETURNING epoch, budget_usd),"
+       " a AS (INSERT INTO flowrun.attempts (run_uid, epoch, attempt) SELECT $1, epoch, $5 FROM r"
+       "  ON CONFLICT DO NOTHING)"
+       " SELECT epoch, budget_usd FROM r"},
+      // 2: what the execution starts from, read after the fence committed (a
+      // statement of its own, so its snapshot includes every write an older
+      // execution committed before the fence took its lock): the run's spend
+      // and its completed checkpoints, one row each (one row of NULLs when
+      // there are none).
       {"load_completed",
-       "SELECT name, occurrence, kind, fingerprint, output::text, attempt, llm_calls, input_tokens,"
-       " output_tokens, cached_tokens, cost_usd, unknown_cost_calls"
-       " FROM flowrun.checkpoints WHERE run_uid = $1 AND status = 'completed'"},
-      {"run_spent", "SELECT coalesce(sum(cost_usd), 0) FROM flowrun.llm_calls WHERE run_uid = $1"},
+       "SELECT s.spent, c.name, c.occurrence, c.kind, c.fingerprint, c.output::text, c.attempt, c.llm_calls,"
+       " c.input_tokens, c.output_tokens, c.cached_tokens, c.cost_usd, c.unknown_cost_calls"
+       " FROM (SELECT coalesce(sum(cost_usd), 0) AS spent FROM flowrun.llm_calls WHERE run_uid = $1) s"
+       " LEFT JOIN flowrun.checkpoints c ON c.run_uid = $1 AND c.status = 'completed'"},
       // The running marker only counts re-executed bodies (a start that
       // finds its row still "running" was interrupted). An agent crash loses
       // nothing the server accepted, so the marker commits asynchronously
@@ -173,30 +183,29 @@ class PostgresRunStore final : public RunStore {
     if (initial_budget) budget = pg::ExactDouble(*initial_budget);
     auto res = session_.Run("beginning execution", /*retry_safe=*/true,
                             [&](pqxx::connection& c) -> StatusOr<ExecutionStart> {
-      pqxx::work tx(c);
+      pqxx::nontransaction tx(c);  // each statement commits on its own
       pqxx::result r = tx.exec_prepared("begin_run", run.uid, run.namespace_, run.name, run.flow, attempt,
                                         parameters.dump(), pg::NullableText(budget));
       if (r.empty()) return FailedPrecondition("run " + run.uid + " is cancelled; it is not executed again");
       ExecutionStart start;
       start.epoch = r[0][0].as<int64_t>();
       if (!r[0][1].is_null()) start.budget_usd = r[0][1].as<double>();
-      tx.exec_prepared("begin_attempt", run.uid, start.epoch, attempt);
       for (const auto& row : tx.exec_prepared("load_completed", run.uid)) {
+        start.spent_usd = row[0].as<double>();
+        if (row[1].is_null()) continue;  // no completed checkpoint
         CachedCheckpoint cp;
-        cp.kind = row[2].as<std::string>() == "wait" ? CheckpointKind::kWait : CheckpointKind::kStep;
-        cp.fingerprint = row[3].as<std::string>();
-        cp.output = row[4].is_null() ? nlohmann::json(nullptr) : nlohmann::json::parse(row[4].c_str());
-        cp.attempt = row[5].as<int>();
-        cp.usage.llm_calls = row[6].as<int64_t>();
-        cp.usage.input_tokens = row[7].as<int64_t>();
-        cp.usage.output_tokens = row[8].as<int64_t>();
-        cp.usage.cached_tokens = row[9].as<int64_t>();
-        cp.usage.cost_usd = row[10].as<double>();
-        cp.usage.unknown_cost_calls = row[11].as<int64_t>();
-        start.completed.emplace(CheckpointKey{row[0].as<std::string>(), row[1].as<int>()}, std::move(cp));
+        cp.kind = row[3].as<std::string>() == "wait" ? CheckpointKind::kWait : CheckpointKind::kStep;
+        cp.fingerprint = row[4].as<std::string>();
+        cp.output = row[5].is_null() ? nlohmann::json(nullptr) : nlohmann::json::parse(row[5].c_str());
+        cp.attempt = row[6].as<int>();
+        cp.usage.llm_calls = row[7].as<int64_t>();
+        cp.usage.input_tokens = row[8].as<int64_t>();
+        cp.usage.output_tokens = row[9].as<int64_t>();
+        cp.usage.cached_tokens = row[10].as<int64_t>();
+        cp.usage.cost_usd = row[11].as<double>();
+        cp.usage.unknown_cost_calls = row[12].as<int64_t>();
+        start.completed.emplace(CheckpointKey{row[1].as<std::string>(), row[2].as<int>()}, std::move(cp));
       }
-      start.spent_usd = tx.exec_prepared("run_spent", run.uid)[0][0].as<double>();
-      tx.commit();
       return start;
     });
     if (!res.ok()) return res.status();
