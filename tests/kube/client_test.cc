@@ -6,6 +6,7 @@
 #include <chrono>
 #include <fstream>
 #include <future>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -23,6 +24,27 @@ using flowrun::testing::KubeCluster;
 using json = nlohmann::json;
 using namespace std::chrono_literals;
 
+// Real time plus an offset the test sets: a credential whose expiry the exec
+// plugin computed from the real clock can be made "expired" for the client at
+// once (ClientOptions::clock), and valid again by setting the offset back.
+class ShiftedClock final : public Clock {
+ public:
+  std::chrono::system_clock::time_point Now() const override {
+    return std::chrono::system_clock::now() +
+           std::chrono::duration_cast<std::chrono::system_clock::duration>(Offset());
+  }
+  std::chrono::steady_clock::time_point MonotonicNow() const override {
+    return std::chrono::steady_clock::now() +
+           std::chrono::duration_cast<std::chrono::steady_clock::duration>(Offset());
+  }
+  void SleepFor(std::chrono::nanoseconds d) override { std::this_thread::sleep_for(d); }
+  void SetOffset(std::chrono::nanoseconds d) { offset_ns_ = d.count(); }
+
+ private:
+  std::chrono::nanoseconds Offset() const { return std::chrono::nanoseconds(offset_ns_.load()); }
+  std::atomic<int64_t> offset_ns_{0};
+};
+
 std::unique_ptr<KubeClient> ClientFor(const std::string& kubeconfig, ClientOptions opts = {}) {
   auto cfg = LoadKubeconfig(kubeconfig);
   EXPECT_TRUE(cfg.ok()) << cfg.status();
@@ -38,11 +60,15 @@ class ClientTest : public ::testing::Test {
     cluster_ = &KubeCluster::Get();
     client_ = ClientFor(cluster_->admin_kubeconfig());
     ASSERT_NE(client_, nullptr);
-    // A namespace per test: lower-case test name.
+    // A namespace per test: lower-case test name; under --gtest_repeat each
+    // repetition gets a fresh one ("-2", "-3", ...), so leftovers of the last
+    // run (objects, exec-plugin run counts) cannot change the next.
     std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
     ns_ = "t-";
     for (char c : name) ns_ += std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::tolower(c)) : '-';
-    if (ns_.size() > 60) ns_.resize(60);
+    if (ns_.size() > 56) ns_.resize(56);
+    static std::map<std::string, int> runs;
+    if (int n = ++runs[name]; n > 1) ns_ += "-" + std::to_string(n);
     auto created = client_->Create(resources::Namespaces(), "", {{"metadata", {{"name", ns_}}}});
     ASSERT_TRUE(created.ok() || IsAlreadyExists(created.status())) << created.status();
   }
@@ -428,10 +454,15 @@ TEST_F(ClientTest, WatchDeliversBookmarksAndEndsAtTimeout) {
   std::string bookmark_rv;
   int bookmarks = 0;
   // Bookmarks are only sent once the cache moved past the watch's start:
-  // write something the selector does not match.
+  // write something the selector does not match while the watch is open.
+  // When it opens is not observable (it matches nothing), so the writer keeps
+  // writing until the watch returned instead of guessing with one sleep.
+  std::atomic<bool> watch_done{false};
   std::thread writer([&] {
-    std::this_thread::sleep_for(500ms);
-    EXPECT_TRUE(client_->Create(resources::ConfigMaps(), ns_, ConfigMap("unrelated")).ok());
+    for (int i = 0; !watch_done.load(); ++i) {
+      EXPECT_TRUE(client_->Create(resources::ConfigMaps(), ns_, ConfigMap("unrelated-" + std::to_string(i))).ok());
+      std::this_thread::sleep_for(200ms);  // pacing only; nothing is asserted on it
+    }
   });
   auto t0 = std::chrono::steady_clock::now();
   auto rv = client_->Watch(resources::ConfigMaps(), ns_, wo, [&](const WatchEvent& ev) {
@@ -442,6 +473,7 @@ TEST_F(ClientTest, WatchDeliversBookmarksAndEndsAtTimeout) {
     return true;
   }, nullptr);
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  watch_done = true;
   writer.join();
   ASSERT_TRUE(rv.ok()) << rv.status();
   EXPECT_GE(bookmarks, 1);
@@ -500,11 +532,10 @@ TEST_F(ClientTest, TokenAuthenticationAndRbac) {
              {"subjects", {{{"kind", "ServiceAccount"}, {"name", "default"}, {"namespace", ns_}}}}};
   ASSERT_TRUE(client_->Raw("POST", "/apis/rbac.authorization.k8s.io/v1/namespaces/" + ns_ + "/rolebindings", rb).ok());
   StatusOr<ObjectList> allowed = Status(StatusCode::kUnknown, "not tried");
-  for (int i = 0; i < 50; ++i) {  // RBAC caches update asynchronously
+  flowrun::testing::Eventually([&] {  // RBAC caches update asynchronously
     allowed = (*sa)->List(resources::ConfigMaps(), ns_, {});
-    if (allowed.ok()) break;
-    std::this_thread::sleep_for(100ms);
-  }
+    return allowed.ok();
+  });
   EXPECT_TRUE(allowed.ok()) << allowed.status();
 
   ClusterConfig bad = *cfg;
@@ -560,7 +591,7 @@ TEST_F(ClientTest, ExecPluginRunsAgainAfterExpiryAnd401) {
                     << "      interactiveMode: Never\n"
                     << "      env:\n      - name: PLUGIN_TOKEN_FILE\n        value: " << token_file << "\n"
                     << "      - name: PLUGIN_RUNS_FILE\n        value: " << runs_file << "\n"
-                    << "      - name: PLUGIN_TTL\n        value: \"3\"\n"
+                    << "      - name: PLUGIN_TTL\n        value: \"3600\"\n"
                     << "contexts:\n- name: c\n  context:\n    cluster: c\n    user: u\n    namespace: " << ns_ << "\n"
                     << "current-context: c\n";
   auto runs = [&] {
@@ -570,28 +601,35 @@ TEST_F(ClientTest, ExecPluginRunsAgainAfterExpiryAnd401) {
     while (std::getline(in, line)) ++n;
     return n;
   };
-  auto c = ClientFor(kc);
-  std::this_thread::sleep_for(300ms);  // RBAC caches
+  // The credential lives an hour (PLUGIN_TTL); the client's clock jumps past
+  // its expirationTimestamp instead of the test sleeping until then.
+  ShiftedClock clock;
+  const auto past_expiry = 2h;
+  ClientOptions opts;
+  opts.clock = &clock;
+  auto c = ClientFor(kc, opts);
   ASSERT_NE(c, nullptr);
-  auto l1 = c->List(resources::ConfigMaps(), ns_, {});
-  for (int i = 0; i < 50 && IsForbidden(l1.status()); ++i) {  // RBAC caches catch up
-    std::this_thread::sleep_for(100ms);
+  StatusOr<ObjectList> l1 = Status(StatusCode::kUnknown, "not tried");
+  ASSERT_TRUE(flowrun::testing::Eventually([&] {  // RBAC caches catch up (403 until then)
     l1 = c->List(resources::ConfigMaps(), ns_, {});
-  }
+    return !IsForbidden(l1.status());
+  }));
   ASSERT_TRUE(l1.ok()) << l1.status();
   EXPECT_EQ(runs(), 1);
   ASSERT_TRUE(c->List(resources::ConfigMaps(), ns_, {}).ok());
   EXPECT_EQ(runs(), 1) << "the credential is cached until it expires";
-  std::this_thread::sleep_for(3500ms);  // past expirationTimestamp (TTL 3 s)
+  clock.SetOffset(past_expiry);
   ASSERT_TRUE(c->List(resources::ConfigMaps(), ns_, {}).ok());
   EXPECT_EQ(runs(), 2) << "expired credential: plugin runs again";
+  clock.SetOffset(0s);  // the new credential is valid (an hour from the real now)
 
   // A 401 makes it run again at once (once per request).
   std::ofstream(token_file) << "revoked";
-  std::this_thread::sleep_for(3500ms);
+  clock.SetOffset(past_expiry);
   auto bad = c->List(resources::ConfigMaps(), ns_, {});
   EXPECT_EQ(bad.status().code(), StatusCode::kUnauthenticated) << bad.status();
   EXPECT_EQ(runs(), 4) << "expired -> run (revoked token) -> 401 -> run again";
+  clock.SetOffset(0s);  // the cached (revoked) credential has not expired
   std::ofstream(token_file) << token;
   auto good = c->List(resources::ConfigMaps(), ns_, {});
   EXPECT_TRUE(good.ok()) << good.status();
@@ -627,11 +665,15 @@ TEST_F(ClientTest, WatchFromTooOldResourceVersionIsGone) {
 TEST_F(ClientTest, WatchEndsWhenApiserverDiesOrRestarts) {
   WatchOptions wo;
   wo.timeout = 300s;
-  // 1. SIGKILL: the connection breaks -> an error, not a hang.
+  // 1. SIGKILL: the connection breaks -> an error, not a hang. The watch is
+  // open once it delivered an event (ADDED for the object created first).
+  ASSERT_TRUE(client_->Create(resources::ConfigMaps(), ns_, ConfigMap("watch-open-1")).ok());
+  std::atomic<int> events{0};
   auto fut = std::async(std::launch::async, [&] {
-    return client_->Watch(resources::ConfigMaps(), ns_, wo, [](const WatchEvent&) { return true; }, nullptr);
+    return client_->Watch(resources::ConfigMaps(), ns_, wo, [&](const WatchEvent&) { ++events; return true; },
+                          nullptr);
   });
-  std::this_thread::sleep_for(1s);
+  ASSERT_TRUE(flowrun::testing::Eventually([&] { return events.load() > 0; }, 30s)) << "the watch never opened";
   ASSERT_EQ(fut.wait_for(0s), std::future_status::timeout);
   cluster_->KillApiserver();
   ASSERT_EQ(fut.wait_for(10s), std::future_status::ready) << "Watch hung after the apiserver died";
@@ -648,10 +690,14 @@ TEST_F(ClientTest, WatchEndsWhenApiserverDiesOrRestarts) {
   auto start = client_->List(resources::ConfigMaps(), ns_, {});
   ASSERT_TRUE(start.ok()) << start.status();
   wo.resource_version = start->resource_version;
+  // Created after `start`: the watch from there delivers it once open.
+  ASSERT_TRUE(client_->Create(resources::ConfigMaps(), ns_, ConfigMap("watch-open-2")).ok());
+  std::atomic<int> events2{0};
   auto fut2 = std::async(std::launch::async, [&] {
-    return client_->Watch(resources::ConfigMaps(), ns_, wo, [](const WatchEvent&) { return true; }, nullptr);
+    return client_->Watch(resources::ConfigMaps(), ns_, wo, [&](const WatchEvent&) { ++events2; return true; },
+                          nullptr);
   });
-  std::this_thread::sleep_for(1s);
+  ASSERT_TRUE(flowrun::testing::Eventually([&] { return events2.load() > 0; }, 30s)) << "the watch never opened";
   auto t0 = std::chrono::steady_clock::now();
   cluster_->RestartApiserver();
   ASSERT_EQ(fut2.wait_for(30s), std::future_status::ready) << "Watch hung across an apiserver restart";

@@ -140,6 +140,33 @@ std::string Holder(KubeClient* c, const std::string& ns, const std::string& leas
   return (*l)["spec"].value("holderIdentity", "");
 }
 
+// The positive signal that time passed with `holder` leading: waits until the
+// Lease's renewTime has changed `renewals` times, checking at every look (each
+// 50 ms, a tenth of the retry period) that `holder` holds it. "" when seen,
+// else what went wrong. The deadline is generous, not an expectation.
+std::string WaitRenewals(KubeClient* c, const std::string& ns, const std::string& lease, const std::string& holder,
+                         int renewals, std::chrono::milliseconds timeout = 60s) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::string last;
+  int changes = -1;  // the first look sets the baseline
+  for (;;) {
+    auto l = c->Get(resources::Leases(), ns, lease);
+    if (!l.ok()) return "reading the Lease: " + l.status().ToString();
+    const nlohmann::json spec = l->value("spec", nlohmann::json::object());
+    std::string h = spec.value("holderIdentity", "");
+    if (h != holder) return "the Lease is held by '" + h + "', not '" + holder + "'";
+    std::string renewed = spec.value("renewTime", "");
+    if (renewed != last) {
+      ++changes;
+      last = renewed;
+    }
+    if (changes >= renewals) return "";
+    if (std::chrono::steady_clock::now() > deadline)
+      return "only " + std::to_string(changes) + " of " + std::to_string(renewals) + " renewals seen";
+    std::this_thread::sleep_for(50ms);
+  }
+}
+
 // Leadership intervals per process: [LEADER, last CLAIM]. No two overlap.
 void ExpectNoOverlap(const std::string& path) {
   struct Interval {
@@ -185,23 +212,21 @@ TEST(LeaderElection, OneLeaderFailoverOnKillAndFastTakeoverOnRelease) {
   Contender a(ns, lease, "alpha", out);
   Contender b(ns, lease, "beta", out);
   std::string first;
-  ASSERT_GE(WaitLeader(out, "", t0, 30s, &first), 0) << "nobody became leader";
+  ASSERT_GE(WaitLeader(out, "", t0, 60s, &first), 0) << "nobody became leader";
   std::string second = first == "alpha" ? "beta" : "alpha";
   Contender& leader = first == "alpha" ? a : b;
   Contender& standby = first == "alpha" ? b : a;
 
-  // Steady state: exactly one leader, and the Lease names it.
-  for (int i = 0; i < 10; ++i) {
-    std::this_thread::sleep_for(300ms);
-    EXPECT_EQ(Holder(client.get(), ns, lease), first);
-  }
+  // Steady state: exactly one leader, and the Lease names it through six
+  // renewals (~3 s, longer than the renew deadline).
+  EXPECT_EQ(WaitRenewals(client.get(), ns, lease, first, 6), "");
   EXPECT_EQ(LeaderAt(out, second, 0), -1) << second << " must not lead while " << first << " renews";
 
   // SIGKILL the leader: no release; the other waits out the lease.
   int64_t killed = NowMs();
   leader.Kill(SIGKILL);
   EXPECT_EQ(leader.Wait(), 128 + SIGKILL);
-  int64_t took_over = WaitLeader(out, second, killed, 20s);
+  int64_t took_over = WaitLeader(out, second, killed, 60s);
   ASSERT_GE(took_over, 0) << second << " did not take over";
   int64_t delay = took_over - killed;
   std::cout << "takeover after SIGKILL: " << delay << " ms\n";
@@ -210,19 +235,22 @@ TEST(LeaderElection, OneLeaderFailoverOnKillAndFastTakeoverOnRelease) {
   // (the pure FakeClock tests below pin the timing exactly). The lower bound
   // is safe under any load: waiting longer only makes the delay larger.
   EXPECT_GE(delay, kLeaseMs - kRetryMs * 12 / 10 - 1000) << "must respect the dead leader's lease";
-  EXPECT_TRUE(
-      [&] {
-        for (int i = 0; i < 50; ++i) {
-          if (Holder(client.get(), ns, lease) == second) return true;
-          std::this_thread::sleep_for(100ms);
-        }
-        return false;
-      }());
+  EXPECT_TRUE(flowrun::testing::Eventually([&] { return Holder(client.get(), ns, lease) == second; }, 30s))
+      << Holder(client.get(), ns, lease);
 
-  // A third contender joins; the current leader is undisturbed.
+  // A third contender joins; the current leader is undisturbed: once gamma
+  // runs (STARTED; it tries at once, then every retry period), the leader
+  // renews four more times and gamma never leads.
   const std::string third = "gamma";
   Contender c(ns, lease, third, out);
-  std::this_thread::sleep_for(2s);
+  ASSERT_TRUE(flowrun::testing::Eventually(
+      [&] {
+        for (const auto& l : ReadLines(out))
+          if (l.word == "STARTED" && l.id == third) return true;
+        return false;
+      },
+      30s));
+  EXPECT_EQ(WaitRenewals(client.get(), ns, lease, second, 4), "");
   EXPECT_EQ(LeaderAt(out, third, 0), -1);
   EXPECT_EQ(Holder(client.get(), ns, lease), second);
 
@@ -230,7 +258,7 @@ TEST(LeaderElection, OneLeaderFailoverOnKillAndFastTakeoverOnRelease) {
   int64_t released = NowMs();
   standby.Kill(SIGTERM);
   EXPECT_EQ(standby.Wait(), 0);
-  int64_t took = WaitLeader(out, third, released, 10s);
+  int64_t took = WaitLeader(out, third, released, 60s);
   ASSERT_GE(took, 0) << "gamma did not take over after the release";
   std::cout << "takeover after release: " << took - released << " ms\n";
   // It took over because of the release, not because the lease ran out:
@@ -287,7 +315,9 @@ TEST(LeaderElection, InProcessAcquireRenewRelease) {
   auto until = [](const std::function<bool()>& f) { return flowrun::testing::Eventually(f, 10s); };
   ASSERT_TRUE(until([&] { return e1->IsLeader(); }));
   EXPECT_EQ(s1.load(), 1);
-  std::this_thread::sleep_for(1500ms);  // renewals keep it
+  // Renewals keep it: eight of them (~4 s, past the 3 s renew deadline and
+  // the 4 s lease), "one" holding the Lease throughout.
+  EXPECT_EQ(WaitRenewals(client.get(), ns, "inproc", "one", 8), "");
   EXPECT_TRUE(e1->IsLeader());
   EXPECT_FALSE(e2->IsLeader());
   e1->Stop();
@@ -469,13 +499,11 @@ TEST(LeaderElectionPure, StepsDownWhenAnotherHolderAppears) {
   auto e = LeaderElector::Create(&store, cfg);
   ASSERT_TRUE(e.ok());
   (*e)->Start();
-  for (int i = 0; i < 200 && !(*e)->IsLeader(); ++i) std::this_thread::sleep_for(10ms);
-  ASSERT_TRUE((*e)->IsLeader());
+  ASSERT_TRUE(flowrun::testing::Eventually([&] { return (*e)->IsLeader(); }));
   EXPECT_EQ(started.load(), 1);
   // Someone else takes the lease: the next renewal sees it and steps down.
   store.SetSpec({{"holderIdentity", "thief"}, {"leaseDurationSeconds", 15}});
-  for (int i = 0; i < 200 && (*e)->IsLeader(); ++i) std::this_thread::sleep_for(10ms);
-  EXPECT_FALSE((*e)->IsLeader());
+  EXPECT_TRUE(flowrun::testing::Eventually([&] { return !(*e)->IsLeader(); }));
   (*e)->Stop();
   EXPECT_EQ(store.Spec()["holderIdentity"], "thief") << "Stop() must not release a lease it does not hold";
 }
@@ -496,8 +524,7 @@ TEST(LeaderElectionPure, IsLeaderIsFalseOnceTheRenewDeadlinePassed) {
   auto el = LeaderElector::Create(&store, cfg);
   ASSERT_TRUE(el.ok());
   (*el)->Start();
-  for (int i = 0; i < 200 && !(*el)->IsLeader(); ++i) std::this_thread::sleep_for(10ms);
-  ASSERT_TRUE((*el)->IsLeader());
+  ASSERT_TRUE(flowrun::testing::Eventually([&] { return (*el)->IsLeader(); }));
   clock.Advance(10s);  // no renewal happened on our (fake) clock for the renew deadline
   EXPECT_FALSE((*el)->IsLeader());
   (*el)->Stop();

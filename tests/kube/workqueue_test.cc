@@ -1,9 +1,13 @@
 // WorkQueue and rate limiters: pure tests (no cluster), label kube-unit.
 // Also built with -fsanitize=thread as kube_workqueue_tsan_test.
+// Time: delays and backoff run on a FakeClock (tests/support/fake_clock.h)
+// through WorkQueueOptions::clock; a test that must block a real thread waits
+// for a positive signal (the queue's own state), never a sleep.
 #include "flowrun/kube/workqueue.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <future>
@@ -12,28 +16,17 @@
 #include <thread>
 #include <vector>
 
+#include "support/eventually.h"
+#include "support/fake_clock.h"
+
 namespace flowrun::kube {
 namespace {
 
 using namespace std::chrono_literals;
 using std::chrono::milliseconds;
 using std::chrono::nanoseconds;
-
-// A clock that moves only when told to.
-class FakeClock final : public Clock {
- public:
-  std::chrono::system_clock::time_point Now() const override {
-    return std::chrono::system_clock::time_point(std::chrono::nanoseconds(offset_.load()));
-  }
-  std::chrono::steady_clock::time_point MonotonicNow() const override {
-    return std::chrono::steady_clock::time_point(std::chrono::nanoseconds(offset_.load()));
-  }
-  void SleepFor(std::chrono::nanoseconds d) override { Advance(d); }
-  void Advance(std::chrono::nanoseconds d) { offset_.fetch_add(d.count()); }
-
- private:
-  std::atomic<int64_t> offset_{1'000'000'000'000};
-};
+using ::flowrun::testing::Eventually;
+using ::flowrun::testing::FakeClock;
 
 WorkQueueOptions NoLimit(Clock* clock = nullptr) {
   WorkQueueOptions o;
@@ -139,7 +132,10 @@ TEST(WorkQueue, StressNoConcurrentProcessingOfOneKey) {
   for (int i = 0; i < kKeys; ++i) {
     EXPECT_EQ(seen_seq[i].load(), add_seq[i].load()) << "key " << i << " lost its last add";
   }
-  EXPECT_GT(processed.load(), kKeys);
+  // At least once per key; how many adds collapse into one processing depends
+  // on how the scheduler interleaves producers and workers (all of them, when
+  // the workers only run after the producers finished: exactly kKeys).
+  EXPECT_GE(processed.load(), kKeys);
   EXPECT_LE(processed.load(), int64_t{kProducers} * kAddsEach);
 }
 
@@ -179,24 +175,35 @@ TEST(WorkQueue, AddAfterOrdersByDueTimeOnFakeClock) {
   EXPECT_EQ(*q.Get(), "a");
 }
 
+// A blocked Get() wakes at the key's due time, not at the queue's 1 s
+// re-check (kMaxWait in workqueue.cc). Only elapsed time can tell the two
+// apart, so the fact asserted is about the fastest of five tries: a loaded
+// machine may delay one wake-up, it does not delay all five by most of a
+// second, while a queue that ignored the due time would take >= 1 s every time.
 TEST(WorkQueue, BlockedGetWakesForDelayedKeyOnRealClock) {
   WorkQueue q(NoLimit());
-  auto t0 = std::chrono::steady_clock::now();
-  q.AddAfter("x", 50ms);
-  auto k = q.GetFor(5s);
-  auto took = std::chrono::steady_clock::now() - t0;
-  ASSERT_TRUE(k.has_value());
-  EXPECT_EQ(*k, "x");
-  EXPECT_GE(took, 50ms);
-  EXPECT_LT(took, 900ms);
+  auto fastest = std::chrono::steady_clock::duration::max();
+  for (int i = 0; i < 5; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    q.AddAfter("x", 50ms);
+    auto k = q.GetFor(30s);
+    auto took = std::chrono::steady_clock::now() - t0;
+    ASSERT_TRUE(k.has_value());
+    EXPECT_EQ(*k, "x");
+    EXPECT_GE(took, 50ms) << "handed out before it was due";
+    fastest = std::min(fastest, took);
+    q.Done(*k);
+  }
+  EXPECT_LT(fastest, 900ms) << "the blocked Get() waited for the periodic re-check, not the due time";
 }
 
 TEST(WorkQueue, BlockedGetWakesWhenFakeClockMovesAndQueueIsPoked) {
   FakeClock clock;
   WorkQueue q(NoLimit(&clock));
   q.AddAfter("x", 1h);
-  auto got = std::async(std::launch::async, [&] { return q.GetFor(10s); });
-  std::this_thread::sleep_for(20ms);
+  auto got = std::async(std::launch::async, [&] { return q.GetFor(30s); });
+  // Whether or not the getter blocked already, it must get "x" once the clock
+  // moved and the queue was poked (a getter that comes later finds it due).
   clock.Advance(1h);
   q.Len();  // any call promotes due keys and wakes a waiter
   auto k = got.get();
@@ -285,12 +292,14 @@ TEST(WorkQueue, GlobalLimitSpreadsManyKeys) {
 TEST(WorkQueue, ShutDownStopsAddsAndReleasesGetters) {
   WorkQueue q(NoLimit());
   q.Add("a");
+  std::atomic<bool> got_first{false};
   auto blocked = std::async(std::launch::async, [&] {
     auto first = q.Get();  // "a"
-    auto second = q.Get();  // blocks until shutdown
+    got_first = true;
+    auto second = q.Get();  // blocks until shutdown (or finds it shut down)
     return std::make_pair(first, second);
   });
-  std::this_thread::sleep_for(30ms);
+  ASSERT_TRUE(Eventually([&] { return got_first.load(); }));
   q.ShutDown();
   auto [first, second] = blocked.get();
   ASSERT_TRUE(first.has_value());
@@ -324,10 +333,14 @@ TEST(WorkQueue, ShutDownWithDrainWaitsForInFlightKeys) {
     q.ShutDownWithDrain();
     drained = true;
   });
-  std::this_thread::sleep_for(50ms);
+  // The positive signal that the closer is inside ShutDownWithDrain (it sets
+  // shutting-down and starts waiting under one lock).
+  ASSERT_TRUE(Eventually([&] { return q.ShuttingDown(); }));
   EXPECT_FALSE(drained.load());
   q.Done(*a);
-  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(q.Stats().processing, 1);
+  // drained can only turn true after Done(b) below; checking now (however
+  // late) can fail a queue that returns early, never a correct one.
   EXPECT_FALSE(drained.load()) << "b is still in flight";
   q.Add("b");  // ignored: shutting down
   q.Done(*b);

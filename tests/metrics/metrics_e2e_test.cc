@@ -320,7 +320,10 @@ TEST(MetricsE2e, RestartMidRunAndDeletionNeitherDropNorDoubleCounters) {
   // over and finishes the run; the first comes back as a follower.
   auto st = w.StopController();
   ASSERT_TRUE(st.has_value());
-  std::this_thread::sleep_for(std::chrono::seconds(3));  // scrapes fail meanwhile
+  // Prometheus notices: a scrape of the stopped replica fails (up = 0) before
+  // it comes back, so the counters really had a gap to survive.
+  EXPECT_TRUE(Eventually([&] { return p.Scalar(R"(up{pod="flowrun-controller-0"})") == 0; }, std::chrono::seconds(60)))
+      << "up of the stopped replica: " << p.Scalar(R"(up{pod="flowrun-controller-0"})");
   w.StartController({.args = s.controller_args});
   ASSERT_TRUE(w.WaitPhase("m-restart", "Succeeded", "180s"));
   EXPECT_EQ(w.Psql("SELECT count(*) FROM flowrun.llm_calls WHERE run_uid = '" + uid + "'"), "6");
@@ -337,7 +340,15 @@ TEST(MetricsE2e, RestartMidRunAndDeletionNeitherDropNorDoubleCounters) {
   ASSERT_TRUE(Eventually([&] { return w.Psql("SELECT count(*) FROM flowrun.runs WHERE name IN ('m-crash', 'm-restart')") == "0"; },
                          std::chrono::seconds(60)));
   EXPECT_TRUE(Cents(DbSpend(w), db)) << "the rollup keeps the deleted runs' spend";
-  std::this_thread::sleep_for(std::chrono::seconds(3));  // a few scrapes after the deletion
+  // A few scrapes of both replicas after the deletion (on Prometheus's own
+  // clock: each one's latest successful scrape is 3 s newer than the
+  // deletion), so what follows checks totals read after it, not before.
+  const double deleted_at = p.Scalar("vector(time())");  // Scalar() reads instant vectors
+  const std::string scraped_since =
+      R"(count(timestamp(up{job="flowrun-controller"} == 1) > )" + std::to_string(deleted_at + 3) + ")";
+  EXPECT_TRUE(Eventually([&] { return p.Scalar(scraped_since) == 2; }, std::chrono::seconds(60)))
+      << "latest scrapes " << p.Query(R"(timestamp(up{job="flowrun-controller"}))").dump() << " deleted at "
+      << deleted_at;
   EXPECT_TRUE(Cents(p.Scalar(kTotalSpend), db)) << p.Scalar(kTotalSpend) << " vs " << db;
   EXPECT_TRUE(Cents(p.Scalar("sum(max without (instance, pod) (flowrun_saved_usd_total))"), saved_before));
 

@@ -372,21 +372,30 @@ TEST_F(AgentTest, AFinalFailureExitsNonZeroAndStaysResumable) {
   EXPECT_EQ(state->failure_reason, flowrun::FailureReason::kFlowFailed);
 }
 
+// The wait deadlines below are an hour away, so the first execution can never
+// see them pass, however slow the machine. Instead of sleeping past them, the
+// test moves the stored deadline into the past, as the passing of time would:
+// the agent's store compares it with PostgreSQL's now(), which has no clock
+// seam. The second execution then meets a deadline that has passed.
 TEST_F(AgentTest, WaitDeadlineUsesTheDefaultAnswer) {
-  AgentRun r = Run(Env("timeout-1", {{"scenario", "wait_timeout"}, {"timeout_s", 1}, {"policy", "default"}}));
+  AgentRun r = Run(Env("timeout-1", {{"scenario", "wait_timeout"}, {"timeout_s", 3600}, {"policy", "default"}}));
   ASSERT_EQ(r.term["outcome"], "waiting");
   EXPECT_TRUE(r.term["wait"].contains("deadline"));
-  std::this_thread::sleep_for(std::chrono::milliseconds(1300));
-  AgentRun r2 = Run(Env("timeout-1", {{"scenario", "wait_timeout"}, {"timeout_s", 1}, {"policy", "default"}}, 2));
+  ASSERT_EQ(Count("WITH moved AS (UPDATE flowrun.waits SET deadline = now() - interval '1 second'"
+                  " WHERE run_uid = 'timeout-1' AND deadline IS NOT NULL RETURNING 1) SELECT count(*) FROM moved"),
+            1);
+  AgentRun r2 = Run(Env("timeout-1", {{"scenario", "wait_timeout"}, {"timeout_s", 3600}, {"policy", "default"}}, 2));
   EXPECT_EQ(r2.term["outcome"], "succeeded") << r2.output;
   EXPECT_EQ(r2.term["result"]["answer"], "fallback");
 }
 
 TEST_F(AgentTest, WaitDeadlineFailsUnderTheFailPolicy) {
-  AgentRun r = Run(Env("timeout-2", {{"scenario", "wait_timeout"}, {"timeout_s", 1}, {"policy", "fail"}}));
+  AgentRun r = Run(Env("timeout-2", {{"scenario", "wait_timeout"}, {"timeout_s", 3600}, {"policy", "fail"}}));
   ASSERT_EQ(r.term["outcome"], "waiting");
-  std::this_thread::sleep_for(std::chrono::milliseconds(1300));
-  AgentRun r2 = Run(Env("timeout-2", {{"scenario", "wait_timeout"}, {"timeout_s", 1}, {"policy", "fail"}}, 2));
+  ASSERT_EQ(Count("WITH moved AS (UPDATE flowrun.waits SET deadline = now() - interval '1 second'"
+                  " WHERE run_uid = 'timeout-2' AND deadline IS NOT NULL RETURNING 1) SELECT count(*) FROM moved"),
+            1);
+  AgentRun r2 = Run(Env("timeout-2", {{"scenario", "wait_timeout"}, {"timeout_s", 3600}, {"policy", "fail"}}, 2));
   EXPECT_EQ(r2.status.code, kExitFlowFailed);
   EXPECT_NE(r2.term["error"].get<std::string>().find("timed out"), std::string::npos) << r2.term;
 }

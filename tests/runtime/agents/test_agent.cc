@@ -18,13 +18,20 @@ void SleepMs(int ms) {
 }
 
 // N checkpoints, each one LLM call; a sleep inside each body spreads kill points.
+// "hang_at_step": k makes attempt "hang_attempt" (default 1) stop inside step
+// k's body, before its LLM call, until it is killed: a test kills it at a known
+// point (step k started, steps 1..k-1 completed) instead of racing the chain.
 json Chain(flowrun::Flow& flow, const json& p) {
   int steps = p.value("steps", 40);
   int sleep_ms = p.value("sleep_ms", 0);
+  int hang_at_step = p.value("hang_at_step", 0);
+  int hang_attempt = p.value("hang_attempt", 1);
   std::string prefix = p.value("prefix", std::string("step"));
   std::string acc;
   for (int i = 1; i <= steps; ++i) {
     acc = flow.checkpoint("step-" + std::to_string(i), [&] {
+      if (i == hang_at_step && flow.attempt() == hang_attempt)
+        for (;;) SleepMs(100);  // until the test kills the pod
       SleepMs(sleep_ms);
       std::string reply = flow.llm().chat(prefix + " " + std::to_string(i) + " of run " + flow.run().uid);
       SleepMs(sleep_ms);

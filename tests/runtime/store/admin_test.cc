@@ -1,0 +1,199 @@
+// The admin view of a run: GetRun's report, cancelling (fences the
+// execution, closes its wait) and deleting a run.
+#include "store_fixture.h"
+
+namespace flowrun::store_test {
+namespace {
+
+class StoreAdmin : public StoreTest {};
+
+TEST_F(StoreAdmin, GetRunReportsStatusAttemptsTotalsAndSaved) {
+  auto admin = Admin();
+  EXPECT_EQ(admin->GetRun("run-g").status().code(), StatusCode::kNotFound);
+  CheckpointKey k{"research", 1};
+  TimePoint now = std::chrono::system_clock::now();
+  Usage cp_usage;
+  cp_usage.llm_calls = 2;
+  cp_usage.input_tokens = 100;
+  cp_usage.output_tokens = 50;
+  cp_usage.cost_usd = 0.2;
+  {
+    auto s = Store();
+    Begin(*s, "run-g", 1, 3.0);
+    ASSERT_FALSE(Must(s->CheckpointStarted(k, CheckpointKind::kStep, Fp("research"), 1)));
+    MustOk(s->RecordLlmCall(k, Priced("gpt-4o-mini", 60, 30, 0.12, "reported")));
+    MustOk(s->RecordLlmCall(k, Priced("gpt-4o-mini", 40, 20, 0.08, "reported")));
+    MustOk(s->CheckpointCompleted(k, CheckpointKind::kStep, Fp("research"), R"("notes")", now, now, cp_usage));
+    EXPECT_EQ(Must(admin->GetRun("run-g")).status, RunStatus::kRunning);
+    FinishRequest f;
+    f.outcome = OutcomeKind::kFailed;
+    f.error = "checkpoint 'analyze' failed: boom";
+    f.live_checkpoints = 1;
+    MustOk(s->Finish(f));
+  }
+  {
+    auto s = Store();
+    Begin(*s, "run-g", 2);
+    ASSERT_EQ(Must(s->ResolveWait(MakeWait("approve", kBool))).kind, WaitResolution::Kind::kPending);
+    FinishRequest f;
+    f.outcome = OutcomeKind::kWaiting;
+    f.open_wait = "approve";
+    f.cached_checkpoints = 1;
+    f.saved = cp_usage;
+    MustOk(s->Finish(f));
+  }
+  RunState waiting = Must(admin->GetRun("run-g"));
+  EXPECT_EQ(waiting.status, RunStatus::kWaiting);
+  ASSERT_TRUE(waiting.open_wait.has_value());
+  EXPECT_EQ(waiting.open_wait->name, "approve");
+  EXPECT_EQ(waiting.error, "");
+  ASSERT_TRUE(Must(admin->RecordAnswer("run-g", "approve", true, AnswerOptions{false, "human:z"})).wait_name ==
+              "approve");
+  {
+    auto s = Store();
+    Begin(*s, "run-g", 3);
+    ASSERT_EQ(Must(s->ResolveWait(MakeWait("approve", kBool))).kind, WaitResolution::Kind::kAnswered);
+    FinishRequest f;
+    f.outcome = OutcomeKind::kSucceeded;
+    f.result = json{{"report", "done"}, {"score", 9}};
+    f.cached_checkpoints = 1;
+    f.live_checkpoints = 1;
+    f.saved = cp_usage;
+    MustOk(s->Finish(f));
+  }
+
+  RunState run = Must(admin->GetRun("run-g"));
+  EXPECT_EQ(run.uid, "run-g");
+  EXPECT_EQ(run.namespace_, "team-a");
+  EXPECT_EQ(run.name, "run-g-name");
+  EXPECT_EQ(run.flow, "research");
+  EXPECT_EQ(run.status, RunStatus::kSucceeded);
+  EXPECT_EQ(run.epoch, 3);
+  EXPECT_EQ(run.attempt, 3);
+  ASSERT_TRUE(run.budget_usd.has_value());
+  EXPECT_DOUBLE_EQ(*run.budget_usd, 3.0);
+  ASSERT_TRUE(run.result.has_value());
+  EXPECT_EQ(*run.result, json({{"report", "done"}, {"score", 9}}));
+  EXPECT_EQ(run.error, "");
+  EXPECT_FALSE(run.open_wait.has_value());
+  EXPECT_EQ(run.spent.llm_calls, 2);
+  EXPECT_EQ(run.spent.input_tokens, 100);
+  EXPECT_NEAR(run.spent.cost_usd, 0.2, 1e-9);
+  EXPECT_EQ(run.checkpoints_completed, 2);  // research + the answered wait
+  EXPECT_EQ(run.live_checkpoints, 2);
+  EXPECT_EQ(run.cached_checkpoints, 2);
+  EXPECT_EQ(run.saved.llm_calls, 4);
+  EXPECT_NEAR(run.saved.cost_usd, 0.4, 1e-9);
+
+  ASSERT_EQ(run.attempts.size(), 3u);
+  const OutcomeKind outcomes[] = {OutcomeKind::kFailed, OutcomeKind::kWaiting, OutcomeKind::kSucceeded};
+  for (int i = 0; i < 3; ++i) {
+    const AttemptRecord& a = run.attempts[i];
+    EXPECT_EQ(a.epoch, i + 1);
+    EXPECT_EQ(a.attempt, i + 1);
+    EXPECT_EQ(a.outcome, outcomes[i]);
+    EXPECT_TRUE(a.finished_at.has_value());
+    if (a.finished_at) {
+      EXPECT_GE(*a.finished_at, a.started_at);
+    }
+  }
+  EXPECT_EQ(run.attempts[0].error, "checkpoint 'analyze' failed: boom");
+  EXPECT_EQ(run.attempts[0].live_checkpoints, 1);
+  EXPECT_EQ(run.attempts[1].cached_checkpoints, 1);
+  EXPECT_EQ(run.attempts[1].saved.llm_calls, 2);
+  EXPECT_NEAR(run.attempts[1].saved.cost_usd, 0.2, 1e-9);
+  EXPECT_EQ(run.attempts[2].error, "");
+}
+
+TEST_F(StoreAdmin, CancelRunFencesTheExecutionAndRefusesLaterBegins) {
+  auto store = Store();
+  Begin(*store, "run-cx", 1);
+  CheckpointKey k{"step", 1};
+  ASSERT_FALSE(Must(store->CheckpointStarted(k, CheckpointKind::kStep, Fp("step"), 1)));
+  auto admin = Admin();
+  MustOk(admin->CancelRun("run-cx", "stopped by operator"));
+
+  TimePoint now = std::chrono::system_clock::now();
+  EXPECT_EQ(store->CheckpointCompleted(k, CheckpointKind::kStep, Fp("step"), "1", now, now, Usage{}).code(),
+            StatusCode::kAborted);
+  EXPECT_EQ(store->RecordLlmCall(k, Priced("m", 1, 1, 0.1, "reported")).code(), StatusCode::kAborted);
+  FinishRequest f;
+  f.outcome = OutcomeKind::kSucceeded;
+  EXPECT_EQ(store->Finish(f).code(), StatusCode::kAborted);
+  EXPECT_EQ(Count("SELECT count(*) FROM flowrun.checkpoints WHERE status = 'completed'"), 0);
+  EXPECT_EQ(Count("SELECT count(*) FROM flowrun.llm_calls"), 0);
+
+  RunState run = Must(admin->GetRun("run-cx"));
+  EXPECT_EQ(run.status, RunStatus::kCancelled);
+  EXPECT_EQ(run.error, "stopped by operator");
+
+  auto later = Store();
+  auto begin = later->Begin(Ident("run-cx"), 2, json::object(), std::nullopt);
+  ASSERT_FALSE(begin.ok());
+  EXPECT_EQ(begin.status().code(), StatusCode::kFailedPrecondition) << begin.status();
+  EXPECT_EQ(Must(admin->GetRun("run-cx")).status, RunStatus::kCancelled);
+  EXPECT_EQ(Count("SELECT count(*) FROM flowrun.attempts WHERE run_uid = 'run-cx'"), 1);
+  auto answer = admin->RecordAnswer("run-cx", "approve", true, AnswerOptions{true, "human:x"});
+  EXPECT_EQ(answer.status().code(), StatusCode::kFailedPrecondition);
+}
+
+// RunState.open_wait is "the open question of a waiting run". A cancelled run
+// refuses answers, so its wait is not open (wait_deadlines_test.cc checks the
+// same for a run failed by a wait timeout).
+TEST_F(StoreAdmin, CancelledRunShowsNoOpenWait) {
+  {
+    auto store = Store();
+    Begin(*store, "run-cw", 1);
+    ASSERT_EQ(Must(store->ResolveWait(MakeWait("approve", kBool))).kind, WaitResolution::Kind::kPending);
+    FinishRequest f;
+    f.outcome = OutcomeKind::kWaiting;
+    f.open_wait = "approve";
+    MustOk(store->Finish(f));
+  }
+  auto admin = Admin();
+  ASSERT_TRUE(Must(admin->GetRun("run-cw")).open_wait.has_value());
+  MustOk(admin->CancelRun("run-cw", "no longer needed"));
+  RunState run = Must(admin->GetRun("run-cw"));
+  EXPECT_EQ(run.status, RunStatus::kCancelled);
+  EXPECT_FALSE(run.open_wait.has_value()) << "cancelled run still shows open wait '" << run.open_wait->name << "'";
+}
+
+TEST_F(StoreAdmin, DeleteRunRemovesEveryRowOfThatRunOnly) {
+  auto populate = [&](const std::string& uid) {
+    auto s = Store();
+    Begin(*s, uid, 1);
+    TimePoint now = std::chrono::system_clock::now();
+    CheckpointKey k{"a", 1}, f{"b", 1};
+    ASSERT_FALSE(Must(s->CheckpointStarted(k, CheckpointKind::kStep, Fp("a"), 1)));
+    MustOk(s->CheckpointCompleted(k, CheckpointKind::kStep, Fp("a"), "1", now, now, Usage{}));
+    ASSERT_FALSE(Must(s->CheckpointStarted(f, CheckpointKind::kStep, Fp("b"), 1)));
+    MustOk(s->CheckpointFailed(f, 1, true, "boom"));
+    MustOk(s->RecordLlmCall(k, Priced("m", 1, 1, 0.1, "reported")));
+    ASSERT_EQ(Must(s->SaveArtifact("art", "text/plain", "x", k)), 1);
+    ASSERT_EQ(Must(s->ResolveWait(MakeWait("w", kBool))).kind, WaitResolution::Kind::kPending);
+    FinishRequest fin;
+    fin.outcome = OutcomeKind::kWaiting;
+    fin.open_wait = "w";
+    MustOk(s->Finish(fin));
+  };
+  populate("run-del");
+  populate("run-keep");
+  auto before_keep = RowsPerTable("run-keep");
+  ASSERT_GE(before_keep.size(), 7u);
+  for (const auto& [table, n] : RowsPerTable("run-del")) EXPECT_GT(n, 0) << table << " was not populated";
+
+  auto admin = Admin();
+  MustOk(admin->DeleteRun("run-del"));
+  for (const auto& [table, n] : RowsPerTable("run-del")) EXPECT_EQ(n, 0) << "rows left in flowrun." << table;
+  EXPECT_EQ(RowsPerTable("run-keep"), before_keep);
+  EXPECT_EQ(admin->GetRun("run-del").status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(admin->GetRun("run-keep").ok());
+  EXPECT_TRUE(Must(admin->ListArtifacts("run-del")).empty());
+
+  MustOk(admin->DeleteRun("run-del"));  // again: fine
+  MustOk(admin->DeleteRun("never-existed"));
+  EXPECT_EQ(RowsPerTable("run-keep"), before_keep);
+}
+
+}  // namespace
+}  // namespace flowrun::store_test
