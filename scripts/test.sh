@@ -4,7 +4,7 @@
 #   2. builds and runs every suite (ctest; each suite starts the real services it needs),
 #   3. rebuilds the runtime and the controller core with AddressSanitizer + UndefinedBehaviorSanitizer
 #      and runs their suites again.
-# Suites can run alone: ctest --test-dir build -L runtime | -L support.
+# Suites can run alone: ctest --test-dir build -L runtime | -L base | -L support.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export FLOWRUN_JOBS=${FLOWRUN_JOBS:-2}
@@ -19,11 +19,11 @@ FLOWRUN_BUILD_DIR=build scripts/build.sh
 echo "== tests"
 ctest --test-dir build --output-on-failure -j "$FLOWRUN_JOBS" --timeout 900
 
-echo "== build (address + undefined sanitizers): the runtime and the controller core"
+echo "== build (address + undefined sanitizers): base, the runtime and the controller core"
 FLOWRUN_BUILD_DIR=build-asan \
-  FLOWRUN_TARGETS="runtime_unit_test runtime_store_test runtime_agent_test test_agent research-agent controller_core_test controller_adapters_test controller_yaml_config_test" \
+  FLOWRUN_TARGETS="base_test runtime_unit_test runtime_store_test runtime_agent_test test_agent research-agent controller_core_test controller_adapters_test controller_yaml_config_test" \
   scripts/build.sh -DCMAKE_BUILD_TYPE=Debug -DFLOWRUN_SANITIZE="address;undefined" -DFLOWRUN_BUILD_BENCH=OFF
-echo "== runtime and controller-core tests under sanitizers"
+echo "== base, runtime and controller-core tests under sanitizers"
 LSAN_OPTIONS=suppressions=$(pwd)/tests/sanitizers/lsan.supp \
 ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1} UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1} \
-  ctest --test-dir build-asan -L "runtime|controller-unit" -E runtime_install --output-on-failure -j "$FLOWRUN_JOBS" --timeout 900
+  ctest --test-dir build-asan -L "base|runtime|controller-unit" -E "runtime_install|base_layering" --output-on-failure -j "$FLOWRUN_JOBS" --timeout 900

@@ -6,18 +6,21 @@
 
 #include "flowrun/flowrun.h"
 #include "flowrun/postgres.h"
+#include "flowrun/rfc3339.h"
 
 namespace flowrun {
 
 namespace {
 
 // One JSON object per line on stderr: what a log collector expects. Never
-// carries the connection string or the API key. The line and its newline go
+// carries the connection string or the API key. "ts" as the controller writes
+// it (FormatTimeMillis), from the process's clock. The line and its newline go
 // out in one write: std::cerr is unbuffered, so `<< line << std::endl` would be
 // two writes, and a reader merging stdout and stderr (buildah, a container
 // runtime's log pipe) can slip the other stream's bytes between them.
 void Log(const RunEnvironment& env, const std::string& level, const std::string& msg,
          nlohmann::json fields = nlohmann::json::object()) {
+  fields["ts"] = FormatTimeMillis(DefaultClock()->Now());
   fields["level"] = level;
   fields["msg"] = msg;
   fields["run"] = env.run.uid;

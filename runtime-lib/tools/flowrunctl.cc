@@ -11,6 +11,7 @@
 #include <CLI/CLI.hpp>
 
 #include "flowrun/postgres.h"
+#include "flowrun/rfc3339.h"
 
 namespace {
 
@@ -19,15 +20,6 @@ using flowrun::Status;
 std::string Usd(double v) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "$%.6f", v);
-  return buf;
-}
-
-std::string Iso(flowrun::TimePoint t) {
-  std::time_t tt = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
 }
 
@@ -49,15 +41,15 @@ nlohmann::json RunJson(const flowrun::RunState& s) {
     j["failureReason"] = std::string(flowrun::FailureReasonName(s.failure_reason));
   if (s.open_wait) {
     j["openWait"] = {{"name", s.open_wait->name}, {"question", s.open_wait->question},
-                     {"schema", s.open_wait->schema}, {"askedAt", Iso(s.open_wait->asked_at)}};
-    if (s.open_wait->deadline) j["openWait"]["deadline"] = Iso(*s.open_wait->deadline);
+                     {"schema", s.open_wait->schema}, {"askedAt", flowrun::FormatTime(s.open_wait->asked_at)}};
+    if (s.open_wait->deadline) j["openWait"]["deadline"] = flowrun::FormatTime(*s.open_wait->deadline);
   }
   j["attempts"] = nlohmann::json::array();
   for (const auto& a : s.attempts) {
     nlohmann::json aj = {{"attempt", a.attempt}, {"epoch", a.epoch}, {"outcome", a.outcome ? std::string(flowrun::OutcomeKindName(*a.outcome)) : "running"},
-                         {"startedAt", Iso(a.started_at)}, {"live", a.live_checkpoints},
+                         {"startedAt", flowrun::FormatTime(a.started_at)}, {"live", a.live_checkpoints},
                          {"cached", a.cached_checkpoints}, {"savedUSD", a.saved.cost_usd}};
-    if (a.finished_at) aj["finishedAt"] = Iso(*a.finished_at);
+    if (a.finished_at) aj["finishedAt"] = flowrun::FormatTime(*a.finished_at);
     if (!a.error.empty()) aj["error"] = a.error;
     if (a.reason != flowrun::FailureReason::kNone) aj["reason"] = std::string(flowrun::FailureReasonName(a.reason));
     j["attempts"].push_back(aj);

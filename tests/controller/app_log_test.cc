@@ -1,5 +1,6 @@
 // The controller's JSON-line logger (controller/app/log.h): the shape tests
 // and operators read, and level filtering, with no global state.
+#include <chrono>
 #include <sstream>
 #include <string>
 
@@ -7,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "flowrun/controller/app/log.h"
+#include "support/fake_clock.h"
 
 namespace {
 
@@ -26,6 +28,15 @@ TEST(AppLogger, OneJsonObjectPerLineWithFields) {
   std::string ts = line["ts"];
   ASSERT_EQ(ts.size(), 24u) << ts;  // 2026-01-01T00:00:00.000Z
   EXPECT_EQ(ts.back(), 'Z');
+}
+
+TEST(AppLogger, TimestampIsTheInjectedClocksTimeToTheMillisecondRoundedDown) {
+  flowrun::testing::FakeClock clock;  // starts at 2019-12-20T00:00:00Z
+  clock.Advance(std::chrono::microseconds(1999999));
+  std::ostringstream out;
+  Logger log("info", &out, &clock);
+  log.Log("info", "tick");
+  EXPECT_EQ(json::parse(out.str())["ts"], "2019-12-20T00:00:01.999Z");
 }
 
 TEST(AppLogger, LevelsFilterAndLoggersAreIndependent) {

@@ -116,13 +116,15 @@ TEST(EventRecorderPure, TruncatesAtAUtf8BoundaryAndUsesDefaultNamespaceForCluste
   RecordingClient fc;
   EventRecorder rec(&fc);
   nlohmann::json node = {{"apiVersion", "v1"}, {"kind", "Node"}, {"metadata", {{"name", "n1"}, {"uid", "u1"}}}};
-  std::string msg = std::string(1023, 'a') + "\xc3\xa9" + "tail";  // 'é' straddles byte 1024
+  // Room for 1021 bytes before the "..." marker; 'é' straddles that cut.
+  std::string msg = std::string(1020, 'a') + "\xc3\xa9" + "tail";
   rec.Record(node, EventType::kWarning, "NodeLost", msg);
   ASSERT_TRUE(rec.Flush(5s));
   ASSERT_EQ(fc.creates.size(), 1u);
   EXPECT_EQ(fc.creates[0].first, "default");
   const auto& ev = fc.creates[0].second;
-  EXPECT_EQ(ev["message"].get<std::string>(), std::string(1023, 'a'));
+  // Cut before the 'é', never inside it, and marked as cut.
+  EXPECT_EQ(ev["message"].get<std::string>(), std::string(1020, 'a') + "...");
   EXPECT_EQ(ev["involvedObject"]["kind"], "Node");
   EXPECT_EQ(ev["involvedObject"]["uid"], "u1");
   EXPECT_FALSE(ev["involvedObject"].contains("namespace"));

@@ -935,23 +935,5 @@ TEST(DefaultSchemaForTest, DefaultSchemasAcceptTheirTypeAndRejectOthers) {
   EXPECT_FALSE(ValidateAgainstSchema(Flow::DefaultSchemaFor<std::string>(), 1).ok());
 }
 
-// ---------------------------------------------------------------------------
-// Status
-
-TEST(StatusTest, CodesAndContext) {
-  Status s = Aborted("fenced");
-  EXPECT_FALSE(s.ok());
-  EXPECT_EQ(s.ToString(), "ABORTED: fenced");
-  EXPECT_EQ(s.WithContext("checkpoint 'x'").message(), "checkpoint 'x': fenced");
-  EXPECT_TRUE(Status::Ok().WithContext("ctx").ok());
-  EXPECT_EQ(Status::Ok().ToString(), "OK");
-  StatusOr<int> from_ok_status = Status::Ok();
-  EXPECT_FALSE(from_ok_status.ok());
-  EXPECT_EQ(from_ok_status.status().code(), StatusCode::kInternal);
-  StatusOr<int> v = 5;
-  EXPECT_TRUE(v.ok());
-  EXPECT_EQ(*v, 5);
-}
-
 }  // namespace
 }  // namespace flowrun

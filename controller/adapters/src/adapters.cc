@@ -4,6 +4,7 @@
 #include <type_traits>
 #include <variant>
 
+#include "flowrun/json_fields.h"
 #include "flowrun/kube/errors.h"
 #include "flowrun/kube/informer.h"
 
@@ -11,13 +12,6 @@ namespace flowrun::controller {
 namespace {
 
 using nlohmann::json;
-
-std::string Str(const json& j, const char* a, const char* b) {
-  if (!j.is_object() || !j.contains(a) || !j[a].is_object()) return "";
-  const json& o = j[a];
-  if (!o.contains(b) || !o[b].is_string()) return "";
-  return o[b].get<std::string>();
-}
 
 // The existing Job is controlled by the FlowRun with `uid`.
 bool ControlledBy(const json& job, const std::string& uid) {
@@ -60,9 +54,9 @@ Status ActionExecutor::PatchFinalizers(json& flowrun, const std::string& finaliz
     fins.push_back(finalizer);
   else
     fins.erase(std::remove(fins.begin(), fins.end(), finalizer), fins.end());
-  json patch = {{"metadata", {{"finalizers", fins}, {"resourceVersion", Str(flowrun, "metadata", "resourceVersion")}}}};
-  auto r = kube_->MergePatch(kube::resources::FlowRuns(), Str(flowrun, "metadata", "namespace"),
-                             Str(flowrun, "metadata", "name"), patch, /*status=*/false);
+  json patch = {{"metadata", {{"finalizers", fins}, {"resourceVersion", JsonString(flowrun, "metadata", "resourceVersion")}}}};
+  auto r = kube_->MergePatch(kube::resources::FlowRuns(), JsonString(flowrun, "metadata", "namespace"),
+                             JsonString(flowrun, "metadata", "name"), patch, /*status=*/false);
   if (!r.ok()) {
     // Removing the finalizer of an object that is already gone is done.
     if (!add && kube::IsNotFound(r.status())) return Status();
@@ -74,9 +68,9 @@ Status ActionExecutor::PatchFinalizers(json& flowrun, const std::string& finaliz
 
 Status ActionExecutor::Run(json& flowrun, const Action& action, RunAdmin* admin, bool& stop,
                            std::optional<std::chrono::milliseconds>& requeue) {
-  const std::string ns = Str(flowrun, "metadata", "namespace");
-  const std::string name = Str(flowrun, "metadata", "name");
-  const std::string uid = Str(flowrun, "metadata", "uid");
+  const std::string ns = JsonString(flowrun, "metadata", "namespace");
+  const std::string name = JsonString(flowrun, "metadata", "name");
+  const std::string uid = JsonString(flowrun, "metadata", "uid");
   auto need_admin = [&]() -> Status {
     return admin ? Status() : Unavailable("no database connection");
   };
@@ -105,7 +99,7 @@ Status ActionExecutor::Run(json& flowrun, const Action& action, RunAdmin* admin,
           // not yet in the cache) gets 409 and is made again, instead of
           // writing an older status (conditions, attempts) over a newer one.
           json patch = a.patch;
-          const std::string rv = Str(flowrun, "metadata", "resourceVersion");
+          const std::string rv = JsonString(flowrun, "metadata", "resourceVersion");
           if (!rv.empty()) patch["metadata"]["resourceVersion"] = rv;
           auto r = kube_->MergePatch(kube::resources::FlowRuns(), ns, name, patch, /*status=*/true);
           if (!r.ok()) return r.status();

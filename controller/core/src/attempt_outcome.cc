@@ -1,23 +1,11 @@
 #include "attempt_outcome.h"
 
-#include <cstdio>
 #include <map>
 #include <set>
 
 namespace flowrun::controller {
 
 using nlohmann::json;
-
-namespace {
-
-std::string Usd(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "$%.4f", v);
-  return buf;
-}
-
-}  // namespace
-
 
 bool Retryable(const AttemptStatus& a) {
   static const std::set<std::string> kNot = {"running",      "succeeded",  "waiting",  "budget_exceeded",
@@ -65,8 +53,8 @@ std::optional<Conclusion> FromOutcome(const Outcome& o, std::optional<TimePoint>
       break;
     case OutcomeKind::kBudgetExceeded:
       c.reason = "BudgetExceeded";
-      c.message = "the run spent " + Usd(o.run_spent_usd) +
-                  (o.budget_usd ? " of its " + Usd(*o.budget_usd) + " budget" : " and reached its budget");
+      c.message = "the run spent " + FormatUsdInMessage(o.run_spent_usd) +
+                  (o.budget_usd ? " of its " + FormatUsdInMessage(*o.budget_usd) + " budget" : " and reached its budget");
       break;
     case OutcomeKind::kConfigError: c.reason = "ConfigError"; break;
     case OutcomeKind::kDivergence: c.reason = "Divergence"; break;

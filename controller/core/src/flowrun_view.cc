@@ -245,6 +245,12 @@ std::string FormatUsdForDisplay(double usd) {
   return buf;
 }
 
+std::string FormatUsdInMessage(double usd) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "$%.4f", usd);
+  return buf;
+}
+
 const Condition* FlowRunStatus::FindCondition(const std::string& type) const {
   for (const auto& c : conditions)
     if (c.type == type) return &c;

@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <map>
 #include <set>
 
@@ -35,11 +34,6 @@ const std::vector<std::string>& OwnedStatusFields() {
   return k;
 }
 
-std::string Usd(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "$%.4f", v);
-  return buf;
-}
 
 std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
@@ -639,13 +633,13 @@ class Reconciler {
     const auto& budget = fr_.spec.budget_usd;
     if (!budget || *budget > spent) {
       StartAttempt(NextAttempt(), "BudgetRaised",
-                   budget ? "the budget is now " + Usd(*budget) + " (spent " + Usd(spent) + ")"
+                   budget ? "the budget is now " + FormatUsdInMessage(*budget) + " (spent " + FormatUsdInMessage(spent) + ")"
                           : "the budget was removed");
       return;
     }
     Transition(kBudgetExceeded, "BudgetExceeded",
-               "attempt " + std::to_string(rec.attempt) + " stopped: the run spent " + Usd(spent) + " of its " +
-                   Usd(*budget) + " budget; raise spec.budgetUSD to continue",
+               "attempt " + std::to_string(rec.attempt) + " stopped: the run spent " + FormatUsdInMessage(spent) + " of its " +
+                   FormatUsdInMessage(*budget) + " budget; raise spec.budgetUSD to continue",
                "Warning");
   }
 

@@ -13,39 +13,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "flowrun/rfc3339.h"
 #include "internal.h"
 
 extern char** environ;
 
 namespace flowrun::kube::internal {
-
-std::optional<std::chrono::system_clock::time_point> ParseRfc3339(const std::string& s) {
-  struct tm tm {};
-  const char* p = strptime(s.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
-  if (p == nullptr) return std::nullopt;
-  double frac = 0;
-  if (*p == '.') {
-    char* end = nullptr;
-    frac = std::strtod(p, &end);
-    p = end;
-  }
-  long offset = 0;
-  if (*p == 'Z' || *p == 'z') {
-    ++p;
-  } else if (*p == '+' || *p == '-') {
-    int sign = *p == '-' ? -1 : 1;
-    int hh = 0, mm = 0;
-    if (std::sscanf(p + 1, "%2d:%2d", &hh, &mm) != 2) return std::nullopt;
-    offset = sign * (hh * 3600L + mm * 60L);
-    p += 6;
-  } else {
-    return std::nullopt;
-  }
-  if (*p != '\0') return std::nullopt;
-  time_t t = timegm(&tm) - offset;
-  return std::chrono::system_clock::from_time_t(t) +
-         std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::duration<double>(frac));
-}
 
 StatusOr<ExecResult> RunProgram(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
                                 std::chrono::milliseconds timeout) {
@@ -189,7 +162,7 @@ Status Credentials::RunExec() {
   exec_expiry_.reset();
   std::string exp = st->value("expirationTimestamp", "");
   if (!exp.empty()) {
-    exec_expiry_ = ParseRfc3339(exp);
+    exec_expiry_ = ParseTime(exp);
     if (!exec_expiry_) return Unauthenticated("exec plugin: bad expirationTimestamp \"" + exp + "\"");
   }
   exec_state_ = std::move(state);

@@ -4,34 +4,13 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <ctime>
+
+#include "flowrun/json_fields.h"
+#include "flowrun/rfc3339.h"
+#include "flowrun/utf8.h"
 
 namespace flowrun::kube {
 namespace {
-
-std::string Str(const nlohmann::json& o, const char* k) {
-  if (!o.is_object()) return "";
-  auto it = o.find(k);
-  return it != o.end() && it->is_string() ? it->get<std::string>() : "";
-}
-
-// metav1.Time: RFC 3339, seconds.
-std::string Rfc3339(std::chrono::system_clock::time_point t) {
-  std::time_t tt = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
-// At most `max` bytes, cut at a UTF-8 character boundary.
-std::string Truncate(const std::string& s, size_t max) {
-  if (s.size() <= max) return s;
-  size_t n = max;
-  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
-  return s.substr(0, n);
-}
 
 std::string HostName() {
   char buf[256] = {0};
@@ -63,15 +42,13 @@ nlohmann::json ObjectReference::ToJson() const {
 
 ObjectReference ReferenceTo(const nlohmann::json& obj) {
   ObjectReference r;
-  r.api_version = Str(obj, "apiVersion");
-  r.kind = Str(obj, "kind");
-  auto m = obj.is_object() ? obj.find("metadata") : obj.end();
-  if (obj.is_object() && m != obj.end()) {
-    r.namespace_ = Str(*m, "namespace");
-    r.name = Str(*m, "name");
-    r.uid = Str(*m, "uid");
-    r.resource_version = Str(*m, "resourceVersion");
-  }
+  r.api_version = JsonString(obj, "apiVersion");
+  r.kind = JsonString(obj, "kind");
+  const nlohmann::json& m = JsonField(obj, "metadata");
+  r.namespace_ = JsonString(m, "namespace");
+  r.name = JsonString(m, "name");
+  r.uid = JsonString(m, "uid");
+  r.resource_version = JsonString(m, "resourceVersion");
   return r;
 }
 
@@ -119,7 +96,7 @@ void EventRecorder::Record(const nlohmann::json& object, EventType type, const s
 
 void EventRecorder::Record(const ObjectReference& ref, EventType type, const std::string& reason,
                            const std::string& message) {
-  Pending p{ref, type, reason, Truncate(message, opts_.max_message_bytes), clock_->Now()};
+  Pending p{ref, type, reason, TruncateUtf8(message, opts_.max_message_bytes), clock_->Now()};
   std::lock_guard<std::mutex> l(mu_);
   if (stopping_) return;
   if (!AllowLocked(ref)) {
@@ -178,7 +155,7 @@ void EventRecorder::Write(const Pending& p) {
   const std::string type = p.type == EventType::kWarning ? "Warning" : "Normal";
   const std::string ns = p.ref.namespace_.empty() ? "default" : p.ref.namespace_;
   const std::string agg_key = ObjectId(p.ref) + "\x1e" + type + "\x1e" + p.reason + "\x1e" + p.message;
-  const std::string now = Rfc3339(p.at);
+  const std::string now = FormatTime(p.at);  // metav1.Time: seconds
 
   auto fail = [&](const Status& s) {
     std::lock_guard<std::mutex> l(mu_);
@@ -246,7 +223,7 @@ void EventRecorder::Write(const Pending& p) {
     fail(res.status());
     return;
   }
-  aggregates_[agg_key] = Aggregate{ns, Str(res->value("metadata", nlohmann::json::object()), "name"), 1, now};
+  aggregates_[agg_key] = Aggregate{ns, JsonString(JsonField(*res, "metadata"), "name"), 1, now};
   aggregate_order_.push_back(agg_key);
   while (aggregate_order_.size() > opts_.max_tracked) {
     aggregates_.erase(aggregate_order_.front());

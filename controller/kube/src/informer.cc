@@ -6,20 +6,14 @@
 #include <string_view>
 #include <unordered_set>
 
+#include "flowrun/json_fields.h"
+
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
 
 namespace flowrun::kube {
 namespace {
-
-std::string MetaString(const nlohmann::json& obj, const char* field) {
-  auto m = obj.find("metadata");
-  if (m == obj.end() || !m->is_object()) return "";
-  auto f = m->find(field);
-  if (f == m->end() || !f->is_string()) return "";
-  return f->get<std::string>();
-}
 
 double DefaultUniform01() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -70,7 +64,7 @@ std::string ObjectKey(const std::string& ns, const std::string& name) {
 }
 
 std::string ObjectKey(const nlohmann::json& obj) {
-  return ObjectKey(MetaString(obj, "namespace"), MetaString(obj, "name"));
+  return ObjectKey(JsonString(obj, "metadata", "namespace"), JsonString(obj, "metadata", "name"));
 }
 
 IndexFunc IndexByOwnerUid() {
@@ -104,7 +98,7 @@ IndexFunc IndexByLabel(const std::string& label) {
 
 IndexFunc IndexByNamespace() {
   return [](const nlohmann::json& obj) {
-    std::string ns = MetaString(obj, "namespace");
+    std::string ns = JsonString(obj, "metadata", "namespace");
     return ns.empty() ? std::vector<std::string>{} : std::vector<std::string>{ns};
   };
 }
@@ -426,7 +420,7 @@ void Informer::ApplyEvent(const WatchEvent& ev) {
   if (ev.type == "BOOKMARK") {
     std::lock_guard<std::mutex> l(mu_);
     ++stats_.bookmarks;
-    stats_.last_resource_version = MetaString(ev.object, "resourceVersion");
+    stats_.last_resource_version = JsonString(ev.object, "metadata", "resourceVersion");
     return;
   }
   if (!ev.object.is_object()) return;
@@ -444,7 +438,7 @@ void Informer::ApplyEvent(const WatchEvent& ev) {
   }
   std::lock_guard<std::mutex> l(mu_);
   ++stats_.events;
-  std::string rv = MetaString(ev.object, "resourceVersion");
+  std::string rv = JsonString(ev.object, "metadata", "resourceVersion");
   if (!rv.empty()) stats_.last_resource_version = rv;
 }
 
@@ -517,7 +511,7 @@ void Informer::Run() {
           if (cancel_.cancelled()) return false;
           ++n_events;
           ApplyEvent(ev);
-          std::string ev_rv = MetaString(ev.object, "resourceVersion");
+          std::string ev_rv = JsonString(ev.object, "metadata", "resourceVersion");
           if (!ev_rv.empty()) last_rv = ev_rv;
           return true;
         },

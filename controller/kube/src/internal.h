@@ -19,8 +19,6 @@ inline Status Unauthenticated(std::string m) { return {StatusCode::kUnauthentica
 
 StatusOr<std::string> ReadFileToString(const std::string& path);
 StatusOr<std::string> Base64Decode(const std::string& in);
-// RFC 3339 ("2024-05-01T10:00:00Z", fractions and offsets allowed) to time_point.
-std::optional<std::chrono::system_clock::time_point> ParseRfc3339(const std::string& s);
 
 // What authenticates the next request besides the transport's static TLS.
 struct AuthState {

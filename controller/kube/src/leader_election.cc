@@ -1,8 +1,9 @@
 #include "flowrun/kube/leader_election.h"
 
-#include <cstdio>
-#include <ctime>
 #include <random>
+
+#include "flowrun/json_fields.h"
+#include "flowrun/rfc3339.h"
 
 namespace flowrun::kube {
 namespace {
@@ -12,25 +13,14 @@ int DurationSeconds(std::chrono::milliseconds d) {
   return static_cast<int>(s < 1 ? 1 : s);
 }
 
-std::string Str(const nlohmann::json& o, const char* k) {
-  auto it = o.find(k);
-  return it != o.end() && it->is_string() ? it->get<std::string>() : "";
-}
-
-int Int(const nlohmann::json& o, const char* k) {
-  auto it = o.find(k);
-  return it != o.end() && it->is_number_integer() ? it->get<int>() : 0;
-}
-
 LeaderElectionRecord RecordFromLease(const nlohmann::json& lease) {
   LeaderElectionRecord r;
-  auto spec = lease.find("spec");
-  if (spec == lease.end() || !spec->is_object()) return r;
-  r.holder_identity = Str(*spec, "holderIdentity");
-  r.lease_duration_seconds = Int(*spec, "leaseDurationSeconds");
-  r.acquire_time = Str(*spec, "acquireTime");
-  r.renew_time = Str(*spec, "renewTime");
-  r.lease_transitions = Int(*spec, "leaseTransitions");
+  const nlohmann::json& spec = JsonField(lease, "spec");
+  r.holder_identity = JsonString(spec, "holderIdentity");
+  r.lease_duration_seconds = static_cast<int>(JsonInt(spec, "leaseDurationSeconds"));
+  r.acquire_time = JsonString(spec, "acquireTime");
+  r.renew_time = JsonString(spec, "renewTime");
+  r.lease_transitions = static_cast<int>(JsonInt(spec, "leaseTransitions"));
   return r;
 }
 
@@ -48,8 +38,7 @@ void RecordToSpec(const LeaderElectionRecord& r, nlohmann::json& spec) {
 }
 
 std::string ResourceVersionOf(const nlohmann::json& obj) {
-  auto m = obj.find("metadata");
-  return m != obj.end() && m->is_object() ? Str(*m, "resourceVersion") : "";
+  return JsonString(JsonField(obj, "metadata"), "resourceVersion");
 }
 
 }  // namespace
@@ -72,19 +61,8 @@ LeaderElector::LeaderElector(KubeClient* client, LeaderElectionConfig config)
 
 LeaderElector::~LeaderElector() { Stop(); }
 
-std::string LeaderElector::MicroTimeNow() const {
-  auto now = clock_->Now();
-  auto secs = std::chrono::time_point_cast<std::chrono::seconds>(now);
-  if (secs > now) secs -= std::chrono::seconds(1);
-  auto micros = std::chrono::duration_cast<std::chrono::microseconds>(now - secs).count();
-  std::time_t t = std::chrono::system_clock::to_time_t(secs);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<long long>(micros));
-  return buf;
-}
+// metav1.MicroTime, as client-go writes acquireTime and renewTime.
+std::string LeaderElector::MicroTimeNow() const { return FormatTimeMicros(clock_->Now()); }
 
 std::chrono::nanoseconds LeaderElector::Jittered(std::chrono::nanoseconds d) const {
   thread_local std::mt19937_64 rng{std::random_device{}()};

@@ -1,37 +1,25 @@
 #include "flowrun/metrics/phase_counter.h"
 
+#include "flowrun/json_fields.h"
+
 namespace flowrun::metrics {
 
 namespace {
 
-// Fields read in place: json::value() would copy whole sub-objects (metadata)
-// on every event.
-const nlohmann::json* Field(const nlohmann::json& o, const char* key) {
-  if (!o.is_object()) return nullptr;
-  auto it = o.find(key);
-  return it == o.end() ? nullptr : &*it;
-}
-
-std::string StringAt(const nlohmann::json& o, const char* obj, const char* key) {
-  const nlohmann::json* sub = Field(o, obj);
-  const nlohmann::json* v = sub ? Field(*sub, key) : nullptr;
-  return v && v->is_string() ? v->get<std::string>() : std::string();
-}
-
 std::string KeyOf(const nlohmann::json& o) {
-  return StringAt(o, "metadata", "namespace") + "/" + StringAt(o, "metadata", "name");
+  return JsonString(o, "metadata", "namespace") + "/" + JsonString(o, "metadata", "name");
 }
 
 }  // namespace
 
 void PhaseCounter::Observe(const nlohmann::json& fr) {
-  std::string phase = StringAt(fr, "status", "phase");
+  std::string phase = JsonString(fr, "status", "phase");
   if (phase.empty()) phase = "Pending";
   // spec.flow is defaulted to "default" by the CRD; the same default here
   // keeps a hand-made object without it in the same series.
-  std::string flow = StringAt(fr, "spec", "flow");
+  std::string flow = JsonString(fr, "spec", "flow");
   if (flow.empty()) flow = "default";
-  Labels l{StringAt(fr, "metadata", "namespace"), std::move(flow), std::move(phase)};
+  Labels l{JsonString(fr, "metadata", "namespace"), std::move(flow), std::move(phase)};
   Move(KeyOf(fr), &l);
 }
 

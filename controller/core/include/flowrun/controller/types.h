@@ -155,6 +155,9 @@ struct Condition {
 // form; 0 is "$0"; below $0.000001 "<$0.000001". At most 16 characters (the
 // CRD's maxLength). Negative or non-finite input (never valid spend) is "".
 std::string FormatUsdForDisplay(double usd);
+// A spend or budget in a condition or Event message: four decimals, "$0.0123",
+// "$2.0000" (enough to compare a spend with its budget by eye).
+std::string FormatUsdInMessage(double usd);
 
 // The controller-owned part of status (everything but status.answers).
 struct FlowRunStatus {

@@ -16,9 +16,10 @@
 //     one is created.
 //   * Events are core v1 Events (which events.k8s.io/v1 serves as well), in
 //     the object's namespace ("default" for cluster-scoped objects), with
-//     involvedObject, type Normal|Warning, reason, message (truncated to
-//     1 KiB at a UTF-8 boundary), source.component / reportingComponent
-//     = reporting_controller and reportingInstance.
+//     involvedObject, type Normal|Warning, reason, message (at most
+//     max_message_bytes, 1 KiB: a longer one is cut at a UTF-8 boundary and
+//     ends in "...", flowrun::TruncateUtf8), source.component /
+//     reportingComponent = reporting_controller and reportingInstance.
 //   * A background thread writes them (one at a time, in order). Failed
 //     writes are retried twice on transient errors, then dropped and counted.
 //   * Shutdown() (and the destructor) writes what is queued, then stops.

@@ -1,7 +1,8 @@
 // Lenient readers of JSON objects whose shape flowrun does not control (API
 // objects, termination messages, config): a missing or mistyped field reads
-// as absent, never throws. The one copy: the runtime, the controller core and
-// the Kubernetes client use these instead of their own.
+// as absent, never throws, and nothing is copied but the value returned. The
+// one copy: the runtime, the controller core, the Kubernetes client, the
+// adapters and the metrics use these instead of their own.
 #pragma once
 
 #include <cmath>
@@ -24,6 +25,12 @@ inline const nlohmann::json& JsonField(const nlohmann::json& o, const char* key)
 inline std::string JsonString(const nlohmann::json& o, const char* key) {
   const nlohmann::json& f = JsonField(o, key);
   return f.is_string() ? f.get<std::string>() : std::string();
+}
+
+// o[key][sub] when it is a string, else "": one level down, the shape of
+// Kubernetes objects (JsonString(obj, "metadata", "name")).
+inline std::string JsonString(const nlohmann::json& o, const char* key, const char* sub) {
+  return JsonString(JsonField(o, key), sub);
 }
 
 // o[key] when it is an integer (or a float with an exact integer value, as

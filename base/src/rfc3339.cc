@@ -1,6 +1,7 @@
 #include "flowrun/rfc3339.h"
 
 #include <cctype>
+#include <cstdint>
 #include <cstdio>
 #include <ctime>
 
@@ -56,14 +57,31 @@ std::optional<std::chrono::system_clock::time_point> ParseTime(const std::string
   return tp + std::chrono::duration_cast<std::chrono::system_clock::duration>(frac);
 }
 
-std::string FormatTime(std::chrono::system_clock::time_point t) {
-  auto secs = std::chrono::floor<std::chrono::seconds>(t.time_since_epoch()).count();
-  std::time_t tt = static_cast<std::time_t>(secs);
+namespace {
+
+// `digits` fractional digits (0: none), truncated toward the past.
+std::string Format(std::chrono::system_clock::time_point t, int digits) {
+  auto secs = std::chrono::floor<std::chrono::seconds>(t);
+  std::time_t tt = std::chrono::system_clock::to_time_t(secs);
   std::tm tm{};
   gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  char buf[48];
+  size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  if (digits > 0) {
+    int64_t scale = 1;
+    for (int d = 0; d < digits; ++d) scale *= 10;
+    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t - secs).count();  // in [0, 1e9)
+    int64_t frac = ns / (1000000000 / scale);
+    n += std::snprintf(buf + n, sizeof buf - n, ".%0*lld", digits, static_cast<long long>(frac));
+  }
+  std::snprintf(buf + n, sizeof buf - n, "Z");
   return buf;
 }
+
+}  // namespace
+
+std::string FormatTime(std::chrono::system_clock::time_point t) { return Format(t, 0); }
+std::string FormatTimeMillis(std::chrono::system_clock::time_point t) { return Format(t, 3); }
+std::string FormatTimeMicros(std::chrono::system_clock::time_point t) { return Format(t, 6); }
 
 }  // namespace flowrun
