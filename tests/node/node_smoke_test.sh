@@ -6,6 +6,8 @@
 #   - the kubelet calls its httpGet readiness and exec liveness probes; kubectl logs and exec work;
 #   - a container's /dev/termination-log becomes state.terminated.message, with its exit code;
 #   - a container over its memory limit is OOMKilled (exit 137) by the kernel;
+#   - kubelet stopped and started again (node.sh stop-kubelet/start-kubelet): containers keep
+#     running meanwhile and the pod is adopted again without a restart;
 #   - pods get a ServiceAccount token and the cluster's CA (ServiceAccount admission, root CA
 #     publisher) for in-cluster clients;
 #   - the host is left as it was: kernel settings unchanged while the node runs, and after
@@ -105,6 +107,14 @@ check "... which connects to the API server through 10.0.0.1:443 (the DNAT of no
 restricted_pod oom 'exec dd if=/dev/zero of=/dev/null bs=256M count=1' | "$K" apply -f - >/dev/null
 check "a container over its 64Mi limit is OOMKilled (exit 137)" bash -c \
   "for i in \$(seq 450); do r=\$('$K' -n restricted get pod oom -o jsonpath='{.status.containerStatuses[0].state.terminated.reason} {.status.containerStatuses[0].state.terminated.exitCode}'); [[ -n \${r% } ]] && break; sleep 0.2; done; [[ \$r == 'OOMKilled 137' ]] || { echo \"got '\$r'\" >&2; exit 1; }"
+
+NODE_SH=$ROOT/tests/cluster/node.sh
+check "node.sh stop-kubelet: kubelet gone, the pod's container still runs in containerd" bash -c \
+  "'$NODE_SH' stop-kubelet '$DIR/cluster' && ! curl -fsS http://127.0.0.1:\$(sed -n 's/^HEALTHZ_PORT=//p' '$ND/node.env')/healthz >/dev/null 2>&1 &&
+   '$NODE_SH' ctr '$DIR/cluster' tasks ls | grep -q RUNNING"
+check "node.sh start-kubelet: Node Ready again, the pod kept (Running, 0 restarts)" bash -c \
+  "'$NODE_SH' start-kubelet '$DIR/cluster' && for i in \$(seq 300); do
+     [[ \$('$K' -n restricted get pod probed -o jsonpath='{.status.phase} {.status.containerStatuses[0].restartCount} {.status.conditions[?(@.type==\"Ready\")].status}') == 'Running 0 True' ]] && exit 0; sleep 0.2; done; exit 1"
 
 check "host kernel settings unchanged while the node runs" diff <(host_sysctls) <(grep '^sysctl ' "$BEFORE")
 check "no mount of the node is visible on the host" bash -c "! grep -F '$DIR' /proc/self/mountinfo"
