@@ -19,14 +19,17 @@
 #                                     e.g. 2s to make watches hit 410 Gone quickly)
 #   FLOWRUN_APISERVER_ARGS            extra kube-apiserver flags (word-split)
 #   FLOWRUN_KCM_CONTROLLERS           kube-controller-manager --controllers
+#   FLOWRUN_KCM_ARGS                  extra kube-controller-manager flags (word-split), e.g.
+#                                     --node-monitor-grace-period=8s for node-loss tests
 #   FLOWRUN_NODESIM_ARGS              extra nodesim flags (word-split), e.g. --image-map=<file>
 #   FLOWRUN_NODE_NAME                 nodesim's node name (default nodesim)
 #   FLOWRUN_NODE                      "real": a real kubelet + containerd node (tests/cluster/node.sh,
 #                                     root only) and kube-scheduler instead of nodesim; the API server
 #                                     then admits ServiceAccounts (token volumes), and the controller
 #                                     manager also runs the Deployment, ReplicaSet, StatefulSet,
-#                                     EndpointSlice, node-lifecycle, pod-GC, disruption and root-CA
-#                                     publisher controllers (docs/control-plane.md)
+#                                     EndpointSlice, node-lifecycle, taint-eviction, pod-GC,
+#                                     disruption, root-CA publisher and token controllers
+#                                     (docs/control-plane.md)
 #   FLOWRUN_CACHE                     cache root for build.sh
 # Layout of <dir>: see docs/control-plane.md.
 set -euo pipefail
@@ -286,12 +289,14 @@ start_kcm() {
   local extra=()
   if real_node; then
     controllers+=,deployment-controller,replicaset-controller,statefulset-controller,endpointslice-controller
-    controllers+=,node-lifecycle-controller,pod-garbage-collector-controller,disruption-controller
+    controllers+=,node-lifecycle-controller,taint-eviction-controller,pod-garbage-collector-controller,disruption-controller
     controllers+=,root-ca-certificate-publisher-controller,serviceaccount-token-controller
     # kube-root-ca.crt in every namespace (in-cluster clients verify the API server with it).
     extra=(--root-ca-file="$PKI/ca.crt" --service-account-private-key-file="$PKI/sa.key")
   fi
   controllers=${FLOWRUN_KCM_CONTROLLERS:-$controllers}
+  # shellcheck disable=SC2206
+  [[ -z ${FLOWRUN_KCM_ARGS:-} ]] || extra+=($FLOWRUN_KCM_ARGS)
   launch kube-controller-manager "$BIN/kube-controller-manager" "${extra[@]}" \
     --kubeconfig="$DIR/kube-controller-manager.kubeconfig" \
     --bind-address=127.0.0.1 --secure-port=0 \

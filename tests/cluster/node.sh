@@ -292,6 +292,9 @@ clusterDomain: cluster.local
 resolvConf: /etc/resolv.conf
 rotateCertificates: false
 makeIPTablesUtilChains: false
+# Lease renewed every 2 s (a quarter of this): node-loss tests can use a short
+# --node-monitor-grace-period without flapping.
+nodeLeaseDurationSeconds: 8
 EOF
   printf '%s\n' --config="$ND/kubelet/config.yaml" --kubeconfig="$ND/kubelet.kubeconfig" \
     --root-dir="$ND/kubelet/root" --cert-dir="$ND/kubelet/pki" --hostname-override="$NODE_NAME" \

@@ -15,6 +15,8 @@
 #     and retried; the retry resumes from the cache (no prompt twice);
 #   - kubectl logs of an attempt's pod and kubectl exec into the controller work;
 #   - the leading controller pod deleted: the other replica takes the Lease and finishes a run;
+#   - the kubelet stopped mid-call: Node NotReady, the pods deleted by the taint manager; with the
+#     kubelet back, the attempt classified NodeLost and retried;
 #   - helm upgrade to another controller image tag rolls the Deployment; a run waiting across it
 #     finishes with one Job per attempt;
 #   - helm uninstall leaves no pod, Deployment or Lease of the release.
@@ -46,7 +48,11 @@ rm -f "${TMPDIR:-/tmp}/flowrun-node-images.$$.log"
 ok "images/build.sh --prebuilt: controller and agent images ($VERSION) built in $((SECONDS - t)) s"
 
 t=$SECONDS
-FLOWRUN_NODE=real test_cluster node-chart
+# Node loss within seconds (the kubelet-stopped case below): NotReady after 8 s without a lease
+# renewal, pods evicted from an unreachable node after 2 s instead of 300.
+FLOWRUN_NODE=real FLOWRUN_KCM_ARGS="--node-monitor-grace-period=8s" \
+  FLOWRUN_APISERVER_ARGS="--default-not-ready-toleration-seconds=2 --default-unreachable-toleration-seconds=2" \
+  test_cluster node-chart
 echo "     (control plane + real node up in $((SECONDS - t)) s)"
 PG=$DIR/pg LLM_PID=""
 cleanup() {
@@ -239,6 +245,34 @@ check "... the run waiting across the upgrade Succeeds, each prompt once, Jobs a
 check "... each prompt once" eq "1 1" prompts upgrade-1
 check "... Jobs a1 and a2 only" eq "upgrade-1-a1 upgrade-1-a2" bash -c \
   "'$K' -n agents get jobs -l flowrun.dev/run=upgrade-1 -o jsonpath='{.items[*].metadata.name}'"
+
+# The kubelet stopped while an agent runs (mid-call): the Node goes NotReady and the taint manager
+# deletes the node's pods (the agent's and the controllers': their bound tokens die with them, so
+# nothing reconciles until new controller pods run). With the kubelet back, the deleted pods are
+# terminated, new controller pods start, the attempt is classified NodeLost and retried, and the
+# run finishes with the analysis prompt once.
+total0=$(llm_total)
+llm_config '{"latency_ms": 60000}'
+run_yaml nodelost-1 | "$K" apply -f - >/dev/null
+in_flight() { [[ $(llm_total) -gt $total0 ]]; }
+check "nodelost-1: the agent's LLM call is in flight" wait_until 120 in_flight
+agent_pod=$("$K" -n agents get pods -l job-name=nodelost-1-a1 -o 'jsonpath={.items[0].metadata.name}')
+"$NODE_SH" stop-kubelet "$DIR/cluster"
+not_ready() { [[ $("$K" get node "$FLOWRUN_NODE_NAME" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}') != True ]]; }
+check "kubelet stopped: the Node is NotReady" wait_until 60 not_ready
+evicted() { [[ -n $("$K" -n agents get pod "$agent_pod" -o 'jsonpath={.metadata.deletionTimestamp}' 2>/dev/null) ]] ||
+  ! "$K" -n agents get pod "$agent_pod" >/dev/null 2>&1; }
+check "... the taint manager deletes the agent's pod" wait_until 60 evicted
+llm_config '{"latency_ms": 0}'
+check "kubelet started again" expect_ok "$NODE_SH" start-kubelet "$DIR/cluster"
+attempt1_lost() { [[ $(fr nodelost-1 '{.status.attempts[0].reason}') == NodeLost ]]; }
+check "... the attempt is classified NodeLost" wait_until 180 attempt1_lost
+echo "     (nodelost-1 attempts: $(fr nodelost-1 '{range .status.attempts[*]}{.attempt}:{.outcome}/{.reason} {end}'))"
+check "... the retry runs and waits" wait_until 180 phase_is nodelost-1 Waiting
+answer nodelost-1 >/dev/null
+check "... answered: Succeeded" wait_until 180 phase_is nodelost-1 Succeeded
+analysis_once_nl() { [[ $(prompts nodelost-1) =~ ^[12]\ 1$ ]]; }
+check "... the analysis prompt once (the research prompt at most twice: $(prompts nodelost-1))" analysis_once_nl
 
 check "helm uninstall" expect_ok "$BIN/helm" uninstall flowrun -n flowrun-system --wait --timeout 120s
 check "... no controller pod, Deployment, ReplicaSet or Lease left" wait_until 60 bash -c \
