@@ -3,7 +3,8 @@
 #                         overlayfs); otherwise says why on stderr (the caller exits 77: skipped)
 #   host_sysctls          the shared kernel settings a node could change, one "sysctl k v" a line
 #   host_snapshot         host_sysctls plus whether the fixed paths kubelet, containerd and libcni
-#                         write to exist on the host (they must not appear)
+#                         write to exist on the host (they must not appear). Not /etc/cni: buildah
+#                         with its default configuration (images_test, maybe running beside) makes it
 
 need_real_node_host() {
   local why=""
@@ -28,7 +29,7 @@ host_sysctls() {
 host_snapshot() {
   host_sysctls
   local p
-  for p in /var/lib/kubelet /var/lib/cni /var/lib/containerd /run/containerd /run/nri /etc/cni /var/log/pods \
+  for p in /var/lib/kubelet /var/lib/cni /var/lib/containerd /run/containerd /run/nri /var/log/pods \
     /var/log/containers /opt/containerd; do
     if [[ -e $p ]]; then echo "path $p exists"; else echo "path $p absent"; fi
   done
