@@ -5,7 +5,8 @@
 #   - `helm install` of helm/flowrun in a namespace that enforces Pod Security "restricted": both
 #     controller replicas run as pods under the chart's ServiceAccount and security context,
 #     in-cluster configuration (token + kube-root-ca.crt + the kubernetes Service), liveness and
-#     readiness probes pass, and exactly one replica holds the Lease;
+#     readiness probes pass, and exactly one replica holds the Lease (its /readyz 200; the standby
+#     serves /healthz 200 and /readyz 503);
 #   - the research agent's image as the Job's pod in a "restricted" namespace: apply -> Waiting
 #     (the kubelet's termination message read by the controller) -> kubectl patch -> a fresh pod
 #     resumes from the cache -> Succeeded, the fake LLM seeing each prompt once;
@@ -117,8 +118,15 @@ one_leader() { [[ $(leader_pod | wc -l) == 1 ]]; }
 check "exactly one replica holds the Lease" wait_until 60 one_leader
 LEADER=$(leader_pod)
 echo "     (leader: $LEADER, holder identity: $(holder))"
-check "kubectl exec into the controller: its /readyz (leader) answers" bash -c \
-  "'$K' -n flowrun-system exec '$LEADER' -- bash -c 'exec 3<>/dev/tcp/127.0.0.1/8081; printf \"GET /readyz HTTP/1.0\\r\\n\\r\\n\" >&3; cat <&3' | head -1 | grep -q ' 200'"
+# http_status <pod> <path>: the controller's health server from inside its container (kubectl exec).
+http_status() {
+  "$K" -n flowrun-system exec "$1" -- bash -c "exec 3<>/dev/tcp/127.0.0.1/8081; printf 'GET $2 HTTP/1.0\r\n\r\n' >&3; head -1 <&3" |
+    awk '{print $2}'
+}
+STANDBY=$(ctl_pods '{range .items[*]}{.metadata.name}{"\n"}{end}' | grep -vx "$LEADER" | head -1)
+check "kubectl exec into the controller: the leader's /readyz answers 200" eq 200 http_status "$LEADER" /readyz
+standby_statuses() { echo "$(http_status "$STANDBY" /healthz) $(http_status "$STANDBY" /readyz)"; }
+check "... the standby serves /healthz (200) and is not ready to lead (/readyz 503)" eq "200 503" standby_statuses
 
 run_yaml() { # <name> [command yaml line]
   cat <<EOF
