@@ -22,6 +22,9 @@ PACKAGES=(
   buildah debootstrap
   # tests/helm reads rendered manifests with PyYAML
   python3-yaml
+  # the real node of the test cluster (tests/cluster/node.sh, label node): a container runtime,
+  # the CNI bridge plugins, iptables for its Service DNAT, busybox for its test image
+  containerd runc containernetworking-plugins iptables busybox-static
 )
 
 missing=()

@@ -13,6 +13,9 @@ scripts/install-deps.sh
 
 echo "== test control plane binaries (cold: 10-30 min on 2 cores; cached afterwards outside the repo)"
 tests/cluster/build.sh
+echo "== the real node's kubelet and kube-scheduler (cold: ~3 min after the control plane; cached), its pause/busybox images"
+tests/cluster/build-node.sh
+if [ "$(id -u)" -eq 0 ]; then tests/cluster/node.sh prepare /; fi
 
 echo "== build (RelWithDebInfo)"
 FLOWRUN_BUILD_DIR=build scripts/build.sh

@@ -19,8 +19,17 @@
 #                                     e.g. 2s to make watches hit 410 Gone quickly)
 #   FLOWRUN_APISERVER_ARGS            extra kube-apiserver flags (word-split)
 #   FLOWRUN_KCM_CONTROLLERS           kube-controller-manager --controllers
+#   FLOWRUN_KCM_ARGS                  extra kube-controller-manager flags (word-split), e.g.
+#                                     --node-monitor-grace-period=8s for node-loss tests
 #   FLOWRUN_NODESIM_ARGS              extra nodesim flags (word-split), e.g. --image-map=<file>
 #   FLOWRUN_NODE_NAME                 nodesim's node name (default nodesim)
+#   FLOWRUN_NODE                      "real": a real kubelet + containerd node (tests/cluster/node.sh,
+#                                     root only) and kube-scheduler instead of nodesim; the API server
+#                                     then admits ServiceAccounts (token volumes), and the controller
+#                                     manager also runs the Deployment, ReplicaSet, StatefulSet,
+#                                     EndpointSlice, node-lifecycle, taint-eviction, pod-GC,
+#                                     disruption, root-CA publisher and token controllers
+#                                     (docs/control-plane.md)
 #   FLOWRUN_CACHE                     cache root for build.sh
 # Layout of <dir>: see docs/control-plane.md.
 set -euo pipefail
@@ -232,7 +241,6 @@ apiserver_args() {
     --service-account-issuer="https://127.0.0.1:$port"
     --service-account-key-file="$PKI/sa.pub"
     --service-account-signing-key-file="$PKI/sa.key"
-    --disable-admission-plugins=ServiceAccount
     --allow-privileged=true
     --endpoint-reconciler-type=none
     --shutdown-watch-termination-grace-period=2s
@@ -240,6 +248,14 @@ apiserver_args() {
     --profiling=false
     --v=1
   )
+  if real_node; then
+    # kubectl logs/exec reach the kubelet as admin, at the node's IP (not its name).
+    args+=(--kubelet-client-certificate="$PKI/admin.crt" --kubelet-client-key="$PKI/admin.key"
+      --kubelet-preferred-address-types=InternalIP)
+  else
+    # nodesim runs no token volumes.
+    args+=(--disable-admission-plugins=ServiceAccount)
+  fi
   # shellcheck disable=SC2206
   [[ -z ${FLOWRUN_APISERVER_ARGS:-} ]] || args+=($FLOWRUN_APISERVER_ARGS)
   printf '%s\n' "${args[@]}"
@@ -269,8 +285,19 @@ start_apiserver_first() {
 }
 
 start_kcm() {
-  local controllers=${FLOWRUN_KCM_CONTROLLERS:-job-controller,garbage-collector-controller,namespace-controller,serviceaccount-controller,ttl-after-finished-controller}
-  launch kube-controller-manager "$BIN/kube-controller-manager" \
+  local controllers=job-controller,garbage-collector-controller,namespace-controller,serviceaccount-controller,ttl-after-finished-controller
+  local extra=()
+  if real_node; then
+    controllers+=,deployment-controller,replicaset-controller,statefulset-controller,endpointslice-controller
+    controllers+=,node-lifecycle-controller,taint-eviction-controller,pod-garbage-collector-controller,disruption-controller
+    controllers+=,root-ca-certificate-publisher-controller,serviceaccount-token-controller
+    # kube-root-ca.crt in every namespace (in-cluster clients verify the API server with it).
+    extra=(--root-ca-file="$PKI/ca.crt" --service-account-private-key-file="$PKI/sa.key")
+  fi
+  controllers=${FLOWRUN_KCM_CONTROLLERS:-$controllers}
+  # shellcheck disable=SC2206
+  [[ -z ${FLOWRUN_KCM_ARGS:-} ]] || extra+=($FLOWRUN_KCM_ARGS)
+  launch kube-controller-manager "$BIN/kube-controller-manager" "${extra[@]}" \
     --kubeconfig="$DIR/kube-controller-manager.kubeconfig" \
     --bind-address=127.0.0.1 --secure-port=0 \
     --cert-dir="$DIR/kcm-certs" \
@@ -279,6 +306,14 @@ start_kcm() {
     --controllers="$controllers" \
     --kube-api-qps=100 --kube-api-burst=200 \
     --v=1
+}
+
+real_node() { [[ ${FLOWRUN_NODE:-} == real ]]; }
+
+# The scheduler of the real node's cluster (nodesim binds its own pods; kubelet does not).
+start_scheduler() {
+  launch kube-scheduler "$NODE_BIN/kube-scheduler" --kubeconfig="$DIR/admin.kubeconfig" \
+    --leader-elect=false --secure-port=0 --v=1
 }
 
 start_nodesim() {
@@ -307,14 +342,22 @@ export FLOWRUN_APISERVER_URL='https://127.0.0.1:$(kv APISERVER_PORT)'
 export FLOWRUN_CLUSTER_CA='$PKI/ca.crt'
 export FLOWRUN_ETCD_ENDPOINT='http://127.0.0.1:$(kv ETCD_PORT)'
 export FLOWRUN_NODESIM_STATE_DIR='$DIR/nodesim'
-export FLOWRUN_NODE_NAME='${FLOWRUN_NODE_NAME:-nodesim}'
+export FLOWRUN_NODE_NAME='$(node_name)'
 EOF
+  if real_node; then
+    cat >>"$DIR/env.sh" <<EOF
+export FLOWRUN_NODE=real
+export FLOWRUN_NODE_BIN='$NODE_BIN'
+export FLOWRUN_NODE_GATEWAY='$(sed -n 's/^NODE_GATEWAY=//p' "$DIR/node/node.env")'
+EOF
+  fi
 }
+node_name() { if real_node; then echo "${FLOWRUN_REAL_NODE_NAME:-realnode}"; else echo "${FLOWRUN_NODE_NAME:-nodesim}"; fi; }
 
 kubectl_admin() { "$BIN/kubectl" --kubeconfig="$DIR/admin.kubeconfig" "$@"; }
 
 node_ready() {
-  [[ $(kubectl_admin get node "${FLOWRUN_NODE_NAME:-nodesim}" \
+  [[ $(kubectl_admin get node "$(node_name)" \
     -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}') == True ]]
 }
 
@@ -322,6 +365,9 @@ node_ready() {
 
 do_stop() {
   local p
+  # The real node, if any (node.sh knows what it started; nothing to do without one).
+  [[ ! -f $DIR/node/node.env ]] || "$HERE/node.sh" down "$DIR" || log "node.sh down failed"
+  stop_proc kube-scheduler 5
   stop_proc nodesim 5
   # Pod processes that outlived nodesim (it kills them on SIGTERM; this
   # covers a nodesim that died): only process groups whose environment names
@@ -354,6 +400,10 @@ do_start() {
   local t0=$SECONDS
   BIN=$("$HERE/build.sh" | tail -n1)
   [[ -x $BIN/kube-apiserver ]] || die "build.sh gave no binaries"
+  if real_node; then
+    NODE_BIN=$("$HERE/build-node.sh" | tail -n1)
+    [[ -x $NODE_BIN/kube-scheduler ]] || die "build-node.sh gave no binaries"
+  fi
   do_stop >/dev/null 2>&1 || true   # leftovers of an earlier half-started run
   rm -rf "$PKI" "$LOGS" "$PIDS" "$DIR/nodesim" "$DIR/nodesim.args" "$DIR/apiserver.args" "$DIR/apiserver-certs" "$DIR/kcm-certs" "$DIR"/*.kubeconfig "$DIR/cluster.env" "$DIR/env.sh"
   mkdir -p "$PIDS" "$LOGS"
@@ -376,10 +426,16 @@ do_start() {
   write_kubeconfig "$DIR/kube-controller-manager.kubeconfig" kube-controller-manager "$PKI/kube-controller-manager.crt" "$PKI/kube-controller-manager.key"
   write_kubeconfig "$DIR/nodesim.kubeconfig" nodesim "$PKI/nodesim.crt" "$PKI/nodesim.key"
   start_kcm
-  start_nodesim
-  write_env
-  wait_for "$READY_TIMEOUT" "node ${FLOWRUN_NODE_NAME:-nodesim} Ready" nodesim node_ready
-  wait_for "$READY_TIMEOUT" "nodesim pod cache" nodesim nodesim_ready
+  if real_node; then
+    start_scheduler
+    "$HERE/node.sh" up "$DIR"
+    write_env
+  else
+    start_nodesim
+    write_env
+    wait_for "$READY_TIMEOUT" "node $(node_name) Ready" nodesim node_ready
+    wait_for "$READY_TIMEOUT" "nodesim pod cache" nodesim nodesim_ready
+  fi
   case ",${FLOWRUN_KCM_CONTROLLERS:-serviceaccount-controller}," in
     *,serviceaccount-controller,*)
       wait_for "$READY_TIMEOUT" "kube-controller-manager (serviceaccount default/default)" \
@@ -421,7 +477,7 @@ case $cmd in
     start_nodesim
     wait_for 30 "nodesim" nodesim nodesim_ready ;;
   status)
-    for c in etcd kube-apiserver kube-controller-manager nodesim; do
+    for c in etcd kube-apiserver kube-controller-manager kube-scheduler nodesim; do
       if pid=$(pid_of "$c"); then echo "$c running (pid $pid)"; else echo "$c stopped"; fi
     done ;;
   *) usage ;;

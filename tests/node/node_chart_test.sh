@@ -1,0 +1,290 @@
+#!/usr/bin/env bash
+# The Helm chart and the project's real images on the real node (tests/cluster/node.sh):
+#   - images/build.sh --prebuilt <build dir> builds the controller and agent images (in a buildah
+#     storage of the node's own), node.sh imports them into containerd under the chart's names;
+#   - `helm install` of helm/flowrun in a namespace that enforces Pod Security "restricted": both
+#     controller replicas run as pods under the chart's ServiceAccount and security context,
+#     in-cluster configuration (token + kube-root-ca.crt + the kubernetes Service), liveness and
+#     readiness probes pass, and exactly one replica holds the Lease (its /readyz 200; the standby
+#     serves /healthz 200 and /readyz 503);
+#   - the research agent's image as the Job's pod in a "restricted" namespace: apply -> Waiting
+#     (the kubelet's termination message read by the controller) -> kubectl patch -> a fresh pod
+#     resumes from the cache -> Succeeded, the fake LLM seeing each prompt once;
+#   - an attempt's pod deleted mid-call: SIGTERM (ignored by the agent as PID 1), SIGKILL after the
+#     grace period, classified Killed and retried from the cache;
+#   - an attempt OOMKilled by its memory limit is classified (status.attempts reason OOMKilled)
+#     and retried; the retry resumes from the cache (no prompt twice);
+#   - kubectl logs of an attempt's pod and kubectl exec into the controller work;
+#   - the leading controller pod deleted: the other replica takes the Lease and finishes a run;
+#   - the kubelet stopped mid-call: Node NotReady, the pods deleted by the taint manager; with the
+#     kubelet back, the attempt classified NodeLost and retried;
+#   - helm upgrade to another controller image tag rolls the Deployment; a run waiting across it
+#     finishes with one Job per attempt;
+#   - helm uninstall leaves no pod, Deployment or Lease of the release.
+# PostgreSQL and the fake LLM run on the host (loopback); pods reach them at the node's gateway
+# address (node.sh's DNAT). Figures (pod start latency, exit -> Waiting) are printed as
+# "measure:" lines, never asserted.
+# Usage: node_chart_test.sh <cmake build dir>. Needs root (exit 77 = skipped otherwise).
+set -uo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+BUILD=$(cd "${1:?usage: node_chart_test.sh <cmake build dir>}" && pwd)
+# shellcheck source=../cluster/checks.sh
+source "$ROOT/tests/cluster/checks.sh"
+# shellcheck source=node_checks.sh
+source "$HERE/node_checks.sh"
+need_real_node_host || exit 77
+
+VERSION=$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$ROOT/helm/flowrun/Chart.yaml")
+# The node's buildah storage (node.sh): never the one images_test uses at the same time.
+eval "$("$ROOT/tests/cluster/node.sh" buildah-env /)"
+t=$SECONDS
+if ! "$ROOT/images/build.sh" --prebuilt "$BUILD" >"${TMPDIR:-/tmp}/flowrun-node-images.$$.log" 2>&1; then
+  tail -40 "${TMPDIR:-/tmp}/flowrun-node-images.$$.log" >&2
+  rm -f "${TMPDIR:-/tmp}/flowrun-node-images.$$.log"
+  nok "images/build.sh --prebuilt"; summary; exit 1
+fi
+rm -f "${TMPDIR:-/tmp}/flowrun-node-images.$$.log"
+ok "images/build.sh --prebuilt: controller and agent images ($VERSION) built in $((SECONDS - t)) s"
+
+t=$SECONDS
+# Node loss within seconds (the kubelet-stopped case below): NotReady after 8 s without a lease
+# renewal, pods evicted from an unreachable node after 2 s instead of 300.
+FLOWRUN_NODE=real FLOWRUN_KCM_ARGS="--node-monitor-grace-period=8s" \
+  FLOWRUN_APISERVER_ARGS="--default-not-ready-toleration-seconds=2 --default-unreachable-toleration-seconds=2" \
+  test_cluster node-chart
+echo "     (control plane + real node up in $((SECONDS - t)) s)"
+PG=$DIR/pg LLM_PID=""
+cleanup() {
+  [[ -n $LLM_PID ]] && kill "$LLM_PID" 2>/dev/null
+  "$_TEST_CLUSTER_SH" stop "$DIR/cluster" >/dev/null 2>&1 || true
+  "$ROOT/scripts/pg-local.sh" stop "$PG" >/dev/null 2>&1
+  if [[ ${FLOWRUN_TEST_KEEP:-0} == 1 ]]; then echo "kept $DIR" >&2; else rm -rf "$DIR"; fi
+}
+trap cleanup EXIT
+GW=$FLOWRUN_NODE_GATEWAY
+NODE_SH=$ROOT/tests/cluster/node.sh
+
+t=$SECONDS
+check "images imported into the node's containerd" expect_ok "$NODE_SH" import "$DIR/cluster" \
+  "flowrun/flowrun-controller:$VERSION" "flowrun/research-agent:$VERSION"
+echo "     (imported in $((SECONDS - t)) s)"
+
+# PostgreSQL on the host's loopback, also accepting the node's pods (they arrive through the DNAT
+# with their own addresses).
+chmod 755 "$DIR"
+if ! URL=$("$ROOT/scripts/pg-local.sh" start "$PG" 2>"$DIR/pg.err" | tail -n1); then
+  cat "$DIR/pg.err" >&2; nok "pg-local.sh start"; summary; exit 1
+fi
+echo "host all all 10.244.0.0/16 trust" >>"$PG/data/pg_hba.conf"
+psql -X -q -At "$URL" -c 'SELECT pg_reload_conf()' >/dev/null
+PGPORT=${URL##*:}; PGPORT=${PGPORT%%/*}
+POD_URL="postgresql://flowrun@$GW:$PGPORT/flowrun"
+
+python3 "$ROOT/tests/support/fake_llm_server.py" --port 0 --port-file "$DIR/llm.port" --api-key test-key \
+  >"$DIR/llm.log" 2>&1 &
+LLM_PID=$!
+wait_until 20 test -s "$DIR/llm.port" || { nok "fake LLM started"; summary; exit 1; }
+LLM_PORT=$(<"$DIR/llm.port")
+llm_stats() { curl -fsS "http://127.0.0.1:$LLM_PORT/__fake/stats"; }
+
+# The release namespace and the runs' namespace both enforce "restricted".
+for ns in flowrun-system agents; do
+  "$K" create namespace "$ns" >/dev/null
+  "$K" label namespace "$ns" pod-security.kubernetes.io/enforce=restricted >/dev/null
+  "$K" -n "$ns" create secret generic flowrun-database --from-literal=url="$POD_URL" >/dev/null
+done
+"$K" -n agents create secret generic openai --from-literal=api-key=test-key >/dev/null
+
+export HELM_CACHE_HOME=$DIR/helm/cache HELM_CONFIG_HOME=$DIR/helm/config HELM_DATA_HOME=$DIR/helm/data
+t=$SECONDS
+check "helm install (real images, restricted namespace)" expect_ok "$BIN/helm" install flowrun "$ROOT/helm/flowrun" \
+  -n flowrun-system --wait --timeout 180s
+echo "     (helm install --wait: $((SECONDS - t)) s)"
+# The price table ConfigMap lives in the release namespace; runs elsewhere need a copy (values.yaml).
+"$K" -n flowrun-system get configmap flowrun-prices -o json |
+  python3 -c 'import json,sys; c=json.load(sys.stdin); m=c["metadata"]; c["metadata"]={"name":m["name"],"namespace":"agents"}; print(json.dumps(c))' |
+  "$K" apply -f - >/dev/null
+ctl_pods() { "$K" -n flowrun-system get pods -l app.kubernetes.io/name=flowrun -o "jsonpath=$1"; }
+check "both controller replicas Running and Ready (kubelet's probes pass), none restarted" eq "Running True 0
+Running True 0" bash -c "'$K' -n flowrun-system get pods -l app.kubernetes.io/name=flowrun -o jsonpath='{range .items[*]}{.status.phase} {.status.conditions[?(@.type==\"Ready\")].status} {.status.containerStatuses[0].restartCount}{\"\\n\"}{end}'"
+check "... under the chart's ServiceAccount, as uid 65532" eq "flowrun-controller 65532
+flowrun-controller 65532" bash -c "for p in \$('$K' -n flowrun-system get pods -l app.kubernetes.io/name=flowrun -o name); do
+  echo \$('$K' -n flowrun-system get \$p -o jsonpath='{.spec.serviceAccountName}') \$('$K' -n flowrun-system exec \$p -- id -u); done"
+holder() { "$K" -n flowrun-system get lease flowrun-controller -o 'jsonpath={.spec.holderIdentity}'; }
+leader_pod() { local h; h=$(holder); ctl_pods '{range .items[*]}{.metadata.name}{"\n"}{end}' | while read -r p; do [[ -n $p && $h == *"$p"* ]] && echo "$p"; done; }
+one_leader() { [[ $(leader_pod | wc -l) == 1 ]]; }
+check "exactly one replica holds the Lease" wait_until 60 one_leader
+LEADER=$(leader_pod)
+echo "     (leader: $LEADER, holder identity: $(holder))"
+# http_status <pod> <path>: the controller's health server from inside its container (kubectl exec).
+http_status() {
+  "$K" -n flowrun-system exec "$1" -- bash -c "exec 3<>/dev/tcp/127.0.0.1/8081; printf 'GET $2 HTTP/1.0\r\n\r\n' >&3; head -1 <&3" |
+    awk '{print $2}'
+}
+STANDBY=$(ctl_pods '{range .items[*]}{.metadata.name}{"\n"}{end}' | grep -vx "$LEADER" | head -1)
+check "kubectl exec into the controller: the leader's /readyz answers 200" eq 200 http_status "$LEADER" /readyz
+standby_statuses() { echo "$(http_status "$STANDBY" /healthz) $(http_status "$STANDBY" /readyz)"; }
+check "... the standby serves /healthz (200) and is not ready to lead (/readyz 503)" eq "200 503" standby_statuses
+
+run_yaml() { # <name> [command yaml line]
+  cat <<EOF
+apiVersion: flowrun.dev/v1alpha1
+kind: FlowRun
+metadata: {name: $1, namespace: agents}
+spec:
+  template:
+    image: flowrun/research-agent:$VERSION
+${2:-}
+    env:
+    - {name: OPENAI_BASE_URL, value: "http://$GW:$LLM_PORT/v1"}
+    - name: OPENAI_API_KEY
+      valueFrom: {secretKeyRef: {name: openai, key: api-key}}
+    - {name: FLOWRUN_LLM_MODEL, value: gpt-4o-mini}
+    resources:
+      requests: {cpu: 50m, memory: 64Mi}
+      limits: {memory: 128Mi}
+  parameters: {topic: $1}
+  flow: research
+  retry: {maxAttempts: 3}
+  database:
+    secretRef: {name: flowrun-database}
+EOF
+}
+fr() { "$K" -n agents get flowrun "$1" -o "jsonpath=$2"; }
+phase_is() { [[ $(fr "$1" '{.status.phase}') == "$2" ]]; }
+prompts() { # <run> -> "<research prompts> <analysis prompts>"
+  llm_stats | python3 -c "
+import json, sys
+s = json.load(sys.stdin)['by_prompt']; r = \"Research the topic '$1'\"
+a = 'Analyze these research notes and give a recommendation: reply to: ' + r
+print(sum(n for p, n in s.items() if p.startswith(r)), sum(n for p, n in s.items() if p.startswith(a)))"
+}
+answer() { "$K" -n agents patch flowrun "$1" --subresource=status --type=merge -p '{"status":{"answers":{"proceed":true}}}'; }
+
+now() { date +%s.%N; }
+since() { python3 -c "import sys; print('%.1f' % (float(sys.argv[2]) - float(sys.argv[1])))" "$1" "$(now)"; }
+t=$(now)
+run_yaml research-1 | "$K" apply -f - >/dev/null
+check "research-1: the agent's pod runs the image and the run waits for an answer" wait_until 180 phase_is research-1 Waiting
+echo "measure: FlowRun applied -> Waiting (pod scheduled, started, agent ran to its wait, exit seen): $(since "$t") s"
+pod1=$("$K" -n agents get pods -l job-name=research-1-a1 -o 'jsonpath={.items[0].metadata.name}')
+check "... the wait is the agent's (from the kubelet's termination message): proceed" eq proceed fr research-1 '{.status.wait.name}'
+check "kubectl logs of the attempt's pod shows the agent's log lines" bash -c "'$K' -n agents logs '$pod1' | grep -q '\"msg\"'"
+"$K" -n agents get pod "$pod1" -o json | python3 -c '
+import json, sys
+from datetime import datetime
+p = json.load(sys.stdin); t = lambda s: datetime.strptime(s, "%Y-%m-%dT%H:%M:%SZ")
+st = p["status"]["containerStatuses"][0]["state"]["terminated"]
+print("measure: agent pod created -> container started (kubelet, 1 s resolution): %d s" % (t(st["startedAt"]) - t(p["metadata"]["creationTimestamp"])).seconds)' || true
+t=$(now)
+check "kubectl patch (answer) -> a fresh pod resumes -> Succeeded" bash -c \
+  "'$K' -n agents patch flowrun research-1 --subresource=status --type=merge -p '{\"status\":{\"answers\":{\"proceed\":true}}}' >/dev/null"
+check "... Succeeded" wait_until 180 phase_is research-1 Succeeded
+echo "measure: answer patched -> Succeeded (a new Job and pod, the agent resumed and finished): $(since "$t") s"
+check "... the fake LLM saw each prompt once" eq "1 1" prompts research-1
+check "... two attempts (a1 waiting, a2 succeeded)" eq "waiting succeeded" fr research-1 '{.status.attempts[*].outcome}'
+
+# OOM: attempt 2 (after the answer) runs out of its memory limit as PID 1; attempt 3 is the agent.
+run_yaml oom-1 '    command: ["/bin/sh", "-c", "if [ \"$FLOWRUN_ATTEMPT\" = 2 ]; then exec dd if=/dev/zero of=/dev/null bs=512M count=1; fi; exec /usr/local/bin/research-agent"]' |
+  "$K" apply -f - >/dev/null
+check "oom-1: waits after attempt 1" wait_until 180 phase_is oom-1 Waiting
+answer oom-1 >/dev/null
+check "... attempt 2 OOMKilled, retried, Succeeded" wait_until 240 phase_is oom-1 Succeeded
+check "... status.attempts: a2 classified OOMKilled" bash -c \
+  "[[ \$('$K' -n agents get flowrun oom-1 -o jsonpath='{.status.attempts[1].reason}') == OOMKilled ]] || { '$K' -n agents get flowrun oom-1 -o jsonpath='{.status.attempts}' >&2; exit 1; }"
+check "... the retry resumed from the cache: each prompt once" eq "1 1" prompts oom-1
+echo "     (oom-1 attempts: $(fr oom-1 '{range .status.attempts[*]}{.attempt}:{.outcome}/{.reason} {end}'))"
+
+# A pod deleted while the agent waits for the LLM (a 45 s answer): the kubelet sends SIGTERM, which
+# the agent, PID 1 of its container without a SIGTERM handler, does not receive (the kernel drops
+# default-action signals to a PID namespace's init); after the 30 s grace period the kubelet
+# SIGKILLs it (exit 137). The attempt is classified Killed and retried; the retry resumes and the
+# run finishes. The killed call's answer never reached the agent, so its prompt may be counted
+# twice; the next one once.
+llm_config() { curl -fsS -X POST -d "$1" "http://127.0.0.1:$LLM_PORT/__fake/config" >/dev/null; }
+llm_total() { llm_stats | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"])'; }
+total0=$(llm_total)
+llm_config '{"latency_ms": 45000}'
+run_yaml sigterm-1 | "$K" apply -f - >/dev/null
+in_flight() { [[ $(llm_total) -gt $total0 ]]; }
+check "sigterm-1: the agent's LLM call is in flight" wait_until 120 in_flight
+"$K" -n agents delete pod -l job-name=sigterm-1-a1 --wait=false >/dev/null
+llm_config '{"latency_ms": 0}'
+check "... pod deleted: the run waits after a retry" wait_until 180 phase_is sigterm-1 Waiting
+check "... status.attempts: a1 classified Killed (SIGKILL after the grace period, exit 137)" bash -c \
+  "[[ \$('$K' -n agents get flowrun sigterm-1 -o jsonpath='{.status.attempts[0].reason}') == Killed ]] || { '$K' -n agents get flowrun sigterm-1 -o jsonpath='{.status.attempts}' >&2; exit 1; }"
+echo "     (sigterm-1 attempts: $(fr sigterm-1 '{range .status.attempts[*]}{.attempt}:{.outcome}/{.reason} {end}'))"
+answer sigterm-1 >/dev/null
+check "... answered: Succeeded" wait_until 180 phase_is sigterm-1 Succeeded
+analysis_once() { [[ $(prompts sigterm-1) =~ ^[12]\ 1$ ]]; }
+check "... the analysis prompt once (the research prompt at most twice: $(prompts sigterm-1))" analysis_once
+
+# The leader goes away mid-run: the other replica takes over and finishes the run.
+run_yaml failover-1 | "$K" apply -f - >/dev/null
+check "failover-1: waits" wait_until 180 phase_is failover-1 Waiting
+"$K" -n flowrun-system delete pod "$LEADER" --wait=false >/dev/null
+answer failover-1 >/dev/null
+check "leader pod deleted: another pod holds the Lease" wait_until 90 bash -c \
+  "h=\$('$K' -n flowrun-system get lease flowrun-controller -o jsonpath='{.spec.holderIdentity}'); [[ -n \$h && \$h != *'$LEADER'* ]]"
+check "... and finishes the run: Succeeded, each prompt once, one Job per attempt" wait_until 180 phase_is failover-1 Succeeded
+check "... each prompt once" eq "1 1" prompts failover-1
+check "... Jobs a1 and a2 only" eq "failover-1-a1 failover-1-a2" bash -c \
+  "'$K' -n agents get jobs -l flowrun.dev/run=failover-1 -o jsonpath='{.items[*].metadata.name}'"
+
+# helm upgrade to another controller image (the same binary under a new tag): a rolling update; a
+# run waiting across it finishes with one Job per attempt.
+NEW_TAG=$VERSION-upgrade
+"$NODE_SH" ctr "$DIR/cluster" images tag "docker.io/flowrun/flowrun-controller:$VERSION" \
+  "docker.io/flowrun/flowrun-controller:$NEW_TAG" >/dev/null
+run_yaml upgrade-1 | "$K" apply -f - >/dev/null
+check "upgrade-1: waits" wait_until 180 phase_is upgrade-1 Waiting
+check "helm upgrade --set image.tag=$NEW_TAG (rolling update)" expect_ok "$BIN/helm" upgrade flowrun "$ROOT/helm/flowrun" \
+  -n flowrun-system --reuse-values --set image.tag="$NEW_TAG" --wait --timeout 180s
+two_new() { # exactly two controller pods, both of the new image (the old ones gone)
+  [[ $(ctl_pods '{range .items[*]}{.spec.containers[0].image}{"\n"}{end}' | sort | uniq -c | tr -s ' ') == " 2 flowrun/flowrun-controller:$NEW_TAG" ]]
+}
+check "... both replicas replaced by pods of the new image" wait_until 120 two_new
+new_leader() { local p; p=$(leader_pod); [[ -n $p ]] && "$K" -n flowrun-system get pod "$p" -o 'jsonpath={.spec.containers[0].image}' | grep -q ":$NEW_TAG$"; }
+check "... and one of them holds the Lease" wait_until 90 new_leader
+answer upgrade-1 >/dev/null
+check "... the run waiting across the upgrade Succeeds, each prompt once, Jobs a1 a2" wait_until 180 phase_is upgrade-1 Succeeded
+check "... each prompt once" eq "1 1" prompts upgrade-1
+check "... Jobs a1 and a2 only" eq "upgrade-1-a1 upgrade-1-a2" bash -c \
+  "'$K' -n agents get jobs -l flowrun.dev/run=upgrade-1 -o jsonpath='{.items[*].metadata.name}'"
+
+# The kubelet stopped while an agent runs (mid-call): the Node goes NotReady and the taint manager
+# deletes the node's pods (the agent's and the controllers': their bound tokens die with them, so
+# nothing reconciles until new controller pods run). With the kubelet back, the deleted pods are
+# terminated, new controller pods start, the attempt is classified NodeLost and retried, and the
+# run finishes with the analysis prompt once.
+total0=$(llm_total)
+llm_config '{"latency_ms": 60000}'
+run_yaml nodelost-1 | "$K" apply -f - >/dev/null
+in_flight() { [[ $(llm_total) -gt $total0 ]]; }
+check "nodelost-1: the agent's LLM call is in flight" wait_until 120 in_flight
+agent_pod=$("$K" -n agents get pods -l job-name=nodelost-1-a1 -o 'jsonpath={.items[0].metadata.name}')
+"$NODE_SH" stop-kubelet "$DIR/cluster"
+not_ready() { [[ $("$K" get node "$FLOWRUN_NODE_NAME" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}') != True ]]; }
+check "kubelet stopped: the Node is NotReady" wait_until 60 not_ready
+evicted() { [[ -n $("$K" -n agents get pod "$agent_pod" -o 'jsonpath={.metadata.deletionTimestamp}' 2>/dev/null) ]] ||
+  ! "$K" -n agents get pod "$agent_pod" >/dev/null 2>&1; }
+check "... the taint manager deletes the agent's pod" wait_until 60 evicted
+llm_config '{"latency_ms": 0}'
+check "kubelet started again" expect_ok "$NODE_SH" start-kubelet "$DIR/cluster"
+attempt1_lost() { [[ $(fr nodelost-1 '{.status.attempts[0].reason}') == NodeLost ]]; }
+check "... the attempt is classified NodeLost" wait_until 180 attempt1_lost
+echo "     (nodelost-1 attempts: $(fr nodelost-1 '{range .status.attempts[*]}{.attempt}:{.outcome}/{.reason} {end}'))"
+check "... the retry runs and waits" wait_until 180 phase_is nodelost-1 Waiting
+answer nodelost-1 >/dev/null
+check "... answered: Succeeded" wait_until 180 phase_is nodelost-1 Succeeded
+analysis_once_nl() { [[ $(prompts nodelost-1) =~ ^[12]\ 1$ ]]; }
+check "... the analysis prompt once (the research prompt at most twice: $(prompts nodelost-1))" analysis_once_nl
+
+check "helm uninstall" expect_ok "$BIN/helm" uninstall flowrun -n flowrun-system --wait --timeout 120s
+check "... no controller pod, Deployment, ReplicaSet or Lease left" wait_until 60 bash -c \
+  "[[ -z \$('$K' -n flowrun-system get pods,deployments,replicasets,leases -o name) ]]"
+
+summary
+[[ $fail -eq 0 ]]
