@@ -20,9 +20,7 @@ TEST(AppLoopAnswers, AnswerIsRecordedWithWhoAnsweredFromManagedFieldsWithoutALiv
       {{"manager", "flowrun-controller"}, {"operation", "Update"}, {"subresource", "status"},
        {"fieldsV1", {{"f:status", {{"f:phase", json::object()}, {"f:wait", json::object()}}}}}});
   FakeCluster cluster;
-  cluster.Seed("flowruns", json::array({w.flowrun}));
-  cluster.Seed("jobs", w.jobs);
-  cluster.Seed("pods", w.pods);
+  cluster.SeedWorld(w.flowrun, w.jobs, w.pods);
   FakeDatabase db;
   db.run = w.run;
   Loop loop(&cluster, &db, w.now);

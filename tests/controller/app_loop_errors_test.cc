@@ -77,9 +77,7 @@ TEST(AppLoopErrors, ExceptionIsCountedToldAndRetriedThenTheNextPassClearsTheCond
   core_test::World w = core_test::RunningWorld();
   w.now = core_test::At(20);
   FakeCluster cluster;
-  cluster.Seed("flowruns", json::array({w.flowrun}));
-  cluster.Seed("jobs", w.jobs);
-  cluster.Seed("pods", w.pods);
+  cluster.SeedWorld(w.flowrun, w.jobs, w.pods);
   FakeDatabase db;
   db.run = w.run;
   db.throw_on_get = "boom";

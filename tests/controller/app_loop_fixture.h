@@ -50,6 +50,12 @@ class FakeCluster : public flowrun::kube::testing::UnimplementedClient {
     std::lock_guard<std::mutex> l(mu_);
     for (const auto& o : objects) store_[resource][flowrun::kube::ObjectKey(o)] = o;
   }
+  // One FlowRun with its Jobs and pods (a core_test::World's objects).
+  void SeedWorld(const json& flowrun, const json& jobs, const json& pods) {
+    Seed("flowruns", json::array({flowrun}));
+    Seed("jobs", jobs);
+    Seed("pods", pods);
+  }
 
   // A change made by somebody else (a person, kube-controller-manager):
   // stored, then delivered to the watch; returns once the informer applied it.

@@ -26,9 +26,7 @@ TEST(AppLoopTime, RequeueAfterIsScheduledOnTheInjectedClock) {
   ASSERT_EQ(requeue->after, std::chrono::seconds(800));
 
   FakeCluster cluster;
-  cluster.Seed("flowruns", json::array({w.flowrun}));
-  cluster.Seed("jobs", w.jobs);
-  cluster.Seed("pods", w.pods);
+  cluster.SeedWorld(w.flowrun, w.jobs, w.pods);
   FakeDatabase db;
   db.run = w.run;
   Loop loop(&cluster, &db, w.now);

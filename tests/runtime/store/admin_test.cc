@@ -141,15 +141,7 @@ TEST_F(StoreAdmin, CancelRunFencesTheExecutionAndRefusesLaterBegins) {
 // refuses answers, so its wait is not open (wait_deadlines_test.cc checks the
 // same for a run failed by a wait timeout).
 TEST_F(StoreAdmin, CancelledRunShowsNoOpenWait) {
-  {
-    auto store = Store();
-    Begin(*store, "run-cw", 1);
-    ASSERT_EQ(Must(store->ResolveWait(MakeWait("approve", kBool))).kind, WaitResolution::Kind::kPending);
-    FinishRequest f;
-    f.outcome = OutcomeKind::kWaiting;
-    f.open_wait = "approve";
-    MustOk(store->Finish(f));
-  }
+  ASSERT_NO_FATAL_FAILURE(LeaveWaiting("run-cw", MakeWait("approve", kBool)));
   auto admin = Admin();
   ASSERT_TRUE(Must(admin->GetRun("run-cw")).open_wait.has_value());
   MustOk(admin->CancelRun("run-cw", "no longer needed"));

@@ -123,6 +123,18 @@ class StoreTest : public ::testing::Test {
     return Must(store.Begin(Ident(uid), attempt, json{{"topic", "llamas"}}, budget), "Begin");
   }
 
+  // One execution of `uid` that asks `req` and ends Waiting on it, as an
+  // agent does before its pod exits.
+  void LeaveWaiting(const std::string& uid, const WaitRequest& req) {
+    auto store = Store();
+    Begin(*store, uid, 1);
+    ASSERT_EQ(Must(store->ResolveWait(req)).kind, WaitResolution::Kind::kPending);
+    FinishRequest f;
+    f.outcome = OutcomeKind::kWaiting;
+    f.open_wait = req.key.name;
+    MustOk(store->Finish(f));
+  }
+
   // Direct queries, on a connection of their own (never the store's).
   template <typename... Args>
   pqxx::result Query(const std::string& sql, Args&&... args) const {

@@ -28,15 +28,7 @@ class StoreWaitDeadlines : public StoreTest {
 
 TEST_F(StoreWaitDeadlines, ExpiredWaitWithDefaultPolicyIsAnsweredWithTheDefault) {
   WaitRequest req = MakeWait("approve", kString, kTimeout, OnTimeout::kUseDefault, json("fallback"));
-  {
-    auto store = Store();
-    Begin(*store, "run-t", 1);
-    ASSERT_EQ(Must(store->ResolveWait(req)).kind, WaitResolution::Kind::kPending);
-    FinishRequest f;
-    f.outcome = OutcomeKind::kWaiting;
-    f.open_wait = "approve";
-    MustOk(store->Finish(f));
-  }
+  ASSERT_NO_FATAL_FAILURE(LeaveWaiting("run-t", req));
   auto admin = Admin();
   EXPECT_EQ(Must(admin->ExpireWait("run-t", std::chrono::system_clock::now())), RunAdmin::WaitExpiry::kNotDue);
   EXPECT_EQ(Count("SELECT count(*) FROM flowrun.waits WHERE answer IS NULL"), 1);  // not due: nothing written

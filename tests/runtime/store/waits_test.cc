@@ -92,15 +92,7 @@ TEST_F(StoreWaits, AnswerViolatingTheSchemaIsRejectedAndNothingStored) {
 
 TEST_F(StoreWaits, ValidAnswerResolvesTheWaitAndBecomesItsCheckpoint) {
   WaitRequest req = MakeWait("approve", kBool);
-  {
-    auto store = Store();
-    Begin(*store, "run-a", 1);
-    ASSERT_EQ(Must(store->ResolveWait(req)).kind, WaitResolution::Kind::kPending);
-    FinishRequest f;
-    f.outcome = OutcomeKind::kWaiting;
-    f.open_wait = "approve";
-    MustOk(store->Finish(f));
-  }
+  ASSERT_NO_FATAL_FAILURE(LeaveWaiting("run-a", req));
   auto admin = Admin();
   EXPECT_EQ(Must(admin->GetRun("run-a")).status, RunStatus::kWaiting);
   RecordedAnswer rec = Must(admin->RecordAnswer("run-a", "approve", true, AnswerOptions{false, "human:alice"}));
