@@ -1,10 +1,10 @@
 // Clock: the injectable time source (Envoy's TimeSource idea).
 //
-// Everything in flowrun's runtime, Kubernetes library and metrics loop that
-// reads the time or sleeps does it through a Clock, so tests can control
-// backoff and deadlines. SystemClock is the real one; DefaultClock() is the
-// process's shared instance, what a `Clock* clock = nullptr` option means.
-// (Known exception: controller/main.cc still reads the system clock itself.)
+// Everything in flowrun's runtime, Kubernetes library, controller loop and
+// metrics that reads the time or sleeps does it through a Clock, so tests can
+// control backoff and deadlines. SystemClock is the real one; DefaultClock()
+// is the process's shared instance, what a `Clock* clock = nullptr` option
+// means.
 // Thread safety: implementations must be safe for concurrent use.
 #pragma once
 
