@@ -68,7 +68,7 @@ NODE_SH=$ROOT/tests/cluster/node.sh
 
 t=$SECONDS
 check "images imported into the node's containerd" expect_ok "$NODE_SH" import "$DIR/cluster" \
-  "flowrun/flowrun-controller:$VERSION" "flowrun/research-agent:$VERSION"
+  "flowrun/flowrun-controller:$VERSION" "flowrun/research-agent:$VERSION" "flowrun/agent-runtime:$VERSION"
 echo "     (imported in $((SECONDS - t)) s)"
 
 # PostgreSQL on the host's loopback, also accepting the node's pods (they arrive through the DNAT
