@@ -260,7 +260,10 @@ check "... Jobs a1 and a2 only" eq "upgrade-1-a1 upgrade-1-a2" bash -c \
 # terminated, new controller pods start, the attempt is classified NodeLost and retried, and the
 # run finishes with the analysis prompt once.
 total0=$(llm_total)
-llm_config '{"latency_ms": 60000}'
+# The call must outlast the node-loss path (NotReady after the 8 s grace period, then the taint
+# manager's eviction), which takes much longer on a loaded CI machine than on a quiet one: the
+# agent must not finish its call first and reach Waiting on the lost node.
+llm_config '{"latency_ms": 900000}'
 run_yaml nodelost-1 | "$K" apply -f - >/dev/null
 in_flight() { [[ $(llm_total) -gt $total0 ]]; }
 check "nodelost-1: the agent's LLM call is in flight" wait_until 120 in_flight
@@ -270,7 +273,7 @@ not_ready() { [[ $("$K" get node "$FLOWRUN_NODE_NAME" -o 'jsonpath={.status.cond
 check "kubelet stopped: the Node is NotReady" wait_until 60 not_ready
 evicted() { [[ -n $("$K" -n agents get pod "$agent_pod" -o 'jsonpath={.metadata.deletionTimestamp}' 2>/dev/null) ]] ||
   ! "$K" -n agents get pod "$agent_pod" >/dev/null 2>&1; }
-check "... the taint manager deletes the agent's pod" wait_until 60 evicted
+check "... the taint manager deletes the agent's pod" wait_until 240 evicted
 llm_config '{"latency_ms": 0}'
 check "kubelet started again" expect_ok "$NODE_SH" start-kubelet "$DIR/cluster"
 attempt1_lost() { [[ $(fr nodelost-1 '{.status.attempts[0].reason}') == NodeLost ]]; }
