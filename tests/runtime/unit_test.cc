@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "support/expect_contains.h"
 #include "flowrun/environment.h"
 #include "flowrun/flow.h"
 #include "flowrun/outcome.h"
@@ -27,13 +28,6 @@ namespace {
 
 using json = nlohmann::json;
 
-// Substring expectations (plain gtest, no gmock).
-#define EXPECT_CONTAINS(haystack, needle)                                        \
-  EXPECT_NE(std::string(haystack).find(needle), std::string::npos)              \
-      << "expected to find \"" << (needle) << "\" in: " << (haystack)
-#define EXPECT_NOT_CONTAINS(haystack, needle)                                    \
-  EXPECT_EQ(std::string(haystack).find(needle), std::string::npos)              \
-      << "did not expect \"" << (needle) << "\" in: " << (haystack)
 
 // ---------------------------------------------------------------------------
 // ReadRunEnvironment

@@ -23,6 +23,7 @@
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
+#include "support/expect_contains.h"
 #include "flowrun/flow.h"
 #include "flowrun/postgres.h"
 #include "flowrun/run_admin.h"
@@ -30,12 +31,6 @@
 #include "flowrun/status.h"
 #include "support/postgres_server.h"
 
-#define EXPECT_CONTAINS(haystack, needle)                           \
-  EXPECT_NE(std::string(haystack).find(needle), std::string::npos) \
-      << "expected to find \"" << (needle) << "\" in: " << (haystack)
-#define EXPECT_NOT_CONTAINS(haystack, needle)                       \
-  EXPECT_EQ(std::string(haystack).find(needle), std::string::npos) \
-      << "did not expect \"" << (needle) << "\" in: " << (haystack)
 
 namespace flowrun::store_test {
 
