@@ -95,10 +95,20 @@ stop_proc() {
 }
 
 # launch <name> <binary> args...: start detached, output to logs/<name>.log.
+# Returns once the child has exec'd (its environment carries the marker
+# pid_of checks) or died: until the exec, /proc/<pid>/environ is this shell's,
+# and on a loaded machine a caller's first pid_of would take a starting
+# process for a dead one.
 launch() {
-  local name=$1; shift
+  local name=$1 pid i; shift
   FLOWRUN_CLUSTER_PROC=$DIR setsid "$@" </dev/null >>"$LOGS/$name.log" 2>&1 &
-  echo $! >"$PIDS/$name.pid"
+  pid=$!
+  echo "$pid" >"$PIDS/$name.pid"
+  for ((i = 0; i < 600; i++)); do
+    pid_of "$name" >/dev/null && return 0
+    alive "$pid" || return 0
+    sleep 0.05
+  done
 }
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
