@@ -22,7 +22,7 @@
 namespace flowrun::query {
 namespace {
 
-std::string Run(const std::string& cmd) {
+std::string Shell(const std::string& cmd) {
   std::string out;
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return out;
@@ -46,7 +46,7 @@ class Pki {
     Issue("proxy-other-cn", "proxy-ca", "/CN=someone-else", "clientAuth");
     Issue("rogue", "rogue-ca", "/CN=front-proxy-client", "clientAuth");
   }
-  ~Pki() { Run("rm -rf '" + dir + "'"); }
+  ~Pki() { Shell("rm -rf '" + dir + "'"); }
   void Ca(const std::string& name) {
     Sh("openssl ecparam -name prime256v1 -genkey -noout -out " + name + ".key && openssl req -x509 -new -key " + name +
        ".key -sha256 -days 2 -subj /CN=" + name +
@@ -101,7 +101,7 @@ class TlsServerTest : public ::testing::Test {
     if (!cert.empty()) cmd += "--cert '" + pki.dir + "/" + cert + ".crt' --key '" + pki.dir + "/" + cert + ".key' ";
     cmd += "-H 'X-Remote-User: alice' -H 'X-Remote-Group: team-a' -H 'X-Remote-Group: system:authenticated' " + extra +
            " 'https://127.0.0.1:" + std::to_string(server->port()) + path + "' 2>&1";
-    std::string out = Run(cmd);
+    std::string out = Shell(cmd);
     auto nl = out.rfind('\n');
     if (nl == std::string::npos) return {0, out};
     return {std::atoi(out.c_str() + nl + 1), out.substr(0, nl)};
@@ -142,13 +142,13 @@ TEST_F(TlsServerTest, OnlyTheVerifiedFrontProxyMayNameTheUser) {
 
 TEST_F(TlsServerTest, KeepAliveHeadAndBounds) {
   // Two requests on one connection (curl reuses it).
-  std::string out = Run("curl -sS --max-time 20 -w '%{http_code} %{num_connects}\\n' --cacert '" + pki.dir +
+  std::string out = Shell("curl -sS --max-time 20 -w '%{http_code} %{num_connects}\\n' --cacert '" + pki.dir +
                         "/serving-ca.crt' --cert '" + pki.dir + "/proxy.crt' --key '" + pki.dir +
                         "/proxy.key' -H 'X-Remote-User: bob' -o /dev/null 'https://127.0.0.1:" +
                         std::to_string(server->port()) + "/a' -o /dev/null 'https://127.0.0.1:" +
                         std::to_string(server->port()) + "/b' 2>&1");
   EXPECT_EQ(out, "200 1\n200 0\n") << "the second request reused the connection";
-  auto head = Run("curl -sS -I --max-time 20 --cacert '" + pki.dir + "/serving-ca.crt' 'https://127.0.0.1:" +
+  auto head = Shell("curl -sS -I --max-time 20 --cacert '" + pki.dir + "/serving-ca.crt' 'https://127.0.0.1:" +
                   std::to_string(server->port()) + "/x' 2>&1");
   EXPECT_NE(head.find("HTTP/1.1 401"), std::string::npos) << head;
   auto huge = Curl("proxy", "/x", "serving-ca.crt", "-H 'X-Big: " + std::string(70000, 'a') + "'");

@@ -7,6 +7,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <csignal>
+#include <pthread.h>
+
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
@@ -264,6 +267,13 @@ void TlsServer::AcceptLoop() {
 }
 
 void TlsServer::Serve(int fd) {
+  // A peer that closes early makes SSL_write raise SIGPIPE, which would end
+  // the process: blocked in this thread, the write fails with EPIPE instead
+  // (the pending signal is discarded when the thread exits).
+  sigset_t pipe;
+  sigemptyset(&pipe);
+  sigaddset(&pipe, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
   timeval tv{static_cast<time_t>(o_.idle_timeout.count()), 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
@@ -313,6 +323,11 @@ void TlsServer::Serve(int fd) {
       buf.append(chunk, static_cast<size_t>(n));
     }
     if (!keep) break;
+    if (end > o_.max_header_bytes) {
+      const std::string body = "request head too large\n";
+      (void)WriteAll(ssl, Head(431, "text/plain", body.size(), {}, true) + body);
+      break;
+    }
     const std::string head = buf.substr(0, end);
     buf.erase(0, end + 4);
 
