@@ -1,6 +1,5 @@
 #include "flowrun/query/tls_server.h"
 
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -14,6 +13,8 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+
+#include "flowrun/query/tcp_listener.h"
 
 #include <cctype>
 #include <cerrno>
@@ -165,33 +166,10 @@ Status TlsServer::Start() {
   auto ctx = Load();
   if (!ctx.ok()) return ctx.status();
   ctx_ = *ctx;
-  auto colon = o_.addr.rfind(':');
-  if (colon == std::string::npos) return InvalidArgument("--query-addr: want host:port, got " + o_.addr);
-  std::string host = o_.addr.substr(0, colon);
-  int port = std::atoi(o_.addr.substr(colon + 1).c_str());
-  listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (listen_fd_ < 0) return Unavailable("socket failed");
-  int one = 1;
-  setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(static_cast<uint16_t>(port));
-  if (host.empty() || host == "0.0.0.0") {
-    sa.sin_addr.s_addr = htonl(INADDR_ANY);
-  } else if (inet_pton(AF_INET, host == "localhost" ? "127.0.0.1" : host.c_str(), &sa.sin_addr) != 1) {
-    close(listen_fd_);
-    listen_fd_ = -1;
-    return InvalidArgument("--query-addr: bad IPv4 address " + host);
-  }
-  if (bind(listen_fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 || listen(listen_fd_, 64) != 0) {
-    std::string err = std::strerror(errno);
-    close(listen_fd_);
-    listen_fd_ = -1;
-    return Unavailable("cannot listen on " + o_.addr + ": " + err);
-  }
-  socklen_t len = sizeof sa;
-  getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&sa), &len);
-  port_ = ntohs(sa.sin_port);
+  auto l = ListenTcp(o_.addr, "--query-addr", 64);
+  if (!l.ok()) return l.status();
+  listen_fd_ = l->fd;
+  port_ = l->port;
   accept_thread_ = std::thread([this] { AcceptLoop(); });
   reload_thread_ = std::thread([this] { ReloadLoop(); });
   return Status();
