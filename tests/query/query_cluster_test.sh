@@ -30,12 +30,15 @@ CONTROLLER=${1:?usage: $0 <flowrun-controller>}
 source "$CLUSTER/checks.sh"
 export FLOWRUN_AGGREGATION=1
 test_cluster query
-PGDIR=$DIR/pg
+# The postgres user must traverse its directory's parents: not under mktemp's 0700 $DIR.
+PGDIR=$(mktemp -d /tmp/flowrun-query-pg.XXXXXX)
+chmod 755 "$PGDIR"
 declare -A CPID=()
 cleanup() {
   local p
   for p in "${CPID[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
   "$ROOT/scripts/pg-local.sh" stop "$PGDIR" >/dev/null 2>&1 || true
+  rm -rf "$PGDIR"
   "$_TEST_CLUSTER_SH" stop "$DIR/cluster" >/dev/null 2>&1 || true
   if [[ ${FLOWRUN_TEST_KEEP:-0} == 1 ]]; then echo "kept $DIR" >&2; else rm -rf "$DIR"; fi
 }
@@ -245,9 +248,13 @@ check "diff: r1 vs r2 checkpoint by checkpoint" eq "same onlyInThis" bash -c \
    python3 -c 'import json,sys; c=json.load(sys.stdin)[\"checkpoints\"]; print(c[0][\"state\"], c[1][\"state\"])'"
 
 # ---------------------------------------------------------------- discovery and namespaces
-check "kubectl api-resources works and lists the group" bash -c \
-  "'$K' api-resources >'$OUT' 2>&1 && grep -q 'query.flowrun.dev/v1alpha1' '$OUT' || { cat '$OUT' >&2; false; }"
-check "kubectl api-resources --api-group=query.flowrun.dev" expect_ok "$K" api-resources --api-group=query.flowrun.dev
+# (kubectl api-resources lists only resources with verbs: flowruns here has none, on purpose, so
+# the namespace controller finds nothing to delete in this group.)
+check "kubectl api-resources works: exit 0, no discovery error" bash -c \
+  "'$K' api-resources >'$OUT' 2>'$DIR/api-resources.err' && ! grep -q . '$DIR/api-resources.err' || { cat '$DIR/api-resources.err' >&2; false; }"
+check "kube-apiserver's discovery lists the group and its subresources" bash -c \
+  "'$K' get --raw /apis | grep -qF '\"name\":\"query.flowrun.dev\"' &&
+   '$K' get --raw /apis/query.flowrun.dev/v1alpha1 | grep -qF '\"name\":\"flowruns/costs\"'"
 "$K" create namespace doomed >/dev/null
 check "a namespace deletes while the API is up" expect_ok "$K" delete namespace doomed --timeout=60s
 
@@ -258,6 +265,7 @@ reads_ok() { # reads_ok <n>: n consecutive reads through kube-apiserver succeed
 }
 check "20 reads in a row with both replicas" reads_ok 20
 LEADER=$(grep -l '"became leader"' "$DIR"/controller-*.log | head -1 | sed 's/.*controller-\(.\)\.log/\1/')
+if [[ $LEADER != a && $LEADER != b ]]; then nok "no leader among the controllers"; summary; exit 1; fi
 OTHER=$([[ $LEADER == a ]] && echo b || echo a)
 kill -KILL "${CPID[$LEADER]}"
 unset "CPID[$LEADER]"
