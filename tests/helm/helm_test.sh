@@ -367,7 +367,8 @@ leftovers() {
   "$K" get clusterroles,clusterrolebindings,validatingadmissionpolicies,validatingadmissionpolicybindings -o name 2>&1 |
     grep -E 'flowrun' | grep -v 'flowrun-answerer'
   "$K" -n "$RNS" get lease flowrun-controller -o name 2>/dev/null
-  "$K" get apiservices,flowschemas,prioritylevelconfigurations -o name 2>&1 | grep -E 'flowrun'
+  # (v1alpha1.flowrun.dev is the CRD's own local APIService, kept with the CRD)
+  "$K" get apiservices,flowschemas,prioritylevelconfigurations -o name 2>&1 | grep -E 'query\.flowrun\.dev|flowrun-query'
   "$K" -n kube-system get rolebindings -o name 2>&1 | grep -E 'flowrun'
 }
 check "helm uninstall leaves no objects of the release (Lease and cluster-scoped ones included)" bash -c \
