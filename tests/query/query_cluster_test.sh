@@ -258,6 +258,34 @@ check "kube-apiserver's discovery lists the group and its subresources" bash -c 
 "$K" create namespace doomed >/dev/null
 check "a namespace deletes while the API is up" expect_ok "$K" delete namespace doomed --timeout=60s
 
+# ---------------------------------------------------------------- bench (FLOWRUN_QUERY_BENCH=1; printed, never asserted)
+if [[ ${FLOWRUN_QUERY_BENCH:-0} == 1 ]]; then
+  N=${FLOWRUN_QUERY_BENCH_N:-100}
+  APISERVER=$FLOWRUN_APISERVER_URL
+  lat() { # lat <label> <command...>: p50/p99 of N runs of the command, in ms
+    local label=$1 i t0 t1; shift
+    : >"$DIR/lat"
+    for ((i = 0; i < N; i++)); do
+      t0=$(date +%s%N); "$@" >/dev/null 2>&1; t1=$(date +%s%N)
+      echo $(((t1 - t0) / 1000)) >>"$DIR/lat"
+    done
+    sort -n "$DIR/lat" | awk -v l="$label" '{ a[NR] = $1 } END {
+      printf "bench: %-58s p50 %7.2f ms  p99 %7.2f ms  (n=%d)\n", l, a[int(NR * 0.5) + 1] / 1000, a[int(NR * 0.99) + 1 > NR ? NR : int(NR * 0.99) + 1] / 1000, NR }'
+  }
+  admin_curl() { curl -fsS --cacert "$FLOWRUN_CLUSTER_CA" --cert "$DIR/cluster/pki/admin.crt" --key "$DIR/cluster/pki/admin.key" "$@"; }
+  proxy_curl() { curl -fsS --cacert "$PKI/ca.crt" --resolve "flowrun-query.flowrun-system.svc:$PORT_A:$HOST_IP" \
+    --cert "$FLOWRUN_FRONT_PROXY_CERT" --key "$FLOWRUN_FRONT_PROXY_KEY" -H 'X-Remote-User: vera' "$@"; }
+  for sub in costs checkpoints "calls?sort=cost&limit=100"; do
+    lat "$sub via kube-apiserver (aggregation, curl)" admin_curl "$APISERVER$API/team-a/flowruns/r1/$sub"
+    lat "$sub straight to the controller (curl, front-proxy cert)" proxy_curl "https://flowrun-query.flowrun-system.svc:$PORT_A$API/team-a/flowruns/r1/$sub"
+  done
+  lat "the costs query on PostgreSQL (psql)" PSQL "SELECT model, count(*), sum(cost_usd) FROM flowrun.llm_calls WHERE run_uid = 'uid-a1' GROUP BY model"
+  lat "a plain GET of a FlowRun list via kube-apiserver (curl)" admin_curl "$APISERVER/apis/flowrun.dev/v1alpha1/namespaces/team-a/flowruns"
+  echo "bench: response sizes: calls?limit=500 $(admin_curl "$APISERVER$API/team-a/flowruns/r1/calls?limit=500" | wc -c) B," \
+    "costs $(admin_curl "$APISERVER$API/team-a/flowruns/r1/costs" | wc -c) B (run of 1,205 calls)"
+  echo "bench: every figure includes a curl/psql process start; compare them with each other"
+fi
+
 # ---------------------------------------------------------------- replicas: SIGKILL one
 reads_ok() { # reads_ok <n>: n consecutive reads through kube-apiserver succeed
   local i
