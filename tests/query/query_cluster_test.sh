@@ -270,7 +270,8 @@ if [[ ${FLOWRUN_QUERY_BENCH:-0} == 1 ]]; then
       echo $(((t1 - t0) / 1000)) >>"$DIR/lat"
     done
     sort -n "$DIR/lat" | awk -v l="$label" '{ a[NR] = $1 } END {
-      printf "bench: %-58s p50 %7.2f ms  p99 %7.2f ms  (n=%d)\n", l, a[int(NR * 0.5) + 1] / 1000, a[int(NR * 0.99) + 1 > NR ? NR : int(NR * 0.99) + 1] / 1000, NR }'
+      i50 = int(NR * 0.5) + 1; i99 = int(NR * 0.99) + 1; if (i99 > NR) i99 = NR
+      printf "bench: %-58s p50 %7.2f ms  p99 %7.2f ms  (n=%d)\n", l, a[i50] / 1000, a[i99] / 1000, NR }'
   }
   admin_curl() { curl -fsS --cacert "$FLOWRUN_CLUSTER_CA" --cert "$DIR/cluster/pki/admin.crt" --key "$DIR/cluster/pki/admin.key" "$@"; }
   proxy_curl() { curl -fsS --cacert "$PKI/ca.crt" --resolve "flowrun-query.flowrun-system.svc:$PORT_A:$HOST_IP" \
