@@ -1,0 +1,144 @@
+"""The running execution and the checkpoint of the calling context.
+
+One process runs one execution of one run (the C++ runtime ends the process
+when it suspends), so the execution is held per process: ``activate`` installs
+it for the duration of ``Flow.main`` and nothing else writes it. The checkpoint
+whose body is running is a ``contextvars`` variable: asyncio tasks inherit it,
+so concurrent bodies attribute their LLM calls to their own checkpoint.
+
+``Runtime`` adds what is Python-specific around the C++ engine: it counts the
+checkpoint bodies in flight (threads and asyncio tasks), and on a suspension
+waits for them to finish and be stored, flushes Python's stdio and logging,
+then lets C++ write the outcome and end the process (no ``finally`` block of
+the author's runs afterwards).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import sys
+import threading
+from typing import Any, Optional
+
+from . import _core
+from .errors import UsageError
+
+_checkpoint: contextvars.ContextVar[Optional["_core.Key"]] = contextvars.ContextVar("flowrun_checkpoint", default=None)
+
+
+def current_checkpoint() -> Optional["_core.Key"]:
+    """The key of the checkpoint whose body runs in this context, or None."""
+    return _checkpoint.get()
+
+
+def enter_checkpoint(key: "_core.Key") -> contextvars.Token:
+    return _checkpoint.set(key)
+
+
+def leave_checkpoint(token: contextvars.Token) -> None:
+    try:
+        _checkpoint.reset(token)
+    except ValueError:  # reset from another context (a body handed to a thread): just clear
+        _checkpoint.set(None)
+
+
+class Runtime:
+    """One execution: the C++ engine plus the in-flight bookkeeping."""
+
+    def __init__(self, execution: "_core.Execution") -> None:
+        self.ex = execution
+        self._lock = threading.Condition()
+        self._in_flight = 0
+        self._tasks: set[asyncio.Future[Any]] = set()
+        self._warned: set[str] = set()
+
+    # --- in-flight bodies ---------------------------------------------------
+    def body_started(self) -> None:
+        with self._lock:
+            self._in_flight += 1
+
+    def body_finished(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+            self._lock.notify_all()
+
+    def track_task(self, fut: "asyncio.Future[Any]") -> None:
+        self._tasks.add(fut)
+        fut.add_done_callback(self._tasks.discard)
+
+    def warn_once(self, message: str) -> None:
+        if message not in self._warned:
+            self._warned.add(message)
+            self.ex.warn(message)
+
+    # --- suspension ---------------------------------------------------------
+    def _drain_threads(self, own: int) -> None:
+        """Waits until the only bodies in flight are the caller's own (`own`: 0 or 1)."""
+        with self._lock:
+            self._lock.wait_for(lambda: self._in_flight <= own)
+
+    def suspend(self, suspension: "_core.Suspension", *, own: int = 0) -> None:
+        """Ends the process suspended; never returns in production."""
+        self._drain_threads(own)
+        _flush()
+        code = self.ex.suspend(suspension)
+        # Only reached with a test exit handler: end the process anyway.
+        _flush()
+        import os
+
+        os._exit(code)
+
+    async def suspend_async(self, suspension: "_core.Suspension") -> None:
+        current = asyncio.current_task()
+        pending = [t for t in self._tasks if t is not current and not t.done()]
+        if pending:
+            await asyncio.wait(pending)
+        self.suspend(suspension)
+
+    # --- LLM calls (the recorder and flowrun.llm use these) -----------------
+    def before_llm_call(self, key: Optional["_core.Key"], model: str, estimated: int) -> int:
+        started = self.ex.before_llm_call(key, model, estimated)
+        if isinstance(started, int):
+            return started
+        # Budget exhausted: nothing was sent. This body is one of the in-flight ones.
+        self.suspend(started, own=1 if key is not None else 0)
+        raise AssertionError("unreachable")
+
+    def finish_llm_call(self, call_id: int, **kw: Any) -> None:
+        self.ex.finish_llm_call(call_id, **kw)
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # a closed or broken stream must not prevent the outcome
+            pass
+    try:
+        for h in list(logging.getLogger().handlers):
+            h.flush()
+        logging.shutdown()
+    except Exception:
+        pass
+
+
+_runtime: Optional[Runtime] = None
+
+
+def activate(rt: Runtime) -> None:
+    global _runtime
+    if _runtime is not None:
+        raise UsageError("a flow is already running in this process: one execution per process")
+    _runtime = rt
+
+
+def runtime_or_none() -> Optional[Runtime]:
+    return _runtime
+
+
+def runtime(what: str) -> Runtime:
+    if _runtime is None:
+        raise UsageError(f"{what} needs a running flow: call it from a @flow run by .main() or `python -m flowrun run`")
+    return _runtime
