@@ -10,7 +10,9 @@ fan-out's identities do not depend on order at all.
 
 The fingerprint is the C++ ``CheckpointFingerprint`` of the function's
 qualified name and the canonical JSON of its bound arguments (``self``/``cls``
-skipped); ``inputs=None`` opts out, a callable projects the arguments. A
+skipped); ``inputs=None`` opts out (only the name counts, as a C++ checkpoint
+without inputs), a callable projects the arguments and its JSON is the inputs
+verbatim (exactly what ``CheckpointOptions::inputs`` is in C++). A
 resumed run that reaches the checkpoint with another fingerprint stops with
 the divergence exit code naming it (``on_divergence="rerun"`` recomputes).
 
@@ -99,7 +101,8 @@ class _Spec:
             projected, ok = _json.to_jsonable(self.inputs(*args, **kwargs))
             if not ok:
                 raise UsageError(f"checkpoint '{self.name}': its inputs= projection returned a value JSON cannot carry")
-            return _json.adapter(Any).dump_json({"function": self.qualname, "inputs": projected}).decode()
+            # Verbatim, as a C++ checkpoint's CheckpointOptions::inputs: the author chose what matters.
+            return _json.adapter(Any).dump_json(projected).decode()
         bound = self.signature.bind(*args, **kwargs)
         bound.apply_defaults()
         values: dict[str, Any] = {}

@@ -43,6 +43,8 @@ class Run:
     parameters: dict[str, Any] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
     attempt: int = 0
+    cwd: Path = AGENTS
+    command: Optional[list[str]] = None  # default: python -m flowrun run <target>
     dir: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="flowrun-pytest-run-"))
 
     @property
@@ -51,7 +53,7 @@ class Run:
 
     def env(self, **extra: str) -> dict[str, str]:
         env = clean_env()
-        pythonpath = [p for p in (os.environ.get("PYTHONPATH", ""), str(AGENTS)) if p]
+        pythonpath = [p for p in (os.environ.get("PYTHONPATH", ""), str(self.cwd)) if p]
         env.update({
             "PYTHONPATH": os.pathsep.join(pythonpath),
             "PYTHONUNBUFFERED": "1",
@@ -75,7 +77,8 @@ class Run:
 
     def start(self, **extra: str) -> subprocess.Popen[str]:
         self.attempt += 1
-        return subprocess.Popen([sys.executable, "-m", "flowrun", "run", self.target], cwd=str(AGENTS),
+        argv = self.command or [sys.executable, "-m", "flowrun", "run", self.target]
+        return subprocess.Popen(argv, cwd=str(self.cwd),
                                 env=self.env(**extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def finish(self, proc: subprocess.Popen[str], timeout: float = 120) -> Result:
