@@ -28,6 +28,7 @@ from .errors import UsageError, WaitTimedOut
 
 T = TypeVar("T")
 _MISSING: Any = object()
+_DRAFT_7 = "http://json-schema.org/draft-07/schema#"
 
 
 def _schema_of(tp: Any, schema: Any) -> tuple[Any, str]:
@@ -41,6 +42,10 @@ def _schema_of(tp: Any, schema: Any) -> tuple[Any, str]:
     except ImportError:
         to_validator_schema = None
     translated = to_validator_schema(pyd) if to_validator_schema is not None else pyd
+    if isinstance(translated, dict) and translated.get("$schema") == _DRAFT_7:
+        # Draft 7 is what the C++ validator assumes: without the marker, a Python wait's stored
+        # schema (and so its fingerprint) is the one a C++ agent's wait<T> records.
+        translated = {k: v for k, v in translated.items() if k != "$schema"}
     return answer_type, json.dumps(translated)
 
 
