@@ -52,6 +52,7 @@ class Runtime:
         self.ex = execution
         self._lock = threading.Condition()
         self._in_flight = 0
+        self._parked = 0  # bodies blocked in suspend() (a budget stop): finished as far as draining goes
         self._warned: set[str] = set()
 
     # --- in-flight bodies ---------------------------------------------------
@@ -71,8 +72,9 @@ class Runtime:
 
     # --- suspension ---------------------------------------------------------
     def in_flight(self) -> int:
+        """Bodies still running (not parked in a suspension)."""
         with self._lock:
-            return self._in_flight
+            return self._in_flight - self._parked
 
     def suspend(self, suspension: "_core.Suspension", *, own: int = 0) -> None:
         """Ends the process suspended once the other bodies in flight are stored; never returns.
@@ -86,12 +88,14 @@ class Runtime:
         except RuntimeError:
             on_loop = False
         with self._lock:
-            if on_loop and self._in_flight > own:
-                # Blocking the event loop would keep the other bodies from finishing:
-                # they end with the process and run again on resume (re-executions).
-                pass
-            else:
-                self._lock.wait_for(lambda: self._in_flight <= own)
+            # A body that stops here is parked: the others (which may stop here too) need not wait for it.
+            self._parked += own
+            self._lock.notify_all()
+            if not on_loop:
+                self._lock.wait_for(lambda: self._in_flight <= self._parked)
+        # On the event loop's thread (a budget stop inside an async body) blocking would keep the
+        # other async bodies from finishing: their open tries are recorded as suspended by C++ and
+        # run again on resume. wait_async() drains them before it gets here.
         _flush()
         code = self.ex.suspend(suspension)
         # Only reached when the engine's exit handler returned (it never does in production).

@@ -82,3 +82,21 @@ def test_retries_then_a_final_failure_exits_1_and_the_next_attempt_reruns_only_i
 def test_python_m_flowrun_run_with_a_bad_target_is_a_config_error(make_run) -> None:
     r = make_run("basic:no_such_flow").execute()
     assert r.code == 2 and r.message["outcome"] == "config_error" and "no_such_flow" in r.message["error"]
+
+
+def test_concurrent_async_bodies_stopping_on_the_budget_suspend_once_without_deadlock(make_run, fake_llm) -> None:
+    fake_llm.config(usage={"prompt_tokens": 100000, "completion_tokens": 10000})  # $0.021 a call
+    try:
+        run: Run = make_run("basic:spender_async", extra_env={"FLOWRUN_BUDGET_USD": "0.02"})
+        r = run.execute(timeout=60)
+        assert r.code == 0 and r.message["outcome"] == "budget_exceeded", r.stderr
+        sent = [p for p in fake_llm.stats()["by_prompt"] if p.startswith(run.uid)]
+        assert sent == [f"{run.uid} paid-async 0"]
+        assert run.ctl("budget", run.uid, "1").returncode == 0
+        r2 = run.execute(timeout=60)
+        assert r2.code == 0 and r2.message["outcome"] == "succeeded", r2.stderr
+        assert run.show()["result"]["calls"] == 4
+        counts = {p: n for p, n in fake_llm.stats()["by_prompt"].items() if p.startswith(run.uid)}
+        assert counts == {f"{run.uid} paid-async {i}": 1 for i in range(4)}
+    finally:
+        fake_llm.config(usage={"prompt_tokens": None, "completion_tokens": None})

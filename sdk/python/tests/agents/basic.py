@@ -339,3 +339,16 @@ def hopeless() -> int:
 @flow
 def retrying() -> dict:
     return {"flaky": flaky(), "hopeless": hopeless()}
+
+
+@checkpoint
+async def paid_async(i: int, uid: str) -> str:
+    return await flowrun.llm_async(f"{uid} paid-async {i}")
+
+
+@flow
+async def spender_async(width: int = 4) -> dict:
+    uid = flowrun.current().uid
+    first = await paid_async(0, uid)  # spends the budget
+    rest = await asyncio.gather(*(paid_async(i, uid) for i in range(1, width)))  # all stop at once
+    return {"calls": 1 + len(rest), "first": first}
