@@ -220,7 +220,7 @@ StatusOr<Execution::Reservation*> Execution::ReservationLocked(const CheckpointK
                                                                std::string_view op) {
   auto it = reserved_.find(key);
   if (it == reserved_.end())
-    return InvalidArgument(std::string(op) + ": " + internal::Label(key) + " was not reserved by this execution");
+    return InvalidArgument(std::string(op) + ": " + internal::Label(key) + " is not in flight in this execution (never reserved, or finished already)");
   if (it->second.kind != kind)
     return InvalidArgument(std::string(op) + ": " + internal::Label(key) + " was reserved as a " +
                            std::string(CheckpointKindName(it->second.kind)));
@@ -268,7 +268,7 @@ StatusOr<BeginResult> Execution::Begin(const CheckpointKey& key, const std::opti
   r->begun = true;
   BeginResult out;
   if (cached) {
-    r->done = true;
+    reserved_.erase(key);  // finished: keeps the map as small as what is in flight
     out.cached = true;
     out.output = *cached;
     return out;
@@ -283,7 +283,7 @@ StatusOr<bool> Execution::TryStarted(const CheckpointKey& key, int try_number) {
   std::lock_guard l(mu_);
   FLOWRUN_RETURN_IF_ERROR(GateLocked());
   FLOWRUN_ASSIGN_OR_RETURN(Reservation * r, ReservationLocked(key, CheckpointKind::kStep, "TryStarted"));
-  if (!r->live || r->done)
+  if (!r->live)
     return InvalidArgument("TryStarted: " + internal::Label(key) + " is not a live checkpoint awaiting a try");
   if (try_number < 1) return InvalidArgument("TryStarted: try numbers start at 1");
   auto interrupted = deps_.store->CheckpointStarted(key, CheckpointKind::kStep, r->fingerprint, try_number);
@@ -313,7 +313,7 @@ StatusOr<nlohmann::json> Execution::Complete(const CheckpointKey& key, const nlo
   FLOWRUN_RETURN_IF_ERROR(GateLocked());
   FLOWRUN_ASSIGN_OR_RETURN(Reservation * r, ReservationLocked(key, CheckpointKind::kStep, "Complete"));
   auto open = open_.find(key);
-  if (r->done || open == open_.end())
+  if (open == open_.end())
     return InvalidArgument("Complete: " + internal::Label(key) + " has no running try (call TryStarted first)");
   std::string text;
   try {
@@ -329,7 +329,7 @@ StatusOr<nlohmann::json> Execution::Complete(const CheckpointKey& key, const nlo
                                                open->second.started, deps_.clock->Now(), open->second.usage);
   if (!st.ok()) return StoreErrorLocked(st, "checkpoint " + internal::Label(key));
   open_.erase(open);
-  r->done = true;
+  reserved_.erase(key);
   // What the caller gets is what a resumed run will get from the cache.
   return nlohmann::json::parse(text);
 }
@@ -338,11 +338,11 @@ Status Execution::Fail(const CheckpointKey& key, int try_number, bool final_try,
   std::lock_guard l(mu_);
   FLOWRUN_RETURN_IF_ERROR(GateLocked());
   FLOWRUN_ASSIGN_OR_RETURN(Reservation * r, ReservationLocked(key, CheckpointKind::kStep, "Fail"));
-  if (!r->live || r->done) return InvalidArgument("Fail: " + internal::Label(key) + " is not running");
+  if (!r->live) return InvalidArgument("Fail: " + internal::Label(key) + " is not running");
   Status st = deps_.store->CheckpointFailed(key, try_number, final_try, std::string(message));
   if (!st.ok()) return StoreErrorLocked(st, "checkpoint " + internal::Label(key));
   open_.erase(key);
-  if (final_try) r->done = true;
+  if (final_try) reserved_.erase(key);
   return Status::Ok();
 }
 
@@ -352,14 +352,13 @@ StatusOr<WaitResult> Execution::ResolveWait(const CheckpointKey& key, const Wait
   std::lock_guard l(mu_);
   FLOWRUN_RETURN_IF_ERROR(GateLocked());
   FLOWRUN_ASSIGN_OR_RETURN(Reservation * r, ReservationLocked(key, CheckpointKind::kWait, "ResolveWait"));
-  if (r->done) return InvalidArgument("ResolveWait: " + internal::Label(key) + " was resolved already");
   std::string fp = CheckpointFingerprint(CheckpointKind::kWait, key.name, spec.schema);
   FLOWRUN_ASSIGN_OR_RETURN(const nlohmann::json* cached,
                            FromCacheLocked(key, CheckpointKind::kWait, fp,
                                            spec.on_divergence.value_or(env_.on_divergence)));
   WaitResult out;
   if (cached) {
-    r->done = true;
+    reserved_.erase(key);  // finished: keeps the map as small as what is in flight
     out.kind = WaitResult::Kind::kAnswered;
     out.answer = *cached;
     return out;
@@ -386,12 +385,12 @@ StatusOr<WaitResult> Execution::ResolveWait(const CheckpointKey& key, const Wait
   switch (res->kind) {
     case WaitResolution::Kind::kAnswered:
       ++stats_.live_checkpoints;
-      r->done = true;
+      reserved_.erase(key);  // finished: keeps the map as small as what is in flight
       out.kind = WaitResult::Kind::kAnswered;
       out.answer = std::move(res->answer);
       return out;
     case WaitResolution::Kind::kTimedOutFail:
-      r->done = true;
+      reserved_.erase(key);  // finished: keeps the map as small as what is in flight
       out.kind = WaitResult::Kind::kTimedOut;
       out.message = "wait " + internal::Label(key) + " timed out without an answer";
       return out;
@@ -474,9 +473,16 @@ int Execution::FinishWithError(FlowEndReason reason, std::string_view message) {
   std::lock_guard l(mu_);
   if (finished_) return finished_code_;
   if (sticky_) return FinalizeLocked(internal::OutcomeForSticky(*sticky_));
-  return FinalizeLocked(internal::OutcomeOf(
-      OutcomeKind::kFailed, std::string(message),
-      reason == FlowEndReason::kWaitTimedOut ? FailureReason::kWaitTimedOut : FailureReason::kFlowFailed));
+  switch (reason) {
+    case FlowEndReason::kConfigError:
+      return FinalizeLocked(internal::OutcomeOf(OutcomeKind::kConfigError, std::string(message)));
+    case FlowEndReason::kWaitTimedOut:
+      return FinalizeLocked(
+          internal::OutcomeOf(OutcomeKind::kFailed, std::string(message), FailureReason::kWaitTimedOut));
+    case FlowEndReason::kFlowFailed:
+      break;
+  }
+  return FinalizeLocked(internal::OutcomeOf(OutcomeKind::kFailed, std::string(message), FailureReason::kFlowFailed));
 }
 
 int Execution::FinalizeLocked(Outcome o) {

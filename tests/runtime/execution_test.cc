@@ -371,6 +371,19 @@ TEST_F(EngineTest, APendingWaitSuspendsWithTheWaitingOutcome) {
   EXPECT_FALSE(again->sticky_error().has_value());
 }
 
+// A driver that refuses the configuration after opening (the Python SDK
+// binding FLOWRUN_PARAMETERS to the flow's signature) ends with config_error.
+TEST_F(EngineTest, ADriversConfigurationErrorEndsWithExitTwo) {
+  RunEnvironment env;
+  auto ex = Open("config-1", 1, &env);
+  EXPECT_EQ(ex->FinishWithError(FlowEndReason::kConfigError, "parameter 'topic' is missing"), kExitConfigError);
+  EXPECT_EQ(ex->FinishWithError(FlowEndReason::kFlowFailed, "later"), kExitConfigError) << "idempotent";
+  json term = TerminationMessage(env);
+  EXPECT_EQ(term["outcome"], "config_error");
+  EXPECT_CONTAINS(term["error"].get<std::string>(), "'topic'");
+  EXPECT_EQ(Count("SELECT count(*) FROM flowrun.attempts WHERE run_uid = 'config-1' AND outcome = 'config_error'"), 1);
+}
+
 TEST_F(EngineTest, AnExecutionThatCannotOpenIsReportedWithItsExitCode) {
   RunEnvironment env = Env("no-open");
   env.database_url = "host=";  // malformed: a configuration error

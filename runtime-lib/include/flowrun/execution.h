@@ -175,8 +175,10 @@ struct LlmCallStart {
 
 // How the driver saw the flow end (Finish() with an error).
 enum class FlowEndReason {
-  kFlowFailed,    // a checkpoint failed finally, or the flow raised/threw
-  kWaitTimedOut,  // a wait's deadline passed under the fail policy, uncaught
+  kFlowFailed,    // a checkpoint failed finally, or the flow raised/threw (exit 1)
+  kWaitTimedOut,  // a wait's deadline passed under the fail policy, uncaught (exit 1)
+  kConfigError,   // the driver refused the configuration, e.g. a parameter the
+                  // flow's signature lacks or needs (exit 2; name it in the message)
 };
 
 class Execution {
@@ -311,7 +313,6 @@ class Execution {
     std::string fingerprint;  // set by Begin (live)
     bool begun = false;
     bool live = false;
-    bool done = false;  // completed, cached, or failed finally
   };
   struct OpenTry {
     int try_number = 0;
@@ -346,7 +347,7 @@ class Execution {
   mutable std::mutex mu_;
   std::map<CheckpointKey, CachedCheckpoint> cache_;
   std::map<std::string, int, std::less<>> occurrences_;
-  std::map<CheckpointKey, Reservation> reserved_;
+  std::map<CheckpointKey, Reservation> reserved_;  // in flight: erased once finished
   std::map<CheckpointKey, OpenTry> open_;
   std::map<int64_t, OpenCall> calls_;
   std::optional<double> budget_usd_;

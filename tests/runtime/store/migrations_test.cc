@@ -95,6 +95,32 @@ TEST_F(StoreMigrations, MigratingOldRowsGivesThemTypedStatesAndReasons) {
   EXPECT_EQ(Count("SELECT count(*) FROM flowrun.runs WHERE failure_reason = 'wait_timed_out'"), 1);
 }
 
+// Migration 4 (LLM calls recorded as started): every row an older build wrote
+// was a completed call, and still counts as one; the metrics count it too.
+TEST_F(StoreMigrations, OldLlmCallRowsBecomeCompletedCalls) {
+  auto opts = Options("flowrun-migrate");
+  MustOk(MigrateTo(opts, 3));
+  Query("INSERT INTO flowrun.runs (run_uid, status) VALUES ('old-calls', 'succeeded')");
+  Query("INSERT INTO flowrun.llm_calls (run_uid, epoch, seq, attempt, model, input_tokens, output_tokens,"
+        " cached_tokens, latency_ms, cost_usd, price_source) VALUES"
+        " ('old-calls', 1, 1, 1, 'gpt-4o-mini', 100, 10, 0, 5, 0.25, 'reported'),"
+        " ('old-calls', 1, 2, 1, 'mystery', 100, 10, 0, 5, NULL, 'unknown')");
+  MustOk(Migrate(opts));
+  EXPECT_EQ(Count("SELECT count(*) FROM flowrun.llm_calls WHERE state = 'completed' AND estimated_input_tokens = 0"
+                  " AND error = ''"),
+            2);
+  RunState s = Must(Admin()->GetRun("old-calls"));
+  EXPECT_EQ(s.spent.llm_calls, 2);
+  EXPECT_EQ(s.spent.unknown_cost_calls, 1);
+  EXPECT_EQ(s.spent.unfinished_calls, 0);
+  EXPECT_DOUBLE_EQ(s.spent.cost_usd, 0.25);
+  EXPECT_EQ(Count("SELECT value::bigint FROM flowrun.metric_contributions('old-calls')"
+                  " WHERE metric = 'llm_calls' AND model = 'gpt-4o-mini'"),
+            1);
+  EXPECT_THROW(Query("UPDATE flowrun.llm_calls SET state = 'running' WHERE seq = 1"), pqxx::check_violation);
+  EXPECT_THROW(Query("UPDATE flowrun.llm_calls SET estimated_input_tokens = -1 WHERE seq = 1"), pqxx::check_violation);
+}
+
 TEST_F(StoreMigrations, TheDatabaseRefusesWordsOutsideTheTypedSets) {
   auto store = Store();
   Begin(*store, "run-chk", 1);
