@@ -4,9 +4,9 @@
 whole life of an agent process, with the exit codes of a C++ agent
 (runtime-lib/include/flowrun/outcome.h): the parameters of the FlowRun
 (``FLOWRUN_PARAMETERS``) are bound to the function's signature and validated by
-its annotations — a missing or unknown one is a configuration error (exit 2)
-naming it; the C++ engine opens the execution (environment, price table,
-PostgreSQL, the fence); the function runs (``async def`` under ``asyncio.run``);
+its annotations once the C++ engine has opened the execution (environment,
+price table, PostgreSQL, the fence) — a missing, unknown or invalid one ends it
+as a configuration error (exit 2) naming it; the function runs (``async def`` under ``asyncio.run``);
 its result (JSON typed by the return annotation) or its error ends the
 execution. A suspension ends the process inside ``wait()`` or an LLM call.
 """
@@ -78,16 +78,14 @@ class Flow:
         """Runs one execution; returns the process exit code (the outcome is already reported)."""
         from .errors import ConfigError
 
-        params_json, env_error = _core.read_parameters()
-        kwargs: dict[str, Any] = {}
-        if params_json is not None:
-            try:
-                kwargs = self.bind_parameters(json.loads(params_json))
-            except ConfigError as e:
-                return _core.report_config_error(str(e))
         execution, code = _core.Execution.open_from_process()
         if execution is None:
             return code  # bad environment, database unavailable, cancelled: already reported
+        try:
+            kwargs = self.bind_parameters(json.loads(execution.parameters_json))
+        except ConfigError as e:
+            # Recorded like any outcome (the attempt's row and the termination message): exit 2.
+            return execution.finish_with_error("config_error", str(e))
         rt = _context.Runtime(execution)
         _context.activate(rt)
         return_type = self._hints().get("return", inspect.Signature.empty)

@@ -159,15 +159,6 @@ void BindExecution(nb::module_& m) {
       .def_prop_ro("message", [](const Suspension& s) { return s.outcome.error; });
 
   m.def(
-      "read_parameters",
-      []() -> std::pair<std::optional<std::string>, std::string> {
-        auto env = ReadRunEnvironmentFromProcess();
-        if (!env.ok()) return {std::nullopt, env.status().message()};
-        return {env->parameters.dump(), ""};
-      },
-      "(FLOWRUN_PARAMETERS as JSON text, '') or (None, why the environment is invalid).");
-
-  m.def(
       "report_config_error",
       [](const std::string& message) {
         // As run_flow reports an invalid environment: the termination message
@@ -192,7 +183,8 @@ void BindExecution(nb::module_& m) {
             {{"outcome", std::string(OutcomeKindName(o.kind))}, {"exitCode", code}, {"error", message}});
         return code;
       },
-      nb::arg("message"), "Reports a configuration error (exit code 2) without opening the execution; returns the code.");
+      nb::arg("message"), "Reports a configuration error (exit code 2) without opening the execution (python -m flowrun run "
+      "with a target that does not load); returns the code.");
 
   nb::class_<Execution>(m, "Execution", "One execution of a run: the C++ engine (flowrun/execution.h).")
       .def_static(
@@ -445,12 +437,14 @@ void BindExecution(nb::module_& m) {
       .def(
           "finish_with_error",
           [](Execution& e, const std::string& reason, const std::string& message) {
-            FlowEndReason r = reason == "wait_timed_out" ? FlowEndReason::kWaitTimedOut : FlowEndReason::kFlowFailed;
+            FlowEndReason r = reason == "wait_timed_out" ? FlowEndReason::kWaitTimedOut
+                              : reason == "config_error" ? FlowEndReason::kConfigError
+                                                         : FlowEndReason::kFlowFailed;
             GilRelease release;
             return e.FinishWithError(r, message);
           },
           nb::arg("reason"), nb::arg("message"),
-          "reason 'flow_failed' | 'wait_timed_out'; a sticky error overrides it. Returns the exit code.");
+          "reason 'flow_failed' | 'wait_timed_out' | 'config_error'; a sticky error overrides it. Returns the exit code.");
 }
 
 }  // namespace flowrun::python
