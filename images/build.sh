@@ -2,7 +2,7 @@
 # Builds flowrun's container images with buildah (no Docker engine) from images/Dockerfile: the
 # controller (target controller) and the agent runtime (target agent).
 #
-#   images/build.sh [--prebuilt <cmake build dir>] [--version <tag>] [controller|agent]...
+#   images/build.sh [--prebuilt <cmake build dir>] [--version <tag>] [controller|agent|python-agent]...
 #
 # --prebuilt: take flowrun-controller, research-agent and flowrunctl from a build tree compiled on
 #   this machine (Debian 12, like the image) instead of compiling them inside the builder stage
@@ -33,8 +33,8 @@ while [[ $# -gt 0 ]]; do
   case $1 in
     --prebuilt) prebuilt=$(cd "${2:?--prebuilt needs a build dir}" && pwd); shift 2 ;;
     --version) version=${2:?--version needs a tag}; shift 2 ;;
-    controller|agent) targets+=("$1"); shift ;;
-    *) die "unknown argument: $1 (usage: images/build.sh [--prebuilt <build dir>] [--version <tag>] [controller|agent]...)" ;;
+    controller|agent|python-agent) targets+=("$1"); shift ;;
+    *) die "unknown argument: $1 (usage: images/build.sh [--prebuilt <build dir>] [--version <tag>] [controller|agent|python-agent]...)" ;;
   esac
 done
 [[ ${#targets[@]} -gt 0 ]] || targets=(controller agent)
@@ -81,9 +81,17 @@ if [[ -n $prebuilt ]]; then
   for t in "${targets[@]}"; do
     case $t in
       controller) files+=(controller/flowrun-controller) ;;
-      agent) files+=(examples/research-agent runtime-lib/flowrunctl) ;;
+      agent|python-agent) files+=(examples/research-agent runtime-lib/flowrunctl) ;;
     esac
   done
+  if [[ " ${targets[*]} " == *" python-agent "* ]]; then
+    # The wheel built here, against this machine's Debian python3 (the image's), with the
+    # SDK's venv (scripts/python-env.sh); pip adds the wheels of its dependencies (pydantic).
+    py=$("$ROOT/scripts/python-env.sh")
+    log "building the flowrun wheel with $py"
+    (cd "$ROOT" && CCACHE_BASEDIR="$ROOT" CCACHE_NOHASHDIR=1 CMAKE_CXX_COMPILER_LAUNCHER=ccache \
+      "$py" -m pip wheel -q --disable-pip-version-check --no-build-isolation -w "$ctx/prebuilt/wheels" .) >&2
+  fi
   for f in "${files[@]}"; do
     [[ -x $prebuilt/$f ]] || die "--prebuilt $prebuilt: no $f (ninja -C $prebuilt flowrun-controller research-agent flowrunctl)"
     # Stripped copies: debug info is not for the image.
@@ -117,6 +125,7 @@ for t in "${targets[@]}"; do
   case $t in
     controller) names=("flowrun/flowrun-controller:$version") ;;
     agent) names=("flowrun/research-agent:$version" "flowrun/agent-runtime:$version") ;;
+    python-agent) names=("flowrun/python-agent-runtime:$version") ;;
   esac
   log "building ${names[*]} ($binaries binaries, base $base)"
   tags=()
