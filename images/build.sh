@@ -85,12 +85,17 @@ if [[ -n $prebuilt ]]; then
     esac
   done
   if [[ " ${targets[*]} " == *" python-agent "* ]]; then
-    # The wheel built here, against this machine's Debian python3 (the image's), with the
-    # SDK's venv (scripts/python-env.sh); pip adds the wheels of its dependencies (pydantic).
+    # The SDK as the build tree holds it (<build>/python/flowrun: the _core the pytest suite ran,
+    # configured with -DFLOWRUN_PYTHON, links resolved) and the wheels of its dependencies.
+    [[ -f $prebuilt/python/flowrun/__init__.py ]] && compgen -G "$prebuilt/python/flowrun/_core*.so" >/dev/null ||
+      die "--prebuilt $prebuilt: no python/flowrun with _core (configure with -DFLOWRUN_PYTHON=\$(scripts/python-env.sh))"
+    mkdir -p "$ctx/prebuilt/python" "$ctx/prebuilt/wheels"
+    cp -rL "$prebuilt/python/flowrun" "$ctx/prebuilt/python/"
+    rm -rf "$ctx/prebuilt/python/flowrun/__pycache__"
+    strip --strip-unneeded "$ctx/prebuilt/python/flowrun/"_core*.so
     py=$("$ROOT/scripts/python-env.sh")
-    log "building the flowrun wheel with $py"
-    (cd "$ROOT" && CCACHE_BASEDIR="$ROOT" CCACHE_NOHASHDIR=1 CMAKE_CXX_COMPILER_LAUNCHER=ccache \
-      "$py" -m pip wheel -q --disable-pip-version-check --no-build-isolation -w "$ctx/prebuilt/wheels" .) >&2
+    "$py" -m pip download -q --disable-pip-version-check --only-binary=:all: -d "$ctx/prebuilt/wheels" \
+      -r "$ROOT/sdk/python/requirements-runtime.txt" >&2
   fi
   for f in "${files[@]}"; do
     [[ -x $prebuilt/$f ]] || die "--prebuilt $prebuilt: no $f (ninja -C $prebuilt flowrun-controller research-agent flowrunctl)"
