@@ -2,7 +2,7 @@
 # Builds flowrun's container images with buildah (no Docker engine) from images/Dockerfile: the
 # controller (target controller) and the agent runtime (target agent).
 #
-#   images/build.sh [--prebuilt <cmake build dir>] [--version <tag>] [controller|agent]...
+#   images/build.sh [--prebuilt <cmake build dir>] [--version <tag>] [controller|agent|python-agent]...
 #
 # --prebuilt: take flowrun-controller, research-agent and flowrunctl from a build tree compiled on
 #   this machine (Debian 12, like the image) instead of compiling them inside the builder stage
@@ -33,8 +33,8 @@ while [[ $# -gt 0 ]]; do
   case $1 in
     --prebuilt) prebuilt=$(cd "${2:?--prebuilt needs a build dir}" && pwd); shift 2 ;;
     --version) version=${2:?--version needs a tag}; shift 2 ;;
-    controller|agent) targets+=("$1"); shift ;;
-    *) die "unknown argument: $1 (usage: images/build.sh [--prebuilt <build dir>] [--version <tag>] [controller|agent]...)" ;;
+    controller|agent|python-agent) targets+=("$1"); shift ;;
+    *) die "unknown argument: $1 (usage: images/build.sh [--prebuilt <build dir>] [--version <tag>] [controller|agent|python-agent]...)" ;;
   esac
 done
 [[ ${#targets[@]} -gt 0 ]] || targets=(controller agent)
@@ -81,9 +81,22 @@ if [[ -n $prebuilt ]]; then
   for t in "${targets[@]}"; do
     case $t in
       controller) files+=(controller/flowrun-controller) ;;
-      agent) files+=(examples/research-agent runtime-lib/flowrunctl) ;;
+      agent|python-agent) files+=(examples/research-agent runtime-lib/flowrunctl) ;;
     esac
   done
+  if [[ " ${targets[*]} " == *" python-agent "* ]]; then
+    # The SDK as the build tree holds it (<build>/python/flowrun: the _core the pytest suite ran,
+    # configured with -DFLOWRUN_PYTHON, links resolved) and the wheels of its dependencies.
+    [[ -f $prebuilt/python/flowrun/__init__.py ]] && compgen -G "$prebuilt/python/flowrun/_core*.so" >/dev/null ||
+      die "--prebuilt $prebuilt: no python/flowrun with _core (configure with -DFLOWRUN_PYTHON=\$(scripts/python-env.sh))"
+    mkdir -p "$ctx/prebuilt/python" "$ctx/prebuilt/wheels"
+    cp -rL "$prebuilt/python/flowrun" "$ctx/prebuilt/python/"
+    rm -rf "$ctx/prebuilt/python/flowrun/__pycache__"
+    strip --strip-unneeded "$ctx/prebuilt/python/flowrun/"_core*.so
+    py=$("$ROOT/scripts/python-env.sh")
+    "$py" -m pip download -q --disable-pip-version-check --only-binary=:all: -d "$ctx/prebuilt/wheels" \
+      -r "$ROOT/sdk/python/requirements-runtime.txt" >&2
+  fi
   for f in "${files[@]}"; do
     [[ -x $prebuilt/$f ]] || die "--prebuilt $prebuilt: no $f (ninja -C $prebuilt flowrun-controller research-agent flowrunctl)"
     # Stripped copies: debug info is not for the image.
@@ -117,6 +130,7 @@ for t in "${targets[@]}"; do
   case $t in
     controller) names=("flowrun/flowrun-controller:$version") ;;
     agent) names=("flowrun/research-agent:$version" "flowrun/agent-runtime:$version") ;;
+    python-agent) names=("flowrun/python-agent-runtime:$version") ;;
   esac
   log "building ${names[*]} ($binaries binaries, base $base)"
   tags=()

@@ -7,6 +7,8 @@
 #   - every binary finds its shared libraries (ldd in the image);
 #   - the agent image's research-agent starts and fails cleanly without its
 #     environment (exit 2, config_error naming FLOWRUN_RUN_UID); flowrunctl runs;
+#   - the Python agent runtime image: uid 65532, entrypoint python3 -m flowrun run,
+#     flowrun._core's libraries found, the Python research agent fails cleanly likewise;
 #   - the Helm chart's migrate hook command (from helm template) migrates a
 #     private PostgreSQL from the agent image, idempotently;
 #   - the controller image's flowrun-controller, started inside the image with
@@ -33,14 +35,15 @@ cleanup_images() {
   rm -f "$OUT0"
   for c in "${containers[@]}"; do b rm "$c" >/dev/null 2>&1 || true; done
   # The test's images go (their cached parent layers stay for the next run).
-  b rmi "flowrun/flowrun-controller:$VERSION" "flowrun/research-agent:$VERSION" "flowrun/agent-runtime:$VERSION" >/dev/null 2>&1
+  b rmi "flowrun/flowrun-controller:$VERSION" "flowrun/research-agent:$VERSION" "flowrun/agent-runtime:$VERSION" \
+    "flowrun/python-agent-runtime:$VERSION" >/dev/null 2>&1
   [[ -n $PG ]] && "$ROOT/scripts/pg-local.sh" stop "$PG" >/dev/null 2>&1
   return 0
 }
 
 start=$SECONDS
-check "images/build.sh --prebuilt: both images build" bash -c \
-  "'$ROOT/images/build.sh' --prebuilt '$BUILD' --version $VERSION >'${TMPDIR:-/tmp}/flowrun-images-build.log' 2>&1 ||
+check "images/build.sh --prebuilt: the controller, agent and Python agent images build" bash -c \
+  "'$ROOT/images/build.sh' --prebuilt '$BUILD' --version $VERSION controller agent python-agent >'${TMPDIR:-/tmp}/flowrun-images-build.log' 2>&1 ||
    { tail -40 '${TMPDIR:-/tmp}/flowrun-images-build.log' >&2; exit 1; }"
 echo "     (built in $((SECONDS - start)) s)"
 
@@ -74,6 +77,20 @@ check "agent image: research-agent without FLOWRUN_RUN_UID exits 2 with config_e
      sh -c '/usr/local/bin/research-agent 2>/tmp/err; echo exit=\$?; cat /tmp/err /tmp/term' >'$OUT.agent' 2>&1;
    grep -q '^exit=2' '$OUT.agent' && grep -q config_error '$OUT.agent' && grep -q FLOWRUN_RUN_UID '$OUT.agent' ||
    { cat '$OUT.agent' >&2; exit 1; }"
+
+# The Python agent runtime (the SDK's wheel on Debian's python3), with the Python research agent.
+check "python agent image: user 65532, entrypoint python3 -m flowrun run" eq "65532:65532 [python3 -m flowrun run]" \
+  image_config "flowrun/python-agent-runtime:$VERSION" '{{.OCIv1.Config.User}} {{.OCIv1.Config.Entrypoint}}'
+pyagent=$(b from "flowrun/python-agent-runtime:$VERSION") && containers+=("$pyagent")
+check "python agent image: flowrun._core finds every shared library" bash -c \
+  "$(declare -f b); b run --isolation chroot '$pyagent' -- sh -c 'ldd /opt/flowrun/python/lib/python3*/site-packages/flowrun/_core*.so' >'$OUT' 2>&1 &&
+   ! grep 'not found' '$OUT' >&2 || { cat '$OUT' >&2; exit 1; }"
+check "python agent image: the research agent without FLOWRUN_RUN_UID exits 2 with config_error" bash -c \
+  "$(declare -f b); b run --isolation chroot --volume '$ROOT/examples/research-agent-py:/app:ro' \
+     --env FLOWRUN_TERMINATION_MESSAGE_PATH=/tmp/term '$pyagent' -- \
+     sh -c 'python3 -m flowrun run agent:research_agent 2>/tmp/err; echo exit=\$?; cat /tmp/err /tmp/term' >'$OUT.py' 2>&1;
+   grep -q '^exit=2' '$OUT.py' && grep -q config_error '$OUT.py' && grep -q FLOWRUN_RUN_UID '$OUT.py' ||
+   { cat '$OUT.py' >&2; exit 1; }"
 
 # The controller in its image against a real control plane and PostgreSQL.
 test_cluster images
