@@ -22,6 +22,9 @@ PACKAGES=(
   buildah debootstrap
   # tests/helm reads rendered manifests with PyYAML
   python3-yaml
+  # the Python SDK (sdk/python): its extension builds against Debian's python3, in a venv
+  # that scripts/python-env.sh fills from PyPI (nanobind, scikit-build-core, pydantic, pytest, ...)
+  python3-dev python3-venv
   # the real node of the test cluster (tests/cluster/node.sh, label node): a container runtime,
   # the CNI bridge plugins, iptables for its Service DNAT, busybox for its test image
   containerd runc containernetworking-plugins iptables busybox-static

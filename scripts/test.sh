@@ -17,8 +17,10 @@ echo "== the real node's kubelet and kube-scheduler (cold: ~3 min after the cont
 tests/cluster/build-node.sh
 if [ "$(id -u)" -eq 0 ]; then tests/cluster/node.sh prepare /; fi
 
+echo "== the Python SDK's virtual environment (cached outside the checkout; sdk/python/requirements-dev.txt)"
+flowrun_python=$(scripts/python-env.sh)
 echo "== build (RelWithDebInfo)"
-FLOWRUN_BUILD_DIR=build scripts/build.sh
+FLOWRUN_BUILD_DIR=build scripts/build.sh -DFLOWRUN_PYTHON="$flowrun_python"
 echo "== tests"
 ctest --test-dir build --output-on-failure -j "$FLOWRUN_JOBS" --timeout 900
 

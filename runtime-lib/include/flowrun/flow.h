@@ -27,6 +27,7 @@
 
 #include "flowrun/clock.h"
 #include "flowrun/environment.h"
+#include "flowrun/execution.h"
 #include "flowrun/llm_client.h"
 #include "flowrun/outcome.h"
 #include "flowrun/price_table.h"
@@ -78,15 +79,6 @@ class FencedError : public FlowError { using FlowError::FlowError; };
 class StoreError : public FlowError { using FlowError::FlowError; };
 // A wait's deadline passed and its policy is to fail.
 class WaitTimedOutError : public FlowError { using FlowError::FlowError; };
-
-// Counters of one execution.
-struct ExecutionStats {
-  int64_t live_checkpoints = 0;
-  int64_t cached_checkpoints = 0;
-  int64_t reexecuted_checkpoints = 0;
-  Usage saved;       // LLM spend of the checkpoints served from cache
-  Usage spent_here;  // LLM spend of this execution
-};
 
 // How a suspension ends the execution. Production: write the outcome and exit
 // the process with code 0; it must not return. If it does return, Flow throws
@@ -207,9 +199,5 @@ class Flow final : public LlmCallSink {
   std::unique_ptr<HttpTransport> owned_http_;  // when FlowDeps.http was null
   std::unique_ptr<LlmClient> llm_;
 };
-
-// Fingerprint of a checkpoint: kind, name and (optional) inputs, hashed.
-std::string CheckpointFingerprint(CheckpointKind kind, std::string_view name,
-                                  const std::optional<nlohmann::json>& inputs);
 
 }  // namespace flowrun

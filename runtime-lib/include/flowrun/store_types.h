@@ -36,6 +36,10 @@ struct Usage {
   int64_t cached_tokens = 0;
   double cost_usd = 0;             // sum of the calls whose cost is known
   int64_t unknown_cost_calls = 0;  // calls priced "unknown" (not in cost_usd)
+  // Calls recorded as started that never completed (the process died during
+  // the request): billed by the provider, cost unknown. Not in llm_calls,
+  // the token counts, cost_usd or unknown_cost_calls.
+  int64_t unfinished_calls = 0;
   Usage& operator+=(const Usage& o);
 };
 

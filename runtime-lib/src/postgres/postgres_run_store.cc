@@ -452,6 +452,7 @@ Usage& Usage::operator+=(const Usage& o) {
   cached_tokens += o.cached_tokens;
   cost_usd += o.cost_usd;
   unknown_cost_calls += o.unknown_cost_calls;
+  unfinished_calls += o.unfinished_calls;
   return *this;
 }
 

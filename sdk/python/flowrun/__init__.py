@@ -9,24 +9,38 @@ runtime through ``flowrun._core``; this package adds decorators, typing
 
 from __future__ import annotations
 
+from typing import Any
+
+from .artifacts import save_artifact
+from .checkpoint import checkpoint
+from .current import RunInfo, current
 from .errors import (
     CheckpointFailed,
     ConfigError,
     DivergenceError,
     FencedError,
     FlowError,
+    LlmError,
     StoreError,
     UsageError,
     WaitTimedOut,
 )
+from .flow import Flow, flow
+from .llm import llm, llm_async, record_llm_call
+from .wait import wait, wait_async
 
 __all__ = [
-    "CheckpointFailed",
-    "ConfigError",
-    "DivergenceError",
-    "FencedError",
-    "FlowError",
-    "StoreError",
-    "UsageError",
-    "WaitTimedOut",
+    "CheckpointFailed", "ConfigError", "DivergenceError", "FencedError", "Flow", "FlowError", "LlmError",
+    "RunInfo", "StoreError", "UsageError", "WaitTimedOut", "checkpoint", "current", "flow", "instrument",
+    "llm", "llm_async", "record_llm_call", "save_artifact", "wait", "wait_async",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # instrument() lives in flowrun/instrument.py (usage capture for the openai and
+    # anthropic SDKs); imported on first use so `import flowrun` needs neither SDK.
+    if name == "instrument":
+        from .instrument import instrument
+
+        return instrument
+    raise AttributeError(f"module 'flowrun' has no attribute {name!r}")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import os
 import sys
 import threading
 from typing import Any, Optional
@@ -51,7 +52,6 @@ class Runtime:
         self.ex = execution
         self._lock = threading.Condition()
         self._in_flight = 0
-        self._tasks: set[asyncio.Future[Any]] = set()
         self._warned: set[str] = set()
 
     # --- in-flight bodies ---------------------------------------------------
@@ -64,37 +64,44 @@ class Runtime:
             self._in_flight -= 1
             self._lock.notify_all()
 
-    def track_task(self, fut: "asyncio.Future[Any]") -> None:
-        self._tasks.add(fut)
-        fut.add_done_callback(self._tasks.discard)
-
     def warn_once(self, message: str) -> None:
         if message not in self._warned:
             self._warned.add(message)
             self.ex.warn(message)
 
     # --- suspension ---------------------------------------------------------
-    def _drain_threads(self, own: int) -> None:
-        """Waits until the only bodies in flight are the caller's own (`own`: 0 or 1)."""
+    def in_flight(self) -> int:
         with self._lock:
-            self._lock.wait_for(lambda: self._in_flight <= own)
+            return self._in_flight
 
     def suspend(self, suspension: "_core.Suspension", *, own: int = 0) -> None:
-        """Ends the process suspended; never returns in production."""
-        self._drain_threads(own)
+        """Ends the process suspended once the other bodies in flight are stored; never returns.
+
+        `own` is 1 when the caller is itself a checkpoint body (a budget stop
+        inside an LLM call): that body's open try is recorded as suspended by C++.
+        """
+        try:
+            asyncio.get_running_loop()
+            on_loop = True
+        except RuntimeError:
+            on_loop = False
+        with self._lock:
+            if on_loop and self._in_flight > own:
+                # Blocking the event loop would keep the other bodies from finishing:
+                # they end with the process and run again on resume (re-executions).
+                pass
+            else:
+                self._lock.wait_for(lambda: self._in_flight <= own)
         _flush()
         code = self.ex.suspend(suspension)
-        # Only reached with a test exit handler: end the process anyway.
+        # Only reached when the engine's exit handler returned (it never does in production).
         _flush()
-        import os
-
         os._exit(code)
 
     async def suspend_async(self, suspension: "_core.Suspension") -> None:
-        current = asyncio.current_task()
-        pending = [t for t in self._tasks if t is not current and not t.done()]
-        if pending:
-            await asyncio.wait(pending)
+        """Lets this execution's other checkpoint bodies (tasks and threads) finish, then suspends."""
+        while self.in_flight() > 0:
+            await asyncio.sleep(0.005)  # a condition check, not a timing assumption
         self.suspend(suspension)
 
     # --- LLM calls (the recorder and flowrun.llm use these) -----------------

@@ -57,3 +57,7 @@ _BY_CODE = {
 
 def _from_status(code: str, message: str) -> FlowError:
     return _BY_CODE.get(code, FlowError)(message)
+
+
+class LlmError(FlowError):
+    """The runtime's own LLM client (``flowrun.llm``) failed finally (after its retries)."""

@@ -9,5 +9,7 @@ namespace flowrun::python {
 void BindContract(nanobind::module_& m);
 // The price table (USD per million tokens, from YAML).
 void BindPrices(nanobind::module_& m);
+// flowrun::Execution, the step-wise engine (execution.h), and its value types.
+void BindExecution(nanobind::module_& m);
 
 }  // namespace flowrun::python

@@ -13,4 +13,5 @@ NB_MODULE(_core, m) {
   m.doc() = "flowrun's C++ runtime, bound for the Python SDK (internal: use the flowrun package)";
   flowrun::python::BindContract(m);
   flowrun::python::BindPrices(m);
+  flowrun::python::BindExecution(m);
 }

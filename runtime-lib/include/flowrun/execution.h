@@ -1,0 +1,344 @@
+// Execution: the step-wise engine of one execution of a run — the single
+// implementation of everything that must be right (occurrence counting,
+// fingerprints, divergence, checkpoint rows, output caps, waits, prices,
+// budgets, LLM-call rows, artifacts, suspension, the run's outcome, the
+// termination message and the exit code). C++ `Flow` and the Python SDK are
+// thin drivers of this class; they own only what is language-specific (running
+// a body, retry loops and backoff sleeps, converting values to JSON).
+//
+// A checkpoint's life, as a driver runs it:
+//
+//   FLOWRUN_ASSIGN_OR_RETURN(CheckpointKey key, ex.Reserve("research", CheckpointKind::kStep));
+//   FLOWRUN_ASSIGN_OR_RETURN(BeginResult b, ex.Begin(key, inputs));
+//   if (b.cached) return b.output;                       // never runs the body
+//   for (int t = 1;; ++t) {
+//     FLOWRUN_ASSIGN_OR_RETURN(bool interrupted, ex.TryStarted(key, t));
+//     ... run the body; its LLM calls name `key` (BeforeLlmCall / FinishLlmCall) ...
+//     ok:     return ex.Complete(key, output);            // canonical JSON: what a resume gets
+//     failed: ex.Fail(key, t, final, message); if (final) stop; else back off, retry
+//   }
+//
+// A wait: Reserve(name, kWait) then ResolveWait(): answered (JSON), timed out
+// (fail policy), or pending — the driver then lets this execution's in-flight
+// checkpoints finish, flushes its own output, and calls Suspend(), which
+// records the outcome and ends the process with exit code 0.
+//
+// Errors. No method throws; all return Status / StatusOr. Codes:
+//   kAborted        fenced: a newer execution of this run took over.       STICKY
+//   kDataLoss       divergence: a resumed run reached a checkpoint whose
+//                   recorded kind/fingerprint differs (policy "fail").     STICKY
+//   kUnavailable, kUnknown, kInternal, kFailedPrecondition from the store:
+//                   the store failed (database gone after retries, an
+//                   unsettled write).                                      STICKY
+//   kInvalidArgument, kResourceExhausted: bad input (a name too long, an
+//                   output that is not JSON or over FLOWRUN_MAX_OUTPUT_BYTES,
+//                   a default answer that violates its schema) or misuse (an
+//                   unknown or not-open key, a wait key passed to Begin).
+//                   Not sticky: nothing was written; the caller decides.
+// STICKY: once such an error happened, every later call (of any thread)
+// returns that same Status, nothing more is written, and Finish()/Suspend()
+// report the outcome it implies (fenced, divergence, database_unavailable or
+// failed) whatever the driver did in between — an author's `catch`/`except`
+// cannot turn a fenced execution back into a writer. sticky_error() shows it.
+//
+// Identity. Reserve() takes identities in call order (program order), so a
+// fan-out launched in list order gets occurrences in list order, whatever
+// finishes first. A caller-supplied key gives the identity name "name[key]"
+// with its own occurrence counter (1 unless the same key is reserved again).
+//
+// LLM usage is accumulated per checkpoint key: a call names the checkpoint it
+// belongs to, so concurrent bodies (threads, asyncio tasks) attribute their
+// calls to their own checkpoint. A call is recorded as *started* (model,
+// estimated input tokens) before its HTTP request and completed after; a call
+// that never completes (the process was killed) stays visible as started with
+// unknown cost (RunState::spent.unfinished_calls, flowrunctl costs).
+//
+// Thread safety: every method may be called from any thread; one mutex
+// serializes them (the store underneath is single-threaded). No method calls
+// back into driver code while holding it, except the exit handler at the end
+// of Suspend(). The bodies themselves run outside the engine, concurrently.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "flowrun/clock.h"
+#include "flowrun/environment.h"
+#include "flowrun/http_transport.h"
+#include "flowrun/llm_usage.h"
+#include "flowrun/outcome.h"
+#include "flowrun/price_table.h"
+#include "flowrun/run_store.h"
+#include "flowrun/status.h"
+#include "flowrun/store_types.h"
+
+namespace flowrun {
+
+// Counters of one execution.
+struct ExecutionStats {
+  int64_t live_checkpoints = 0;
+  int64_t cached_checkpoints = 0;
+  int64_t reexecuted_checkpoints = 0;
+  Usage saved;       // LLM spend of the checkpoints served from cache
+  Usage spent_here;  // LLM spend of this execution
+};
+
+// Ends the process after a suspension (or whenever a driver wants the
+// engine's exit path): receives the exit code. Production: flush stdio and
+// std::_Exit(code) — no user code, no unwinding, no static destructors. A
+// test's handler may return; Suspend() then returns the exit code.
+using ExitHandler = std::function<void(int exit_code)>;
+// The production ExitHandler: flushes C and C++ stdio, then std::_Exit.
+ExitHandler ProcessExitHandler();
+
+// Structured log lines (one JSON object per line on stderr in production:
+// `fields` gets ts, level, msg, run, attempt). Never given secrets.
+using ExecutionLogger =
+    std::function<void(const std::string& level, const std::string& msg, const nlohmann::json& fields)>;
+// The production logger: JSON lines on stderr, one write per line.
+ExecutionLogger StderrJsonLogger(const RunEnvironment& env);
+
+// What an Execution uses, injected. Pointers are not owned and must outlive
+// the Execution; null members get the production default where one exists.
+struct ExecutionDeps {
+  RunStore* store = nullptr;          // required; Begin() not yet called on it
+  Clock* clock = nullptr;             // null: DefaultClock()
+  const PriceTable* prices = nullptr; // null: an empty table (every model unknown)
+  HttpTransport* http = nullptr;      // for the runtime's own LlmClient; null: made on first use
+  ExitHandler exit;                   // null: ProcessExitHandler()
+  ExecutionLogger log;                // null: StderrJsonLogger(env)
+};
+
+class Execution;
+
+// Result of opening an execution. Exactly one of: `execution` set (the fence
+// is taken, the attempt recorded, the completed checkpoints loaded), or
+// `execution` null and the outcome already reported — the termination message
+// written and the "execution ended" line logged, exactly as run_flow always
+// did (config_error exit 2 for a bad environment, price table or connection
+// string; database_unavailable exit 3; cancelled for a cancelled run; ...).
+struct OpenedExecution {
+  std::unique_ptr<Execution> execution;
+  std::optional<Outcome> reported;  // when execution is null
+  int exit_code = 0;                // when execution is null
+};
+
+// Begin(): a stored output (never run the body) or run it live.
+struct BeginResult {
+  bool cached = false;
+  nlohmann::json output;  // when cached: exactly what the live run returned
+};
+
+// A suspension the engine decided on (a pending wait, an exhausted budget):
+// pass it to Suspend() once this execution's in-flight work has finished.
+struct Suspension {
+  Outcome outcome;  // kind waiting or budget_exceeded
+};
+
+struct WaitSpec {
+  std::string question;
+  nlohmann::json schema = nlohmann::json::object();  // JSON Schema (draft 7, as valijson reads)
+  std::optional<std::chrono::seconds> timeout;       // null: FLOWRUN_WAIT_TIMEOUT_SECONDS
+  std::optional<OnTimeout> on_timeout;               // null: FLOWRUN_WAIT_ON_TIMEOUT
+  std::optional<nlohmann::json> default_answer;      // required for kUseDefault; validated
+  std::optional<DivergencePolicy> on_divergence;     // null: FLOWRUN_ON_DIVERGENCE
+};
+
+struct WaitResult {
+  enum class Kind {
+    kAnswered,  // `answer` holds it (a recorded, cached or defaulted answer)
+    kPending,   // `suspension` holds the waiting outcome; the question is recorded
+    kTimedOut,  // the deadline passed under the fail policy; `message` says so
+  };
+  Kind kind = Kind::kPending;
+  nlohmann::json answer;
+  std::optional<Suspension> suspension;
+  std::string message;
+};
+
+// BeforeLlmCall(): either a started call's id, or a budget suspension (no
+// row written, the request must not be sent).
+struct LlmCallStart {
+  int64_t call_id = 0;                  // > 0 when the call may proceed
+  std::optional<Suspension> suspension; // budget exhausted
+};
+
+// How the driver saw the flow end (Finish() with an error).
+enum class FlowEndReason {
+  kFlowFailed,    // a checkpoint failed finally, or the flow raised/threw
+  kWaitTimedOut,  // a wait's deadline passed under the fail policy, uncaught
+};
+
+class Execution {
+ public:
+  ~Execution();
+  Execution(const Execution&) = delete;
+  Execution& operator=(const Execution&) = delete;
+
+  // --- Opening --------------------------------------------------------------
+  // Production: ReadRunEnvironmentFromProcess, the price table of
+  // FLOWRUN_PRICE_TABLE, OpenPostgresRunStore, RunStore::Begin. The Execution
+  // owns the store, clock, prices and HTTP transport it made. Ignores SIGPIPE.
+  static OpenedExecution OpenFromProcess();
+  // The same from an explicit environment (run_flow(fn, env)).
+  static OpenedExecution Open(const RunEnvironment& env);
+  // Tests and embedding: the given store (not yet begun) and dependencies.
+  // Calls store->Begin; a failure is reported as above.
+  static OpenedExecution Open(const RunEnvironment& env, ExecutionDeps deps);
+  // Over a store whose Begin() already returned `start` (benchmarks). Prefer Open().
+  static std::unique_ptr<Execution> FromStart(const RunEnvironment& env, ExecutionDeps deps,
+                                              ExecutionStart start);
+
+  // --- Identity -----------------------------------------------------------
+  // Takes the next identity of `name`: (name, occurrence), occurrences
+  // counted per identity name in call order within this execution. With
+  // `key`, the identity name is "name[key]". kInvalidArgument for an empty
+  // name or an identity name over 253 characters (nothing is reserved).
+  StatusOr<CheckpointKey> Reserve(std::string_view name, CheckpointKind kind,
+                                  std::optional<std::string_view> key = std::nullopt);
+
+  // --- Checkpoints --------------------------------------------------------
+  // The fingerprint is CheckpointFingerprint(kStep, key.name, inputs). A
+  // completed checkpoint with the same kind and fingerprint: cached (counted,
+  // its recorded usage added to stats().saved). A different one: kDataLoss
+  // (sticky) naming the checkpoint under policy kFail; under kRerun a warning
+  // and live. Otherwise live (counted). `policy` null: the run's.
+  StatusOr<BeginResult> Begin(const CheckpointKey& key, const std::optional<nlohmann::json>& inputs,
+                              std::optional<DivergencePolicy> policy = std::nullopt);
+
+  // Try `try_number` (1, 2, ...) of a live checkpoint's body is about to run:
+  // records it as running and opens the key's usage accumulator (each try
+  // starts from zero). Returns true when an earlier execution started this
+  // checkpoint and was interrupted before storing it (counted in
+  // stats().reexecuted_checkpoints; a warning is logged).
+  StatusOr<bool> TryStarted(const CheckpointKey& key, int try_number);
+
+  // The body's output: parsed (text form), serialized canonically (sorted
+  // keys), capped by FLOWRUN_MAX_OUTPUT_BYTES, stored with the usage of the
+  // LLM calls attributed to `key` during this try, and returned — what the
+  // caller gets is what a resumed run gets from the cache. kInvalidArgument
+  // (not JSON / not serializable) or kResourceExhausted (over the cap):
+  // nothing stored, the try stays open — call Fail(key, try, true, message).
+  StatusOr<std::string> Complete(const CheckpointKey& key, std::string_view output_json);
+  StatusOr<nlohmann::json> Complete(const CheckpointKey& key, const nlohmann::json& output);
+
+  // Records a failed try (the history keeps every try) and closes it. When
+  // `final_try`, the checkpoint stays failed for this attempt; the next
+  // attempt runs it again.
+  Status Fail(const CheckpointKey& key, int try_number, bool final_try, std::string_view message);
+
+  // --- Waits --------------------------------------------------------------
+  // Resolves the wait reserved as `key` (kind kWait): a completed wait with
+  // the same fingerprint (kWait, name, schema) gives its answer; a recorded
+  // or early answer (validated now), an expired deadline's default, or the
+  // pending question recorded with its deadline (kPending + the suspension).
+  StatusOr<WaitResult> ResolveWait(const CheckpointKey& key, const WaitSpec& spec);
+
+  // --- LLM calls ----------------------------------------------------------
+  // Before an LLM request: re-reads the budget; exhausted → a suspension and
+  // nothing recorded; otherwise records the call as started (model,
+  // estimated input tokens; attributed to `checkpoint`, null: outside any)
+  // and returns its id. The checkpoint should be open (between TryStarted and
+  // Complete/Fail); a call of a closed one is still recorded (with a warning)
+  // but its usage can no longer reach that checkpoint's row.
+  StatusOr<LlmCallStart> BeforeLlmCall(const std::optional<CheckpointKey>& checkpoint,
+                                       std::string_view model, int64_t estimated_input_tokens = 0);
+  // Completes a started call: prices it (reported cost, else the price table,
+  // else unknown — never a silent zero), stores it, and adds it to its
+  // checkpoint's accumulator and the spend. `complete` false: the response was
+  // cut (a broken stream): stored with unknown cost whatever tokens are known.
+  Status FinishLlmCall(int64_t call_id, const LlmCall& call, bool complete = true);
+  // A started call that got no response after the client's retries (HTTP
+  // error, transport failure): kept as a "failed" row with the error, outside
+  // the usage totals (providers do not bill failed requests).
+  Status FailLlmCall(int64_t call_id, std::string_view error);
+  // Records a call made and finished elsewhere (another SDK) in one step.
+  Status RecordLlmCall(const std::optional<CheckpointKey>& checkpoint, const LlmCall& call);
+
+  // --- Artifacts ----------------------------------------------------------
+  // A new version (1, 2, ...) of artifact `name`; capped like outputs.
+  StatusOr<int> SaveArtifact(std::string_view name, std::string_view content_type, std::string_view data,
+                             const std::optional<CheckpointKey>& checkpoint = std::nullopt);
+
+  // --- The end ------------------------------------------------------------
+  // Ends the execution suspended: every still-open try is recorded failed
+  // (not final, "suspended: ..."), the outcome goes to the run's row (unless
+  // a sticky error decides otherwise), the termination message is written,
+  // and the exit handler runs with the code (0, or the sticky outcome's). If
+  // the handler returns (tests), returns that code; later calls fail sticky.
+  int Suspend(const Suspension& suspension);
+
+  // Ends the execution normally; returns the process exit code. `result` is
+  // the flow's JSON result (text form: parsed; capped). A sticky error
+  // overrides everything given here. Idempotent: later calls return the
+  // first code.
+  int Finish(const nlohmann::json& result);
+  int Finish(std::string_view result_json);
+  int FinishWithError(FlowEndReason reason, std::string_view message);
+  // The outcome Finish/Suspend reported, once they have.
+  std::optional<Outcome> finished() const;
+
+  // --- What a driver may read ---------------------------------------------
+  const RunEnvironment& env() const { return env_; }
+  const RunIdentity& run() const { return env_.run; }
+  int attempt() const { return env_.attempt; }
+  int64_t epoch() const { return epoch_; }
+  const nlohmann::json& parameters() const { return env_.parameters; }
+  ExecutionStats stats() const;
+  // The spend of the whole run so far (earlier executions included).
+  double run_spent_usd() const;
+  std::optional<Status> sticky_error() const;
+  // A warning for the run's log (e.g. from a driver); thread-safe.
+  void Warn(const std::string& message);
+  // The runtime's OpenAI-compatible transport (made on first use).
+  HttpTransport* http();
+
+ private:
+  struct Owned;      // what Open() made (store, clock, prices, http)
+  struct OpenTry;    // a running try: number, start time, usage so far
+  struct OpenCall;   // a started LLM call: its checkpoint
+  Execution(const RunEnvironment& env, ExecutionDeps deps, ExecutionStart start,
+            std::unique_ptr<Owned> owned);
+  static OpenedExecution OpenWith(const RunEnvironment& env, ExecutionDeps deps, std::unique_ptr<Owned> owned);
+
+  Status CheckStickyLocked() const;
+  Status StoreErrorLocked(const Status& status, std::string_view what);
+  int FinalizeLocked(Outcome outcome);
+
+  RunEnvironment env_;
+  std::unique_ptr<Owned> owned_;
+  ExecutionDeps deps_;
+  int64_t epoch_;
+
+  mutable std::mutex mu_;
+  std::map<CheckpointKey, CachedCheckpoint> cache_;
+  std::map<std::string, int, std::less<>> occurrences_;
+  std::map<CheckpointKey, CheckpointKind> reserved_;
+  std::map<CheckpointKey, std::unique_ptr<OpenTry>> open_;
+  std::map<int64_t, std::unique_ptr<OpenCall>> calls_;
+  std::optional<double> budget_usd_;
+  double run_spent_usd_ = 0;
+  std::set<std::string> warned_models_;
+  ExecutionStats stats_;
+  std::optional<Status> sticky_;
+  std::optional<Outcome> finished_;
+  int finished_code_ = 0;
+  std::unique_ptr<HttpTransport> owned_http_;
+};
+
+// Fingerprint of a checkpoint: kind, name and (optional) inputs, hashed
+// (SHA-256, "v1:" + 32 hex digits). Inputs are canonical: key order of JSON
+// objects does not matter.
+std::string CheckpointFingerprint(CheckpointKind kind, std::string_view name,
+                                  const std::optional<nlohmann::json>& inputs);
+
+}  // namespace flowrun

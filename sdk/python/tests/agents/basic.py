@@ -1,0 +1,240 @@
+"""Small flows for the SDK's behaviour tests (markers go to $AGENT_MARKER_DIR)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import os
+import pathlib
+import threading
+import time
+from typing import Optional
+
+from pydantic import BaseModel
+
+import flowrun
+from flowrun import checkpoint, flow, wait
+
+MARKERS = pathlib.Path(os.environ.get("AGENT_MARKER_DIR", "."))
+
+
+def mark(name: str, text: str = "") -> None:
+    (MARKERS / name).write_text(text)
+
+
+class Color(enum.Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+class Hit(BaseModel):
+    url: str
+    score: float
+
+
+class Report(BaseModel):
+    title: str
+    at: dt.datetime
+    color: Color
+    note: Optional[str] = None
+    hits: list[Hit]
+
+
+class Review(BaseModel):
+    approved: bool
+    notes: str = ""
+
+
+@checkpoint
+def make_report(title: str, tags: list[str]) -> Report:
+    tags.append("mutated inside the body")
+    return Report(title=title, at=dt.datetime(2026, 12, 3, 12, 0, tzinfo=dt.timezone.utc), color=Color.BLUE,
+                  hits=[Hit(url=f"https://example.com/{t}", score=i / 3) for i, t in enumerate(tags)])
+
+
+@flow
+def typed(title: str, tags: list[str]) -> dict:
+    report = make_report(title, tags)
+    assert isinstance(report, Report) and isinstance(report.at, dt.datetime) and report.color is Color.BLUE
+    mark(f"report-{flowrun.current().attempt}.json", report.model_dump_json())
+    mark(f"tags-{flowrun.current().attempt}", repr(tags))
+    wait(bool, name="again", question="run again?")
+    return {"report": report.model_dump(mode="json"), "tags": tags}
+
+
+@checkpoint
+def research(topic: str) -> str:
+    return flowrun.llm(f"Research {topic}")
+
+
+@flow
+def approval(topic: str) -> dict:
+    notes = research(topic)
+    try:
+        review = wait(Review, name="review", question=f"Approve the notes on {topic}?")
+        mark("after-wait")
+    finally:
+        mark("finally-ran")
+    if not review.approved:
+        return {"status": "rejected", "notes": review.notes}
+    ok = wait(bool, name="proceed", question="Proceed?")
+    return {"status": "done" if ok else "stopped", "notes": notes, "review": review.model_dump()}
+
+
+@flow
+def with_default() -> dict:
+    r = wait(Review, name="review", question="Approve?", timeout=1, on_timeout="default",
+             default=Review(approved=False, notes="no answer in time"))
+    return r.model_dump()
+
+
+class Bytes(BaseModel):
+    n: int
+
+
+@checkpoint
+def not_json():
+    return object()  # JSON cannot carry it
+
+
+@flow
+def bad_output() -> dict:
+    not_json()
+    return {}
+
+
+@flow
+def params(count: int, name: str = "x", when: Optional[dt.date] = None) -> dict:
+    return {"count": count, "name": name, "when": when.isoformat() if when else None}
+
+
+# --- divergence: the flow's shape depends on AGENT_VARIANT -----------------
+@checkpoint
+def first(x: int) -> int:
+    return x * 2
+
+
+@checkpoint
+def second(x: int) -> int:
+    return x + 1
+
+
+@checkpoint(name="first")
+def renamed_first(x: int) -> int:  # same checkpoint name, other function
+    return x * 2
+
+
+@flow
+def shaped() -> dict:
+    v = os.environ.get("AGENT_VARIANT", "a")
+    if v == "renamed":
+        a = renamed_first(1)
+    elif v == "args":
+        a = first(2)
+    else:
+        a = first(1)
+    b = second(a)
+    if not wait(bool, name="go", question="go on?"):
+        return {"a": a}
+    return {"a": a, "b": b}
+
+
+@checkpoint(on_divergence="rerun")
+def tolerant(x: int) -> int:
+    return x * 10
+
+
+@flow
+def rerunnable() -> dict:
+    x = int(os.environ.get("AGENT_ARG", "1"))
+    a = tolerant(x)
+    wait(bool, name="go", question="go on?")
+    return {"a": a}
+
+
+@checkpoint
+def fetch(q: str) -> str:
+    return f"page for {q}"
+
+
+@checkpoint(key=lambda q: q)
+def fetch_keyed(q: str) -> str:
+    return f"page for {q}"
+
+
+@flow
+def fan(keyed: bool = False) -> dict:
+    qs = os.environ.get("AGENT_ORDER", "a,b,c").split(",")
+    f = fetch_keyed if keyed else fetch
+    pages = [f(q) for q in qs]
+    wait(bool, name="go", question="go on?")
+    return {"pages": sorted(pages)}
+
+
+# --- two executors -----------------------------------------------------------
+@checkpoint
+def slow(i: int) -> int:
+    gate = MARKERS / "gate"
+    mark(f"slow-{i}-started-{os.getpid()}")
+    deadline = time.monotonic() + 60
+    while not gate.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return i
+
+
+@flow
+def fenced() -> dict:
+    try:
+        a = slow(1)
+    except Exception as e:  # an author who swallows everything
+        mark(f"caught-{os.getpid()}", repr(e))
+        a = -1
+    try:
+        b = slow(2)
+    except Exception as e:
+        mark(f"caught2-{os.getpid()}", repr(e))
+        b = -1
+    return {"a": a, "b": b}
+
+
+# --- the GIL is released during database and LLM calls ----------------------
+@checkpoint
+def llm_step(i: int) -> str:
+    return flowrun.llm(f"{flowrun.current().uid} tick {i}")
+
+
+@flow
+def ticker() -> dict:
+    ticks = 0
+    stop = threading.Event()
+
+    def tick() -> None:
+        nonlocal ticks
+        while not stop.is_set():
+            ticks += 1
+            time.sleep(0.001)
+
+    t = threading.Thread(target=tick)
+    t.start()
+    before = ticks
+    start = time.monotonic()
+    llm_step(1)  # the fake LLM answers after latency_ms: ticks must go on meanwhile
+    elapsed = time.monotonic() - start
+    during = ticks - before
+    stop.set()
+    t.join()
+    return {"ticks_during_call": during, "call_seconds": elapsed}
+
+
+@checkpoint
+def artifact_step() -> int:
+    return flowrun.save_artifact("notes", {"k": [1, 2]})
+
+
+@flow
+def misc() -> dict:
+    v1 = artifact_step()
+    v2 = flowrun.save_artifact("blob", b"\x00\x01", content_type="application/octet-stream")
+    flowrun.record_llm_call("gpt-4o-mini", 1000, 500, latency=0.25)
+    info = flowrun.current()
+    return {"v1": v1, "v2": v2, "attempt": info.attempt, "uid": info.uid, "spent": info.spent_usd > 0}
