@@ -227,23 +227,29 @@ flowrun::ExecutionStart BeginRun(flowrun::RunStore& store, const std::string& ui
 }
 
 // Everything a Flow needs besides the store; outlives the Flows built from it.
+// A bench Flow owns its Execution (the engine both C++ and Python drive).
+struct BenchFlow {
+  explicit BenchFlow(std::unique_ptr<flowrun::Execution> e) : ex(std::move(e)), flow(*ex) {}
+  std::unique_ptr<flowrun::Execution> ex;
+  flowrun::Flow flow;
+};
+
 struct FlowWorld {
   flowrun::SystemClock clock;
   flowrun::PriceTable prices;
   flowrun::RunEnvironment env;
 
-  std::unique_ptr<flowrun::Flow> MakeFlow(const std::string& uid, int attempt, flowrun::RunStore* store,
-                                          flowrun::ExecutionStart start) {
+  std::unique_ptr<BenchFlow> MakeFlow(const std::string& uid, int attempt, flowrun::RunStore* store,
+                                      flowrun::ExecutionStart start) {
     env.run = Identity(uid);
     env.attempt = attempt;
-    flowrun::FlowDeps deps;
-    deps.env = &env;
+    flowrun::ExecutionDeps deps;
     deps.store = store;
     deps.clock = &clock;
     deps.prices = &prices;
-    deps.http = nullptr;
-    deps.on_suspend = [](const flowrun::Outcome&) {};  // Flow then throws FlowSuspended; never reached here
-    return std::make_unique<flowrun::Flow>(std::move(deps), std::move(start));
+    deps.exit = [](int) {};  // Flow then throws FlowSuspended; never reached here
+    deps.log = [](const std::string&, const std::string&, const Json&) {};
+    return std::make_unique<BenchFlow>(flowrun::Execution::FromStart(env, std::move(deps), std::move(start)));
   }
 };
 
@@ -381,6 +387,16 @@ class TimingStore final : public flowrun::RunStore {
                                 const flowrun::PricedLlmCall& call) override {
     return inner_->RecordLlmCall(checkpoint, call);
   }
+  flowrun::StatusOr<int64_t> LlmCallStarted(const std::optional<CheckpointKey>& checkpoint, const std::string& model,
+                                            int64_t estimated_input_tokens) override {
+    return inner_->LlmCallStarted(checkpoint, model, estimated_input_tokens);
+  }
+  flowrun::Status LlmCallCompleted(int64_t call_id, const flowrun::PricedLlmCall& call) override {
+    return inner_->LlmCallCompleted(call_id, call);
+  }
+  flowrun::Status LlmCallFailed(int64_t call_id, const std::string& error) override {
+    return inner_->LlmCallFailed(call_id, error);
+  }
   flowrun::StatusOr<std::pair<std::optional<double>, double>> ReadBudget() override {
     return inner_->ReadBudget();
   }
@@ -448,7 +464,7 @@ LatencyResult MeasureLatency(const Config& cfg, const std::string& conninfo, Flo
   TimingStore timing(flow_store.get());
   auto flow = world.MakeFlow("lat-flow", 1, &timing, BeginRun(*flow_store, "lat-flow", 1));
   auto flow_live = [&] {
-    Json out = flow->checkpoint("step", [&] { return payload; });
+    Json out = flow->flow.checkpoint("step", [&] { return payload; });
     if (out.size() != payload.size()) Die("Flow::checkpoint returned a different output");
   };
 
@@ -484,7 +500,7 @@ LatencyResult MeasureLatency(const Config& cfg, const std::string& conninfo, Flo
   res.flow_live = Summarize(std::move(methods[3].samples));
   res.flow_started = Summarize(std::move(timing.started_ms));
   res.flow_completed = Summarize(std::move(timing.completed_ms));
-  if (flow->stats().live_checkpoints != cfg.warmup + static_cast<int64_t>(res.flow_live.n))
+  if (flow->flow.stats().live_checkpoints != cfg.warmup + static_cast<int64_t>(res.flow_live.n))
     Die("unexpected live checkpoint count");
 
   // What each write puts into the WAL: the same methods, one batch each, with
@@ -529,7 +545,7 @@ ResumeResult MeasureResume(const Config& cfg, const std::string& conninfo, FlowW
   {
     auto store = OpenStore(conninfo);
     auto flow = world.MakeFlow(uid, 1, store.get(), BeginRun(*store, uid, 1));
-    for (const auto& name : names) flow->checkpoint(name, [&] { return payload; });
+    for (const auto& name : names) flow->flow.checkpoint(name, [&] { return payload; });
   }
   // The baseline's rows: the same k outputs in the plain table.
   auto base = OpenBaseline(conninfo);
@@ -552,7 +568,7 @@ ResumeResult MeasureResume(const Config& cfg, const std::string& conninfo, FlowW
     bool body_ran = false;
     auto t1 = SteadyClock::now();
     for (int i = 0; i + 1 < k; ++i) {
-      Json out = flow->checkpoint(names[i], [&] {
+      Json out = flow->flow.checkpoint(names[i], [&] {
         body_ran = true;
         return Json();
       });
@@ -560,7 +576,7 @@ ResumeResult MeasureResume(const Config& cfg, const std::string& conninfo, FlowW
     }
     double cached = MsSince(t1);
     double total = MsSince(t0);
-    if (body_ran || flow->stats().cached_checkpoints != k - 1) Die("resume: a cached checkpoint ran its body");
+    if (body_ran || flow->flow.stats().cached_checkpoints != k - 1) Die("resume: a cached checkpoint ran its body");
     begin_ms.push_back(begin);
     cached_ms.push_back(cached);
     total_ms.push_back(total);

@@ -18,7 +18,8 @@ std::string LlmClient::chat(const std::string& prompt) {
 ChatResponse LlmClient::Chat(const ChatRequest& request) {
   ChatRequest req = request;
   if (req.model.empty()) req.model = options_.default_model;
-  if (sink_) sink_->BeforeLlmCall(req.model);  // may suspend the run (budget)
+  // May end the process (budget); records the call as started otherwise.
+  int64_t token = sink_ ? sink_->BeforeLlmCall(req.model, EstimateInputTokens(req)) : 0;
 
   std::chrono::milliseconds backoff = options_.initial_backoff;
   Status last;
@@ -29,7 +30,7 @@ ChatResponse LlmClient::Chat(const ChatRequest& request) {
     if (resp.ok()) {
       resp->usage.latency =
           std::chrono::duration_cast<std::chrono::milliseconds>(clock_->MonotonicNow() - started);
-      if (sink_) sink_->AfterLlmCall(resp->usage);
+      if (sink_) sink_->AfterLlmCall(token, resp->usage);
       return std::move(resp).value();
     }
     last = resp.status();
@@ -40,7 +41,14 @@ ChatResponse LlmClient::Chat(const ChatRequest& request) {
     clock_->SleepFor(std::max(backoff, retry_after));
     backoff *= 2;
   }
+  if (sink_) sink_->LlmCallFailed(token, last);
   throw LlmError(last);
+}
+
+int64_t EstimateInputTokens(const ChatRequest& request) {
+  size_t chars = 0;
+  for (const auto& m : request.messages) chars += m.content.size() + m.role.size();
+  return static_cast<int64_t>((chars + 3) / 4) + 3 * static_cast<int64_t>(request.messages.size());
 }
 
 StatusOr<ChatResponse> LlmClient::SendOnce(const ChatRequest& req, std::chrono::milliseconds* retry_after) {

@@ -25,7 +25,8 @@ std::string Usd(double v) {
 
 nlohmann::json UsageJson(const flowrun::Usage& u) {
   return {{"llmCalls", u.llm_calls}, {"inputTokens", u.input_tokens}, {"outputTokens", u.output_tokens},
-          {"cachedTokens", u.cached_tokens}, {"usd", u.cost_usd}, {"unpricedCalls", u.unknown_cost_calls}};
+          {"cachedTokens", u.cached_tokens}, {"usd", u.cost_usd}, {"unpricedCalls", u.unknown_cost_calls},
+          {"unfinishedCalls", u.unfinished_calls}};
 }
 
 nlohmann::json RunJson(const flowrun::RunState& s) {
@@ -145,6 +146,9 @@ int main(int argc, char** argv) {
               << "  spent:       " << Usd(s->spent.cost_usd) << " in " << s->spent.llm_calls << " LLM calls ("
               << s->spent.input_tokens << " in / " << s->spent.output_tokens << " out tokens)"
               << (s->spent.unknown_cost_calls ? " + " + std::to_string(s->spent.unknown_cost_calls) + " unpriced" : "")
+              << (s->spent.unfinished_calls ? " + " + std::to_string(s->spent.unfinished_calls) +
+                                                  " unfinished (started, never completed: cost unknown)"
+                                            : "")
               << "\n  saved:       " << Usd(s->saved.cost_usd) << " (" << s->saved.llm_calls
               << " LLM calls not repeated thanks to the cache)\n"
               << "  checkpoints: " << s->checkpoints_completed << " completed; over all attempts "
@@ -164,11 +168,12 @@ int main(int argc, char** argv) {
       auto models = admin.UsageByModel(run);
       if (!models.ok()) return Fail(models.status());
       std::cout << std::left << std::setw(28) << "MODEL" << std::setw(8) << "CALLS" << std::setw(12) << "IN"
-                << std::setw(12) << "OUT" << "USD\n";
+                << std::setw(12) << "OUT" << std::setw(12) << "UNFINISHED" << "USD\n";
       for (const auto& m : *models)
         std::cout << std::setw(28) << m.model << std::setw(8) << m.usage.llm_calls << std::setw(12)
-                  << m.usage.input_tokens << std::setw(12) << m.usage.output_tokens << Usd(m.usage.cost_usd)
-                  << (m.usage.unknown_cost_calls ? " (+unpriced)" : "") << "\n";
+                  << m.usage.input_tokens << std::setw(12) << m.usage.output_tokens << std::setw(12)
+                  << m.usage.unfinished_calls << Usd(m.usage.cost_usd)
+                  << (m.usage.unknown_cost_calls || m.usage.unfinished_calls ? " (+unknown)" : "") << "\n";
       std::cout << "\n";
     }
     std::cout << std::left << std::setw(28) << "CHECKPOINT" << std::setw(6) << "KIND" << std::setw(11) << "STATUS"

@@ -254,6 +254,40 @@ TEST_F(AgentTest, SurvivesTwoHundredRandomKills) {
             << std::endl;
 }
 
+// Issue 11 §7: a call in flight when the process dies was billed by the
+// provider but never answered. It is recorded as started before the request,
+// so it stays visible as unfinished (cost unknown), counted apart from the
+// usage totals — never silently absent.
+TEST_F(AgentTest, ACallInFlightWhenTheAgentIsKilledStaysVisibleAsUnfinished) {
+  const std::string uid = "killed-mid-call";
+  const json params = {{"scenario", "chain"}, {"steps", 2}};
+  llm_->Configure({{"latency_ms", 20000}});  // the first request hangs at the "provider"
+  auto env1 = Env(uid, params, 1);
+  auto child = Spawn(env1);
+  ASSERT_TRUE(flowrun::testing::Eventually([&] { return llm_->Total() >= 1; }, std::chrono::seconds(60))) << child->Output();
+  child->Kill(SIGKILL);
+  auto st = child->Wait(std::chrono::seconds(30));
+  ASSERT_TRUE(st.has_value());
+  ASSERT_EQ(st->signal, SIGKILL);
+  EXPECT_EQ(Count("SELECT count(*) FROM flowrun.llm_calls WHERE run_uid = '" + uid + "' AND state = 'started'"
+                  " AND checkpoint_name = 'step-1' AND cost_usd IS NULL AND estimated_input_tokens > 0"),
+            1);
+  auto killed = Admin()->GetRun(uid);
+  ASSERT_TRUE(killed.ok()) << killed.status();
+  EXPECT_EQ(killed->spent.llm_calls, 0);
+  EXPECT_EQ(killed->spent.unfinished_calls, 1);
+
+  llm_->Reset();  // answers at once again
+  auto env2 = Env(uid, params, 2);
+  AgentRun r = Run(env2);
+  ASSERT_TRUE(r.status.exited && r.status.code == 0) << r.output;
+  auto state = Admin()->GetRun(uid);
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ(state->spent.llm_calls, 2);
+  EXPECT_EQ(state->spent.unfinished_calls, 1) << "the killed call stays on the record";
+  EXPECT_EQ(llm_->Total(), 2);
+}
+
 TEST_F(AgentTest, TwoExecutorsOfOneRunOnlyTheNewestCommits) {
   const std::string uid = "twins-1";
   const json params = {{"scenario", "chain"}, {"steps", 10}, {"sleep_ms", 25}};

@@ -54,9 +54,10 @@
 // unknown cost (RunState::spent.unfinished_calls, flowrunctl costs).
 //
 // Thread safety: every method may be called from any thread; one mutex
-// serializes them (the store underneath is single-threaded). No method calls
-// back into driver code while holding it, except the exit handler at the end
-// of Suspend(). The bodies themselves run outside the engine, concurrently.
+// serializes them (the store underneath is single-threaded). The only driver
+// code called while holding it is the logger (which must not call back); the
+// exit handler runs after it is released. Bodies run outside the engine,
+// concurrently.
 #pragma once
 
 #include <cstdint>
@@ -299,19 +300,42 @@ class Execution {
   std::optional<Status> sticky_error() const;
   // A warning for the run's log (e.g. from a driver); thread-safe.
   void Warn(const std::string& message);
-  // The runtime's OpenAI-compatible transport (made on first use).
+  // The runtime's OpenAI-compatible transport (made on first use) and clock.
   HttpTransport* http();
+  Clock* clock() const { return deps_.clock; }
 
  private:
-  struct Owned;      // what Open() made (store, clock, prices, http)
-  struct OpenTry;    // a running try: number, start time, usage so far
-  struct OpenCall;   // a started LLM call: its checkpoint
-  Execution(const RunEnvironment& env, ExecutionDeps deps, ExecutionStart start,
-            std::unique_ptr<Owned> owned);
+  struct Owned;  // what Open() made or defaulted (store, clock, prices, http)
+  struct Reservation {
+    CheckpointKind kind = CheckpointKind::kStep;
+    std::string fingerprint;  // set by Begin (live)
+    bool begun = false;
+    bool live = false;
+    bool done = false;  // completed, cached, or failed finally
+  };
+  struct OpenTry {
+    int try_number = 0;
+    TimePoint started;
+    Usage usage;  // the LLM calls attributed to this try
+  };
+  struct OpenCall {
+    std::optional<CheckpointKey> checkpoint;
+  };
+
+  Execution(const RunEnvironment& env, ExecutionDeps deps, ExecutionStart start, std::unique_ptr<Owned> owned);
   static OpenedExecution OpenWith(const RunEnvironment& env, ExecutionDeps deps, std::unique_ptr<Owned> owned);
 
-  Status CheckStickyLocked() const;
+  // The first error a call must return (sticky, or the execution has ended).
+  Status GateLocked() const;
+  // Wraps a store error with context; a sticky one is remembered.
   Status StoreErrorLocked(const Status& status, std::string_view what);
+  StatusOr<Reservation*> ReservationLocked(const CheckpointKey& key, CheckpointKind kind, std::string_view op);
+  // The cached output of `key` if it matches (counted); nullptr: run live.
+  StatusOr<const nlohmann::json*> FromCacheLocked(const CheckpointKey& key, CheckpointKind kind,
+                                                  const std::string& fingerprint, DivergencePolicy policy);
+  void AccountLlmCallLocked(const std::optional<CheckpointKey>& checkpoint, const PricedLlmCall& priced);
+  PricedLlmCall PriceLocked(const LlmCall& call);
+  void WarnLocked(const std::string& message);
   int FinalizeLocked(Outcome outcome);
 
   RunEnvironment env_;
@@ -322,9 +346,9 @@ class Execution {
   mutable std::mutex mu_;
   std::map<CheckpointKey, CachedCheckpoint> cache_;
   std::map<std::string, int, std::less<>> occurrences_;
-  std::map<CheckpointKey, CheckpointKind> reserved_;
-  std::map<CheckpointKey, std::unique_ptr<OpenTry>> open_;
-  std::map<int64_t, std::unique_ptr<OpenCall>> calls_;
+  std::map<CheckpointKey, Reservation> reserved_;
+  std::map<CheckpointKey, OpenTry> open_;
+  std::map<int64_t, OpenCall> calls_;
   std::optional<double> budget_usd_;
   double run_spent_usd_ = 0;
   std::set<std::string> warned_models_;
@@ -332,7 +356,6 @@ class Execution {
   std::optional<Status> sticky_;
   std::optional<Outcome> finished_;
   int finished_code_ = 0;
-  std::unique_ptr<HttpTransport> owned_http_;
 };
 
 // Fingerprint of a checkpoint: kind, name and (optional) inputs, hashed

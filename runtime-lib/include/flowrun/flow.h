@@ -8,14 +8,19 @@
 // code 0 — no user code runs after a suspending wait().
 //
 // Errors reach agent code as exceptions derived from FlowError; run_flow()
-// turns them into the run's outcome and exit code. Do not swallow them.
-// Thread safety: a Flow is used by the flow function's thread only.
+// turns them into the run's outcome and exit code. Swallowing them does not
+// help: fenced, store and divergence errors are sticky (execution.h), every
+// later call throws again and the outcome stays what they imply.
+// Thread safety: checkpoint(), llm(), record_llm_call() and save_artifact*()
+// may be called from several threads at once; each thread's body gets its
+// own LLM usage. wait() belongs to the flow's scope, never inside a body.
 #pragma once
 
 #include <chrono>
 #include <functional>
 #include <map>
-#include <set>
+#include <mutex>
+#include <thread>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -80,38 +85,28 @@ class StoreError : public FlowError { using FlowError::FlowError; };
 // A wait's deadline passed and its policy is to fail.
 class WaitTimedOutError : public FlowError { using FlowError::FlowError; };
 
-// How a suspension ends the execution. Production: write the outcome and exit
-// the process with code 0; it must not return. If it does return, Flow throws
-// FlowSuspended (not a std::exception) to unwind the flow.
-using SuspendHandler = std::function<void(const Outcome&)>;
+// Thrown through the flow when a suspension's exit handler returned (tests,
+// benchmarks; in production the process has ended). Not a std::exception.
 struct FlowSuspended {
   Outcome outcome;
 };
 
-// Everything a Flow needs, not owned: all must outlive the Flow.
-struct FlowDeps {
-  const RunEnvironment* env = nullptr;
-  RunStore* store = nullptr;
-  Clock* clock = nullptr;
-  const PriceTable* prices = nullptr;
-  HttpTransport* http = nullptr;  // for llm(); may be null if llm() is not used
-  SuspendHandler on_suspend;
-  // Receives warnings (e.g. a model missing from the price table). Default: stderr.
-  std::function<void(const std::string&)> warn;
-};
-
+// The C++ driver of an Execution (execution.h), which does everything that
+// must be right; Flow runs bodies, retries them per RetryPolicy and turns
+// engine errors into exceptions.
 class Flow final : public LlmCallSink {
  public:
-  // `start` is what RunStore::Begin returned for this execution.
-  Flow(FlowDeps deps, ExecutionStart start);
+  // `execution` must outlive the Flow.
+  explicit Flow(Execution& execution);
   ~Flow() override;
   Flow(const Flow&) = delete;
   Flow& operator=(const Flow&) = delete;
 
-  const nlohmann::json& parameters() const { return env_.parameters; }
-  const RunIdentity& run() const { return env_.run; }
-  int attempt() const { return env_.attempt; }
-  int64_t epoch() const { return epoch_; }
+  const nlohmann::json& parameters() const { return ex_.parameters(); }
+  const RunIdentity& run() const { return ex_.run(); }
+  int attempt() const { return ex_.attempt(); }
+  int64_t epoch() const { return ex_.epoch(); }
+  Execution& execution() { return ex_; }
 
   // Runs `body` at most once per (name, occurrence) across all executions of
   // the run, and returns its output — converted through JSON, so a live run
@@ -136,7 +131,8 @@ class Flow final : public LlmCallSink {
   }
 
   // The OpenAI-compatible client configured from the environment; its calls
-  // are recorded, priced and checked against the budget.
+  // are recorded (as started before the request, completed after), priced
+  // and checked against the budget.
   LlmClient& llm();
 
   // Records an LLM call made by other means (another SDK). Inside a
@@ -148,13 +144,14 @@ class Flow final : public LlmCallSink {
   int save_artifact_bytes(const std::string& name, const std::string& bytes,
                           const std::string& content_type);
 
-  const ExecutionStats& stats() const { return stats_; }
+  ExecutionStats stats() const { return ex_.stats(); }
   // The spend of the whole run so far (earlier executions included).
-  double run_spent_usd() const { return run_spent_usd_; }
+  double run_spent_usd() const { return ex_.run_spent_usd(); }
 
   // LlmCallSink
-  void BeforeLlmCall(const std::string& model) override;
-  void AfterLlmCall(const LlmCall& call) override;
+  int64_t BeforeLlmCall(const std::string& model, int64_t estimated_input_tokens) override;
+  void AfterLlmCall(int64_t token, const LlmCall& call) override;
+  void LlmCallFailed(int64_t token, const Status& error) override;
 
   template <typename T>
   static nlohmann::json DefaultSchemaFor() {
@@ -169,34 +166,18 @@ class Flow final : public LlmCallSink {
   nlohmann::json RunCheckpoint(std::string_view name, const std::function<nlohmann::json()>& body,
                                const CheckpointOptions& options);
   nlohmann::json RunWait(std::string_view name, std::string_view question, const WaitOptions& options);
-  CheckpointKey NextKey(std::string_view name);
-  // Returns the cached output if usable; throws DivergenceError or returns
-  // nullopt (run live) on a fingerprint mismatch, per policy.
-  std::optional<nlohmann::json> FromCache(const CheckpointKey& key, CheckpointKind kind,
-                                          const std::string& fingerprint,
-                                          DivergencePolicy policy);
-  [[noreturn]] void Suspend(Outcome outcome);
-  [[noreturn]] void ThrowStoreError(const Status& status, std::string_view what);
-  void Warn(const std::string& message);
+  // The checkpoint whose body runs on this thread; else, when exactly one
+  // body runs (a body that spreads work over threads), that one.
+  std::optional<CheckpointKey> CurrentCheckpoint() const;
+  std::optional<CheckpointKey> BodyOfThisThread() const;
+  void EnterBody(const CheckpointKey& key);
+  void LeaveBody();
+  [[noreturn]] void Throw(const Status& status) const;
+  [[noreturn]] void SuspendNow(const Suspension& suspension);
 
-  RunEnvironment env_;
-  RunStore* store_;
-  Clock* clock_;
-  const PriceTable* prices_;
-  HttpTransport* http_;
-  SuspendHandler on_suspend_;
-  std::function<void(const std::string&)> warn_;
-  int64_t epoch_;
-  std::map<CheckpointKey, CachedCheckpoint> cache_;
-  std::map<std::string, int, std::less<>> occurrences_;
-  std::optional<CheckpointKey> current_checkpoint_;  // set while a body runs
-  int current_try_ = 0;
-  Usage current_usage_;                              // LLM usage of the running body
-  std::optional<double> budget_usd_;
-  double run_spent_usd_ = 0;
-  std::set<std::string> warned_models_;
-  ExecutionStats stats_;
-  std::unique_ptr<HttpTransport> owned_http_;  // when FlowDeps.http was null
+  Execution& ex_;
+  mutable std::mutex mu_;  // bodies_, llm_
+  std::map<std::thread::id, CheckpointKey> bodies_;
   std::unique_ptr<LlmClient> llm_;
 };
 

@@ -44,15 +44,23 @@ struct ChatResponse {
   nlohmann::json raw;  // the provider's full response
 };
 
-// Receives each call. BeforeCall may refuse (e.g. budget exhausted): the
-// client then does not send the request and throws nothing itself — the sink
-// decides (the Flow suspends the run).
+// Receives each call. BeforeLlmCall runs before the request is sent (the
+// Flow checks the budget — and may end the process there — and records the
+// call as started); it returns a token naming the call. Exactly one of
+// AfterLlmCall (a response arrived, with its usage) or LlmCallFailed (no
+// response after the client's retries) follows with that token, unless the
+// process dies first. Any of them may throw; the client lets it propagate.
 class LlmCallSink {
  public:
   virtual ~LlmCallSink() = default;
-  virtual void BeforeLlmCall(const std::string& model) = 0;
-  virtual void AfterLlmCall(const LlmCall& call) = 0;
+  virtual int64_t BeforeLlmCall(const std::string& model, int64_t estimated_input_tokens) = 0;
+  virtual void AfterLlmCall(int64_t token, const LlmCall& call) = 0;
+  virtual void LlmCallFailed(int64_t token, const Status& error) = 0;
 };
+
+// A rough count of the input tokens of `request` (about 4 characters a
+// token), recorded with a started call before its usage is known.
+int64_t EstimateInputTokens(const ChatRequest& request);
 
 struct LlmClientOptions {
   std::string base_url = "https://api.openai.com/v1";

@@ -10,7 +10,8 @@
 // kResourceExhausted for bad input. A write whose commit outcome is unknown is
 // settled by re-reading before the call returns, never retried blindly.
 //
-// Thread safety: one RunStore belongs to one execution on one thread.
+// Thread safety: one RunStore belongs to one execution; calls must not overlap
+// (Execution serializes them with its mutex).
 #pragma once
 
 #include <optional>
@@ -62,9 +63,23 @@ class RunStore {
   virtual Status CheckpointFailed(const CheckpointKey& key, int try_number, bool final_try,
                                   const std::string& message) = 0;
 
-  // Records one LLM call, attributed to a checkpoint (nullopt: outside any).
+  // Records one finished LLM call in one step, attributed to a checkpoint
+  // (nullopt: outside any).
   virtual Status RecordLlmCall(const std::optional<CheckpointKey>& checkpoint,
                                const PricedLlmCall& call) = 0;
+
+  // Records an LLM call as started, before its request is sent: model and
+  // estimated input tokens, state "started", cost unknown. Returns its id
+  // (unique within this execution). A call that is never completed (the
+  // process died during the request) stays "started": counted in
+  // Usage::unfinished_calls, never in the usage totals.
+  virtual StatusOr<int64_t> LlmCallStarted(const std::optional<CheckpointKey>& checkpoint,
+                                           const std::string& model, int64_t estimated_input_tokens) = 0;
+  // Completes a started call with its tokens, latency and price. Idempotent.
+  virtual Status LlmCallCompleted(int64_t call_id, const PricedLlmCall& call) = 0;
+  // A started call that got no response (state "failed", with the error):
+  // kept for inspection, outside the usage totals. Idempotent.
+  virtual Status LlmCallFailed(int64_t call_id, const std::string& error) = 0;
 
   // The run's budget and its spend so far, re-read from the database (a
   // person may have raised the budget meanwhile).

@@ -25,7 +25,7 @@ struct Migration {
 // error text; migration 3 replaces it with one that reads the typed
 // failure_reason. The text is shared so the two differ only there, and
 // migration 2's SQL stays byte-for-byte what it always was.
-enum class FunctionVersion { kByErrorText, kByFailureReason };
+enum class FunctionVersion { kByErrorText, kByFailureReason, kCompletedCallsOnly };
 std::string MetricContributionsSql(FunctionVersion v) {
   static const std::string kTemplate = R"SQL(@CREATE@ FUNCTION flowrun.metric_contributions(p_run_uid text)
 RETURNS TABLE (metric text, namespace text, flow text, model text, label text, value double precision)
@@ -36,7 +36,7 @@ LANGUAGE sql STABLE AS $fn$
               count(*) FILTER (WHERE c.cost_usd IS NULL) AS unpriced,
               coalesce(sum(c.cost_usd), 0) AS usd, sum(c.input_tokens) AS inp,
               sum(c.output_tokens) AS outp, sum(c.cached_tokens) AS cach
-            FROM flowrun.llm_calls c JOIN r USING (run_uid) GROUP BY 1, 2, 3),
+            FROM flowrun.llm_calls c JOIN r USING (run_uid)@CALLS_WHERE@ GROUP BY 1, 2, 3),
   att AS (SELECT r.namespace, r.flow, a.outcome,
             lag(a.outcome) OVER (PARTITION BY a.run_uid ORDER BY a.epoch) AS prev,
             a.live_checkpoints, a.cached_checkpoints, a.saved_llm_calls, a.saved_input_tokens,
@@ -94,7 +94,7 @@ LANGUAGE sql STABLE AS $fn$
               CASE WHEN c.i = 13 THEN '+Inf' ELSE (SELECT b[c.i]::bigint::text FROM bounds) END, c.n FROM cumulative c
 $fn$;
 )SQL";
-  const bool typed = v == FunctionVersion::kByFailureReason;
+  const bool typed = v != FunctionVersion::kByErrorText;
   std::string sql = kTemplate;
   auto replace_all = [&sql](const std::string& from, const std::string& to) {
     for (size_t at = sql.find(from); at != std::string::npos; at = sql.find(from, at + to.size()))
@@ -102,6 +102,7 @@ $fn$;
   };
   replace_all("@CREATE@", typed ? "CREATE OR REPLACE" : "CREATE");
   replace_all("@REASON@", typed ? "failure_reason" : "error");
+  replace_all("@CALLS_WHERE@", v == FunctionVersion::kCompletedCallsOnly ? " WHERE c.state = 'completed'" : "");
   replace_all("@TIMED_OUT@", typed ? "failure_reason = 'wait_timed_out'" : "error LIKE 'wait % timed out%'");
   return sql;
 }
@@ -321,6 +322,28 @@ ALTER TABLE flowrun.runs ADD CONSTRAINT runs_failure_reason_known
 ALTER TABLE flowrun.attempts ADD CONSTRAINT attempts_failure_reason_known
   CHECK (failure_reason IN ('', 'flow_failed', 'wait_timed_out'));
 )SQL" + MetricContributionsSql(FunctionVersion::kByFailureReason)},
+      // LLM calls recorded as started before their request (issue 11 §7): a
+      // call whose process died during the request stays 'started' — billed
+      // by the provider, cost unknown — and is counted apart
+      // (RunState::spent.unfinished_calls), never in the usage totals nor the
+      // metrics, which count 'completed' calls only. 'failed': the request got
+      // no response after the client's retries. Every row an older build wrote
+      // was a completed call: the column's default makes it so, and the
+      // constraints are validated against them.
+      {4, "LLM calls recorded as started before the request: state, estimated input tokens, error", R"SQL(
+ALTER TABLE flowrun.llm_calls ADD COLUMN state text NOT NULL DEFAULT 'completed';
+ALTER TABLE flowrun.llm_calls ADD COLUMN estimated_input_tokens bigint NOT NULL DEFAULT 0;
+ALTER TABLE flowrun.llm_calls ADD COLUMN error text NOT NULL DEFAULT '';
+ALTER TABLE flowrun.llm_calls ADD CONSTRAINT llm_calls_state_known
+  CHECK (state IN ('started', 'completed', 'failed'));
+ALTER TABLE flowrun.llm_calls ADD CONSTRAINT llm_calls_estimate_not_negative CHECK (estimated_input_tokens >= 0);
+ALTER TABLE flowrun.llm_calls ADD CONSTRAINT llm_calls_cost_only_when_completed
+  CHECK (state = 'completed' OR cost_usd IS NULL);
+CREATE INDEX llm_calls_started_idx ON flowrun.llm_calls (run_uid) WHERE state = 'started';
+DROP TRIGGER llm_calls_notify_metrics ON flowrun.llm_calls;
+CREATE TRIGGER llm_calls_notify_metrics AFTER INSERT OR UPDATE ON flowrun.llm_calls
+  FOR EACH STATEMENT EXECUTE FUNCTION flowrun.notify_metrics();
+)SQL" + MetricContributionsSql(FunctionVersion::kCompletedCallsOnly)},
   };
   return kMigrations;
 }

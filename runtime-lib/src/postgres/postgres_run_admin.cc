@@ -24,12 +24,16 @@ pg::Statements RunAdminStatements() {
        "     extract(epoch FROM a.finished_at), a.outcome, a.error, a.live_checkpoints, a.cached_checkpoints,"
        "     a.reexecuted_checkpoints, a.saved_llm_calls, a.saved_input_tokens, a.saved_output_tokens,"
        "     a.saved_cached_tokens, a.saved_usd, a.failure_reason) ORDER BY a.epoch), '[]')::text"
-       "   FROM flowrun.attempts a WHERE a.run_uid = $1)"
+       "   FROM flowrun.attempts a WHERE a.run_uid = $1),"
+       "  s.unfinished_calls"
        " FROM flowrun.runs r"
+       // Usage counts completed calls; a call still "started" was cut off by
+       // the process's death: counted apart, its cost unknown.
        " CROSS JOIN LATERAL (SELECT count(*) AS calls, coalesce(sum(input_tokens), 0) AS input_tokens,"
        "   coalesce(sum(output_tokens), 0) AS output_tokens, coalesce(sum(cached_tokens), 0) AS cached_tokens,"
-       "   coalesce(sum(cost_usd), 0) AS cost_usd, count(*) FILTER (WHERE cost_usd IS NULL) AS unknown_cost_calls"
-       "   FROM flowrun.llm_calls WHERE run_uid = $1) s"
+       "   coalesce(sum(cost_usd), 0) AS cost_usd, count(*) FILTER (WHERE cost_usd IS NULL) AS unknown_cost_calls,"
+       "   (SELECT count(*) FROM flowrun.llm_calls WHERE run_uid = $1 AND state = 'started') AS unfinished_calls"
+       "   FROM flowrun.llm_calls WHERE run_uid = $1 AND state = 'completed') s"
        " LEFT JOIN LATERAL (SELECT name, occurrence, question, schema, asked_at, deadline, on_timeout,"
        "   default_answer, answer FROM flowrun.waits"
        "   WHERE run_uid = $1 AND question IS NOT NULL AND consumed_at IS NULL"
@@ -84,9 +88,15 @@ pg::Statements RunAdminStatements() {
        "SELECT name, occurrence, attempt, try_number, message, extract(epoch FROM at)"
        " FROM flowrun.checkpoint_failures WHERE run_uid = $1 ORDER BY at, try_number"},
       {"usage_by_model",
-       "SELECT model, count(*), sum(input_tokens), sum(output_tokens), sum(cached_tokens),"
-       " coalesce(sum(cost_usd), 0), count(*) FILTER (WHERE cost_usd IS NULL)"
-       " FROM flowrun.llm_calls WHERE run_uid = $1 GROUP BY model ORDER BY model"},
+       "SELECT model, count(*) FILTER (WHERE state = 'completed'),"
+       " coalesce(sum(input_tokens) FILTER (WHERE state = 'completed'), 0),"
+       " coalesce(sum(output_tokens) FILTER (WHERE state = 'completed'), 0),"
+       " coalesce(sum(cached_tokens) FILTER (WHERE state = 'completed'), 0),"
+       " coalesce(sum(cost_usd) FILTER (WHERE state = 'completed'), 0),"
+       " count(*) FILTER (WHERE state = 'completed' AND cost_usd IS NULL),"
+       " count(*) FILTER (WHERE state = 'started')"
+       " FROM flowrun.llm_calls WHERE run_uid = $1 AND state IN ('completed', 'started')"
+       " GROUP BY model ORDER BY model"},
       {"checkpoint_output",
        "SELECT output::text FROM flowrun.checkpoints"
        " WHERE run_uid = $1 AND name = $2 AND occurrence = $3 AND status = 'completed'"},
@@ -197,6 +207,7 @@ class PostgresRunAdmin final : public RunAdmin {
       s.error = r[8].as<std::string>();
       s.failure_reason = ParseFailureReason(r[9].as<std::string>()).value_or(FailureReason::kFlowFailed);
       s.spent = UsageFromRow(r, 10);
+      s.spent.unfinished_calls = r[27].as<int64_t>();  // the last column
       s.checkpoints_completed = r[16].as<int64_t>();
       auto attempts = AttemptsFromJson(uid, r[26].c_str());
       if (!attempts.ok()) return attempts.status();
@@ -264,8 +275,11 @@ class PostgresRunAdmin final : public RunAdmin {
     return session_.Run("summing usage by model", true, [&](pqxx::connection& c) {
       pqxx::nontransaction tx(c);
       std::vector<ModelUsage> out;
-      for (const auto& r : tx.exec_prepared("usage_by_model", uid))
-        out.push_back({r[0].as<std::string>(), UsageFromRow(r, 1)});
+      for (const auto& r : tx.exec_prepared("usage_by_model", uid)) {
+        Usage u = UsageFromRow(r, 1);
+        u.unfinished_calls = r[7].as<int64_t>();
+        out.push_back({r[0].as<std::string>(), u});
+      }
       return out;
     });
   }

@@ -8,6 +8,7 @@
 #include <openssl/evp.h>
 
 #include <cstdio>
+#include <map>
 
 #include "flowrun/schema_validator.h"
 #include "postgres/checkpoint_sql.h"
@@ -97,6 +98,29 @@ pg::Statements RunStoreStatements() {
            "  model, input_tokens, output_tokens, cached_tokens, latency_ms, cost_usd, price_source)"
            "  SELECT $1, $2, $3, $4, $5::int, $6, $7, $8, $9, $10, $11, $12::double precision, $13 FROM fence"
            "  ON CONFLICT DO NOTHING RETURNING 1)"
+           " SELECT (SELECT count(*) FROM fence), (SELECT count(*) FROM w)"},
+      // A call's start commits asynchronously, like a checkpoint's start: an
+      // agent killed during the request loses nothing the server accepted.
+      {"llm_call_started",
+       "WITH async AS (SELECT set_config('synchronous_commit', 'off', true)), " + std::string(kFence).substr(5) +
+           ", w AS (INSERT INTO flowrun.llm_calls (run_uid, epoch, seq, checkpoint_name, occurrence, attempt,"
+           "  model, input_tokens, output_tokens, cached_tokens, latency_ms, cost_usd, price_source, state,"
+           "  estimated_input_tokens)"
+           "  SELECT $1, $2, $3, $4, $5::int, $6, $7, 0, 0, 0, 0, NULL, 'unknown', 'started', $8 FROM fence"
+           "  ON CONFLICT DO NOTHING RETURNING 1)"
+           " SELECT (SELECT count(*) FROM fence), (SELECT count(*) FROM w), (SELECT count(*) FROM async)"},
+      // Completion (or failure) of a started call: an upsert, so it lands even
+      // if the asynchronous start was lost, and a retry changes nothing.
+      {"llm_call_finished",
+       std::string(kFence) +
+           ", w AS (INSERT INTO flowrun.llm_calls AS c (run_uid, epoch, seq, checkpoint_name, occurrence, attempt,"
+           "  model, input_tokens, output_tokens, cached_tokens, latency_ms, cost_usd, price_source, state, error)"
+           "  SELECT $1, $2, $3, $4, $5::int, $6, $7, $8, $9, $10, $11, $12::double precision, $13, $14, $15 FROM fence"
+           "  ON CONFLICT (run_uid, epoch, seq) DO UPDATE SET model = EXCLUDED.model,"
+           "   input_tokens = EXCLUDED.input_tokens, output_tokens = EXCLUDED.output_tokens,"
+           "   cached_tokens = EXCLUDED.cached_tokens, latency_ms = EXCLUDED.latency_ms, cost_usd = EXCLUDED.cost_usd,"
+           "   price_source = EXCLUDED.price_source, state = EXCLUDED.state, error = EXCLUDED.error"
+           "  RETURNING 1)"
            " SELECT (SELECT count(*) FROM fence), (SELECT count(*) FROM w)"},
       {"read_budget",
        "SELECT budget_usd, (SELECT coalesce(sum(cost_usd), 0) FROM flowrun.llm_calls WHERE run_uid = $1)"
@@ -283,11 +307,8 @@ class PostgresRunStore final : public RunStore {
 
   Status RecordLlmCall(const std::optional<CheckpointKey>& cp, const PricedLlmCall& call) override {
     int64_t seq = ++llm_seq_;  // fixed before the first try: a retry inserts the same row
-    std::optional<std::string> cp_name, occurrence, cost;
-    if (cp) {
-      cp_name = cp->name;
-      occurrence = std::to_string(cp->occurrence);
-    }
+    auto [cp_name, occurrence] = CheckpointColumns(cp);
+    std::optional<std::string> cost;
     if (call.cost_usd) cost = pg::ExactDouble(*call.cost_usd);
     auto res = session_.Run("recording an LLM call", true, [&](pqxx::connection& c) {
       pqxx::nontransaction tx(c);
@@ -300,6 +321,32 @@ class PostgresRunStore final : public RunStore {
     if (!res.ok()) return res.status();
     if (*res == 0) return Fenced(uid_, epoch_);
     return Status::Ok();
+  }
+
+  StatusOr<int64_t> LlmCallStarted(const std::optional<CheckpointKey>& cp, const std::string& model,
+                                   int64_t estimated_input_tokens) override {
+    int64_t seq = ++llm_seq_;
+    auto [cp_name, occurrence] = CheckpointColumns(cp);
+    auto res = session_.Run("recording an LLM call's start", true, [&](pqxx::connection& c) {
+      pqxx::nontransaction tx(c);
+      pqxx::result r = tx.exec_prepared("llm_call_started", uid_, epoch_, seq, pg::NullableText(cp_name),
+                                        pg::NullableText(occurrence), attempt_, model, estimated_input_tokens);
+      return r[0][0].as<int64_t>();
+    });
+    if (!res.ok()) return res.status();
+    if (*res == 0) return Fenced(uid_, epoch_);
+    started_calls_[seq] = StartedCall{cp, model};
+    return seq;
+  }
+
+  Status LlmCallCompleted(int64_t call_id, const PricedLlmCall& call) override {
+    return FinishCall(call_id, call, "completed", "");
+  }
+
+  Status LlmCallFailed(int64_t call_id, const std::string& error) override {
+    PricedLlmCall none;
+    none.price_source = "unknown";
+    return FinishCall(call_id, none, "failed", error);
   }
 
   StatusOr<std::pair<std::optional<double>, double>> ReadBudget() override {
@@ -410,6 +457,34 @@ class PostgresRunStore final : public RunStore {
   int64_t in_doubt_writes_settled() const override { return in_doubt_settled_; }
 
  private:
+  static std::pair<std::optional<std::string>, std::optional<std::string>> CheckpointColumns(
+      const std::optional<CheckpointKey>& cp) {
+    if (!cp) return {std::nullopt, std::nullopt};
+    return {cp->name, std::to_string(cp->occurrence)};
+  }
+
+  Status FinishCall(int64_t call_id, const PricedLlmCall& call, const std::string& state, const std::string& error) {
+    auto started = started_calls_.find(call_id);
+    if (started == started_calls_.end())
+      return InvalidArgument("LLM call " + std::to_string(call_id) + " was not started by this execution");
+    auto [cp_name, occurrence] = CheckpointColumns(started->second.checkpoint);
+    std::optional<std::string> cost;
+    if (call.cost_usd) cost = pg::ExactDouble(*call.cost_usd);
+    std::string model = call.call.model.empty() ? started->second.model : call.call.model;
+    auto res = session_.Run("recording an LLM call", true, [&](pqxx::connection& c) {
+      pqxx::nontransaction tx(c);
+      pqxx::result r = tx.exec_prepared(
+          "llm_call_finished", uid_, epoch_, call_id, pg::NullableText(cp_name), pg::NullableText(occurrence),
+          attempt_, model, call.call.input_tokens, call.call.output_tokens, call.call.cached_tokens,
+          static_cast<double>(call.call.latency.count()), pg::NullableText(cost), call.price_source, state, error);
+      return r[0][0].as<int64_t>();
+    });
+    if (!res.ok()) return res.status();
+    if (*res == 0) return Fenced(uid_, epoch_);
+    started_calls_.erase(started);
+    return Status::Ok();
+  }
+
   struct Row {
     std::string status;
     int64_t epoch = 0;
@@ -437,6 +512,11 @@ class PostgresRunStore final : public RunStore {
   int attempt_ = 0;
   int64_t epoch_ = 0;
   int64_t llm_seq_ = 0;
+  struct StartedCall {
+    std::optional<CheckpointKey> checkpoint;
+    std::string model;
+  };
+  std::map<int64_t, StartedCall> started_calls_;  // started, not yet finished
   int64_t artifact_seq_ = 0;
   int64_t in_doubt_settled_ = 0;
 };

@@ -15,6 +15,7 @@ import json
 from typing import Any
 
 import pydantic
+import pydantic_core
 from pydantic import TypeAdapter
 
 from .errors import UsageError
@@ -39,7 +40,7 @@ def dumps(value: Any, tp: Any, what: str) -> str:
     """JSON text of `value` as type `tp`; UsageError when JSON cannot carry it."""
     try:
         return adapter(tp).dump_json(value).decode()
-    except (pydantic.PydanticSerializationError, ValueError, TypeError) as e:
+    except (pydantic_core.PydanticSerializationError, ValueError, TypeError) as e:
         raise UsageError(
             f"{what} is not JSON-serializable as {_type_name(tp)} ({type(value).__name__}): {e}. "
             "Checkpoint outputs are stored as JSON; store binary or large data with "

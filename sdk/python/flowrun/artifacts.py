@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, Optional
 
 from . import _context, _json
@@ -22,5 +23,8 @@ def save_artifact(name: str, value: Any, content_type: Optional[str] = None) -> 
     elif isinstance(value, str):
         data, ctype = value.encode(), "text/plain; charset=utf-8"
     else:
-        data, ctype = _json.dumps(value, _json._ANY, f"artifact '{name}'").encode(), content_type or "application/json"
+        # Canonical JSON (sorted keys, compact), as a C++ agent's save_artifact(json) stores it.
+        text = _json.dumps(value, _json._ANY, f"artifact '{name}'")
+        data = json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        ctype = content_type or "application/json"
     return rt.ex.save_artifact(name, ctype, data, _context.current_checkpoint())

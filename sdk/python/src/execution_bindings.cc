@@ -80,33 +80,32 @@ LlmCall CallOf(const std::string& model, std::optional<int64_t> input_tokens, st
 // The runtime's own LLM client inside one call of flowrun.llm(): the sink
 // routes the client's usage into the engine under the caller's checkpoint. A
 // budget suspension stops the client before its request (thrown as
-// BudgetStop, caught below) so Python can drain and suspend.
+// BudgetStop, caught below) so Python can drain and suspend; a call that got
+// no response is finished with unknown cost.
 struct BudgetStop {
   Suspension suspension;
 };
 
 class EngineSink final : public LlmCallSink {
  public:
-  EngineSink(Execution* ex, std::optional<CheckpointKey> key, int64_t estimated)
-      : ex_(ex), key_(std::move(key)), estimated_(estimated) {}
-  void BeforeLlmCall(const std::string& model) override {
-    auto started = ex_->BeforeLlmCall(key_, model, estimated_);
+  EngineSink(Execution* ex, std::optional<CheckpointKey> key) : ex_(ex), key_(std::move(key)) {}
+  int64_t BeforeLlmCall(const std::string& model, int64_t estimated_input_tokens) override {
+    auto started = ex_->BeforeLlmCall(key_, model, estimated_input_tokens);
     if (!started.ok()) throw StatusError{started.status()};
     if (started->suspension) throw BudgetStop{*started->suspension};
-    call_id_ = started->call_id;
+    model_ = model;
+    return started->call_id;
   }
-  void AfterLlmCall(const LlmCall& call) override {
-    Status st = ex_->FinishLlmCall(call_id_, call, true);
-    call_id_ = 0;
+  void AfterLlmCall(int64_t token, const LlmCall& call) override {
+    Status st = ex_->FinishLlmCall(token, call, true);
     if (!st.ok()) throw StatusError{st};
   }
-  // A started call whose response never came (the client gave up): unknown cost.
-  void AbandonOpenCall(const std::string& model) {
-    if (call_id_ == 0) return;
+  // No response after the client's retries: the provider may still have billed it.
+  void LlmCallFailed(int64_t token, const Status& /*error*/) override {
     LlmCall c;
-    c.model = model;
-    (void)ex_->FinishLlmCall(call_id_, c, false);
-    call_id_ = 0;
+    c.model = model_;
+    Status st = ex_->FinishLlmCall(token, c, false);
+    if (!st.ok()) throw StatusError{st};
   }
   struct StatusError {
     Status status;
@@ -115,8 +114,7 @@ class EngineSink final : public LlmCallSink {
  private:
   Execution* ex_;
   std::optional<CheckpointKey> key_;
-  int64_t estimated_;
-  int64_t call_id_ = 0;
+  std::string model_;
 };
 
 nb::dict StatsDict(const ExecutionStats& s) {
@@ -377,11 +375,7 @@ void BindExecution(nb::module_& m) {
              std::optional<std::string> model, std::optional<double> temperature,
              std::optional<int> max_tokens) -> nb::object {
             ChatRequest req;
-            int64_t chars = 0;
-            for (auto& [role, content] : messages) {
-              chars += static_cast<int64_t>(content.size());
-              req.messages.push_back({role, content});
-            }
+            for (auto& [role, content] : messages) req.messages.push_back({role, content});
             req.model = model.value_or("");
             req.temperature = temperature;
             req.max_tokens = max_tokens;
@@ -395,8 +389,8 @@ void BindExecution(nb::module_& m) {
               o.base_url = e.env().llm_base_url;
               o.api_key = e.env().llm_api_key;
               o.default_model = e.env().llm_model;
-              EngineSink sink(&e, key, chars / 4 + 1);
-              LlmClient client(o, e.http(), DefaultClock(), &sink);
+              EngineSink sink(&e, key);
+              LlmClient client(o, e.http(), e.clock() ? e.clock() : DefaultClock(), &sink);
               try {
                 resp = client.Chat(req);
               } catch (const BudgetStop& b) {
@@ -404,7 +398,6 @@ void BindExecution(nb::module_& m) {
               } catch (const EngineSink::StatusError& s) {
                 failed = s.status;
               } catch (const LlmError& err) {
-                sink.AbandonOpenCall(req.model.empty() ? o.default_model : req.model);
                 llm_error = err.what();
               }
             }

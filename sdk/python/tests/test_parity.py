@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from support.agent import BUILD, REPO, Run
 
-CPP_AGENT = BUILD / "examples" / "research-agent" / "research-agent"
+CPP_AGENT = BUILD / "examples" / "research-agent"
 PY_AGENT = REPO / "examples" / "research-agent-py"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import enum
 import os
@@ -238,3 +239,79 @@ def misc() -> dict:
     flowrun.record_llm_call("gpt-4o-mini", 1000, 500, latency=0.25)
     info = flowrun.current()
     return {"v1": v1, "v2": v2, "attempt": info.attempt, "uid": info.uid, "spent": info.spent_usd > 0}
+
+
+# --- budgets: an exhausted budget suspends inside the LLM call ---------------
+@checkpoint
+def paid(i: int) -> str:
+    return flowrun.llm(f"{flowrun.current().uid} paid {i}")
+
+
+@flow
+def spender(calls: int = 3) -> dict:
+    out = []
+    try:
+        for i in range(calls):
+            out.append(paid(i))
+    finally:
+        mark(f"spender-finally-{flowrun.current().attempt}")
+    return {"calls": len(out)}
+
+
+# --- async: wait_async lets in-flight checkpoints finish first ---------------
+@checkpoint
+async def background(uid: str) -> str:
+    gate = MARKERS / "bg-started"
+    gate.write_text("")
+    await asyncio.sleep(0.3)
+    return await flowrun.llm_async(f"{uid} background")
+
+
+@flow
+async def async_wait() -> dict:
+    uid = flowrun.current().uid
+    task = asyncio.ensure_future(background(uid))
+    while not (MARKERS / "bg-started").exists():
+        await asyncio.sleep(0.01)
+    ok = await flowrun.wait_async(bool, name="go", question="go?")
+    return {"ok": ok, "bg": await task}
+
+
+# --- the recorder interface (what flowrun.instrument builds on) --------------
+@checkpoint
+async def recorded(name: str, tokens: int) -> int:
+    from flowrun._recorder import llm_recorder
+
+    rec = llm_recorder()
+    assert rec is not None
+    call = rec.before_call("gpt-4o-mini", tokens)
+    await asyncio.sleep(0.05)  # the other body records meanwhile
+    rec.after_call(call, model="gpt-4o-mini", input_tokens=tokens, output_tokens=10, cached_tokens=None,
+                   latency_ms=50.0)
+    return tokens
+
+
+@flow
+async def recorders() -> dict:
+    a, b = await asyncio.gather(recorded("a", 1000), recorded("b", 2000))
+    from flowrun._recorder import llm_recorder
+
+    rec = llm_recorder()
+    cut = rec.before_call("gpt-4o-mini", 10)
+    rec.after_call(cut, model="gpt-4o-mini", input_tokens=None, output_tokens=None, cached_tokens=None,
+                   latency_ms=1.0, complete=False)
+    return {"a": a, "b": b}
+
+
+# --- sticky divergence: an author's except does not resume writing ----------
+@flow
+def swallow() -> dict:
+    v = int(os.environ.get("AGENT_ARG", "1"))
+    try:
+        a = first(v)
+    except Exception as e:
+        mark("swallowed", repr(e))
+        a = 0
+    b = second(a)
+    wait(bool, name="go", question="go on?")
+    return {"a": a, "b": b}

@@ -1,7 +1,8 @@
 """A private PostgreSQL server for one pytest session (the Python twin of
 tests/support/postgres_server.cc): initdb in a temporary directory, fsync off,
 listening on 127.0.0.1 only, one database per test. As root, initdb and
-postgres run as the `postgres` system user (PostgreSQL refuses root).
+postgres run as the `postgres` system user (PostgreSQL refuses root), started directly as that
+user so that stopping it (SIGQUIT, immediate shutdown) reaches the postmaster.
 
 SQL from the tests goes through psql with variables (``-v name=value`` and
 ``:'name'`` in the statement), never by pasting values into SQL text.
@@ -61,22 +62,24 @@ class PostgresServer:
         if self.as_root:
             shutil.chown(self.root, "postgres", "postgres")
 
-    def _cmd(self, argv: list[str]) -> list[str]:
-        return (["runuser", "-u", "postgres", "--"] + argv) if self.as_root else argv
+    def _user(self) -> dict[str, object]:
+        # As root, run as `postgres` directly (not through runuser), so signals reach postgres itself.
+        return {"user": "postgres", "group": "postgres", "extra_groups": []} if self.as_root else {}
 
     def start(self) -> None:
-        subprocess.run(self._cmd([f"{self.bindir}/initdb", "-D", self.data, "-U", SUPERUSER, "--auth=trust",
-                                  "-E", "UTF8", "--locale=C", "--no-sync"]),
-                       cwd=self.root, env=clean_env(), check=True, capture_output=True)
+        subprocess.run([f"{self.bindir}/initdb", "-D", self.data, "-U", SUPERUSER, "--auth=trust",
+                        "-E", "UTF8", "--locale=C", "--no-sync"],
+                       cwd=self.root, env=clean_env(), check=True, capture_output=True, **self._user())
         conf = (f"\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{self.root}'\n"
                 "max_connections = 200\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\njit = off\n")
-        subprocess.run(self._cmd(["sh", "-c", f"cat >> {self.data}/postgresql.conf"]), input=conf.encode(),
-                       check=True, cwd=self.root)
+        subprocess.run(["sh", "-c", f"cat >> {self.data}/postgresql.conf"], input=conf.encode(),
+                       check=True, cwd=self.root, **self._user())
         for _ in range(5):
             self.port = _free_port()
             log = open(f"{self.root}/postgres.log", "ab")
-            self.proc = subprocess.Popen(self._cmd([f"{self.bindir}/postgres", "-D", self.data, "-p", str(self.port)]),
-                                         cwd=self.root, env=clean_env(), stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen([f"{self.bindir}/postgres", "-D", self.data, "-p", str(self.port)],
+                                         cwd=self.root, env=clean_env(), stdout=log, stderr=subprocess.STDOUT,
+                                         **self._user())
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and self.proc.poll() is None:
                 r = subprocess.run([f"{self.bindir}/pg_isready", "-q", "-h", "127.0.0.1", "-p", str(self.port),

@@ -1,0 +1,63 @@
+"""Budgets, async waits, the LLM recorder interface, sticky errors."""
+
+from __future__ import annotations
+
+from support.agent import Run
+
+
+def test_exhausted_budget_suspends_before_the_request_and_resumes_after_raising_it(make_run, fake_llm) -> None:
+    # 100k input + 10k output tokens of gpt-4o-mini = $0.021 a call: a $0.03 budget allows two.
+    fake_llm.config(usage={"prompt_tokens": 100000, "completion_tokens": 10000})
+    try:
+        run: Run = make_run("basic:spender", extra_env={"FLOWRUN_BUDGET_USD": "0.03"})
+        r = run.execute()
+        assert r.code == 0 and r.message["outcome"] == "budget_exceeded", r.stderr
+        sent = {p: n for p, n in fake_llm.stats()["by_prompt"].items() if p.startswith(run.uid)}
+        assert sent == {f"{run.uid} paid 0": 1, f"{run.uid} paid 1": 1}  # the third was never sent
+        assert not run.marker("spender-finally-1")
+        assert run.ctl("budget", run.uid, "1").returncode == 0
+        r2 = run.execute()
+        assert r2.code == 0 and r2.message["outcome"] == "succeeded", r2.stderr
+        sent = {p: n for p, n in fake_llm.stats()["by_prompt"].items() if p.startswith(run.uid)}
+        assert sent == {f"{run.uid} paid {i}": 1 for i in range(3)}
+        assert run.show()["result"] == {"calls": 3}
+    finally:
+        fake_llm.config(usage={"prompt_tokens": None, "completion_tokens": None})
+
+
+def test_wait_async_lets_in_flight_checkpoints_finish_and_be_stored(make_run, fake_llm) -> None:
+    run: Run = make_run("basic:async_wait")
+    r = run.execute()
+    assert r.code == 0 and r.message["outcome"] == "waiting", r.stderr
+    assert ("background", 1, "step", "completed") in run.checkpoints()
+    assert run.answer("go", True).returncode == 0
+    r2 = run.execute()
+    assert r2.code == 0 and r2.message["outcome"] == "succeeded", r2.stderr
+    assert run.show()["result"] == {"ok": True, "bg": f"reply to: {run.uid} background"}
+    assert fake_llm.stats()["by_prompt"][f"{run.uid} background"] == 1
+
+
+def test_recorder_attributes_concurrent_calls_to_their_own_checkpoint(make_run) -> None:
+    run: Run = make_run("basic:recorders")
+    r = run.execute()
+    assert r.code == 0, r.stderr
+    rows = run.sql("SELECT occurrence, input_tokens, llm_calls FROM flowrun.checkpoints "
+                   "WHERE run_uid = :'uid' AND name = 'recorded' ORDER BY occurrence")
+    assert rows.splitlines() == ["1|1000|1", "2|2000|1"]
+    calls = run.sql("SELECT coalesce(checkpoint_name, '-'), occurrence, input_tokens, cost_usd IS NULL "
+                    "FROM flowrun.llm_calls WHERE run_uid = :'uid' ORDER BY input_tokens")
+    lines = calls.splitlines()
+    assert "recorded|1|1000|f" in lines and "recorded|2|2000|f" in lines
+    # The cut call outside any checkpoint: recorded, with unknown cost (never zero).
+    assert any(line.startswith("-||") and line.endswith("|t") for line in lines), lines
+
+
+def test_a_swallowed_divergence_still_ends_the_execution_as_divergence(make_run) -> None:
+    run: Run = make_run("basic:swallow")
+    r = run.execute(AGENT_ARG="1")
+    assert r.code == 0 and r.message["outcome"] == "waiting", r.stderr
+    before = run.checkpoints()
+    r2 = run.execute(AGENT_ARG="2")
+    assert r2.code == 5 and r2.message["outcome"] == "divergence", r2.stderr
+    assert run.marker("swallowed")
+    assert run.checkpoints() == before  # `second(0)` after the except wrote nothing
