@@ -99,26 +99,24 @@ def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _openai_chat_usage(u: _Usage, usage: Any) -> None:
+def _openai_usage(u: _Usage, usage: Any, prefix: str, output_field: str) -> None:
+    """OpenAI usage: <prefix>_tokens, <output_field>, <prefix>_tokens_details.cached_tokens (absent → 0)."""
     if usage is None:
         return
-    u.input = _int(getattr(usage, "prompt_tokens", None))
-    u.output = _int(getattr(usage, "completion_tokens", None))
-    details = getattr(usage, "prompt_tokens_details", None)
+    u.input = _int(getattr(usage, f"{prefix}_tokens", None))
+    u.output = _int(getattr(usage, output_field, None))
+    details = getattr(usage, f"{prefix}_tokens_details", None)
     cached = _int(getattr(details, "cached_tokens", None)) if details is not None else None
     u.cached = cached if cached is not None else (0 if u.input is not None else None)
     u.final = u.input is not None and u.output is not None
+
+
+def _openai_chat_usage(u: _Usage, usage: Any) -> None:
+    _openai_usage(u, usage, "prompt", "completion_tokens")
 
 
 def _openai_responses_usage(u: _Usage, usage: Any) -> None:
-    if usage is None:
-        return
-    u.input = _int(getattr(usage, "input_tokens", None))
-    u.output = _int(getattr(usage, "output_tokens", None))
-    details = getattr(usage, "input_tokens_details", None)
-    cached = _int(getattr(details, "cached_tokens", None)) if details is not None else None
-    u.cached = cached if cached is not None else (0 if u.input is not None else None)
-    u.final = u.input is not None and u.output is not None
+    _openai_usage(u, usage, "input", "output_tokens")
 
 
 def _anthropic_usage(u: _Usage, usage: Any, final: bool) -> None:
