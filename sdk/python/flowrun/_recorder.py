@@ -22,30 +22,11 @@ marks a cut response (recorded with unknown cost).
 
 from __future__ import annotations
 
-from typing import Protocol
-
 from . import _context
 
 
-class LlmRecorder(Protocol):
-    def before_call(self, model: str, estimated_input_tokens: int) -> int: ...
-
-    def after_call(
-        self,
-        call_id: int,
-        *,
-        model: str,
-        input_tokens: int | None,
-        output_tokens: int | None,
-        cached_tokens: int | None,
-        latency_ms: float,
-        cost_usd: float | None = None,
-        complete: bool = True,
-    ) -> None: ...
-
-
-class _ExecutionRecorder:
-    """LlmRecorder over the running execution (see _context.Runtime)."""
+class LlmRecorder:
+    """Records the LLM calls of the running execution (see the module's docstring)."""
 
     def __init__(self, runtime: "_context.Runtime") -> None:
         self._rt = runtime
@@ -80,4 +61,4 @@ class _ExecutionRecorder:
 def llm_recorder() -> LlmRecorder | None:
     """The recorder of the running flow, or None outside one (then record nothing)."""
     rt = _context.runtime_or_none()
-    return None if rt is None else _ExecutionRecorder(rt)
+    return None if rt is None else LlmRecorder(rt)

@@ -32,7 +32,7 @@ import inspect
 import time
 import traceback
 import typing
-from typing import Any, Callable, Optional, TypeVar, overload
+from typing import Any, Callable, Generator, Optional, TypeVar, overload
 
 from . import _context, _json
 from .errors import CheckpointFailed, FlowError, UsageError
@@ -170,8 +170,12 @@ def _store(spec: _Spec, rt: "_context.Runtime", key: Any, try_number: int, out: 
     return False, None
 
 
-def _call_sync(spec: _Spec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    rt, key, inputs = _prepare(spec, args, kwargs)
+def _live(spec: _Spec, rt: "_context.Runtime", key: Any, inputs: Optional[str]) -> Generator[tuple[str, Any], Any, Any]:
+    """One checkpoint call, for the sync and the async driver alike.
+
+    Yields ("body", try_number) when the body must run (the driver sends back
+    its _TryOutcome) and ("sleep", seconds) between tries; returns the value.
+    """
     cached = rt.ex.begin(key, inputs, spec.on_divergence)
     if cached is not None:
         return _json.loads(cached, spec.return_type)
@@ -180,52 +184,70 @@ def _call_sync(spec: _Spec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> An
         rt.ex.try_started(key, try_number)
         rt.body_started()
         try:
-            token = _context.enter_checkpoint(key)
-            try:
-                out = _TryOutcome(value=spec.fn(*copy.deepcopy(args), **copy.deepcopy(kwargs)))
-            except (FlowError, *_INTERRUPTIONS):
-                raise  # the engine's errors (sticky) and interruptions are not the body's failures
-            except Exception as e:
-                out = _TryOutcome(error=e)
-            finally:
-                _context.leave_checkpoint(token)
+            out = yield "body", try_number
             done, value = _store(spec, rt, key, try_number, out)
         finally:
             rt.body_finished()
         if done:
             return value
-        time.sleep(delay)
+        yield "sleep", delay
         delay = spec.next_backoff(delay)
     raise AssertionError("unreachable")
+
+
+def _outcome_of(error: BaseException) -> _TryOutcome:
+    """A body's exception as a try's outcome; the engine's errors and interruptions propagate."""
+    if isinstance(error, (FlowError, *_INTERRUPTIONS)) or not isinstance(error, Exception):
+        raise error  # sticky engine errors and interruptions are not the body's failures
+    return _TryOutcome(error=error)
+
+
+def _call_sync(spec: _Spec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    rt, key, inputs = _prepare(spec, args, kwargs)
+    steps = _live(spec, rt, key, inputs)
+    reply: Any = None
+    try:
+        while True:
+            what, arg = steps.send(reply)
+            reply = None
+            if what == "sleep":
+                time.sleep(arg)
+                continue
+            token = _context.enter_checkpoint(key)
+            try:
+                reply = _TryOutcome(value=spec.fn(*copy.deepcopy(args), **copy.deepcopy(kwargs)))
+            except BaseException as e:
+                reply = _outcome_of(e)
+            finally:
+                _context.leave_checkpoint(token)
+    except StopIteration as done:
+        return done.value
+    finally:
+        steps.close()  # a propagating error: the try's bookkeeping (in-flight count) ends now
 
 
 async def _run_async(spec: _Spec, rt: "_context.Runtime", key: Any, inputs: Optional[str],
                      args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    cached = rt.ex.begin(key, inputs, spec.on_divergence)
-    if cached is not None:
-        return _json.loads(cached, spec.return_type)
-    delay = spec.backoff
-    for try_number in range(1, spec.max_tries + 1):
-        rt.ex.try_started(key, try_number)
-        rt.body_started()
-        try:
+    steps = _live(spec, rt, key, inputs)
+    reply: Any = None
+    try:
+        while True:
+            what, arg = steps.send(reply)
+            reply = None
+            if what == "sleep":
+                await asyncio.sleep(arg)
+                continue
             token = _context.enter_checkpoint(key)
             try:
-                out = _TryOutcome(value=await spec.fn(*copy.deepcopy(args), **copy.deepcopy(kwargs)))
-            except (FlowError, *_INTERRUPTIONS):
-                raise
-            except Exception as e:
-                out = _TryOutcome(error=e)
+                reply = _TryOutcome(value=await spec.fn(*copy.deepcopy(args), **copy.deepcopy(kwargs)))
+            except BaseException as e:
+                reply = _outcome_of(e)
             finally:
                 _context.leave_checkpoint(token)
-            done, value = _store(spec, rt, key, try_number, out)
-        finally:
-            rt.body_finished()
-        if done:
-            return value
-        await asyncio.sleep(delay)
-        delay = spec.next_backoff(delay)
-    raise AssertionError("unreachable")
+    except StopIteration as done:
+        return done.value
+    finally:
+        steps.close()  # a propagating error: the try's bookkeeping (in-flight count) ends now
 
 
 def _decorate(fn: Callable[..., Any], **options: Any) -> Callable[..., Any]:

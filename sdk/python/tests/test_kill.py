@@ -105,7 +105,7 @@ def test_random_kills(make_run, fake_llm, target: str) -> None:
     kills = (KILLS + 1) // 2  # the two flows share the total
     per_worker = [kills // PARALLEL + (1 if i < kills % PARALLEL else 0) for i in range(PARALLEL)]
     with ThreadPoolExecutor(PARALLEL) as pool:
-        stats = list(pool.map(lambda a: _drive(make_run, fake_llm, target, a[1], duration * 1.2, 1000 + a[0]),
+        stats = list(pool.map(lambda a: _drive(make_run, fake_llm, target, a[1], duration, 1000 + a[0]),
                               enumerate(per_worker)))
     total = {k: sum(s[k] for s in stats) for k in ("kills", "runs", "repeated", "counted")}
     print(f"{target}: {total} (unkilled run {duration:.2f} s)")

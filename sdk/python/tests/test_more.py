@@ -61,3 +61,24 @@ def test_a_swallowed_divergence_still_ends_the_execution_as_divergence(make_run)
     assert r2.code == 5 and r2.message["outcome"] == "divergence", r2.stderr
     assert run.marker("swallowed")
     assert run.checkpoints() == before  # `second(0)` after the except wrote nothing
+
+
+def test_retries_then_a_final_failure_exits_1_and_the_next_attempt_reruns_only_it(make_run) -> None:
+    run: Run = make_run("basic:retrying")
+    r = run.execute()
+    assert r.code == 1 and r.message["outcome"] == "failed", r.stderr
+    assert "hopeless" in r.message["error"] and "ValueError: bad input" in r.message["error"]
+    tries = run.sql("SELECT name, try_number, final FROM flowrun.checkpoint_failures "
+                    "WHERE run_uid = :'uid' ORDER BY name, try_number")
+    # flaky: two failed tries, then success; hopeless: give_up_on stops after the first.
+    assert tries.splitlines() == ["flaky|1|f", "flaky|2|f", "hopeless|1|t"]
+    open(f"{run.dir}/fixed", "w").close()
+    r2 = run.execute()
+    assert r2.code == 0, r2.stderr
+    assert run.show()["result"] == {"flaky": 3, "hopeless": 2}
+    assert not run.marker("flaky-try-4")  # flaky came from the cache
+
+
+def test_python_m_flowrun_run_with_a_bad_target_is_a_config_error(make_run) -> None:
+    r = make_run("basic:no_such_flow").execute()
+    assert r.code == 2 and r.message["outcome"] == "config_error" and "no_such_flow" in r.message["error"]

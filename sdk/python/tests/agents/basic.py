@@ -315,3 +315,27 @@ def swallow() -> dict:
     b = second(a)
     wait(bool, name="go", question="go on?")
     return {"a": a, "b": b}
+
+
+# --- retries and final failures ----------------------------------------------
+@checkpoint(retries=2, backoff=0.01)
+def flaky() -> int:
+    n = len(list(MARKERS.glob("flaky-try-*"))) + 1
+    mark(f"flaky-try-{n}")
+    if n < 3:
+        raise ConnectionError(f"try {n} failed")
+    return n
+
+
+@checkpoint(retries=5, backoff=0.01, give_up_on=(ValueError,))
+def hopeless() -> int:
+    n = len(list(MARKERS.glob("hopeless-try-*"))) + 1
+    mark(f"hopeless-try-{n}")
+    if not (MARKERS / "fixed").exists():
+        raise ValueError("bad input")
+    return n
+
+
+@flow
+def retrying() -> dict:
+    return {"flaky": flaky(), "hopeless": hopeless()}
