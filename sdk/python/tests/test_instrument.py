@@ -355,8 +355,13 @@ def test_async_clients(fake: Any, rec: RecordingRecorder) -> None:
         with pytest.raises(openai.APIConnectionError):
             async for _ in cut:
                 pass
+        raw = await claude.messages.with_raw_response.create(model="claude-sonnet-4", max_tokens=64,
+                                                             system="be brief", messages=MESSAGES[1:])
+        assert (await raw.parse()).content[0].text == REPLY  # anthropic's async raw parse is a coroutine
 
     asyncio.run(main())
+    assert (rec.finished[6].output_tokens, rec.finished[6].complete) == (COMPLETION_TOKENS, True)
+    del rec.finished[6], rec.started[6]
     assert [(f.input_tokens, f.output_tokens, f.complete) for f in rec.finished[:5]] == [
         (PROMPT_TOKENS, COMPLETION_TOKENS, True)] * 5
     assert (rec.finished[5].complete, rec.finished[5].output_tokens) == (False, None)
