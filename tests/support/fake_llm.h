@@ -73,8 +73,12 @@ class FakeLlm {
   // Merges `config` into the server's configuration and returns the result.
   // Keys: fail_next (int), fail_status (int, default 500), retry_after
   // (seconds, sent as Retry-After on injected failures), latency_ms (applied
-  // to every chat request), usage {prompt_tokens, completion_tokens,
-  // cached_tokens} (null removes an override). Unknown keys are rejected.
+  // to every model request), chunk_delay_ms (between streamed events), usage
+  // {prompt_tokens, completion_tokens, cached_tokens, cache_creation_tokens}
+  // (null removes an override). Unknown keys are rejected. (The server also
+  // streams, and serves /v1/responses, /v1/embeddings and Anthropic's
+  // /v1/messages for the Python SDK's tests; the counters above then count
+  // those requests too: see the script's docstring.)
   nlohmann::json Configure(const nlohmann::json& config);
 
  private:

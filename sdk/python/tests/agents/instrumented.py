@@ -1,0 +1,74 @@
+"""Flows that call the REAL openai and anthropic SDKs through flowrun.instrument() (test_instrument_e2e.py).
+
+Both clients point at the project's fake server ($OPENAI_BASE_URL); prompts
+start with the run uid so the fake's per-prompt counts belong to one test.
+"""
+
+from __future__ import annotations
+
+import os
+
+import anthropic
+import openai
+
+import flowrun
+from flowrun import checkpoint, flow, wait
+
+BASE = os.environ["OPENAI_BASE_URL"]
+gpt = flowrun.instrument(openai.OpenAI(base_url=BASE, api_key=os.environ["OPENAI_API_KEY"], max_retries=0))
+claude = flowrun.instrument(anthropic.Anthropic(base_url=BASE[: -len("/v1")], api_key=os.environ["OPENAI_API_KEY"],
+                                                max_retries=0))
+
+
+def prompt(what: str) -> str:
+    return f"{flowrun.current().uid} {what}"
+
+
+@checkpoint
+def chat(what: str) -> str:
+    r = gpt.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": prompt(what)}])
+    return r.choices[0].message.content
+
+
+@checkpoint
+def chat_stream(what: str) -> str:
+    stream = gpt.chat.completions.create(model="gpt-4o-mini", stream=True,
+                                         messages=[{"role": "user", "content": prompt(what)}])
+    return "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+
+
+@checkpoint
+def respond(what: str) -> str:
+    return gpt.responses.create(model="gpt-4o-mini", input=prompt(what)).output_text
+
+
+@checkpoint
+def ask_claude(what: str) -> str:
+    with claude.messages.stream(model="claude-sonnet-4-5", max_tokens=64,
+                                messages=[{"role": "user", "content": prompt(what)}]) as s:
+        return "".join(s.text_stream)
+
+
+@checkpoint
+def cut(what: str) -> str:
+    """The fake drops the connection after two events: the SDK raises, the call is recorded incomplete."""
+    stream = gpt.chat.completions.create(model="gpt-4o-mini", stream=True,
+                                         messages=[{"role": "user", "content": prompt(what + " [[cut-stream]]")}])
+    try:
+        return "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    except openai.APIConnectionError:
+        return "cut"
+
+
+@flow
+def sdk_calls() -> dict:
+    out = {"chat": chat("a"), "stream": chat_stream("b"), "responses": respond("c"), "claude": ask_claude("d"),
+           "cut": cut("e")}
+    if not wait(bool, name="go", question="go on?"):
+        return {"stopped": True}
+    return out
+
+
+@flow
+def sdk_spender(calls: int = 3) -> dict:
+    return {"replies": [chat(f"paid {i}") for i in range(calls)]}
