@@ -96,7 +96,10 @@ int Answer(Env& env, AnswerOptions o) {
       in.file = *f;
     }
     auto a = BuildAnswer(wait->schema, wait->name, in);
-    if (!a.ok()) return Fail(env, a.status());
+    if (!a.ok()) {
+      *env.err << "error: " << a.status().message() << "\n";
+      return a.status().message().rfind("no answer given", 0) == 0 ? kExitUsage : kExitInvalidAnswer;
+    }
     answer = *a;
   }
   Status valid = ValidateAnswer(wait->schema, answer);

@@ -119,9 +119,7 @@ std::string OneLine(const std::string& s, size_t max) {
   std::string flat;
   flat.reserve(s.size());
   for (char c : s) flat += (c == '\n' || c == '\r' || c == '\t') ? ' ' : c;
-  if (flat.size() <= max) return flat;
-  if (max < 4) return TruncateUtf8(flat, max);
-  return TruncateUtf8(flat, max - 3) + "…";
+  return TruncateUtf8(flat, max);
 }
 
 }  // namespace flowrun::plugin

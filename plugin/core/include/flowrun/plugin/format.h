@@ -32,7 +32,7 @@ std::string ExactUsd(const nlohmann::json& usd);
 // Parses "1.5", "$2", "0" into a value >= 0; nullopt for anything else.
 std::optional<double> ParseUsd(const std::string& text);
 
-// `s` cut to `max` UTF-8 bytes at a character boundary with "…" when cut;
+// `s` cut to `max` UTF-8 bytes at a character boundary, ending in "..." when cut;
 // newlines become spaces.
 std::string OneLine(const std::string& s, size_t max);
 
