@@ -23,6 +23,7 @@
 #include "flowrun/metrics/controller_metrics.h"
 #include "flowrun/metrics/phase_counter.h"
 #include "flowrun/metrics/postgres_metrics_source.h"
+#include "flowrun/query/query_server.h"
 
 namespace {
 
@@ -105,9 +106,39 @@ int main(int argc, char** argv) {
   app::Manager manager(f, std::move(md));
   if (!manager.Start().ok()) return 2;  // logged by the Manager
 
+  // The read API: every replica serves it, leading or not (docs/read-api.md).
+  std::unique_ptr<query::QueryServer> query_server;
+  if (!f.query_addr.empty()) {
+    query::QueryServerOptions qo;
+    qo.addr = f.query_addr;
+    qo.cert_file = f.query_tls_cert_file;
+    qo.key_file = f.query_tls_key_file;
+    qo.requestheader_client_ca_file = f.query_requestheader_client_ca_file;
+    qo.requestheader_allowed_names = f.query_requestheader_allowed_names;
+    qo.authz_cache_ttl = std::chrono::milliseconds(f.query_authz_cache_ttl_ms);
+    qo.max_output_bytes = f.query_max_output_bytes;
+    qo.max_artifact_bytes = f.query_max_artifact_bytes;
+    qo.database_url = db_url;
+    qo.db_connections = f.query_db_connections;
+    query::QueryServerDeps qd;
+    qd.client = kube_client.get();
+    qd.log = [&logger](const std::string& level, const std::string& msg, const std::string& detail) {
+      logger.Log(level, msg, detail.empty() ? nlohmann::json::object() : nlohmann::json{{"detail", detail}});
+    };
+    query_server = std::make_unique<query::QueryServer>(std::move(qo), std::move(qd));
+    Status qs = query_server->Start();
+    if (!qs.ok()) {
+      logger.Log("error", "read API server failed", {{"error", qs.ToString()}});
+      manager.Shutdown();
+      return 2;
+    }
+    logger.Log("info", "read API listening", {{"port", query_server->port()}});
+  }
+
   int sig = 0;
   sigwait(&sigs, &sig);
   logger.Log("info", "signal received; shutting down", {{"signal", sig}});
+  if (query_server) query_server->Stop();
   manager.Shutdown();
   return 0;
 }

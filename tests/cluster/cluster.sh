@@ -30,6 +30,11 @@
 #                                     EndpointSlice, node-lifecycle, taint-eviction, pod-GC,
 #                                     disruption, root-CA publisher and token controllers
 #                                     (docs/control-plane.md)
+#   FLOWRUN_AGGREGATION               "1": configure kube-apiserver for aggregated APIs (docs/read-api.md):
+#                                     a front-proxy CA and client certificate (CN front-proxy-client) in
+#                                     pki/, the --requestheader-* and --proxy-client-* flags and
+#                                     --enable-aggregator-routing (no kube-proxy here: dial endpoints);
+#                                     env.sh then exports FLOWRUN_FRONT_PROXY_CA/_CERT/_KEY
 #   FLOWRUN_CACHE                     cache root for build.sh
 # Layout of <dir>: see docs/control-plane.md.
 set -euo pipefail
@@ -161,6 +166,14 @@ gen_certs() {
     issue admin "/O=system:masters/CN=admin" clientAuth
     issue kube-controller-manager "/O=system:masters/CN=system:kube-controller-manager" clientAuth
     issue nodesim "/O=system:masters/CN=system:nodesim" clientAuth
+    if aggregation; then
+      # kube-apiserver's front proxy: its own CA (never the client CA), as kubeadm does.
+      openssl ecparam -name prime256v1 -genkey -noout -out front-proxy-ca.key 2>/dev/null
+      openssl req -x509 -new -key front-proxy-ca.key -sha256 -days 3650 -subj "/CN=flowrun-test-front-proxy-ca" \
+        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" \
+        -out front-proxy-ca.crt 2>/dev/null
+      ISSUER=front-proxy-ca issue front-proxy-client "/CN=front-proxy-client" clientAuth
+    fi
     # service-account token signing key pair
     openssl genrsa -out sa.key 2048 2>/dev/null
     openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
@@ -168,9 +181,10 @@ gen_certs() {
   )
 }
 
-# issue <name> <subject> <extendedKeyUsage> [extra extension]  (run inside $PKI)
+# issue <name> <subject> <extendedKeyUsage> [extra extension]  (run inside $PKI;
+# signed by ca, or by $ISSUER)
 issue() {
-  local name=$1 subj=$2 eku=$3 extra=${4:-}
+  local name=$1 subj=$2 eku=$3 extra=${4:-} ca=${ISSUER:-ca}
   openssl ecparam -name prime256v1 -genkey -noout -out "$name.key" 2>/dev/null
   openssl req -new -key "$name.key" -subj "$subj" -out "$name.csr" 2>/dev/null
   {
@@ -179,7 +193,7 @@ issue() {
     echo "extendedKeyUsage=$eku"
     [[ -z $extra ]] || echo "$extra"
   } >"$name.ext"
-  openssl x509 -req -in "$name.csr" -CA ca.crt -CAkey ca.key -set_serial "0x$(openssl rand -hex 16)" -days 3650 -sha256 \
+  openssl x509 -req -in "$name.csr" -CA "$ca.crt" -CAkey "$ca.key" -set_serial "0x$(openssl rand -hex 16)" -days 3650 -sha256 \
     -extfile "$name.ext" -out "$name.crt" 2>/dev/null
   rm -f "$name.csr" "$name.ext"
 }
@@ -266,6 +280,16 @@ apiserver_args() {
     # nodesim runs no token volumes.
     args+=(--disable-admission-plugins=ServiceAccount)
   fi
+  if aggregation; then
+    args+=(--requestheader-client-ca-file="$PKI/front-proxy-ca.crt"
+      --requestheader-allowed-names=front-proxy-client
+      --requestheader-username-headers=X-Remote-User
+      --requestheader-group-headers=X-Remote-Group
+      --requestheader-extra-headers-prefix=X-Remote-Extra-
+      --proxy-client-cert-file="$PKI/front-proxy-client.crt"
+      --proxy-client-key-file="$PKI/front-proxy-client.key"
+      --enable-aggregator-routing=true)
+  fi
   # shellcheck disable=SC2206
   [[ -z ${FLOWRUN_APISERVER_ARGS:-} ]] || args+=($FLOWRUN_APISERVER_ARGS)
   printf '%s\n' "${args[@]}"
@@ -319,6 +343,7 @@ start_kcm() {
 }
 
 real_node() { [[ ${FLOWRUN_NODE:-} == real ]]; }
+aggregation() { [[ ${FLOWRUN_AGGREGATION:-} == 1 ]]; }
 
 # The scheduler of the real node's cluster (nodesim binds its own pods; kubelet does not).
 start_scheduler() {
@@ -354,6 +379,13 @@ export FLOWRUN_ETCD_ENDPOINT='http://127.0.0.1:$(kv ETCD_PORT)'
 export FLOWRUN_NODESIM_STATE_DIR='$DIR/nodesim'
 export FLOWRUN_NODE_NAME='$(node_name)'
 EOF
+  if aggregation; then
+    cat >>"$DIR/env.sh" <<EOF
+export FLOWRUN_FRONT_PROXY_CA='$PKI/front-proxy-ca.crt'
+export FLOWRUN_FRONT_PROXY_CERT='$PKI/front-proxy-client.crt'
+export FLOWRUN_FRONT_PROXY_KEY='$PKI/front-proxy-client.key'
+EOF
+  fi
   if real_node; then
     cat >>"$DIR/env.sh" <<EOF
 export FLOWRUN_NODE=real

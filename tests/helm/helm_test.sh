@@ -53,20 +53,28 @@ check "helm lint --strict with every optional part on" expect_ok "$H" lint --str
   --set postgresql.enabled=true,controller.watchNamespace=$NS,metrics.serviceMonitor.enabled=true \
   --set metrics.prometheusRule.enabled=true,metrics.grafanaDashboard.enabled=true,controller.agent.runAsUser=1000
 check "helm template with the defaults" render_to "$DIR/default.yaml"
-check "... renders the CRD-less chart: Deployment, migrate hook Job, RBAC, Lease, policies, Service, prices, PDB" eq \
-  "ClusterRole flowrun-approver
+check "... renders the CRD-less chart: Deployment, migrate hook Job, RBAC, Lease, policies, Services, prices, PDB, read API" eq \
+  "APIService v1alpha1.query.flowrun.dev
+ClusterRole flowrun-approver
 ClusterRole flowrun-author
 ClusterRole flowrun-controller
+ClusterRole flowrun-payload-reader
 ClusterRole flowrun-viewer
 ClusterRoleBinding flowrun-controller
+ClusterRoleBinding flowrun-controller-auth-delegator
 ConfigMap flowrun-prices
 Deployment flowrun-controller
+FlowSchema flowrun-query
 Job flowrun-migrate
 Lease flowrun-controller
 PodDisruptionBudget flowrun-controller
+PriorityLevelConfiguration flowrun-query
 Role flowrun-controller-leader-election
+RoleBinding flowrun-controller-auth-reader
 RoleBinding flowrun-controller-leader-election
+Secret flowrun-query-tls
 Service flowrun-controller-metrics
+Service flowrun-query
 ServiceAccount flowrun-controller
 ValidatingAdmissionPolicy flowrun.dev-answers
 ValidatingAdmissionPolicy flowrun.dev-parameters-immutable
@@ -82,7 +90,9 @@ check "Deployment: 2 replicas, leader election on the chart's Lease, health and 
 check "Deployment: the database URL only from the Secret (env), never a flag or a value" bash -c \
   "'$M' get Deployment flowrun-controller spec.template.spec.containers.0.env <'$DIR/default.yaml' |
    grep -qF '{\"name\": \"FLOWRUN_DATABASE_URL\", \"valueFrom\": {\"secretKeyRef\": {\"name\": \"flowrun-database\", \"key\": \"url\"}}}' &&
-   ! grep -qi 'postgresql://' '$DIR/default.yaml' && ! grep -q '^kind: Secret' '$DIR/default.yaml'"
+   ! grep -qi 'postgresql://' '$DIR/default.yaml' &&
+   [[ \$('$M' kinds <'$DIR/default.yaml' | grep '^Secret ') == 'Secret flowrun-query-tls' ]] &&
+   [[ \$('$M' get Secret flowrun-query-tls type <'$DIR/default.yaml') == kubernetes.io/tls ]]"
 check "Deployment: liveness and readiness probes on /healthz" bash -c \
   "'$M' get Deployment flowrun-controller spec.template.spec.containers.0.livenessProbe.httpGet.path <'$DIR/default.yaml' | grep -qx /healthz &&
    '$M' get Deployment flowrun-controller spec.template.spec.containers.0.readinessProbe.httpGet.path <'$DIR/default.yaml' | grep -qx /healthz"
@@ -136,6 +146,32 @@ check "one namespace: a Role and RoleBinding there instead of cluster-wide, --na
    '$H' template flowrun '$CHART' -n $RNS --set controller.watchNamespace=$NS | '$M' get Role flowrun-controller metadata.namespace | grep -qx $NS &&
    ! '$H' template flowrun '$CHART' -n $RNS --set controller.watchNamespace=$NS | '$M' kinds | grep -qx 'ClusterRole flowrun-controller' &&
    '$H' template flowrun '$CHART' -n $RNS --set controller.watchNamespace=$NS | grep -qx -- '        - --namespace=$NS'"
+
+# The read API (docs/read-api.md).
+check "read API: the APIService points at the query Service with the generated CA, which signed the serving certificate" bash -c \
+  "[[ \$('$M' get APIService v1alpha1.query.flowrun.dev spec.service.name <'$DIR/default.yaml') == flowrun-query ]] &&
+   [[ \$('$M' get APIService v1alpha1.query.flowrun.dev spec.service.namespace <'$DIR/default.yaml') == $RNS ]] &&
+   '$M' get APIService v1alpha1.query.flowrun.dev spec.caBundle <'$DIR/default.yaml' | base64 -d >'$DIR/query-ca.crt' &&
+   '$M' get Secret flowrun-query-tls data.tls.crt <'$DIR/default.yaml' | base64 -d >'$DIR/query-tls.crt' &&
+   openssl verify -CAfile '$DIR/query-ca.crt' '$DIR/query-tls.crt' >/dev/null &&
+   openssl x509 -in '$DIR/query-tls.crt' -noout -ext subjectAltName | grep -qF 'DNS:flowrun-query.$RNS.svc'"
+check "read API: the controller serves it on the query port with the mounted certificate" bash -c \
+  "'$M' get Deployment flowrun-controller spec.template.spec.containers.0.args <'$DIR/default.yaml' |
+   grep -qF '\"--query-addr=:8443\", \"--query-tls-cert-file=/etc/flowrun/query-tls/tls.crt\", \"--query-tls-key-file=/etc/flowrun/query-tls/tls.key\"' &&
+   [[ \$('$M' get Service flowrun-query spec.ports.0.targetPort <'$DIR/default.yaml') == query ]]"
+check "read API: queryApi.enabled=false renders none of it (and no read-API rules in the people's roles)" bash -c \
+  "! '$H' template flowrun '$CHART' -n $RNS --set queryApi.enabled=false | '$M' kinds |
+     grep -E '^(APIService|FlowSchema|PriorityLevelConfiguration) |flowrun-query|payload-reader|auth-delegator|auth-reader' &&
+   ! '$H' template flowrun '$CHART' -n $RNS --set queryApi.enabled=false | grep -qE 'query.flowrun.dev|--query-'"
+check "read API: with cert-manager, a Certificate and the CA injected into the APIService, no generated Secret" bash -c \
+  "out=\$('$H' template flowrun '$CHART' -n $RNS --set queryApi.certManager.enabled=true) &&
+   echo \"\$out\" | '$M' kinds | grep -qx 'Certificate flowrun-query' &&
+   ! echo \"\$out\" | '$M' kinds | grep -q '^Secret ' &&
+   [[ \$(echo \"\$out\" | '$M' get APIService v1alpha1.query.flowrun.dev 'metadata.annotations.cert-manager.io/inject-ca-from') == $RNS/flowrun-query ]]"
+check "read API: viewers get metadata only, the payload role payloads only" bash -c \
+  "'$M' get ClusterRole flowrun-viewer rules.1.resources <'$DIR/default.yaml' | grep -qF '[\"flowruns/summary\", \"flowruns/checkpoints\", \"flowruns/calls\", \"flowruns/costs\", \"flowruns/diff\"]' &&
+   '$M' get ClusterRole flowrun-payload-reader rules <'$DIR/default.yaml' | grep -qF '\"resources\": [\"flowruns/artifacts\", \"flowruns/outputs\"]' &&
+   '$M' get ClusterRole flowrun-approver rules.2.resources <'$DIR/default.yaml' | grep -qF 'flowruns/outputs'"
 
 MON="--set metrics.serviceMonitor.enabled=true --set metrics.prometheusRule.enabled=true --set metrics.grafanaDashboard.enabled=true"
 # shellcheck disable=SC2086
@@ -310,6 +346,7 @@ check "the controller's ServiceAccount updates the chart's Lease" bash -c \
   "'$K' --kubeconfig '$SA' -n $RNS get lease flowrun-controller -o json |
    python3 -c 'import json,sys; l=json.load(sys.stdin); l[\"spec\"]={\"holderIdentity\":\"pod-a\",\"leaseDurationSeconds\":15}; print(json.dumps(l))' |
    '$K' --kubeconfig '$SA' -n $RNS replace -f - >/dev/null"
+QUERY_TLS=$("$K" -n "$RNS" get secret flowrun-query-tls -o jsonpath='{.data.tls\.crt}')
 check "helm upgrade: more workers, metrics off" expect_ok "$H" upgrade flowrun "$CHART" -n "$RNS" --reuse-values \
   --set controller.workers=8 --set metrics.enabled=false
 check "... the Deployment runs with --workers=8 and no --metrics-addr" bash -c \
@@ -317,6 +354,9 @@ check "... the Deployment runs with --workers=8 and no --metrics-addr" bash -c \
 check "... the metrics Service is gone" expect_reject 'NotFound' -- "$K" -n "$RNS" get service flowrun-controller-metrics
 check "... the Lease still names its holder (helm does not clobber the controller's fields)" eq pod-a \
   "$K" -n "$RNS" get lease flowrun-controller -o jsonpath='{.spec.holderIdentity}'
+check "... the read API's serving certificate is kept (the APIService's caBundle stays valid)" bash -c \
+  "[[ \$('$K' -n $RNS get secret flowrun-query-tls -o jsonpath='{.data.ca\\.crt}') == \$('$K' get apiservice v1alpha1.query.flowrun.dev -o jsonpath='{.spec.caBundle}') &&
+     \$('$K' -n $RNS get secret flowrun-query-tls -o jsonpath='{.data.tls\\.crt}') == '$QUERY_TLS' ]]"
 check "helm upgrade: revision 2" bash -c "'$H' status flowrun -n $RNS | grep -q 'REVISION: 2'"
 "$K" delete flowruns --all -A --wait=false >/dev/null
 check "helm uninstall" expect_ok "$H" uninstall flowrun -n "$RNS" --wait --timeout 60s
@@ -327,6 +367,8 @@ leftovers() {
   "$K" get clusterroles,clusterrolebindings,validatingadmissionpolicies,validatingadmissionpolicybindings -o name 2>&1 |
     grep -E 'flowrun' | grep -v 'flowrun-answerer'
   "$K" -n "$RNS" get lease flowrun-controller -o name 2>/dev/null
+  "$K" get apiservices,flowschemas,prioritylevelconfigurations -o name 2>&1 | grep -E 'flowrun'
+  "$K" -n kube-system get rolebindings -o name 2>&1 | grep -E 'flowrun'
 }
 check "helm uninstall leaves no objects of the release (Lease and cluster-scoped ones included)" bash -c \
   "out=\$($(declare -f leftovers); K='$K' RNS=$RNS leftovers); [[ -z \$out ]] || { echo \"\$out\" >&2; false; }"

@@ -45,6 +45,29 @@ void AddFlags(CLI::App& app, Flags& f) {
                  "least time between two reads of the totals from PostgreSQL")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{0}, int64_t{3600000}));
+  app.add_option("--query-addr", f.query_addr,
+                 "serve the read API query.flowrun.dev over HTTPS on host:port (docs/read-api.md; default: off)");
+  app.add_option("--query-tls-cert-file", f.query_tls_cert_file, "the read API's serving certificate (PEM)");
+  app.add_option("--query-tls-key-file", f.query_tls_key_file, "the read API's serving key (PEM)");
+  app.add_option("--query-requestheader-client-ca-file", f.query_requestheader_client_ca_file,
+                 "CA of kube-apiserver's front-proxy client certificate (default: from the ConfigMap "
+                 "kube-system/extension-apiserver-authentication)");
+  app.add_option("--query-requestheader-allowed-names", f.query_requestheader_allowed_names,
+                 "CNs the front-proxy certificate may have (comma-separated; default: the ConfigMap's)")
+      ->delimiter(',');
+  app.add_option("--query-authz-cache-ttl-ms", f.query_authz_cache_ttl_ms,
+                 "how long a SubjectAccessReview's answer is reused")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{600000}));
+  app.add_option("--query-max-output-bytes", f.query_max_output_bytes, "largest checkpoint output served (413 above)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
+  app.add_option("--query-max-artifact-bytes", f.query_max_artifact_bytes, "largest artifact served (413 above)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
+  app.add_option("--query-db-connections", f.query_db_connections, "database connections of the read API")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
   app.add_option("--log-level", f.log_level, "debug|info|warn")->capture_default_str();
   app.add_option("--database-secret", f.database_secret, "Secret (name[/key]) passed to agents as FLOWRUN_DATABASE_URL")
       ->capture_default_str();

@@ -1,38 +1,17 @@
 #include "flowrun/controller/app/health_server.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <cerrno>
-#include <cstdlib>
-#include <cstring>
+#include "flowrun/query/tcp_listener.h"
 
 namespace flowrun::controller::app {
 
 Status HealthServer::Start(const std::string& addr) {
-  auto colon = addr.rfind(':');
-  if (colon == std::string::npos) return InvalidArgument("--health-addr: want host:port, got " + addr);
-  std::string host = addr.substr(0, colon);
-  int port = std::atoi(addr.substr(colon + 1).c_str());
-  fd_ = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd_ < 0) return Unavailable("socket failed");
-  int one = 1;
-  setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(static_cast<uint16_t>(port));
-  if (host.empty() || host == "0.0.0.0") {
-    sa.sin_addr.s_addr = htonl(INADDR_ANY);
-  } else if (inet_pton(AF_INET, host == "localhost" ? "127.0.0.1" : host.c_str(), &sa.sin_addr) != 1) {
-    return InvalidArgument("--health-addr: bad IPv4 address " + host);
-  }
-  if (bind(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 || listen(fd_, 16) != 0)
-    return Unavailable("cannot listen on " + addr + ": " + std::strerror(errno));
-  socklen_t len = sizeof sa;
-  getsockname(fd_, reinterpret_cast<sockaddr*>(&sa), &len);
-  port_ = ntohs(sa.sin_port);
+  auto l = query::ListenTcp(addr, "--health-addr", 16);
+  if (!l.ok()) return l.status();
+  fd_ = l->fd;
+  port_ = l->port;
   thread_ = std::thread([this] { Serve(); });
   return Status();
 }

@@ -95,3 +95,7 @@ capabilities:
 seccompProfile:
   type: RuntimeDefault
 {{- end -}}
+
+{{- define "flowrun.queryServiceName" -}}
+{{- printf "%s-query" (include "flowrun.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "flowrun/controller/config.h"
 
@@ -27,6 +28,16 @@ struct Flags {
   std::string health_addr;  // "" = no health server
   std::string metrics_addr;  // "" = no metrics server
   int64_t metrics_min_refresh_ms = 1000;
+  // The read API query.flowrun.dev (docs/read-api.md), served by every
+  // replica: "" = off.
+  std::string query_addr;
+  std::string query_tls_cert_file, query_tls_key_file;
+  std::string query_requestheader_client_ca_file;  // "" : the extension-apiserver-authentication ConfigMap
+  std::vector<std::string> query_requestheader_allowed_names;
+  int64_t query_authz_cache_ttl_ms = 10000;
+  int64_t query_max_output_bytes = 4 << 20;
+  int64_t query_max_artifact_bytes = 16 << 20;
+  int query_db_connections = 4;
   // ControllerConfig
   std::string database_secret = "flowrun-database";
   std::string database_secret_key = "url";
