@@ -146,7 +146,7 @@ int Answer(Env& env, AnswerOptions o) {
     if (cur.ok()) {
       last = *cur;
       p = AnswerProgress(*cur, wait->name, before);
-      bool job_known = !p.job.empty() || p.phase == "Succeeded";
+      bool job_known = !p.job.empty() || p.phase == "Succeeded" || p.phase == "Failed";
       if (p.kind == Progress::kRejected || (p.kind == Progress::kAccepted && job_known)) break;
     }
     if (env.clock->MonotonicNow() >= deadline) break;

@@ -94,6 +94,14 @@ TEST(AnswerProgress, AcceptedNamesTheResumedJob) {
   EXPECT_EQ(p.job, "r1-a2");
   EXPECT_EQ(p.attempt, 2);
   EXPECT_EQ(p.message, "the answer to 'review' was accepted: 1");
+  // Finished before we looked: the newest attempt names the Job.
+  fr["status"]["phase"] = "Succeeded";
+  fr["status"].erase("currentJob");
+  fr["status"]["attempts"] = json::array({{{"attempt", 1}, {"job", "r1-a1"}}, {{"attempt", 2}, {"job", "r1-a2"}}});
+  Progress done = AnswerProgress(fr, "review", before);
+  EXPECT_EQ(done.kind, Progress::kAccepted);
+  EXPECT_EQ(done.job, "r1-a2");
+  EXPECT_EQ(done.attempt, 2);
 }
 
 TEST(AnswerProgress, AnOldVerdictIsNotTheNewOne) {

@@ -107,6 +107,14 @@ Progress AnswerProgress(const json& fr, const std::string& key, const std::optio
     p.message = c->message;
     p.job = JsonString(st, "currentJob");
     p.attempt = static_cast<int>(JsonInt(st, "attempt"));
+    // A quick attempt may have ended already (no currentJob): the newest attempt names its Job.
+    const json& attempts = JsonField(st, "attempts");
+    if (p.job.empty() && attempts.is_array())
+      for (const auto& a : attempts)
+        if (JsonInt(a, "attempt") >= p.attempt && !JsonString(a, "job").empty()) {
+          p.attempt = static_cast<int>(JsonInt(a, "attempt"));
+          p.job = JsonString(a, "job");
+        }
     return p;
   }
   if (c && c->status == "False" && Mentions(c->message, key) && changed) {
