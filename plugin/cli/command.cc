@@ -31,6 +31,16 @@ std::optional<OutputFormat> Format(Env& env) {
   return *f;
 }
 
+std::unique_ptr<Session> Begin(Env& env, OutputFormat* fmt, int* exit_code) {
+  auto f = Format(env);
+  if (!f) {
+    *exit_code = kExitUsage;
+    return nullptr;
+  }
+  *fmt = *f;
+  return OpenSession(env, exit_code);
+}
+
 int Fail(Env& env, const Status& s, const std::string& hint) {
   *env.err << "error: " << s.message() << "\n";
   if (!hint.empty()) *env.err << hint << "\n";

@@ -40,6 +40,9 @@ void AddGlobalFlags(CLI::App* cmd, GlobalOptions& g, bool output_flag = true);
 std::unique_ptr<Session> OpenSession(Env& env, int* exit_code);
 // The output format of -o; on a bad value prints the error and returns nullopt.
 std::optional<OutputFormat> Format(Env& env);
+// Every data command's start: the -o format into *fmt, then the session;
+// nullptr (the error printed, *exit_code set) when either fails.
+std::unique_ptr<Session> Begin(Env& env, OutputFormat* fmt, int* exit_code);
 
 // Prints "error: <message>" (plus a hint for well-known cases) and returns
 // the exit code for `s`.

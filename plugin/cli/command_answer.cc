@@ -45,9 +45,8 @@ StatusOr<json> ReadAnswerFile(const std::string& file, std::istream& in) {
 
 int Answer(Env& env, AnswerOptions o) {
   int code = 0;
-  auto fmt = Format(env);
-  if (!fmt) return kExitUsage;
-  auto s = OpenSession(env, &code);
+  OutputFormat format;
+  auto s = Begin(env, &format, &code);
   if (!s) return code;
   auto fr = s->client().Get(kube::resources::FlowRuns(), s->ns(), o.run);
   if (!fr.ok()) {
@@ -112,7 +111,7 @@ int Answer(Env& env, AnswerOptions o) {
   json patch = AnswerPatch(*fr, wait->name, answer);
   if (o.dry_run) {
     json doc = {{"run", o.run}, {"wait", wait->name}, {"answer", answer}, {"patch", patch}};
-    if (IsMachine(*fmt)) *env.out << MachineText(doc, *fmt);
+    if (IsMachine(format)) *env.out << MachineText(doc, format);
     else *env.out << "would answer '" << wait->name << "' with " << answer.dump() << "\nJSON patch of "
                   << o.run << "/status: " << patch.dump() << "\n";
     return kExitOk;
@@ -133,7 +132,7 @@ int Answer(Env& env, AnswerOptions o) {
   json doc = {{"run", o.run}, {"wait", wait->name}, {"answer", answer}};
   if (o.no_wait) {
     doc["verdict"] = "written";
-    if (IsMachine(*fmt)) *env.out << MachineText(doc, *fmt);
+    if (IsMachine(format)) *env.out << MachineText(doc, format);
     else *env.out << "answered '" << wait->name << "' with " << answer.dump() << " (not waiting for the controller)\n";
     return kExitOk;
   }
@@ -177,7 +176,7 @@ int Answer(Env& env, AnswerOptions o) {
          << "is the flowrun controller running? `kubectl flowrun status " << o.run << "` shows what happens next\n";
     rc = kExitTimeout;
   }
-  if (IsMachine(*fmt)) *env.out << MachineText(doc, *fmt);
+  if (IsMachine(format)) *env.out << MachineText(doc, format);
   else (rc == kExitOk ? *env.out : *env.err) << text.str();
   return rc;
 }

@@ -38,21 +38,17 @@ std::string LimitQuery(int limit) { return limit > 0 ? "limit=" + std::to_string
 
 int Checkpoints(Env& env, const std::string& run, int limit, bool all) {
   int code = 0;
-  auto fmt = Format(env);
-  if (!fmt) return kExitUsage;
-  auto s = OpenSession(env, &code);
+  OutputFormat format;
+  auto s = Begin(env, &format, &code);
   if (!s) return code;
   auto l = GetList(*s, run, "checkpoints", LimitQuery(limit), all);
   if (!l.ok()) return FailQuery(env, l.status());
-  if (IsMachine(*fmt)) *env.out << MachineText(*l, *fmt);
-  else *env.out << RenderCheckpoints(*l, *fmt == OutputFormat::kWide, env.clock->Now());
+  if (IsMachine(format)) *env.out << MachineText(*l, format);
+  else *env.out << RenderCheckpoints(*l, format == OutputFormat::kWide, env.clock->Now());
   return kExitOk;
 }
 
 int Costs(Env& env, const std::string& run, const std::string& by_flag, int top) {
-  int code = 0;
-  auto fmt = Format(env);
-  if (!fmt) return kExitUsage;
   auto by = ParseCostsBy(by_flag);
   if (!by) {
     *env.err << "error: --by takes model, checkpoint or call, not '" << by_flag << "'\n";
@@ -62,7 +58,9 @@ int Costs(Env& env, const std::string& run, const std::string& by_flag, int top)
     *env.err << "error: --top must be >= 1\n";
     return kExitUsage;
   }
-  auto s = OpenSession(env, &code);
+  int code = 0;
+  OutputFormat format;
+  auto s = Begin(env, &format, &code);
   if (!s) return code;
   json costs, calls;
   if (*by != CostsBy::kCall) {
@@ -80,26 +78,25 @@ int Costs(Env& env, const std::string& run, const std::string& by_flag, int top)
       if (t.ok()) costs = *t;
     }
   }
-  if (IsMachine(*fmt)) {
+  if (IsMachine(format)) {
     json doc = costs.is_null() ? json::object() : costs;
     if (!calls.is_null()) doc["topCalls"] = JsonField(calls, "items");
-    *env.out << MachineText(doc, *fmt);
+    *env.out << MachineText(doc, format);
   } else {
-    *env.out << RenderCosts(costs, calls, *by, static_cast<size_t>(top), *fmt == OutputFormat::kWide);
+    *env.out << RenderCosts(costs, calls, *by, static_cast<size_t>(top), format == OutputFormat::kWide);
   }
   return kExitOk;
 }
 
 int Artifacts(Env& env, const std::string& run, int limit, bool all) {
   int code = 0;
-  auto fmt = Format(env);
-  if (!fmt) return kExitUsage;
-  auto s = OpenSession(env, &code);
+  OutputFormat format;
+  auto s = Begin(env, &format, &code);
   if (!s) return code;
   auto l = GetList(*s, run, "artifacts", LimitQuery(limit), all);
   if (!l.ok()) return FailQuery(env, l.status());
-  if (IsMachine(*fmt)) *env.out << MachineText(*l, *fmt);
-  else *env.out << RenderArtifacts(*l, *fmt == OutputFormat::kWide, env.clock->Now());
+  if (IsMachine(format)) *env.out << MachineText(*l, format);
+  else *env.out << RenderArtifacts(*l, format == OutputFormat::kWide, env.clock->Now());
   return kExitOk;
 }
 
@@ -150,15 +147,14 @@ int Artifact(Env& env, const std::string& run, const std::string& name, int vers
 
 int Diff(Env& env, const std::string& a, const std::string& b, int limit) {
   int code = 0;
-  auto fmt = Format(env);
-  if (!fmt) return kExitUsage;
-  auto s = OpenSession(env, &code);
+  OutputFormat format;
+  auto s = Begin(env, &format, &code);
   if (!s) return code;
   auto d = s->client().Raw("GET", s->QueryPath(a, "diff") + "?other=" + UrlEscape(b) +
                                       (limit > 0 ? "&limit=" + std::to_string(limit) : ""));
   if (!d.ok()) return FailQuery(env, d.status());
-  if (IsMachine(*fmt)) *env.out << MachineText(*d, *fmt);
-  else *env.out << RenderDiff(*d, *fmt == OutputFormat::kWide);
+  if (IsMachine(format)) *env.out << MachineText(*d, format);
+  else *env.out << RenderDiff(*d, format == OutputFormat::kWide);
   return kExitOk;
 }
 

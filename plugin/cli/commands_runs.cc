@@ -28,9 +28,8 @@ StatusOr<json> GetRun(Session& s, const std::string& name) {
 
 int RunList(Env& env, bool waiting, const std::string& selector, bool watch) {
   int code = 0;
-  auto fmt = Format(env);
-  if (!fmt) return kExitUsage;
-  auto s = OpenSession(env, &code);
+  OutputFormat format;
+  auto s = Begin(env, &format, &code);
   if (!s) return code;
   const std::string ns = env.global.all_namespaces ? "" : s->ns();
   kube::ListOptions lo;
@@ -39,10 +38,10 @@ int RunList(Env& env, bool waiting, const std::string& selector, bool watch) {
   lo.drop_managed_fields = true;
   auto list = s->client().ListAll(kube::resources::FlowRuns(), ns, lo);
   if (!list.ok()) return Fail(env, list.status());
-  ListOptions o{waiting, env.global.all_namespaces, *fmt == OutputFormat::kWide};
+  ListOptions o{waiting, env.global.all_namespaces, format == OutputFormat::kWide};
   json rows = ListRows(list->items, o);
-  if (IsMachine(*fmt)) {
-    *env.out << MachineText({{"items", rows}}, *fmt);
+  if (IsMachine(format)) {
+    *env.out << MachineText({{"items", rows}}, format);
   } else {
     std::string table = RenderList(rows, o, env.clock->Now());
     if (table.empty())
@@ -61,9 +60,9 @@ int RunList(Env& env, bool waiting, const std::string& selector, bool watch) {
         kube::resources::FlowRuns(), ns, wo,
         [&](const kube::WatchEvent& ev) {
           if (ev.type == "BOOKMARK") return true;
-          if (IsMachine(*fmt)) {
+          if (IsMachine(format)) {
             json row = ListRows({ev.object}, {false, true, false});
-            *env.out << MachineText({{"type", ev.type}, {"object", row.empty() ? json(nullptr) : row[0]}}, *fmt);
+            *env.out << MachineText({{"type", ev.type}, {"object", row.empty() ? json(nullptr) : row[0]}}, format);
           } else {
             std::string line = RenderListRow(ev.object, o, env.clock->Now());
             if (ev.type == "DELETED" && !line.empty()) line = line.substr(0, line.size() - 1) + "   (deleted)\n";
@@ -89,9 +88,8 @@ int RunList(Env& env, bool waiting, const std::string& selector, bool watch) {
 
 int RunStatus(Env& env, const std::string& name, size_t events) {
   int code = 0;
-  auto fmt = Format(env);
-  if (!fmt) return kExitUsage;
-  auto s = OpenSession(env, &code);
+  OutputFormat format;
+  auto s = Begin(env, &format, &code);
   if (!s) return code;
   auto fr = GetRun(*s, name);
   if (!fr.ok()) return Fail(env, fr.status());
@@ -110,15 +108,12 @@ int RunStatus(Env& env, const std::string& name, size_t events) {
     in.summary_note = http == 404 ? "no read API summary" : http == 403 ? "no permission for flowruns/summary"
                                                                         : "read API unavailable";
   }
-  if (IsMachine(*fmt)) *env.out << MachineText(StatusDocument(in, events), *fmt);
-  else *env.out << RenderStatus(in, env.clock->Now(), *fmt == OutputFormat::kWide, events);
+  if (IsMachine(format)) *env.out << MachineText(StatusDocument(in, events), format);
+  else *env.out << RenderStatus(in, env.clock->Now(), format == OutputFormat::kWide, events);
   return kExitOk;
 }
 
 int RunBudget(Env& env, const std::string& name, const std::string& usd) {
-  int code = 0;
-  auto fmt = Format(env);
-  if (!fmt) return kExitUsage;
   json value;
   if (usd == "none") {
     value = nullptr;
@@ -130,7 +125,9 @@ int RunBudget(Env& env, const std::string& name, const std::string& usd) {
     }
     value = *v;
   }
-  auto s = OpenSession(env, &code);
+  int code = 0;
+  OutputFormat format;
+  auto s = Begin(env, &format, &code);
   if (!s) return code;
   auto fr = GetRun(*s, name);
   if (!fr.ok()) return Fail(env, fr.status());
@@ -139,8 +136,8 @@ int RunBudget(Env& env, const std::string& name, const std::string& usd) {
   const json& st = JsonField(*r, "status");
   json result = {{"name", name}, {"budgetUSD", value}, {"spentUSD", JsonField(JsonField(st, "cost"), "usd")},
                  {"phase", JsonString(st, "phase")}};
-  if (IsMachine(*fmt)) {
-    *env.out << MachineText(result, *fmt);
+  if (IsMachine(format)) {
+    *env.out << MachineText(result, format);
     return kExitOk;
   }
   *env.out << "FlowRun " << name << ": budget " << (value.is_null() ? "removed" : "set to " + FormatUsd(value))
@@ -151,9 +148,8 @@ int RunBudget(Env& env, const std::string& name, const std::string& usd) {
 
 int RunCancel(Env& env, const std::string& name, bool wait, int timeout_s) {
   int code = 0;
-  auto fmt = Format(env);
-  if (!fmt) return kExitUsage;
-  auto s = OpenSession(env, &code);
+  OutputFormat format;
+  auto s = Begin(env, &format, &code);
   if (!s) return code;
   auto fr = GetRun(*s, name);
   if (!fr.ok()) return Fail(env, fr.status());
@@ -178,7 +174,7 @@ int RunCancel(Env& env, const std::string& name, bool wait, int timeout_s) {
       env.clock->SleepFor(std::chrono::milliseconds(300));
     }
   }
-  if (IsMachine(*fmt)) *env.out << MachineText({{"name", name}, {"cancel", true}, {"phase", phase}}, *fmt);
+  if (IsMachine(format)) *env.out << MachineText({{"name", name}, {"cancel", true}, {"phase", phase}}, format);
   else *env.out << "FlowRun " << name << (wait ? " is " + phase : ": cancel requested (spec.cancel: true)") << "\n";
   return kExitOk;
 }

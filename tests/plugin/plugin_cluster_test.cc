@@ -10,7 +10,6 @@
 // has no rights at all. Runs: the research agent (a boolean wait
 // 'proceed') and plugin_review_agent (an object wait 'review' with a schema:
 // approve boolean, score integer 1..5, comment string ≤ 200, nothing else).
-#include <fstream>
 #include <string>
 #include <vector>
 
@@ -18,22 +17,13 @@
 #include <nlohmann/json.hpp>
 
 #include "e2e/e2e_world.h"
+#include "plugin_runner.h"
 
 namespace flowrun::testing {
 namespace {
 
 using nlohmann::json;
-
-struct Result {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-std::string Quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
+using Result = PluginResult;
 
 struct People {
   std::string alice, bob, eve;
@@ -49,30 +39,6 @@ const People& Users(E2eWorld& w) {
     return new People{w.cluster->MintUser("alice"), w.cluster->MintUser("bob"), w.cluster->MintUser("eve")};
   }();
   return *p;
-}
-
-// kubectl-flowrun <args> --kubeconfig <kc> -n <ns>, stdout and stderr apart, optional stdin.
-Result Plugin(E2eWorld& w, const std::string& kubeconfig, std::vector<std::string> args, const std::string& stdin_text = "") {
-  static int n = 0;
-  std::string base = w.dir + "/plugin-" + std::to_string(++n);
-  // Completion reads everything after __complete as the words being completed: the kubeconfig comes
-  // from $KUBECONFIG there, as it does when kubectl runs the plugin.
-  bool completing = !args.empty() && (args[0] == "__complete" || args[0] == "completion");
-  std::string cmd = (completing ? "KUBECONFIG=" + Quote(kubeconfig) + " " : "") + Quote(KUBECTL_FLOWRUN_BIN);
-  for (const auto& a : args) cmd += " " + Quote(a);
-  if (!completing) cmd += " --kubeconfig " + Quote(kubeconfig) + " -n " + Quote(w.options.ns);
-  WriteFile(base + ".in", stdin_text);
-  cmd += " <" + Quote(base + ".in") + " >" + Quote(base + ".out") + " 2>" + Quote(base + ".err");
-  CommandResult r = RunCommand({"sh", "-c", cmd});
-  auto slurp = [](const std::string& path) {
-    std::ifstream f(path);
-    return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-  };
-  Result res{r.exit_code, slurp(base + ".out"), slurp(base + ".err")};
-  std::cerr << "$ kubectl-flowrun";
-  for (const auto& a : args) std::cerr << " " << a;
-  std::cerr << "   → exit " << res.exit_code << "\n" << res.out << res.err;
-  return res;
 }
 
 std::string Admin(E2eWorld& w) { return w.cluster->admin_kubeconfig(); }

@@ -6,11 +6,6 @@
 // examples/prices.yaml, and the plugin's figures compared with PostgreSQL.
 //
 //   ctest -L plugin
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <cstdlib>
 #include <fstream>
 #include <string>
@@ -20,59 +15,16 @@
 #include <nlohmann/json.hpp>
 
 #include "e2e/e2e_world.h"
+#include "plugin_runner.h"
 
 namespace flowrun::testing {
 namespace {
 
 using nlohmann::json;
+using Result = PluginResult;
 
 // The cluster must be configured for aggregation before the world starts it.
 const int kAggregation = [] { return setenv("FLOWRUN_AGGREGATION", "1", 1); }();
-
-struct Result {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-std::string Quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-Result Sh(E2eWorld& w, const std::string& cmd) {
-  static int n = 0;
-  std::string base = w.dir + "/read-" + std::to_string(++n);
-  CommandResult r = RunCommand({"sh", "-c", cmd + " >" + Quote(base + ".out") + " 2>" + Quote(base + ".err")});
-  auto slurp = [](const std::string& p) {
-    std::ifstream f(p);
-    return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-  };
-  return {r.exit_code, slurp(base + ".out"), slurp(base + ".err")};
-}
-
-Result Plugin(E2eWorld& w, const std::string& kubeconfig, std::vector<std::string> args) {
-  std::string cmd = Quote(KUBECTL_FLOWRUN_BIN);
-  for (const auto& a : args) cmd += " " + Quote(a);
-  Result r = Sh(w, cmd + " --kubeconfig " + Quote(kubeconfig) + " -n " + Quote(w.options.ns));
-  std::cerr << "$ kubectl-flowrun";
-  for (const auto& a : args) std::cerr << " " << a;
-  std::cerr << "   → exit " << r.exit_code << "\n" << r.out.substr(0, 3000) << r.err;
-  return r;
-}
-
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = 0;
-  a.sin_addr.s_addr = htonl(INADDR_ANY);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
 
 std::string Env(const std::string& llm_url) {
   return "    env:\n"
@@ -89,11 +41,11 @@ class ReadApi : public ::testing::Test {
   static void SetUpTestSuite() {
     ASSERT_EQ(kAggregation, 0);
     E2eWorld& w = E2eWorld::Get({.start_controller = false});
-    Result ip = Sh(w, "ip -4 -o addr show scope global | awk '{ sub(/\\/.*/, \"\", $4); print $4; exit }'");
+    Result ip = Shell(w, "ip -4 -o addr show scope global | awk '{ sub(/\\/.*/, \"\", $4); print $4; exit }'");
     host_ = Trim(ip.out);
     ASSERT_FALSE(host_.empty()) << "no non-loopback IPv4 address for the EndpointSlice";
     std::string pki = w.dir + "/query-pki";
-    Result certs = Sh(w, "mkdir -p " + pki + " && cd " + pki +
+    Result certs = Shell(w, "mkdir -p " + pki + " && cd " + pki +
                              " && openssl ecparam -name prime256v1 -genkey -noout -out ca.key"
                              " && openssl req -x509 -new -key ca.key -sha256 -days 2 -subj /CN=query-ca -out ca.crt"
                              " && openssl ecparam -name prime256v1 -genkey -noout -out tls.key"
@@ -103,13 +55,17 @@ class ReadApi : public ::testing::Test {
                              " && openssl x509 -req -in tls.csr -CA ca.crt -CAkey ca.key -set_serial 0x42 -days 2"
                              " -sha256 -extfile tls.ext -out tls.crt");
     ASSERT_EQ(certs.exit_code, 0) << certs.err;
-    int port = FreePort();
-    w.StartController({.args = {"--query-addr", host_ + ":" + std::to_string(port), "--query-tls-cert-file",
+    w.StartController({.args = {"--query-addr", host_ + ":0", "--query-tls-cert-file",
                                 pki + "/tls.crt", "--query-tls-key-file", pki + "/tls.key",
                                 "--query-authz-cache-ttl-ms", "1000"}});
-    Result b64 = Sh(w, "base64 -w0 " + pki + "/ca.crt");
+    json listening = WaitForLogLine(*w.controller(), "read API listening", std::chrono::seconds(60));
+    ASSERT_TRUE(listening.is_object()) << w.ControllerLog();
+    int port = listening.value("port", 0);
+    ASSERT_GT(port, 0) << listening.dump();
+    Result b64 = Shell(w, "base64 -w0 " + pki + "/ca.crt");
     w.Kubectl({"create", "namespace", "flowrun-system"}, true);
-    w.ApplyYaml("query-api.yaml",
+    // In flowrun-system (ApplyYaml applies in the runs' namespace).
+    WriteFile(w.dir + "/query-api.yaml",
                 "apiVersion: v1\nkind: Service\nmetadata: {name: flowrun-query, namespace: flowrun-system}\n"
                 "spec:\n  ports: [{name: https, port: 443, protocol: TCP}]\n---\n"
                 "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n"
@@ -121,6 +77,7 @@ class ReadApi : public ::testing::Test {
                 "spec:\n  group: query.flowrun.dev\n  version: v1alpha1\n  groupPriorityMinimum: 1000\n"
                 "  versionPriority: 100\n  service: {name: flowrun-query, namespace: flowrun-system, port: 443}\n"
                 "  caBundle: " + Trim(b64.out) + "\n");
+    w.cluster->Kubectl({"apply", "-f", w.dir + "/query-api.yaml"});
     ASSERT_TRUE(w.KubectlResult({"wait", "--for=condition=Available", "apiservice/v1alpha1.query.flowrun.dev",
                                  "--timeout=120s"}).ok())
         << w.Kubectl({"get", "apiservice", "v1alpha1.query.flowrun.dev", "-o", "yaml"}, true) << w.ControllerLog();
@@ -155,13 +112,13 @@ TEST_F(ReadApi, CostsMatchTheDatabase) {
   Result r = Plugin(w(), admin(), {"costs", "rr1", "-o", "json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   json c = json::parse(r.out);
-  std::string db = w().Psql("SELECT round(sum(cost_usd), 9) FROM flowrun.llm_calls WHERE run_uid = '" + uid + "'");
+  std::string db = w().Psql("SELECT round(sum(cost_usd)::numeric, 9) FROM flowrun.llm_calls WHERE run_uid = '" + uid + "'");
   ASSERT_GT(Num(db), 0) << "the runs must be priced";
   EXPECT_EQ(Num(c["spentUSD"].get<std::string>()), Num(db)) << c.dump();
   EXPECT_EQ(c["llmCalls"], std::stoi(w().Psql("SELECT count(*) FROM flowrun.llm_calls WHERE run_uid = '" + uid + "'")));
   ASSERT_TRUE(c["topCalls"].is_array() && !c["topCalls"].empty()) << c.dump();
   EXPECT_EQ(Num(c["topCalls"][0]["usd"].get<std::string>()),
-            Num(w().Psql("SELECT round(max(cost_usd), 9) FROM flowrun.llm_calls WHERE run_uid = '" + uid + "'")));
+            Num(w().Psql("SELECT round(max(cost_usd)::numeric, 9) FROM flowrun.llm_calls WHERE run_uid = '" + uid + "'")));
   Result table = Plugin(w(), admin(), {"costs", "rr1"});
   ASSERT_EQ(table.exit_code, 0);
   EXPECT_NE(table.out.find("By model:"), std::string::npos) << table.out;
