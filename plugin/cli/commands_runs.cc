@@ -26,6 +26,20 @@ StatusOr<json> GetRun(Session& s, const std::string& name) {
   return fr;
 }
 
+// Begin, then the FlowRun `name` into *fr; nullptr (the error printed,
+// *exit_code set) when any step fails.
+std::unique_ptr<Session> BeginOnRun(Env& env, const std::string& name, OutputFormat* fmt, json* fr, int* exit_code) {
+  auto s = Begin(env, fmt, exit_code);
+  if (!s) return nullptr;
+  auto got = GetRun(*s, name);
+  if (!got.ok()) {
+    *exit_code = Fail(env, got.status());
+    return nullptr;
+  }
+  *fr = std::move(got).value();
+  return s;
+}
+
 int RunList(Env& env, bool waiting, const std::string& selector, bool watch) {
   int code = 0;
   OutputFormat format;
@@ -89,12 +103,11 @@ int RunList(Env& env, bool waiting, const std::string& selector, bool watch) {
 int RunStatus(Env& env, const std::string& name, size_t events) {
   int code = 0;
   OutputFormat format;
-  auto s = Begin(env, &format, &code);
+  json fr;
+  auto s = BeginOnRun(env, name, &format, &fr, &code);
   if (!s) return code;
-  auto fr = GetRun(*s, name);
-  if (!fr.ok()) return Fail(env, fr.status());
   StatusInput in;
-  in.flowrun = *fr;
+  in.flowrun = fr;
   if (in.flowrun.contains("metadata")) in.flowrun["metadata"].erase("managedFields");
   kube::ListOptions lo;
   lo.field_selector = "involvedObject.name=" + name + ",involvedObject.kind=FlowRun";
@@ -127,10 +140,9 @@ int RunBudget(Env& env, const std::string& name, const std::string& usd) {
   }
   int code = 0;
   OutputFormat format;
-  auto s = Begin(env, &format, &code);
+  json fr;
+  auto s = BeginOnRun(env, name, &format, &fr, &code);
   if (!s) return code;
-  auto fr = GetRun(*s, name);
-  if (!fr.ok()) return Fail(env, fr.status());
   auto r = s->client().MergePatch(kube::resources::FlowRuns(), s->ns(), name, {{"spec", {{"budgetUSD", value}}}});
   if (!r.ok()) return Fail(env, r.status(), kube::IsForbidden(r.status()) ? "changing the budget needs 'patch' on flowruns" : "");
   const json& st = JsonField(*r, "status");
@@ -149,11 +161,10 @@ int RunBudget(Env& env, const std::string& name, const std::string& usd) {
 int RunCancel(Env& env, const std::string& name, bool wait, int timeout_s) {
   int code = 0;
   OutputFormat format;
-  auto s = Begin(env, &format, &code);
+  json fr;
+  auto s = BeginOnRun(env, name, &format, &fr, &code);
   if (!s) return code;
-  auto fr = GetRun(*s, name);
-  if (!fr.ok()) return Fail(env, fr.status());
-  std::string phase = JsonString(JsonField(*fr, "status"), "phase");
+  std::string phase = JsonString(JsonField(fr, "status"), "phase");
   if (phase == "Succeeded" || phase == "Failed" || phase == "Cancelled") {
     *env.err << "FlowRun " << name << " has already finished (" << phase << "); nothing to cancel\n";
     return phase == "Cancelled" ? kExitOk : kExitNotWaiting;
