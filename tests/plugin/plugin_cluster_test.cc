@@ -10,6 +10,7 @@
 // has no rights at all. Runs: the research agent (a boolean wait
 // 'proceed') and plugin_review_agent (an object wait 'review' with a schema:
 // approve boolean, score integer 1..5, comment string ≤ 200, nothing else).
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -268,6 +269,25 @@ TEST(PluginCluster, ExitCodesForMissingRunsForbiddenUsersAndUsage) {
   Result help = Plugin(w, p.alice, {"answer", "--help"});
   EXPECT_EQ(help.exit_code, 0);
   EXPECT_TRUE(Contains(help.out, "Examples:")) << help.out;
+}
+
+// list -w: the listing, then a line for each change (a watch as the user).
+TEST(PluginCluster, ListWatchPrintsChanges) {
+  E2eWorld& w = E2eWorld::Get();
+  const People& p = Users(w);
+  std::string out = w.dir + "/watch.out";
+  RunCommand({"sh", "-c", "timeout 60 " + ShellQuote(KUBECTL_FLOWRUN_BIN) + " list -w --kubeconfig " + ShellQuote(p.alice) +
+                              " -n " + ShellQuote(w.options.ns) + " >" + ShellQuote(out) + " 2>&1 </dev/null & echo $! >" + ShellQuote(out + ".pid")});
+  auto text = [&] {
+    std::ifstream f(out);
+    return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+  };
+  w.ApplyResearchRun("pr8-watched");
+  EXPECT_TRUE(Eventually([&] { return Contains(text(), "pr8-watched   Waiting"); }, std::chrono::seconds(90))) << text();
+  std::ifstream pid(out + ".pid");
+  std::string id;
+  pid >> id;
+  if (!id.empty()) RunCommand({"kill", id});  // the timeout's pid: it ends the plugin with it
 }
 
 TEST(PluginCluster, CompletionOffersRunNames) {
