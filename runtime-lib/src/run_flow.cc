@@ -7,6 +7,7 @@
 #include "flowrun/flowrun.h"
 #include "flowrun/postgres.h"
 #include "flowrun/rfc3339.h"
+#include "termination_signal.h"
 
 namespace flowrun {
 
@@ -68,12 +69,23 @@ int run_flow(const FlowFunction& fn) {
 
 int run_flow(const FlowFunction& fn, const RunEnvironment& env) {
   std::signal(SIGPIPE, SIG_IGN);
+  // SIGTERM (pod deleted, node drained): the "terminated" outcome at once
+  // instead of a SIGKILL after the grace period (termination_signal.h). Every
+  // report of this execution's own outcome claims first.
+  TerminationWatcher termination([&env] {
+    return Report(env, OutcomeOf(OutcomeKind::kTerminated,
+                                 "SIGTERM: the pod is being deleted; the run resumes from its checkpoints"));
+  });
+  auto report = [&](Outcome o) {
+    termination.ClaimOutcome();
+    return Report(env, std::move(o));
+  };
   SystemClock clock;
 
   PriceTable prices;
   if (!env.price_table_path.empty()) {
     auto loaded = PriceTable::LoadFile(env.price_table_path);
-    if (!loaded.ok()) return Report(env, OutcomeOf(OutcomeKind::kConfigError, loaded.status().message()));
+    if (!loaded.ok()) return report(OutcomeOf(OutcomeKind::kConfigError, loaded.status().message()));
     prices = std::move(loaded).value();
   }
 
@@ -86,7 +98,7 @@ int run_flow(const FlowFunction& fn, const RunEnvironment& env) {
   auto opened = OpenPostgresRunStore(popts);
   if (!opened.ok()) {
     bool config = opened.status().code() == StatusCode::kInvalidArgument;
-    return Report(env, OutcomeOf(config ? OutcomeKind::kConfigError : OutcomeKind::kDatabaseUnavailable, opened.status().message()));
+    return report(OutcomeOf(config ? OutcomeKind::kConfigError : OutcomeKind::kDatabaseUnavailable, opened.status().message()));
   }
   std::unique_ptr<RunStore> store = std::move(opened).value();
   auto start = store->Begin(env.run, env.attempt, env.parameters, env.initial_budget_usd);
@@ -94,7 +106,7 @@ int run_flow(const FlowFunction& fn, const RunEnvironment& env) {
     OutcomeKind kind = start.status().code() == StatusCode::kFailedPrecondition ? OutcomeKind::kCancelled
                        : start.status().code() == StatusCode::kUnavailable ? OutcomeKind::kDatabaseUnavailable
                                                                            : OutcomeKind::kFailed;
-    return Report(env, OutcomeOf(kind, start.status().message()));
+    return report(OutcomeOf(kind, start.status().message()));
   }
   Log(env, "info", "execution started",
       {{"epoch", start->epoch}, {"cachedCheckpoints", start->completed.size()}, {"flow", env.run.flow}});
@@ -104,6 +116,7 @@ int run_flow(const FlowFunction& fn, const RunEnvironment& env) {
 
   // Ends the execution: the run's row, then the termination message.
   auto finalize = [&](Outcome o) -> int {
+    termination.ClaimOutcome();
     if (flow_ptr) {
       const ExecutionStats& s = flow_ptr->stats();
       o.live_checkpoints = s.live_checkpoints;
