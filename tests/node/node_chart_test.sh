@@ -104,8 +104,16 @@ done
 
 export HELM_CACHE_HOME=$DIR/helm/cache HELM_CONFIG_HOME=$DIR/helm/config HELM_DATA_HOME=$DIR/helm/data
 t=$SECONDS
+# The controller pods tolerate a NotReady/unreachable node for Kubernetes' default 300 s (the
+# cluster's 2 s default above is for the agents' pods): in the kubelet-stopped case below they keep
+# running and watching, as on a cluster with more than one node, and see the agent's pod end.
+cat >"$DIR/values-node.yaml" <<'YAML'
+tolerations:
+- {key: node.kubernetes.io/not-ready, operator: Exists, effect: NoExecute, tolerationSeconds: 300}
+- {key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute, tolerationSeconds: 300}
+YAML
 check "helm install (real images, restricted namespace)" expect_ok "$BIN/helm" install flowrun "$ROOT/helm/flowrun" \
-  -n flowrun-system --wait --timeout 180s
+  -n flowrun-system -f "$DIR/values-node.yaml" --wait --timeout 180s
 echo "     (helm install --wait: $((SECONDS - t)) s)"
 # The price table ConfigMap lives in the release namespace; runs elsewhere need a copy (values.yaml).
 "$K" -n flowrun-system get configmap flowrun-prices -o json |
@@ -341,10 +349,12 @@ check "... Jobs a1 and a2 only" eq "upgrade-1-a1 upgrade-1-a2" bash -c \
   "'$K' -n agents get jobs -l flowrun.dev/run=upgrade-1 -o jsonpath='{.items[*].metadata.name}'"
 
 # The kubelet stopped while an agent runs (mid-call): the Node goes NotReady and the taint manager
-# deletes the node's pods (the agent's and the controllers': their bound tokens die with them, so
-# nothing reconciles until new controller pods run). With the kubelet back, the deleted pods are
-# terminated, new controller pods start, the attempt is classified NodeLost and retried, and the
-# run finishes with the analysis prompt once.
+# deletes the agent's pod (DisruptionTarget DeletionByTaintManager; the controllers tolerate the
+# taint longer, see values-node.yaml). With the kubelet back, the agent gets its SIGTERM and reports
+# "terminated"; the pod's disruption is the more precise cause: the attempt is classified NodeLost
+# and retried, and the run finishes with the analysis prompt once. (Were the controllers evicted
+# too, the agent's pod could be gone before a new controller pod watched it, and the attempt would
+# read PodDeleted: the agent now ends in a second instead of after its 30 s grace period.)
 total0=$(llm_total)
 # The call must outlast the node-loss path (NotReady after the 8 s grace period, then the taint
 # manager's eviction), which takes much longer on a loaded CI machine than on a quiet one: the
