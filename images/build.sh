@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds flowrun's container images with buildah (no Docker engine) from images/Dockerfile: the
-# controller (target controller) and the agent runtime (target agent).
+# controller (target controller) and the agent runtime (target agent), by default; the chart's
+# bundled database (target postgresql, flowrun/postgresql:<tag>) when named.
 #
-#   images/build.sh [--prebuilt <cmake build dir>] [--version <tag>] [controller|agent|python-agent]...
+#   images/build.sh [--prebuilt <cmake build dir>] [--version <tag>] [controller|agent|python-agent|postgresql]...
 #
 # --prebuilt: take flowrun-controller, research-agent and flowrunctl from a build tree compiled on
 #   this machine (Debian 12, like the image) instead of compiling them inside the builder stage
@@ -33,8 +34,8 @@ while [[ $# -gt 0 ]]; do
   case $1 in
     --prebuilt) prebuilt=$(cd "${2:?--prebuilt needs a build dir}" && pwd); shift 2 ;;
     --version) version=${2:?--version needs a tag}; shift 2 ;;
-    controller|agent|python-agent) targets+=("$1"); shift ;;
-    *) die "unknown argument: $1 (usage: images/build.sh [--prebuilt <build dir>] [--version <tag>] [controller|agent|python-agent]...)" ;;
+    controller|agent|python-agent|postgresql) targets+=("$1"); shift ;;
+    *) die "unknown argument: $1 (usage: images/build.sh [--prebuilt <build dir>] [--version <tag>] [controller|agent|python-agent|postgresql]...)" ;;
   esac
 done
 [[ ${#targets[@]} -gt 0 ]] || targets=(controller agent)
@@ -82,6 +83,7 @@ if [[ -n $prebuilt ]]; then
     case $t in
       controller) files+=(controller/flowrun-controller) ;;
       agent|python-agent) files+=(examples/research-agent runtime-lib/flowrunctl) ;;
+      postgresql) mkdir -p "$ctx/images/postgresql"; cp "$HERE/postgresql/entrypoint.sh" "$ctx/images/postgresql/" ;;
     esac
   done
   if [[ " ${targets[*]} " == *" python-agent "* ]]; then
@@ -115,7 +117,8 @@ for stage in runtime controller-runtime; do
     log "building the $stage stage once as $img"
     b bud --isolation chroot --ignorefile "$ignore" --build-arg BASE="$base" -f "$HERE/Dockerfile" \
       --target "$stage" -t "$img" "$ctx" >&2
-    for old in $(b images --format '{{.Name}}:{{.Tag}}' "localhost/flowrun-$stage"); do
+    # (buildah 1.28's `images <name>` without a tag finds nothing: filter the whole list)
+    for old in $(b images --format '{{.Name}}:{{.Tag}}' | grep "^localhost/flowrun-$stage:" || true); do
       [[ $old == "$img" ]] || b rmi "$old" >/dev/null 2>&1 || true
     done
   fi
@@ -127,6 +130,23 @@ done
 # `FROM ${BINARIES}-... AS ...-binaries` ones): remove those this build made.
 containers_before=$(b containers -q)
 for t in "${targets[@]}"; do
+  if [[ $t == postgresql ]]; then
+    # Only Debian packages and a script: built once per Dockerfile, script and base (the apt-get
+    # layer is most of its time), then tagged.
+    pgkey=$( (sha256sum "$HERE/Dockerfile" "$HERE/postgresql/entrypoint.sh"; b inspect --type image --format '{{.FromImageID}}' "$base") | sha256sum | cut -c1-16)
+    img=localhost/flowrun-postgresql-build:$pgkey
+    if ! b inspect --type image "$img" >/dev/null 2>&1; then
+      log "building flowrun/postgresql:$version (Debian's postgresql-15, base $base) once as $img"
+      b bud --isolation chroot --ignorefile "$ignore" --build-arg BASE="$base" -f "$HERE/Dockerfile" \
+        --target postgresql -t "$img" "$ctx" >&2
+      for old in $(b images --format '{{.Name}}:{{.Tag}}' | grep '^localhost/flowrun-postgresql-build:' || true); do
+        [[ $old == "$img" ]] || b rmi "$old" >/dev/null 2>&1 || true
+      done
+    fi
+    b tag "$img" "flowrun/postgresql:$version"
+    echo "flowrun/postgresql:$version"
+    continue
+  fi
   case $t in
     controller) names=("flowrun/flowrun-controller:$version") ;;
     agent) names=("flowrun/research-agent:$version" "flowrun/agent-runtime:$version") ;;

@@ -66,10 +66,20 @@ OpenedExecution Execution::Open(const RunEnvironment& env) {
   std::signal(SIGPIPE, SIG_IGN);
   ExecutionLogger log = StderrJsonLogger(env);
   auto owned = std::make_unique<Owned>();
+  // First, before any thread exists (the watcher blocks SIGTERM for the
+  // threads started after it): a pod deleted while the store connects is
+  // "terminated" too.
+  owned->termination = std::make_unique<TerminationWatcher>([env, log] {
+    return internal::Report(env, log, internal::OutcomeOf(OutcomeKind::kTerminated,
+                                                          "SIGTERM: the pod is being deleted; the run resumes from its checkpoints"));
+  });
+  auto reported = [&](Outcome o) {
+    owned->ClaimOutcome();
+    return internal::Reported(env, log, std::move(o));
+  };
   if (!env.price_table_path.empty()) {
     auto loaded = PriceTable::LoadFile(env.price_table_path);
-    if (!loaded.ok())
-      return internal::Reported(env, log, internal::OutcomeOf(OutcomeKind::kConfigError, loaded.status().message()));
+    if (!loaded.ok()) return reported(internal::OutcomeOf(OutcomeKind::kConfigError, loaded.status().message()));
     owned->prices = std::move(loaded).value();
   }
   PostgresOptions popts;
@@ -81,9 +91,8 @@ OpenedExecution Execution::Open(const RunEnvironment& env) {
   auto opened = OpenPostgresRunStore(popts);
   if (!opened.ok()) {
     bool config = opened.status().code() == StatusCode::kInvalidArgument;
-    return internal::Reported(env, log,
-                              internal::OutcomeOf(config ? OutcomeKind::kConfigError : OutcomeKind::kDatabaseUnavailable,
-                                                  opened.status().message()));
+    return reported(internal::OutcomeOf(config ? OutcomeKind::kConfigError : OutcomeKind::kDatabaseUnavailable,
+                                        opened.status().message()));
   }
   owned->store = std::move(opened).value();
   ExecutionDeps deps;
@@ -100,12 +109,16 @@ OpenedExecution Execution::Open(const RunEnvironment& env, ExecutionDeps deps) {
 
 OpenedExecution Execution::OpenWith(const RunEnvironment& env, ExecutionDeps deps, std::unique_ptr<Owned> owned) {
   if (!deps.log) deps.log = StderrJsonLogger(env);
-  if (deps.store == nullptr)
+  if (deps.store == nullptr) {
+    owned->ClaimOutcome();
     return internal::Reported(env, deps.log, internal::OutcomeOf(OutcomeKind::kConfigError, "no run store given"));
+  }
   auto start = deps.store->Begin(env.run, env.attempt, env.parameters, env.initial_budget_usd);
-  if (!start.ok())
+  if (!start.ok()) {
+    owned->ClaimOutcome();
     return internal::Reported(env, deps.log,
                               internal::OutcomeOf(BeginFailureKind(start.status()), start.status().message()));
+  }
   deps.log("info", "execution started",
            {{"epoch", start->epoch}, {"cachedCheckpoints", start->completed.size()}, {"flow", env.run.flow}});
   OpenedExecution out;
@@ -486,6 +499,9 @@ int Execution::FinishWithError(FlowEndReason reason, std::string_view message) {
 }
 
 int Execution::FinalizeLocked(Outcome o) {
+  // Before the run's row: once SIGTERM's "terminated" was reported, this
+  // never returns (the watcher ends the process).
+  owned_->ClaimOutcome();
   o.live_checkpoints = stats_.live_checkpoints;
   o.cached_checkpoints = stats_.cached_checkpoints;
   o.spent = stats_.spent_here;

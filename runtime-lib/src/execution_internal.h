@@ -5,6 +5,7 @@
 #include <string>
 
 #include "flowrun/execution.h"
+#include "termination_signal.h"
 
 namespace flowrun {
 
@@ -14,6 +15,13 @@ struct Execution::Owned {
   PriceTable prices;  // empty unless loaded: every model unknown
   std::unique_ptr<RunStore> store;
   std::unique_ptr<HttpTransport> http;
+  // Production executions (Open from the environment) answer SIGTERM with the
+  // "terminated" outcome (termination_signal.h); every report of the
+  // execution's own outcome claims first. Null for injected executions.
+  std::unique_ptr<TerminationWatcher> termination;
+  void ClaimOutcome() {
+    if (termination) termination->ClaimOutcome();
+  }
 };
 
 namespace internal {

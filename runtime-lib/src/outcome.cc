@@ -19,6 +19,7 @@ int ExitCodeFor(const Outcome& o) {
     case OutcomeKind::kDatabaseUnavailable: return kExitDatabaseUnavailable;
     case OutcomeKind::kFenced: return kExitFenced;
     case OutcomeKind::kDivergence: return kExitDivergence;
+    case OutcomeKind::kTerminated: return kExitTerminated;
     case OutcomeKind::kFailed:
     case OutcomeKind::kCancelled: return kExitFlowFailed;
   }

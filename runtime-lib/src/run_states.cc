@@ -12,7 +12,7 @@ namespace {
 template <typename E, size_t N>
 using Names = std::array<std::pair<E, std::string_view>, N>;
 
-constexpr Names<OutcomeKind, 9> kOutcomeNames = {{
+constexpr Names<OutcomeKind, 10> kOutcomeNames = {{
     {OutcomeKind::kSucceeded, "succeeded"},
     {OutcomeKind::kFailed, "failed"},
     {OutcomeKind::kWaiting, "waiting"},
@@ -22,6 +22,7 @@ constexpr Names<OutcomeKind, 9> kOutcomeNames = {{
     {OutcomeKind::kDivergence, "divergence"},
     {OutcomeKind::kConfigError, "config_error"},
     {OutcomeKind::kDatabaseUnavailable, "database_unavailable"},
+    {OutcomeKind::kTerminated, "terminated"},
 }};
 
 constexpr Names<RunStatus, 7> kRunStatusNames = {{
@@ -73,6 +74,7 @@ RunStatus RunStatusAfter(OutcomeKind kind) {
     case OutcomeKind::kBudgetExceeded: return RunStatus::kBudgetExceeded;
     case OutcomeKind::kCancelled: return RunStatus::kCancelled;
     case OutcomeKind::kFenced: return RunStatus::kRunning;  // never recorded: the newer execution owns the row
+    case OutcomeKind::kTerminated: return RunStatus::kRunning;  // never recorded: the next attempt resumes the run
     case OutcomeKind::kFailed:
     case OutcomeKind::kDivergence:
     case OutcomeKind::kConfigError:

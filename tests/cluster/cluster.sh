@@ -322,7 +322,8 @@ start_kcm() {
   local controllers=job-controller,garbage-collector-controller,namespace-controller,serviceaccount-controller,ttl-after-finished-controller
   local extra=()
   if real_node; then
-    controllers+=,deployment-controller,replicaset-controller,statefulset-controller,endpointslice-controller
+    controllers+=,deployment-controller,replicaset-controller,statefulset-controller,endpointslice-controller,persistentvolume-binder-controller
+    controllers+=,persistentvolumeclaim-protection-controller,persistentvolume-protection-controller
     controllers+=,node-lifecycle-controller,taint-eviction-controller,pod-garbage-collector-controller,disruption-controller
     controllers+=,root-ca-certificate-publisher-controller,serviceaccount-token-controller
     # kube-root-ca.crt in every namespace (in-cluster clients verify the API server with it).

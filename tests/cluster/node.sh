@@ -29,7 +29,8 @@
 #     bridge only, and one nat chain FLOWRUN-NODE-<slot> jumped to from PREROUTING for packets
 #     arriving on that bridge: 10.0.0.1:443 (the kubernetes Service) -> the API server on
 #     127.0.0.1, and <gateway>:<port> -> 127.0.0.1:<port>, so pods reach test services that
-#     listen on the host's loopback (fake LLM, PostgreSQL) at NODE_GATEWAY.
+#     listen on the host's loopback (fake LLM, PostgreSQL) at NODE_GATEWAY; <gateway>:53/udp is
+#     the kubelet's clusterDNS, node-dns.py on the loopback (Service names -> endpoint addresses).
 #   Slots 0-7: a free slot is taken with flock on /tmp/flowrun-node-slots/<slot>.lock, held by
 #   the node's namespace process; two clusters with real nodes on one machine get different
 #   slots. `down` removes the bridge, the chain, the cgroups and the private directories.
@@ -181,6 +182,8 @@ net_up() {
   iptables -w -t nat -N "$CHAIN" 2>/dev/null || iptables -w -t nat -F "$CHAIN"
   iptables -w -t nat -A "$CHAIN" -d 10.0.0.1/32 -p tcp --dport 443 -j DNAT --to-destination "127.0.0.1:$apiport"
   iptables -w -t nat -A "$CHAIN" -d "$GW/32" -p tcp -j DNAT --to-destination 127.0.0.1
+  # The cluster DNS stand-in (node-dns.py) on the host's loopback: the kubelet's clusterDNS.
+  iptables -w -t nat -A "$CHAIN" -d "$GW/32" -p udp --dport 53 -j DNAT --to-destination "127.0.0.1:$DNS_PORT"
   iptables -w -t nat -C PREROUTING -i "$BRIDGE" -j "$CHAIN" 2>/dev/null ||
     iptables -w -t nat -A PREROUTING -i "$BRIDGE" -j "$CHAIN"
 }
@@ -289,6 +292,7 @@ imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 evictionHard: {memory.available: "100Mi", nodefs.available: "1%", imagefs.available: "1%", nodefs.inodesFree: "1%"}
 clusterDomain: cluster.local
+clusterDNS: [$GW]
 resolvConf: /etc/resolv.conf
 rotateCertificates: false
 makeIPTablesUtilChains: false
@@ -375,9 +379,9 @@ do_up() {
   net_down; cg_down
   local p1 p2
   p1=$(free_port) p2=$(free_port)
-  KUBELET_PORT=$p1 HEALTHZ_PORT=$p2
-  printf 'KUBELET_PORT=%s\nHEALTHZ_PORT=%s\nNODE_NAME=%s\nNODE_GATEWAY=%s\nNODE_BIN=%s\n' \
-    "$KUBELET_PORT" "$HEALTHZ_PORT" "$NODE_NAME" "$GW" "$NODE_BIN" >>"$ND/node.env"
+  KUBELET_PORT=$p1 HEALTHZ_PORT=$p2 DNS_PORT=$(free_udp_port)
+  printf 'KUBELET_PORT=%s\nHEALTHZ_PORT=%s\nDNS_PORT=%s\nNODE_NAME=%s\nNODE_GATEWAY=%s\nNODE_BIN=%s\n' \
+    "$KUBELET_PORT" "$HEALTHZ_PORT" "$DNS_PORT" "$NODE_NAME" "$GW" "$NODE_BIN" >>"$ND/node.env"
   UP_OK=0
   trap '[[ $UP_OK == 1 ]] || { log "node start failed; stopping it (logs in $ND/logs)"; do_down; }' EXIT
   write_config
@@ -385,6 +389,7 @@ do_up() {
   cp "$cfg" "$ND/kubelet.kubeconfig"
   cg_up
   net_up
+  dns_up
   rm -f "$ND/ns-ready" "$ND/ns-stop"
   FLOWRUN_NODE_PROC=$ND KUBELET=$NODE_BIN/kubelet PATH=/usr/sbin:/usr/bin:/sbin:/bin \
     setsid unshare --mount --propagation private --fork --kill-child=SIGTERM bash -c "$NS_SCRIPT" node-ns "$ND" \
@@ -405,6 +410,21 @@ do_up() {
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
+free_udp_port() {
+  python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# The cluster DNS stand-in (no CoreDNS, no kube-proxy here): Service names -> ready endpoint
+# addresses, other names relayed to the host's resolver (node-dns.py says why).
+dns_up() {
+  local apiport
+  apiport=$(kv APISERVER_PORT "$CDIR/cluster.env")
+  FLOWRUN_NODE_PROC=$ND setsid python3 "$HERE/node-dns.py" --listen "127.0.0.1:$DNS_PORT" \
+    --api "https://127.0.0.1:$apiport" --ca "$CDIR/pki/ca.crt" --cert "$CDIR/pki/admin.crt" --key "$CDIR/pki/admin.key" \
+    </dev/null >>"$ND/logs/dns.log" 2>&1 8>&- &
+  echo $! >"$ND/dns.pid"
+  wait_for 20 "the cluster DNS" grep -q "node-dns: serving" "$ND/logs/dns.log" || { tail -5 "$ND/logs/dns.log" >&2; return 1; }
+}
 
 do_down() {
   load_env || { rm -rf "$ND"; return 0; }
@@ -418,6 +438,7 @@ do_down() {
     for t in $(ctr_ containers ls -q 2>/dev/null); do ctr_ containers delete "$t" >/dev/null 2>&1 || true; done
   fi
   if pid=$(pid_alive "$ND/containerd.pid"); then kill_wait "$pid" 10; fi
+  if pid=$(pid_alive "$ND/dns.pid"); then kill_wait "$pid" 2; fi
   touch "$ND/ns-stop" 2>/dev/null || true
   if pid=$(pid_alive "$ND/ns.pid"); then kill_wait "$pid" 5; fi
   # Shims and anything else still in the node's cgroups or marked as the node's.

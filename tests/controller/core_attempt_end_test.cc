@@ -220,4 +220,84 @@ TEST(AttemptEnd, SucceededCarriesResultCostsAndConditions) {
   EXPECT_TRUE(r2.actions.empty()) << r2.Describe();
 }
 
+// ---------------------------------------------------------------------------
+// SIGTERM: the agent's "terminated" outcome (its pod was deleted mid-run).
+
+// Attempt `n`'s pod was deleted: the agent got SIGTERM and reported "terminated" (exit 143).
+void Terminate(World& w, int n, int at) {
+  w.Finish(n, Message("terminated", n, [](auto& o) { o.error = "SIGTERM: the pod is being deleted"; }),
+           flowrun::kExitTerminated, at);
+}
+
+TEST(Terminated, ClassifiedTerminatedAndResumedAtOnceWithoutAFailure) {
+  World w = RunningWorld();
+  w.now = At(50);
+  Terminate(w, 1, 50);
+  auto r = w.Step();
+  const json* a = w.attempt_record(1);
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ((*a)["outcome"], "terminated") << a->dump();
+  EXPECT_EQ((*a)["reason"], "Terminated") << a->dump();
+  EXPECT_NE(a->value("message", "").find("SIGTERM"), std::string::npos) << a->dump();
+  // No backoff: attempt 2 (a resume from the cache) is created in the same reconcile.
+  ASSERT_NE(r.Find<fc::CreateJob>(), nullptr) << r.Describe();
+  EXPECT_EQ(r.Find<fc::CreateJob>()->attempt, 2);
+  EXPECT_TRUE(HasEvent(r, "Normal", "AttemptTerminated")) << r.Describe();
+  EXPECT_FALSE(HasEvent(r, "Warning", "AttemptFailed")) << "a termination is no failure of the flow\n" << r.Describe();
+  EXPECT_EQ(w.phase(), "Pending");
+}
+
+TEST(Terminated, NotCountedAgainstMaxAttempts) {
+  World w;
+  w.flowrun = MakeFlowRun({{"retry", {{"maxAttempts", 1}, {"backoffSeconds", 10}}}});
+  w.Step();  // attempt 1
+  for (int n = 1; n <= 3; ++n) {  // three pods deleted in a row: each resumed
+    w.now = At(n * 100);
+    PodRunning(w.pod(n), n * 100 - 5);
+    Terminate(w, n, n * 100);
+    auto r = w.Step();
+    ASSERT_NE(w.phase(), "Failed") << "termination " << n << " counted as a failure\n" << r.Describe();
+    ASSERT_NE(r.Find<fc::CreateJob>(), nullptr) << r.Describe();
+    EXPECT_EQ(r.Find<fc::CreateJob>()->attempt, n + 1);
+  }
+  // The first real failure is the first one counted: maxAttempts 1 fails the run.
+  w.now = At(500);
+  PodRunning(w.pod(4), 450);
+  w.Finish(4, Message("failed", 4, [](auto& o) { o.error = "checkpoint 'analyze' failed"; }), 1, 500);
+  auto r = w.Step();
+  EXPECT_EQ(w.phase(), "Failed") << r.Describe();
+  EXPECT_NE(w.status()["message"].get<std::string>().find("1 consecutive attempts failed"), std::string::npos)
+      << w.status()["message"];
+}
+
+TEST(Terminated, AnExitWithoutTheMessageIsTerminatedToo) {
+  World w = RunningWorld();  // e.g. an agent not built on a runtime with the watcher
+  w.now = At(50);
+  w.Finish(1, "", 143, 50);
+  auto r = w.Step();
+  EXPECT_EQ((*w.attempt_record(1))["outcome"], "terminated");
+  EXPECT_EQ((*w.attempt_record(1))["reason"], "Terminated");
+  ASSERT_NE(r.Find<fc::CreateJob>(), nullptr) << r.Describe();
+}
+
+TEST(Terminated, ADisruptionKubernetesNamesIsTheMorePreciseCause) {
+  World w = RunningWorld();  // the taint manager deleted the pod of a lost node
+  w.now = At(50);
+  Terminate(w, 1, 50);
+  w.pod(1)["status"]["conditions"] = {
+      {{"type", "DisruptionTarget"}, {"status", "True"}, {"reason", "DeletionByTaintManager"}}};
+  w.Step();
+  EXPECT_EQ((*w.attempt_record(1))["reason"], "NodeLost");
+  EXPECT_EQ((*w.attempt_record(1))["outcome"], "node_lost");
+}
+
+TEST(Terminated, TheAttemptDeadlineStillWins) {
+  World w = RunningWorld();  // the Job controller deleted the pod at activeDeadlineSeconds
+  w.now = At(50);
+  Terminate(w, 1, 50);
+  JobFailed(w.job(1), "DeadlineExceeded", "Job was active longer than specified deadline", 50);
+  w.Step();
+  EXPECT_EQ((*w.attempt_record(1))["reason"], "DeadlineExceeded");
+}
+
 }  // namespace

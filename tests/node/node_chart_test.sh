@@ -10,17 +10,21 @@
 #   - the research agent's image as the Job's pod in a "restricted" namespace: apply -> Waiting
 #     (the kubelet's termination message read by the controller) -> kubectl patch -> a fresh pod
 #     resumes from the cache -> Succeeded, the fake LLM seeing each prompt once;
-#   - an attempt's pod deleted mid-call: SIGTERM (ignored by the agent as PID 1), SIGKILL after the
-#     grace period, classified Killed and retried from the cache;
+#   - an attempt's pod deleted mid-call: SIGTERM, the agent writes the "terminated" outcome at once
+#     (exit 143), classified Terminated and resumed from the cache without counting as a failure;
 #   - an attempt OOMKilled by its memory limit is classified (status.attempts reason OOMKilled)
 #     and retried; the retry resumes from the cache (no prompt twice);
 #   - kubectl logs of an attempt's pod and kubectl exec into the controller work;
 #   - the leading controller pod deleted: the other replica takes the Lease and finishes a run;
 #   - the kubelet stopped mid-call: Node NotReady, the pods deleted by the taint manager; with the
 #     kubelet back, the attempt classified NodeLost and retried;
-#   - helm upgrade to another controller image tag rolls the Deployment; a run waiting across it
-#     finishes with one Job per attempt;
-#   - helm uninstall leaves no pod, Deployment or Lease of the release.
+#   - helm upgrade to another controller image tag rolls the Deployment without ever two leaders
+#     (each pod's leader gauge and the Lease sampled throughout); a run waiting across it finishes
+#     with one Job per attempt;
+#   - helm uninstall leaves no pod, Deployment or Lease of the release;
+#   - the chart's bundled PostgreSQL (postgresql.enabled, image flowrun/postgresql from
+#     images/Dockerfile) on a PersistentVolume: a FlowRun runs to Succeeded against it through the
+#     chart's Secret, the pods resolving its Service name through the node's cluster DNS.
 # PostgreSQL and the fake LLM run on the host (loopback); pods reach them at the node's gateway
 # address (node.sh's DNAT). Figures (pod start latency, exit -> Waiting) are printed as
 # "measure:" lines, never asserted.
@@ -40,13 +44,13 @@ VERSION=$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$ROOT/helm/f
 # The node's buildah storage (node.sh): never the one images_test uses at the same time.
 eval "$("$ROOT/tests/cluster/node.sh" buildah-env /)"
 t=$SECONDS
-if ! "$ROOT/images/build.sh" --prebuilt "$BUILD" >"${TMPDIR:-/tmp}/flowrun-node-images.$$.log" 2>&1; then
+if ! "$ROOT/images/build.sh" --prebuilt "$BUILD" controller agent postgresql >"${TMPDIR:-/tmp}/flowrun-node-images.$$.log" 2>&1; then
   tail -40 "${TMPDIR:-/tmp}/flowrun-node-images.$$.log" >&2
   rm -f "${TMPDIR:-/tmp}/flowrun-node-images.$$.log"
   nok "images/build.sh --prebuilt"; summary; exit 1
 fi
 rm -f "${TMPDIR:-/tmp}/flowrun-node-images.$$.log"
-ok "images/build.sh --prebuilt: controller and agent images ($VERSION) built in $((SECONDS - t)) s"
+ok "images/build.sh --prebuilt: controller, agent and postgresql images ($VERSION) built in $((SECONDS - t)) s"
 
 t=$SECONDS
 # Node loss within seconds (the kubelet-stopped case below): NotReady after 8 s without a lease
@@ -68,7 +72,8 @@ NODE_SH=$ROOT/tests/cluster/node.sh
 
 t=$SECONDS
 check "images imported into the node's containerd" expect_ok "$NODE_SH" import "$DIR/cluster" \
-  "flowrun/flowrun-controller:$VERSION" "flowrun/research-agent:$VERSION" "flowrun/agent-runtime:$VERSION"
+  "flowrun/flowrun-controller:$VERSION" "flowrun/research-agent:$VERSION" "flowrun/agent-runtime:$VERSION" \
+  "flowrun/postgresql:$VERSION"
 echo "     (imported in $((SECONDS - t)) s)"
 
 # PostgreSQL on the host's loopback, also accepting the node's pods (they arrive through the DNAT
@@ -99,18 +104,27 @@ done
 
 export HELM_CACHE_HOME=$DIR/helm/cache HELM_CONFIG_HOME=$DIR/helm/config HELM_DATA_HOME=$DIR/helm/data
 t=$SECONDS
+# The controller pods tolerate a NotReady/unreachable node for Kubernetes' default 300 s (the
+# cluster's 2 s default above is for the agents' pods): in the kubelet-stopped case below they keep
+# running and watching, as on a cluster with more than one node, and see the agent's pod end.
+cat >"$DIR/values-node.yaml" <<'YAML'
+tolerations:
+- {key: node.kubernetes.io/not-ready, operator: Exists, effect: NoExecute, tolerationSeconds: 300}
+- {key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute, tolerationSeconds: 300}
+YAML
 check "helm install (real images, restricted namespace)" expect_ok "$BIN/helm" install flowrun "$ROOT/helm/flowrun" \
-  -n flowrun-system --wait --timeout 180s
+  -n flowrun-system -f "$DIR/values-node.yaml" --wait --timeout 180s
 echo "     (helm install --wait: $((SECONDS - t)) s)"
 # The price table ConfigMap lives in the release namespace; runs elsewhere need a copy (values.yaml).
 "$K" -n flowrun-system get configmap flowrun-prices -o json |
   python3 -c 'import json,sys; c=json.load(sys.stdin); m=c["metadata"]; c["metadata"]={"name":m["name"],"namespace":"agents"}; print(json.dumps(c))' |
   "$K" apply -f - >/dev/null
-ctl_pods() { "$K" -n flowrun-system get pods -l app.kubernetes.io/name=flowrun -o "jsonpath=$1"; }
+CTL_SELECTOR=app.kubernetes.io/name=flowrun,app.kubernetes.io/component=controller
+ctl_pods() { "$K" -n flowrun-system get pods -l "$CTL_SELECTOR" -o "jsonpath=$1"; }
 check "both controller replicas Running and Ready (kubelet's probes pass), none restarted" eq "Running True 0
-Running True 0" bash -c "'$K' -n flowrun-system get pods -l app.kubernetes.io/name=flowrun -o jsonpath='{range .items[*]}{.status.phase} {.status.conditions[?(@.type==\"Ready\")].status} {.status.containerStatuses[0].restartCount}{\"\\n\"}{end}'"
+Running True 0" bash -c "'$K' -n flowrun-system get pods -l '$CTL_SELECTOR' -o jsonpath='{range .items[*]}{.status.phase} {.status.conditions[?(@.type==\"Ready\")].status} {.status.containerStatuses[0].restartCount}{\"\\n\"}{end}'"
 check "... under the chart's ServiceAccount, as uid 65532" eq "flowrun-controller 65532
-flowrun-controller 65532" bash -c "for p in \$('$K' -n flowrun-system get pods -l app.kubernetes.io/name=flowrun -o name); do
+flowrun-controller 65532" bash -c "for p in \$('$K' -n flowrun-system get pods -l '$CTL_SELECTOR' -o name); do
   echo \$('$K' -n flowrun-system get \$p -o jsonpath='{.spec.serviceAccountName}') \$('$K' -n flowrun-system exec \$p -- id -u); done"
 holder() { "$K" -n flowrun-system get lease flowrun-controller -o 'jsonpath={.spec.holderIdentity}'; }
 leader_pod() { local h; h=$(holder); ctl_pods '{range .items[*]}{.metadata.name}{"\n"}{end}' | while read -r p; do [[ -n $p && $h == *"$p"* ]] && echo "$p"; done; }
@@ -166,7 +180,14 @@ answer() { "$K" -n agents patch flowrun "$1" --subresource=status --type=merge -
 now() { date +%s.%N; }
 since() { python3 -c "import sys; print('%.1f' % (float(sys.argv[2]) - float(sys.argv[1])))" "$1" "$(now)"; }
 t=$(now)
-run_yaml research-1 | "$K" apply -f - >/dev/null
+# Measured like bench/controller_bench (docs/benchmarks-controller.md), on the real node: the agent
+# runs under a shell that prints a clock stamp to its log right after the agent exits, and a watch
+# on the FlowRun stamps each phase it delivers.
+run_yaml research-1 '    command: ["/bin/sh", "-c", "/usr/local/bin/research-agent; rc=$?; echo flowrun-exit-stamp `date +%s.%N`; exit $rc"]' |
+  "$K" apply -f - >/dev/null
+"$K" -n agents get flowrun research-1 --watch -o 'jsonpath={.status.phase}{"\n"}' 2>/dev/null \
+  > >(while IFS= read -r ph; do echo "$EPOCHREALTIME $ph"; done >"$DIR/research-1.phases") &
+PHASE_WATCH=$!
 check "research-1: the agent's pod runs the image and the run waits for an answer" wait_until 180 phase_is research-1 Waiting
 echo "measure: FlowRun applied -> Waiting (pod scheduled, started, agent ran to its wait, exit seen): $(since "$t") s"
 pod1=$("$K" -n agents get pods -l job-name=research-1-a1 -o 'jsonpath={.items[0].metadata.name}')
@@ -178,11 +199,23 @@ from datetime import datetime
 p = json.load(sys.stdin); t = lambda s: datetime.strptime(s, "%Y-%m-%dT%H:%M:%SZ")
 st = p["status"]["containerStatuses"][0]["state"]["terminated"]
 print("measure: agent pod created -> container started (kubelet, 1 s resolution): %d s" % (t(st["startedAt"]) - t(p["metadata"]["creationTimestamp"])).seconds)' || true
-t=$(now)
+exit_stamp=$("$K" -n agents logs "$pod1" 2>/dev/null | sed -n 's/^flowrun-exit-stamp //p' | tail -n1)
+first_waiting=$(awk '$2 == "Waiting" {print $1; exit}' "$DIR/research-1.phases")
+[[ -n $exit_stamp && -n $first_waiting ]] &&
+  echo "measure: agent exit -> FlowRun Waiting on a watch (real kubelet: PLEG, status update, controller): $(python3 -c "import sys; print('%.3f' % (float(sys.argv[2]) - float(sys.argv[1])))" "$exit_stamp" "$first_waiting") s"
 check "kubectl patch (answer) -> a fresh pod resumes -> Succeeded" bash -c \
   "'$K' -n agents patch flowrun research-1 --subresource=status --type=merge -p '{\"status\":{\"answers\":{\"proceed\":true}}}' >/dev/null"
+t=$(now)
 check "... Succeeded" wait_until 180 phase_is research-1 Succeeded
 echo "measure: answer patched -> Succeeded (a new Job and pod, the agent resumed and finished): $(since "$t") s"
+kill "$PHASE_WATCH" 2>/dev/null
+# The resumed attempt's first steps, from the database's clock (the same machine's): the fence
+# taken by the agent of attempt 2 (its container started and connected) and its first checkpoint.
+psql -X -q -At -F ' ' "$URL" -c "SELECT extract(epoch FROM a.started_at),
+    (SELECT extract(epoch FROM min(c.finished_at)) FROM flowrun.checkpoints c WHERE c.run_uid = r.run_uid AND c.epoch = a.epoch)
+  FROM flowrun.runs r JOIN flowrun.attempts a USING (run_uid)
+  WHERE r.namespace = 'agents' AND r.name = 'research-1' AND a.attempt = 2" 2>/dev/null |
+  python3 -c "import sys; s, c = sys.stdin.read().split()[:2]; t = float(sys.argv[1]); print('measure: answer patched -> the resumed agent took its fence: %.3f s, -> its first checkpoint recorded: %.3f s' % (float(s) - t, float(c) - t))" "$t" || true
 check "... the fake LLM saw each prompt once" eq "1 1" prompts research-1
 check "... two attempts (a1 waiting, a2 succeeded)" eq "waiting succeeded" fr research-1 '{.status.attempts[*].outcome}'
 
@@ -197,12 +230,12 @@ check "... status.attempts: a2 classified OOMKilled" bash -c \
 check "... the retry resumed from the cache: each prompt once" eq "1 1" prompts oom-1
 echo "     (oom-1 attempts: $(fr oom-1 '{range .status.attempts[*]}{.attempt}:{.outcome}/{.reason} {end}'))"
 
-# A pod deleted while the agent waits for the LLM (a 45 s answer): the kubelet sends SIGTERM, which
-# the agent, PID 1 of its container without a SIGTERM handler, does not receive (the kernel drops
-# default-action signals to a PID namespace's init); after the 30 s grace period the kubelet
-# SIGKILLs it (exit 137). The attempt is classified Killed and retried; the retry resumes and the
-# run finishes. The killed call's answer never reached the agent, so its prompt may be counted
-# twice; the next one once.
+# A pod deleted mid-checkpoint (the agent waits for a 45 s LLM answer): the kubelet sends SIGTERM.
+# The agent, PID 1 of its container, takes it (the runtime's TerminationWatcher) and writes the
+# "terminated" outcome to /dev/termination-log at once, exit 143, instead of being SIGKILLed after
+# the 30 s grace period. The controller classifies the attempt Terminated and resumes the run from
+# the cache at once (no backoff, not counted against retry.maxAttempts). The interrupted call's
+# answer never reached the agent, so its prompt may be counted twice; the next one once.
 llm_config() { curl -fsS -X POST -d "$1" "http://127.0.0.1:$LLM_PORT/__fake/config" >/dev/null; }
 llm_total() { llm_stats | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"])'; }
 total0=$(llm_total)
@@ -210,12 +243,23 @@ llm_config '{"latency_ms": 45000}'
 run_yaml sigterm-1 | "$K" apply -f - >/dev/null
 in_flight() { [[ $(llm_total) -gt $total0 ]]; }
 check "sigterm-1: the agent's LLM call is in flight" wait_until 120 in_flight
+t=$(now)
 "$K" -n agents delete pod -l job-name=sigterm-1-a1 --wait=false >/dev/null
 llm_config '{"latency_ms": 0}'
-check "... pod deleted: the run waits after a retry" wait_until 180 phase_is sigterm-1 Waiting
-check "... status.attempts: a1 classified Killed (SIGKILL after the grace period, exit 137)" bash -c \
-  "[[ \$('$K' -n agents get flowrun sigterm-1 -o jsonpath='{.status.attempts[0].reason}') == Killed ]] || { '$K' -n agents get flowrun sigterm-1 -o jsonpath='{.status.attempts}' >&2; exit 1; }"
+a1_concluded() { [[ -n $(fr sigterm-1 '{.status.attempts[0].endTime}') ]]; }
+check "sigterm-1: pod deleted mid-call: attempt 1 concluded" wait_until 60 a1_concluded
+echo "measure: pod deleted (SIGTERM) -> attempt concluded by the controller: $(since "$t") s (a SIGKILL would come after the 30 s grace period)"
+check "... status.attempts: a1 classified Terminated (the agent's terminated outcome)" bash -c \
+  "[[ \$('$K' -n agents get flowrun sigterm-1 -o jsonpath='{.status.attempts[0].outcome}/{.status.attempts[0].reason}') == terminated/Terminated ]] || { '$K' -n agents get flowrun sigterm-1 -o jsonpath='{.status.attempts}' >&2; exit 1; }"
+check "... its message is the agent's (SIGTERM), not an exit code the controller guessed from" bash -c \
+  "'$K' -n agents get flowrun sigterm-1 -o jsonpath='{.status.attempts[0].message}' | grep -q 'SIGTERM: the pod is being deleted'"
+check "... resumed from the cache: the run waits after attempt 2" wait_until 180 phase_is sigterm-1 Waiting
 echo "     (sigterm-1 attempts: $(fr sigterm-1 '{range .status.attempts[*]}{.attempt}:{.outcome}/{.reason} {end}'))"
+events_of() { "$K" -n agents get events --field-selector "involvedObject.name=$1" -o jsonpath='{range .items[*]}{.type}/{.reason} {end}'; }
+terminated_event() { [[ $(events_of sigterm-1) == *Normal/AttemptTerminated* ]]; }
+check "... a Normal AttemptTerminated event" wait_until 30 terminated_event
+check "... and no AttemptFailed warning (a termination is no failure of the flow)" bash -c \
+  "[[ \$('$K' -n agents get events --field-selector involvedObject.name=sigterm-1 -o jsonpath='{range .items[*]}{.reason} {end}') != *AttemptFailed* ]]"
 answer sigterm-1 >/dev/null
 check "... answered: Succeeded" wait_until 180 phase_is sigterm-1 Succeeded
 analysis_once() { [[ $(prompts sigterm-1) =~ ^[12]\ 1$ ]]; }
@@ -236,10 +280,33 @@ check "... Jobs a1 and a2 only" eq "failover-1-a1 failover-1-a2" bash -c \
 # helm upgrade to another controller image (the same binary under a new tag): a rolling update; a
 # run waiting across it finishes with one Job per attempt.
 NEW_TAG=$VERSION-upgrade
+OLD_PODS=$(ctl_pods '{range .items[*]}{.metadata.name} {end}')
 "$NODE_SH" ctr "$DIR/cluster" images tag "docker.io/flowrun/flowrun-controller:$VERSION" \
   "docker.io/flowrun/flowrun-controller:$NEW_TAG" >/dev/null
 run_yaml upgrade-1 | "$K" apply -f - >/dev/null
 check "upgrade-1: waits" wait_until 180 phase_is upgrade-1 Waiting
+# Never two leaders during the rolling update: a sampler reads, as often as it can, every
+# controller pod's leader gauge (leader_election_master_status on /metrics, straight from the host
+# to the pod's address) and the Lease's holder, one line per round:
+#   <time> <pod>=<gauge>,... holder=<identity>
+# Old and new pods overlap (maxSurge 1); the leader's pod is stopped (SIGTERM: it releases the
+# Lease) and a standby takes over.
+leader_sampler() {
+  local ips p ip v line
+  while [[ ! -e $DIR/sampler.stop ]]; do
+    ips=$(ctl_pods '{range .items[*]}{.metadata.name}={.status.podIP} {end}' 2>/dev/null) || continue
+    line="$EPOCHREALTIME"
+    for p in $ips; do
+      ip=${p#*=}
+      [[ -n $ip ]] || continue
+      v=$(curl -s -m 1 "http://$ip:8080/metrics" 2>/dev/null | awk '/^leader_election_master_status/ {print $2; exit}')
+      line+=" ${p%%=*}=${v:-?}"
+    done
+    echo "$line holder=$(holder 2>/dev/null)"
+  done >"$DIR/leaders.log"
+}
+leader_sampler &
+SAMPLER=$!
 check "helm upgrade --set image.tag=$NEW_TAG (rolling update)" expect_ok "$BIN/helm" upgrade flowrun "$ROOT/helm/flowrun" \
   -n flowrun-system --reuse-values --set image.tag="$NEW_TAG" --wait --timeout 180s
 two_new() { # exactly two controller pods, both of the new image (the old ones gone)
@@ -248,6 +315,33 @@ two_new() { # exactly two controller pods, both of the new image (the old ones g
 check "... both replicas replaced by pods of the new image" wait_until 120 two_new
 new_leader() { local p; p=$(leader_pod); [[ -n $p ]] && "$K" -n flowrun-system get pod "$p" -o 'jsonpath={.spec.containers[0].image}' | grep -q ":$NEW_TAG$"; }
 check "... and one of them holds the Lease" wait_until 90 new_leader
+sleep 1  # one more round of the sampler with the new leader
+touch "$DIR/sampler.stop"; wait "$SAMPLER"; rm -f "$DIR/sampler.stop"
+# never_two_leaders: no round saw two pods reporting 1; a pod reporting 1 is the Lease's holder;
+# the rounds saw the leadership move from an old pod to a new one.
+never_two_leaders() {
+  python3 - "$DIR/leaders.log" "$OLD_PODS" <<'PY'
+import sys
+rounds, old = [l.split() for l in open(sys.argv[1]) if l.strip()], set(sys.argv[2].split())
+bad, leaders_seen = [], []
+for r in rounds:
+    holder = r[-1][len("holder="):]
+    leading = [kv.split("=")[0] for kv in r[1:-1] if kv.endswith("=1")]
+    if len(leading) > 1 or any(p not in holder for p in leading):
+        bad.append(" ".join(r))
+    for p in leading:
+        if not leaders_seen or leaders_seen[-1] != p:
+            leaders_seen.append(p)
+print("     (%d rounds; leaders in order: %s)" % (len(rounds), " -> ".join(leaders_seen) or "none"))
+for b in bad[:5]:
+    print("    | two leaders or a leader without the Lease: " + b, file=sys.stderr)
+moved = any(p in old for p in leaders_seen) and leaders_seen and leaders_seen[-1] not in old
+if not moved:
+    print("    | the rounds did not see the leadership move from an old pod to a new one", file=sys.stderr)
+sys.exit(0 if rounds and not bad and moved else 1)
+PY
+}
+check "... never two leaders during the rolling update (each pod's leader gauge and the Lease, sampled)" never_two_leaders
 answer upgrade-1 >/dev/null
 check "... the run waiting across the upgrade Succeeds, each prompt once, Jobs a1 a2" wait_until 180 phase_is upgrade-1 Succeeded
 check "... each prompt once" eq "1 1" prompts upgrade-1
@@ -255,10 +349,12 @@ check "... Jobs a1 and a2 only" eq "upgrade-1-a1 upgrade-1-a2" bash -c \
   "'$K' -n agents get jobs -l flowrun.dev/run=upgrade-1 -o jsonpath='{.items[*].metadata.name}'"
 
 # The kubelet stopped while an agent runs (mid-call): the Node goes NotReady and the taint manager
-# deletes the node's pods (the agent's and the controllers': their bound tokens die with them, so
-# nothing reconciles until new controller pods run). With the kubelet back, the deleted pods are
-# terminated, new controller pods start, the attempt is classified NodeLost and retried, and the
-# run finishes with the analysis prompt once.
+# deletes the agent's pod (DisruptionTarget DeletionByTaintManager; the controllers tolerate the
+# taint longer, see values-node.yaml). With the kubelet back, the agent gets its SIGTERM and reports
+# "terminated"; the pod's disruption is the more precise cause: the attempt is classified NodeLost
+# and retried, and the run finishes with the analysis prompt once. (Were the controllers evicted
+# too, the agent's pod could be gone before a new controller pod watched it, and the attempt would
+# read PodDeleted: the agent now ends in a second instead of after its 30 s grace period.)
 total0=$(llm_total)
 # The call must outlast the node-loss path (NotReady after the 8 s grace period, then the taint
 # manager's eviction), which takes much longer on a loaded CI machine than on a quiet one: the
@@ -288,6 +384,69 @@ check "... the analysis prompt once (the research prompt at most twice: $(prompt
 check "helm uninstall" expect_ok "$BIN/helm" uninstall flowrun -n flowrun-system --wait --timeout 120s
 check "... no controller pod, Deployment, ReplicaSet or Lease left" wait_until 60 bash -c \
   "[[ -z \$('$K' -n flowrun-system get pods,deployments,replicasets,leases -o name) ]]"
+
+# The chart's bundled PostgreSQL (postgresql.enabled, docs/install.md) on the real node: the
+# StatefulSet runs flowrun/postgresql (images/Dockerfile target postgresql: Debian's postgresql-15,
+# uid 999, the official image's environment contract) under the chart's security context in the
+# "restricted" namespace, on a PersistentVolume a cluster admin provides (here a hostPath
+# directory); the controller finds it through the Secret the chart generates, the runs' namespace
+# gets a copy of that Secret as documented, and pods reach the Service by its DNS name (the node's
+# cluster DNS, tests/cluster/node-dns.py). A FlowRun goes apply -> Waiting -> answer -> Succeeded
+# against it, and its rows are in that database.
+"$K" -n flowrun-system delete secret flowrun-database >/dev/null
+mkdir -p "$DIR/pv"
+chown 999:999 "$DIR/pv"
+"$K" apply -f - >/dev/null <<YAML
+apiVersion: v1
+kind: PersistentVolume
+metadata: {name: flowrun-node-test-pg}
+spec:
+  capacity: {storage: 1Gi}
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Retain
+  hostPath: {path: "$DIR/pv", type: Directory}
+YAML
+t=$SECONDS
+check "helm install --set postgresql.enabled=true (bundled PostgreSQL, image flowrun/postgresql:$VERSION)" \
+  expect_ok "$BIN/helm" install flowrun "$ROOT/helm/flowrun" -n flowrun-system --wait --timeout 240s \
+  --set postgresql.enabled=true --set postgresql.image.repository=flowrun/postgresql \
+  --set postgresql.image.tag="$VERSION" --set postgresql.storage.size=1Gi --set postgresql.keepDataOnUninstall=false
+echo "     (helm install with the bundled database --wait: $((SECONDS - t)) s)"
+pg_pod_ready() { [[ $("$K" -n flowrun-system get pod flowrun-postgresql-0 -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}') == True ]]; }
+check "... the PostgreSQL StatefulSet's pod is Ready (its pg_isready probes pass)" wait_until 60 pg_pod_ready
+pg_identity() {
+  echo "$("$K" -n flowrun-system exec flowrun-postgresql-0 -- id -u) $("$K" -n flowrun-system get pvc data-flowrun-postgresql-0 -o 'jsonpath={.status.phase}')"
+}
+check "... as uid 999, its data on the bound PersistentVolume" eq "999 Bound" pg_identity
+check "... both controller replicas run, one holds the Lease" wait_until 90 one_leader
+# The runs' namespace: the chart's Secret, copied (the FlowRun names no database: the controller's
+# --database-secret default, flowrun-postgresql, applies).
+copy_to_agents() { # <kind> <name>: the object's data only, into namespace agents
+  "$K" -n flowrun-system get "$1" "$2" -o json | python3 -c '
+import json, sys
+c = json.load(sys.stdin)
+out = {"apiVersion": "v1", "kind": c["kind"], "metadata": {"name": c["metadata"]["name"], "namespace": "agents"}, "data": c["data"]}
+if c["kind"] == "Secret": out["type"] = c.get("type", "Opaque")
+print(json.dumps(out))' | "$K" apply -f - >/dev/null
+}
+copy_to_agents secret flowrun-postgresql
+copy_to_agents configmap flowrun-prices
+run_yaml bundled-1 | grep -v -e '^  database:' -e 'secretRef: {name: flowrun-database}' | "$K" apply -f - >/dev/null
+check "bundled-1: runs against the bundled database and waits" wait_until 180 phase_is bundled-1 Waiting
+answer bundled-1 >/dev/null
+check "... answered: Succeeded" wait_until 180 phase_is bundled-1 Succeeded
+check "... each prompt once" eq "1 1" prompts bundled-1
+bundled_rows() {
+  "$K" -n flowrun-system exec flowrun-postgresql-0 -- psql -X -At -U flowrun -d flowrun -h /var/run/postgresql -c \
+    "SELECT r.status || ' ' || count(a.*) FROM flowrun.runs r JOIN flowrun.attempts a USING (run_uid) WHERE r.name = 'bundled-1' GROUP BY r.status"
+}
+check "... its rows are in the bundled database (run succeeded, 2 attempts)" eq "succeeded 2" bundled_rows
+check "helm uninstall (bundled database, keepDataOnUninstall=false)" expect_ok "$BIN/helm" uninstall flowrun -n flowrun-system --wait --timeout 120s
+nothing_left() {
+  [[ -z $("$K" -n flowrun-system get pods,statefulsets,deployments,leases,pvc -o name) ]] &&
+    ! "$K" -n flowrun-system get secret flowrun-postgresql >/dev/null 2>&1
+}
+check "... no pod, StatefulSet, claim or generated Secret of the release left" wait_until 90 nothing_left
 
 summary
 [[ $fail -eq 0 ]]

@@ -288,6 +288,56 @@ TEST_F(AgentTest, ACallInFlightWhenTheAgentIsKilledStaysVisibleAsUnfinished) {
   EXPECT_EQ(llm_->Total(), 2);
 }
 
+// A pod deleted mid-checkpoint: the kubelet sends SIGTERM (then SIGKILL after
+// the grace period). The agent answers at once with the "terminated" outcome
+// and exit code 143; the checkpoint that was running stays interrupted, and
+// the next attempt resumes from the cache: every LLM prompt once.
+TEST_F(AgentTest, SigtermMidCheckpointReportsTerminatedAndTheRunResumes) {
+  const std::string uid = "sigterm-1";
+  const json params = {{"scenario", "chain"}, {"steps", 5}, {"hang_at_step", 3}};
+  auto env1 = Env(uid, params, 1);
+  auto child = Spawn(env1);
+  // Inside step 3's body (steps 1 and 2 completed), before its LLM call.
+  auto step3_running = [&] {
+    return Count("SELECT count(*) FROM flowrun.checkpoints WHERE run_uid = 'sigterm-1' AND name = 'step-3'"
+                 " AND status = 'running'") == 1;
+  };
+  ASSERT_TRUE(testing::Eventually(step3_running, std::chrono::seconds(60))) << child->Output();
+  auto sent = std::chrono::steady_clock::now();
+  ASSERT_TRUE(child->Kill(SIGTERM));
+  AgentRun first = Finish(*child, env1, std::chrono::seconds(20));
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - sent);
+  EXPECT_TRUE(first.status.exited) << first.status.ToString() << "\n" << first.output;
+  EXPECT_EQ(first.status.code, kExitTerminated) << first.output;
+  EXPECT_EQ(first.term["outcome"], "terminated") << first.term;
+  EXPECT_EQ(first.term["attempt"], 1) << first.term;
+  EXPECT_NE(first.term.value("error", "").find("SIGTERM"), std::string::npos) << first.term;
+  auto decoded = DecodeTerminationMessage(first.term.dump());
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ(decoded->kind, OutcomeKind::kTerminated);
+  EXPECT_NE(first.output.find("\"outcome\":\"terminated\""), std::string::npos) << first.output;
+  std::cout << "measure: SIGTERM -> agent exited with the terminated outcome: " << took.count() << " ms" << std::endl;
+  // Nothing recorded on SIGTERM: the interrupted checkpoint stays "running",
+  // the run "running", for the next attempt's fence to take over.
+  EXPECT_TRUE(step3_running());
+  auto state = Admin()->GetRun(uid);
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ(state->status, RunStatus::kRunning);
+  EXPECT_EQ(llm_->CountForPrompt(ChainPrompt(3, uid)), 0);
+
+  AgentRun second = Run(Env(uid, params, 2));
+  ASSERT_EQ(second.status.code, 0) << second.output;
+  EXPECT_EQ(second.term["outcome"], "succeeded") << second.term;
+  EXPECT_EQ(second.term["checkpoints"]["cached"], 2) << second.term;
+  EXPECT_EQ(second.term["checkpoints"]["live"], 3) << second.term;
+  for (int i = 1; i <= 5; ++i) EXPECT_EQ(llm_->CountForPrompt(ChainPrompt(i, uid)), 1) << "step " << i;
+  EXPECT_EQ(Count("SELECT coalesce(sum(reexecutions), 0) FROM flowrun.checkpoints WHERE run_uid = 'sigterm-1'"), 1)
+      << "step 3 was interrupted once";
+  state = Admin()->GetRun(uid);
+  ASSERT_TRUE(state.ok());
+  EXPECT_EQ(state->status, RunStatus::kSucceeded);
+}
+
 TEST_F(AgentTest, TwoExecutorsOfOneRunOnlyTheNewestCommits) {
   const std::string uid = "twins-1";
   const json params = {{"scenario", "chain"}, {"steps", 10}, {"sleep_ms", 25}};

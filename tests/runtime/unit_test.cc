@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <map>
@@ -649,7 +650,8 @@ TEST(TerminationMessageTest, UnknownOutcomeWordIsUnimplementedNotInvalid) {
 TEST(TerminationMessageTest, EveryOutcomeKindRoundTrips) {
   for (OutcomeKind k : {OutcomeKind::kSucceeded, OutcomeKind::kFailed, OutcomeKind::kWaiting,
                         OutcomeKind::kBudgetExceeded, OutcomeKind::kCancelled, OutcomeKind::kFenced,
-                        OutcomeKind::kDivergence, OutcomeKind::kConfigError, OutcomeKind::kDatabaseUnavailable}) {
+                        OutcomeKind::kDivergence, OutcomeKind::kConfigError, OutcomeKind::kDatabaseUnavailable,
+                        OutcomeKind::kTerminated}) {
     Outcome o;
     o.kind = k;
     auto d = DecodeTerminationMessage(EncodeTerminationMessage(o));
@@ -672,6 +674,8 @@ TEST(RunStatesTest, EveryNameParsesBackAndUnknownWordsDoNot) {
   EXPECT_FALSE(IsTerminal(RunStatus::kBudgetExceeded));
   EXPECT_EQ(RunStatusAfter(OutcomeKind::kDivergence), RunStatus::kFailed);
   EXPECT_EQ(RunStatusAfter(OutcomeKind::kBudgetExceeded), RunStatus::kBudgetExceeded);
+  EXPECT_EQ(OutcomeKindName(OutcomeKind::kTerminated), "terminated");
+  EXPECT_FALSE(IsSuspension(OutcomeKind::kTerminated));
   EXPECT_TRUE(IsSuspension(OutcomeKind::kWaiting));
   EXPECT_FALSE(IsSuspension(OutcomeKind::kSucceeded));
 }
@@ -858,12 +862,14 @@ TEST(ExitCodeTest, EveryOutcome) {
   EXPECT_EQ(code(OutcomeKind::kDatabaseUnavailable), kExitDatabaseUnavailable);
   EXPECT_EQ(code(OutcomeKind::kFenced), kExitFenced);
   EXPECT_EQ(code(OutcomeKind::kDivergence), kExitDivergence);
+  EXPECT_EQ(code(OutcomeKind::kTerminated), kExitTerminated);
   EXPECT_EQ(kExitOk, 0);
   EXPECT_EQ(kExitFlowFailed, 1);
   EXPECT_EQ(kExitConfigError, 2);
   EXPECT_EQ(kExitDatabaseUnavailable, 3);
   EXPECT_EQ(kExitFenced, 4);
   EXPECT_EQ(kExitDivergence, 5);
+  EXPECT_EQ(kExitTerminated, 128 + SIGTERM);  // what a shell reports for a SIGTERM death
 }
 
 // ---------------------------------------------------------------------------

@@ -13,6 +13,8 @@ bool Retryable(const AttemptStatus& a) {
   return !kNot.count(a.outcome) && a.reason != "WaitTimedOut";
 }
 
+bool CountsAsFailure(const AttemptStatus& a) { return Retryable(a) && a.outcome != "terminated"; }
+
 std::string ObservedOutcome(const std::string& reason) {
   static const std::map<std::string, std::string> k = {
       {"DeadlineExceeded", "deadline_exceeded"}, {"OOMKilled", "oom_killed"},
@@ -61,6 +63,7 @@ std::optional<Conclusion> FromOutcome(const Outcome& o, std::optional<TimePoint>
     case OutcomeKind::kDatabaseUnavailable: c.reason = "DatabaseUnavailable"; break;
     case OutcomeKind::kCancelled: c.reason = "Cancelled"; break;
     case OutcomeKind::kFenced: return std::nullopt;
+    case OutcomeKind::kTerminated: c.reason = "Terminated"; break;
     case OutcomeKind::kFailed:
       c.reason = o.reason == FailureReason::kWaitTimedOut ? "WaitTimedOut" : "FlowFailed";
       break;
@@ -136,9 +139,12 @@ std::optional<Conclusion> ClassifyFinished(const JobView& job, const std::vector
                                : std::string()) +
                           (failed->message.empty() ? "" : ": " + failed->message),
                     job_end);
-  if (decoded) return decoded;
+  // A SIGTERM the agent reported ("terminated") whose cause Kubernetes names
+  // (eviction, node loss, preemption, node shutdown): that cause, below.
+  if (decoded && decoded->outcome != "terminated") return decoded;
   // 2. The database knows how the attempt ended.
-  if (auto db = FromRunState(run, n)) return db;
+  if (!decoded)
+    if (auto db = FromRunState(run, n)) return db;
   // 3. What Kubernetes saw.
   for (const PodView* p : pods) {
     std::optional<TimePoint> end = p->agent && p->agent->finished_at ? p->agent->finished_at : job_end;
@@ -152,6 +158,7 @@ std::optional<Conclusion> ClassifyFinished(const JobView& job, const std::vector
       return Observed("Preempted", "pod " + p->meta.name + " was preempted" + pod_msg, end);
     if (p->reason == "Shutdown" || p->reason == "Terminated" || p->reason == "NodeShutdown")
       return Observed("NodeShutdown", "the node of pod " + p->meta.name + " shut down" + pod_msg, end);
+    if (decoded) continue;  // terminated: only a disruption above refines it
     if (!p->agent || !p->agent->terminated) continue;
     const ContainerState& s = *p->agent;
     std::string logs = s.terminated_message.empty() ? "" : "; last output: " + s.terminated_message;
@@ -183,6 +190,7 @@ std::optional<Conclusion> ClassifyFinished(const JobView& job, const std::vector
                       "the agent exited 0 without reporting an outcome (is it built on flowrun::run_flow?)" + logs,
                       end);
   }
+  if (decoded) return decoded;  // terminated, no disruption named
   if (fenced)
     return Observed("Fenced", "a newer execution of this run took over attempt " + std::to_string(n), job_end);
   if (pods.empty())

@@ -30,6 +30,11 @@ struct Conclusion {
 // configuration, a divergence, a cancellation and a wait that timed out
 // under the fail policy.
 bool Retryable(const AttemptStatus& a);
+// A retryable attempt that counts against retry.maxAttempts: all but
+// "terminated" (SIGTERM, the pod deleted: nothing the flow did wrong), which
+// is retried at once, without backoff, like Kubernetes' podFailurePolicy
+// action Ignore for disruptions.
+bool CountsAsFailure(const AttemptStatus& a);
 
 // attempts[].outcome when the agent reported none: what the controller saw
 // ("OOMKilled" -> "oom_killed"; "error" or "unknown" for other reasons).

@@ -458,7 +458,11 @@ class Reconciler {
       rec.message = st_.wait ? st_.wait->name : "";
     }
     bool failure = c.outcome != "succeeded" && c.outcome != "waiting" && c.outcome != "budget_exceeded";
-    if (failure)
+    if (c.outcome == "terminated")
+      Emit("Normal", "AttemptTerminated",
+           "attempt " + std::to_string(rec.attempt) + " was stopped by SIGTERM (" + c.reason +
+               "); the next attempt resumes from its checkpoints");
+    else if (failure)
       Emit("Warning", "AttemptFailed",
            "attempt " + std::to_string(rec.attempt) + " failed (" + c.reason + ")" +
                (c.message.empty() ? "" : ": " + c.message));
@@ -487,13 +491,21 @@ class Reconciler {
 
   void Retry(size_t idx) {
     const AttemptStatus& rec = st_.attempts[idx];
+    // Consecutive failures; a terminated attempt (SIGTERM: its pod was
+    // deleted) is no failure of the flow, neither counted nor breaking the run.
     int failures = 0;
     for (size_t i = idx + 1; i-- > 0;) {
       if (!st_.attempts[i].concluded() || !Retryable(st_.attempts[i])) break;
+      if (!CountsAsFailure(st_.attempts[i])) continue;
       ++failures;
     }
-    std::string what = "attempt " + std::to_string(rec.attempt) + " failed (" + rec.reason + ")" +
+    std::string what = "attempt " + std::to_string(rec.attempt) +
+                       (CountsAsFailure(rec) ? " failed (" : " was terminated (") + rec.reason + ")" +
                        (rec.message.empty() ? "" : ": " + rec.message);
+    if (!CountsAsFailure(rec)) {  // resumed at once: no backoff after a termination
+      StartAttempt(NextAttempt(), "Retrying", what);
+      return;
+    }
     if (failures >= fr_.spec.retry.max_attempts) {
       Transition(kFailed, rec.reason,
                  what + "; " + std::to_string(failures) + " consecutive attempts failed (retry.maxAttempts " +

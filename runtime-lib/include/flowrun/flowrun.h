@@ -14,6 +14,11 @@
 // PostgreSQL, takes the run's fence, runs the flow from the top and returns
 // the process exit code (outcome.h). Waiting and budget suspension do not
 // return: they end the process with exit code 0 after recording the outcome.
+// SIGTERM (the pod deleted) does not return either: it writes the "terminated"
+// outcome and ends the process with exit code 143 (kExitTerminated); the next
+// attempt resumes from the checkpoints. run_flow blocks SIGTERM in the calling
+// thread for the execution: start agent threads after calling it, or block
+// SIGTERM in them, so that the signal reaches flowrun.
 #pragma once
 
 #include <functional>

@@ -23,6 +23,10 @@ enum ExitCode : int {
   kExitDatabaseUnavailable = 3,  // PostgreSQL unreachable after bounded retries
   kExitFenced = 4,        // a newer execution of the same run took over; nothing was written
   kExitDivergence = 5,    // a resumed run no longer matches its recorded checkpoints
+  // SIGTERM: the "terminated" outcome (termination_signal.h). 128 + SIGTERM, what a
+  // shell reports for a process ended by SIGTERM, so tools that read only the
+  // exit code see the same thing.
+  kExitTerminated = 143,
 };
 
 // One execution's outcome: what the agent writes to the termination message

@@ -25,9 +25,12 @@ enum class OutcomeKind {
   kDivergence,           // a resumed run no longer matches its recorded checkpoints
   kConfigError,          // missing or malformed environment, price table or connection string
   kDatabaseUnavailable,  // PostgreSQL unreachable after bounded retries
+  kTerminated,           // SIGTERM (pod deleted, node drained): stopped mid-run, resumable from
+                         // its checkpoints; reported by the termination message only, never
+                         // recorded in the database (termination_signal.h)
 };
 // "succeeded", "failed", "waiting", "budget_exceeded", "cancelled", "fenced",
-// "divergence", "config_error", "database_unavailable".
+// "divergence", "config_error", "database_unavailable", "terminated".
 std::string_view OutcomeKindName(OutcomeKind kind);
 // nullopt for a word that is not one of the names above.
 std::optional<OutcomeKind> ParseOutcomeKind(std::string_view name);
@@ -51,7 +54,7 @@ std::optional<RunStatus> ParseRunStatus(std::string_view name);
 bool IsTerminal(RunStatus status);
 // The run's status after an execution that ended with `kind`. Only meaningful
 // for the kinds an execution records (not kFenced: a fenced execution writes
-// nothing); divergence, configuration and database errors fail the run.
+// nothing; not kTerminated: a terminated one had no time to); divergence, configuration and database errors fail the run.
 RunStatus RunStatusAfter(OutcomeKind kind);
 
 // Why a run (or an attempt) failed, where the controller decides differently
