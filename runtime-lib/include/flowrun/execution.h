@@ -277,7 +277,9 @@ class Execution {
   // (not final, "suspended: ..."), the outcome goes to the run's row (unless
   // a sticky error decides otherwise), the termination message is written,
   // and the exit handler runs with the code (0, or the sticky outcome's). If
-  // the handler returns (tests), returns that code; later calls fail sticky.
+  // the handler returns (tests), returns that code. After Suspend or Finish
+  // every recording call returns kFailedPrecondition ("the execution has
+  // ended"); nothing more is written.
   int Suspend(const Suspension& suspension);
 
   // Ends the execution normally; returns the process exit code. `result` is
