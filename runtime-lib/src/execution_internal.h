@@ -32,8 +32,9 @@ Outcome OutcomeForSticky(const Status& sticky);
 // exit code (the attempt is taken from `env`).
 int Report(const RunEnvironment& env, const ExecutionLogger& log, Outcome outcome);
 
-// An execution that could not open: reported, with its exit code.
-OpenedExecution Reported(const RunEnvironment& env, const ExecutionLogger& log, Outcome outcome);
+// An execution that could not open: reported (after `claim`, if any), with its exit code.
+OpenedExecution Reported(const RunEnvironment& env, const ExecutionLogger& log, Outcome outcome,
+                         const std::function<void()>& claim);
 
 }  // namespace internal
 }  // namespace flowrun

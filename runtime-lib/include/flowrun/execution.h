@@ -117,6 +117,11 @@ struct ExecutionDeps {
   HttpTransport* http = nullptr;      // for the runtime's own LlmClient; null: made on first use
   ExitHandler exit;                   // null: ProcessExitHandler()
   ExecutionLogger log;                // null: StderrJsonLogger(env)
+  // Called once, before the execution records its own outcome (run row,
+  // termination message) — also when it could not open. run_flow's SIGTERM
+  // watcher claims the outcome here; it may not return (the process is
+  // ending with another outcome). Null: nothing.
+  std::function<void()> claim_outcome;
 };
 
 class Execution;
@@ -191,9 +196,10 @@ class Execution {
   // Production: ReadRunEnvironmentFromProcess, the price table of
   // FLOWRUN_PRICE_TABLE, OpenPostgresRunStore, RunStore::Begin. The Execution
   // owns the store, clock, prices and HTTP transport it made. Ignores SIGPIPE.
-  static OpenedExecution OpenFromProcess();
+  // `claim_outcome`: as ExecutionDeps::claim_outcome.
+  static OpenedExecution OpenFromProcess(std::function<void()> claim_outcome = {});
   // The same from an explicit environment (run_flow(fn, env)).
-  static OpenedExecution Open(const RunEnvironment& env);
+  static OpenedExecution Open(const RunEnvironment& env, std::function<void()> claim_outcome = {});
   // Tests and embedding: the given store (not yet begun) and dependencies.
   // Calls store->Begin; a failure is reported as above.
   static OpenedExecution Open(const RunEnvironment& env, ExecutionDeps deps);
