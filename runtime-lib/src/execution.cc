@@ -49,7 +49,7 @@ std::string CheckpointFingerprint(CheckpointKind kind, std::string_view name,
 
 // --- Opening ----------------------------------------------------------------
 
-OpenedExecution Execution::OpenFromProcess() {
+OpenedExecution Execution::OpenFromProcess(std::function<void()> claim_outcome) {
   std::signal(SIGPIPE, SIG_IGN);
   auto env = ReadRunEnvironmentFromProcess();
   if (!env.ok()) {
@@ -57,29 +57,34 @@ OpenedExecution Execution::OpenFromProcess() {
     if (const char* p = std::getenv("FLOWRUN_TERMINATION_MESSAGE_PATH")) fallback.termination_message_path = p;
     if (const char* a = std::getenv("FLOWRUN_ATTEMPT")) fallback.attempt = std::atoi(a);
     return internal::Reported(fallback, StderrJsonLogger(fallback),
-                              internal::OutcomeOf(OutcomeKind::kConfigError, env.status().message()));
+                              internal::OutcomeOf(OutcomeKind::kConfigError, env.status().message()), claim_outcome);
   }
-  return Open(*env);
+  return Open(*env, std::move(claim_outcome));
 }
 
-OpenedExecution Execution::Open(const RunEnvironment& env) {
+OpenedExecution Execution::Open(const RunEnvironment& env, std::function<void()> claim_outcome) {
   std::signal(SIGPIPE, SIG_IGN);
   ExecutionLogger log = StderrJsonLogger(env);
   auto owned = std::make_unique<Owned>();
-  // First, before any thread exists (the watcher blocks SIGTERM for the
-  // threads started after it): a pod deleted while the store connects is
-  // "terminated" too.
+  // SIGTERM (pod deleted, node drained) → the "terminated" outcome at once,
+  // instead of a SIGKILL after the grace period (termination_signal.h); C++
+  // and Python agents alike. First, before any thread exists: the watcher
+  // blocks SIGTERM for the threads started after it, and a pod deleted while
+  // the store connects is "terminated" too. Every report of the execution's
+  // own outcome claims first (ExecutionDeps::claim_outcome).
   owned->termination = std::make_unique<TerminationWatcher>([env, log] {
     return internal::Report(env, log, internal::OutcomeOf(OutcomeKind::kTerminated,
                                                           "SIGTERM: the pod is being deleted; the run resumes from its checkpoints"));
   });
-  auto reported = [&](Outcome o) {
-    owned->ClaimOutcome();
-    return internal::Reported(env, log, std::move(o));
+  claim_outcome = [watcher = owned->termination.get(), then = std::move(claim_outcome)] {
+    watcher->ClaimOutcome();
+    if (then) then();
   };
   if (!env.price_table_path.empty()) {
     auto loaded = PriceTable::LoadFile(env.price_table_path);
-    if (!loaded.ok()) return reported(internal::OutcomeOf(OutcomeKind::kConfigError, loaded.status().message()));
+    if (!loaded.ok())
+      return internal::Reported(env, log, internal::OutcomeOf(OutcomeKind::kConfigError, loaded.status().message()),
+                                claim_outcome);
     owned->prices = std::move(loaded).value();
   }
   PostgresOptions popts;
@@ -91,8 +96,10 @@ OpenedExecution Execution::Open(const RunEnvironment& env) {
   auto opened = OpenPostgresRunStore(popts);
   if (!opened.ok()) {
     bool config = opened.status().code() == StatusCode::kInvalidArgument;
-    return reported(internal::OutcomeOf(config ? OutcomeKind::kConfigError : OutcomeKind::kDatabaseUnavailable,
-                                        opened.status().message()));
+    return internal::Reported(env, log,
+                              internal::OutcomeOf(config ? OutcomeKind::kConfigError : OutcomeKind::kDatabaseUnavailable,
+                                                  opened.status().message()),
+                              claim_outcome);
   }
   owned->store = std::move(opened).value();
   ExecutionDeps deps;
@@ -100,6 +107,7 @@ OpenedExecution Execution::Open(const RunEnvironment& env) {
   deps.clock = &owned->clock;
   deps.prices = &owned->prices;
   deps.log = std::move(log);
+  deps.claim_outcome = std::move(claim_outcome);
   return OpenWith(env, std::move(deps), std::move(owned));
 }
 
@@ -109,16 +117,14 @@ OpenedExecution Execution::Open(const RunEnvironment& env, ExecutionDeps deps) {
 
 OpenedExecution Execution::OpenWith(const RunEnvironment& env, ExecutionDeps deps, std::unique_ptr<Owned> owned) {
   if (!deps.log) deps.log = StderrJsonLogger(env);
-  if (deps.store == nullptr) {
-    owned->ClaimOutcome();
-    return internal::Reported(env, deps.log, internal::OutcomeOf(OutcomeKind::kConfigError, "no run store given"));
-  }
+  if (deps.store == nullptr)
+    return internal::Reported(env, deps.log, internal::OutcomeOf(OutcomeKind::kConfigError, "no run store given"),
+                              deps.claim_outcome);
   auto start = deps.store->Begin(env.run, env.attempt, env.parameters, env.initial_budget_usd);
-  if (!start.ok()) {
-    owned->ClaimOutcome();
+  if (!start.ok())
     return internal::Reported(env, deps.log,
-                              internal::OutcomeOf(BeginFailureKind(start.status()), start.status().message()));
-  }
+                              internal::OutcomeOf(BeginFailureKind(start.status()), start.status().message()),
+                              deps.claim_outcome);
   deps.log("info", "execution started",
            {{"epoch", start->epoch}, {"cachedCheckpoints", start->completed.size()}, {"flow", env.run.flow}});
   OpenedExecution out;
@@ -499,9 +505,7 @@ int Execution::FinishWithError(FlowEndReason reason, std::string_view message) {
 }
 
 int Execution::FinalizeLocked(Outcome o) {
-  // Before the run's row: once SIGTERM's "terminated" was reported, this
-  // never returns (the watcher ends the process).
-  owned_->ClaimOutcome();
+  if (deps_.claim_outcome) deps_.claim_outcome();  // may not return (SIGTERM came first)
   o.live_checkpoints = stats_.live_checkpoints;
   o.cached_checkpoints = stats_.cached_checkpoints;
   o.spent = stats_.spent_here;

@@ -16,12 +16,9 @@ struct Execution::Owned {
   std::unique_ptr<RunStore> store;
   std::unique_ptr<HttpTransport> http;
   // Production executions (Open from the environment) answer SIGTERM with the
-  // "terminated" outcome (termination_signal.h); every report of the
-  // execution's own outcome claims first. Null for injected executions.
+  // "terminated" outcome (termination_signal.h); their claim_outcome claims
+  // from it. Null for injected executions.
   std::unique_ptr<TerminationWatcher> termination;
-  void ClaimOutcome() {
-    if (termination) termination->ClaimOutcome();
-  }
 };
 
 namespace internal {
@@ -40,8 +37,9 @@ Outcome OutcomeForSticky(const Status& sticky);
 // exit code (the attempt is taken from `env`).
 int Report(const RunEnvironment& env, const ExecutionLogger& log, Outcome outcome);
 
-// An execution that could not open: reported, with its exit code.
-OpenedExecution Reported(const RunEnvironment& env, const ExecutionLogger& log, Outcome outcome);
+// An execution that could not open: reported (after `claim`, if any), with its exit code.
+OpenedExecution Reported(const RunEnvironment& env, const ExecutionLogger& log, Outcome outcome,
+                         const std::function<void()>& claim);
 
 }  // namespace internal
 }  // namespace flowrun

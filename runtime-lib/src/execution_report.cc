@@ -80,7 +80,9 @@ int Report(const RunEnvironment& env, const ExecutionLogger& log, Outcome o) {
   return code;
 }
 
-OpenedExecution Reported(const RunEnvironment& env, const ExecutionLogger& log, Outcome outcome) {
+OpenedExecution Reported(const RunEnvironment& env, const ExecutionLogger& log, Outcome outcome,
+                         const std::function<void()>& claim) {
+  if (claim) claim();
   OpenedExecution out;
   out.exit_code = Report(env, log, outcome);
   out.reported = std::move(outcome);

@@ -30,8 +30,15 @@ int Drive(const FlowFunction& fn, OpenedExecution opened) {
 
 }  // namespace
 
-int run_flow(const FlowFunction& fn) { return Drive(fn, Execution::OpenFromProcess()); }
+int run_flow(const FlowFunction& fn) {
+  auto env = ReadRunEnvironmentFromProcess();
+  if (!env.ok()) return Drive(fn, Execution::OpenFromProcess());  // reports the config error, exit 2
+  return run_flow(fn, *env);
+}
 
-int run_flow(const FlowFunction& fn, const RunEnvironment& env) { return Drive(fn, Execution::Open(env)); }
+int run_flow(const FlowFunction& fn, const RunEnvironment& env) {
+  // Open answers SIGTERM with the "terminated" outcome itself (execution.h).
+  return Drive(fn, Execution::Open(env));
+}
 
 }  // namespace flowrun

@@ -384,6 +384,36 @@ TEST_F(EngineTest, ADriversConfigurationErrorEndsWithExitTwo) {
   EXPECT_EQ(Count("SELECT count(*) FROM flowrun.attempts WHERE run_uid = 'config-1' AND outcome = 'config_error'"), 1);
 }
 
+// The hook a SIGTERM watcher uses: claimed once, before the outcome is recorded.
+TEST_F(EngineTest, TheOutcomeIsClaimedOnceBeforeItIsRecorded) {
+  stores_.push_back(Store());
+  RunEnvironment env = Env("claim-1");
+  ExecutionDeps deps;
+  deps.store = stores_.back().get();
+  deps.exit = [](int) {};
+  deps.log = [](const std::string&, const std::string&, const json&) {};
+  int claims = 0;
+  int64_t finished_rows_at_claim = -1;
+  deps.claim_outcome = [&] {
+    ++claims;
+    finished_rows_at_claim = Count("SELECT count(*) FROM flowrun.attempts WHERE run_uid = 'claim-1'"
+                                   " AND outcome <> 'running'");
+  };
+  OpenedExecution opened = Execution::Open(env, std::move(deps));
+  ASSERT_NE(opened.execution, nullptr);
+  EXPECT_EQ(claims, 0);
+  EXPECT_EQ(opened.execution->Finish(json(1)), 0);
+  EXPECT_EQ(opened.execution->Finish(json(2)), 0);
+  EXPECT_EQ(claims, 1);
+  EXPECT_EQ(finished_rows_at_claim, 0) << "claimed before the attempt's outcome was written";
+  // A failure to open claims too.
+  RunEnvironment bad = Env("claim-2");
+  bad.database_url = "host=";
+  int open_claims = 0;
+  EXPECT_EQ(Execution::Open(bad, [&] { ++open_claims; }).exit_code, kExitConfigError);
+  EXPECT_EQ(open_claims, 1);
+}
+
 TEST_F(EngineTest, AnExecutionThatCannotOpenIsReportedWithItsExitCode) {
   RunEnvironment env = Env("no-open");
   env.database_url = "host=";  // malformed: a configuration error

@@ -117,6 +117,11 @@ struct ExecutionDeps {
   HttpTransport* http = nullptr;      // for the runtime's own LlmClient; null: made on first use
   ExitHandler exit;                   // null: ProcessExitHandler()
   ExecutionLogger log;                // null: StderrJsonLogger(env)
+  // Called once, before the execution records its own outcome (run row,
+  // termination message) — also when it could not open. The production
+  // Open's SIGTERM watcher claims the outcome here; it may not return (the
+  // process is ending with another outcome). Null: nothing.
+  std::function<void()> claim_outcome;
 };
 
 class Execution;
@@ -191,9 +196,13 @@ class Execution {
   // Production: ReadRunEnvironmentFromProcess, the price table of
   // FLOWRUN_PRICE_TABLE, OpenPostgresRunStore, RunStore::Begin. The Execution
   // owns the store, clock, prices and HTTP transport it made. Ignores SIGPIPE.
-  static OpenedExecution OpenFromProcess();
+  // Answers SIGTERM (a pod being deleted) with the "terminated" outcome and
+  // exit code 143 at once, whatever the flow is doing (termination_signal.h);
+  // the next attempt resumes from the checkpoints. `claim_outcome`: called
+  // after the watcher's claim, as ExecutionDeps::claim_outcome.
+  static OpenedExecution OpenFromProcess(std::function<void()> claim_outcome = {});
   // The same from an explicit environment (run_flow(fn, env)).
-  static OpenedExecution Open(const RunEnvironment& env);
+  static OpenedExecution Open(const RunEnvironment& env, std::function<void()> claim_outcome = {});
   // Tests and embedding: the given store (not yet begun) and dependencies.
   // Calls store->Begin; a failure is reported as above.
   static OpenedExecution Open(const RunEnvironment& env, ExecutionDeps deps);
@@ -277,7 +286,9 @@ class Execution {
   // (not final, "suspended: ..."), the outcome goes to the run's row (unless
   // a sticky error decides otherwise), the termination message is written,
   // and the exit handler runs with the code (0, or the sticky outcome's). If
-  // the handler returns (tests), returns that code; later calls fail sticky.
+  // the handler returns (tests), returns that code. After Suspend or Finish
+  // every recording call returns kFailedPrecondition ("the execution has
+  // ended"); nothing more is written.
   int Suspend(const Suspension& suspension);
 
   // Ends the execution normally; returns the process exit code. `result` is
