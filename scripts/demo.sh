@@ -6,19 +6,22 @@
 # It installs the Debian packages (scripts/install-deps.sh), builds flowrun
 # (scripts/build.sh) and the local control plane (tests/cluster/build.sh: a
 # real etcd, kube-apiserver, kube-controller-manager and kubectl, and nodesim,
-# which runs each pod's container as a local process: the research agent's
-# image maps to build/examples/research-agent), starts it, a private
-# PostgreSQL (scripts/pg-local.sh), a local fake OpenAI-compatible server
+# which runs each pod's container as a local process: the Python research
+# agent's image maps to `python -m flowrun run` over build/python, the C++
+# one's to build/examples/research-agent), starts it, a private PostgreSQL
+# (scripts/pg-local.sh), a local fake OpenAI-compatible server
 # (tests/support/fake_llm_server.py) and flowrun-controller, then runs the
-# research agent the way a user does, printing every command and its output:
+# Python research agent (examples/research-agent-py) and the C++ one
+# (examples/research-agent) the way a user does, printing every command and
+# its output:
 #
-#   kubectl apply -f examples/research-agent/flowrun.yaml
+#   kubectl apply -f examples/research-agent-py/flowrun.yaml
 #   kubectl get flowruns
-#   kubectl get flowrun research-1 -o yaml
-#   kubectl patch flowrun research-1 --subresource=status --type=merge -p '{"status":{"answers":{"proceed":true}}}'
-#   kubectl wait flowrun/research-1 --for=jsonpath='{.status.phase}'=Succeeded
+#   kubectl get flowrun research-py-1 -o yaml
+#   kubectl patch flowrun research-py-1 --subresource=status --type=merge -p '{"status":{"answers":{"proceed":true}}}'
+#   kubectl wait flowrun/research-py-1 --for=jsonpath='{.status.phase}'=Succeeded
 #
-# and the run's cost (status.cost and `flowrunctl costs`). Everything it starts
+# and each run's cost (status.cost and `flowrunctl costs`). Everything it starts
 # is stopped when it exits (also on Ctrl-C or failure); its state and logs stay
 # in /tmp/flowrun-demo-$UID (controller.log, cluster/logs/, pg/postgres.log).
 # Running it again starts from a fresh cluster.
@@ -45,13 +48,19 @@ if [ "${FLOWRUN_DEMO_SKIP_INSTALL:-0}" != 1 ]; then
   step "installing Debian packages (idempotent)"
   scripts/install-deps.sh
 fi
+step "the Python SDK's virtual environment (cached outside the checkout: scripts/python-env.sh)"
+python=$(scripts/python-env.sh)
+echo "$python"
 if [ "${FLOWRUN_DEMO_SKIP_BUILD:-0}" != 1 ]; then
-  step "building flowrun (controller, research agent, flowrunctl)"
-  FLOWRUN_BUILD_DIR=$build FLOWRUN_TARGETS="flowrun-controller research-agent flowrunctl" scripts/build.sh >/dev/null
+  step "building flowrun (controller, the Python SDK, the C++ research agent, flowrunctl)"
+  FLOWRUN_BUILD_DIR=$build FLOWRUN_TARGETS="flowrun-controller _core research-agent flowrunctl" \
+    scripts/build.sh -DFLOWRUN_PYTHON="$python" >/dev/null
 fi
 for b in controller/flowrun-controller examples/research-agent runtime-lib/flowrunctl; do
   [ -x "$build/$b" ] || { echo "demo: $build/$b is missing (build it, or unset FLOWRUN_DEMO_SKIP_BUILD)" >&2; exit 1; }
 done
+compgen -G "$build/python/flowrun/_core*.so" >/dev/null ||
+  { echo "demo: $build/python/flowrun has no _core (configure with -DFLOWRUN_PYTHON=\$(scripts/python-env.sh))" >&2; exit 1; }
 step "building the local Kubernetes control plane (cached; the first build takes 10-30 min)"
 cluster_bin=$(tests/cluster/build.sh | tail -n 1)
 echo "binaries: $cluster_bin"
@@ -79,9 +88,13 @@ trap 'exit 130' INT TERM
 # A previous run that was killed without its trap: stop what it left.
 tests/cluster/cluster.sh stop "$cluster" >/dev/null 2>&1 || true
 
-step "starting the control plane in $cluster (nodesim maps flowrun/research-agent* to $build/examples/research-agent)"
+step "starting the control plane in $cluster (nodesim runs the agents' images as local processes)"
+# The longest matching prefix wins: research-agent-py before research-agent.
 cat >"$state/image-map.yaml" <<EOF
 images:
+  "flowrun/research-agent-py*":
+    command: ["$python", "-m", "flowrun", "run"]
+    env: {PYTHONPATH: "$build/python:$root/examples/research-agent-py"}
   "flowrun/research-agent*":
     command: ["$build/examples/research-agent"]
 EOF
@@ -136,39 +149,49 @@ run_shown() {
   "$@"
 }
 
-step "the research agent as a FlowRun: it researches, asks a person, and its pod exits"
-run kubectl apply -f examples/research-agent/flowrun.yaml
-run_shown "kubectl wait flowrun/research-1 --for=jsonpath='{.status.phase}'=Waiting" \
-  kubectl wait flowrun/research-1 --for=jsonpath='{.status.phase}'=Waiting --timeout="${timeout}s"
-run kubectl get flowruns
-run kubectl get flowrun research-1 -o yaml
-run kubectl get pods -l flowrun.dev/run=research-1
+# research <name> <flowrun.yaml> <language>: a user's session with one agent,
+# from apply to its cost.
+research() {
+  local name=$1 manifest=$2 language=$3 answer uid
+  step "the $language research agent as a FlowRun: it researches, asks a person, and its pod exits"
+  run kubectl apply -f "$manifest"
+  run_shown "kubectl wait flowrun/$name --for=jsonpath='{.status.phase}'=Waiting" \
+    kubectl wait "flowrun/$name" --for=jsonpath='{.status.phase}'=Waiting --timeout="${timeout}s"
+  run kubectl get flowruns
+  run kubectl get flowrun "$name" -o yaml
+  run kubectl get pods -l "flowrun.dev/run=$name"
 
-step "a person answers through the status subresource; a fresh Job resumes from the cache"
-answer='{"status":{"answers":{"proceed":true}}}'
-run_shown "kubectl patch flowrun research-1 --subresource=status --type=merge -p '$answer'" \
-  kubectl patch flowrun research-1 --subresource=status --type=merge -p "$answer"
-run_shown "kubectl wait flowrun/research-1 --for=jsonpath='{.status.phase}'=Succeeded" \
-  kubectl wait flowrun/research-1 --for=jsonpath='{.status.phase}'=Succeeded --timeout="${timeout}s"
-run kubectl get flowruns
-# The Job controller marks the Job complete about a second after its pod.
-kubectl wait --for=condition=Complete --timeout=60s job/research-1-a2 >/dev/null || true
-run kubectl get jobs -l flowrun.dev/run=research-1
-run_shown "kubectl get flowrun research-1 -o jsonpath='{.status.result}'" \
-  kubectl get flowrun research-1 -o jsonpath='{.status.result}'
-echo
+  step "a person answers through the status subresource; a fresh Job resumes from the cache"
+  answer='{"status":{"answers":{"proceed":true}}}'
+  run_shown "kubectl patch flowrun $name --subresource=status --type=merge -p '$answer'" \
+    kubectl patch flowrun "$name" --subresource=status --type=merge -p "$answer"
+  run_shown "kubectl wait flowrun/$name --for=jsonpath='{.status.phase}'=Succeeded" \
+    kubectl wait "flowrun/$name" --for=jsonpath='{.status.phase}'=Succeeded --timeout="${timeout}s"
+  run kubectl get flowruns
+  # The Job controller marks the Job complete about a second after its pod.
+  kubectl wait --for=condition=Complete --timeout=60s "job/$name-a2" >/dev/null || true
+  run kubectl get jobs -l "flowrun.dev/run=$name"
+  run_shown "kubectl get flowrun $name -o jsonpath='{.status.result}'" \
+    kubectl get flowrun "$name" -o jsonpath='{.status.result}'
+  echo
 
-step "what the run cost"
-run_shown "kubectl get flowrun research-1 -o jsonpath='{.status.cost}'" \
-  kubectl get flowrun research-1 -o jsonpath='{.status.cost}'
-echo
-uid=$(kubectl get flowrun research-1 -o jsonpath='{.metadata.uid}')
+  step "what the $language run cost"
+  run_shown "kubectl get flowrun $name -o jsonpath='{.status.cost}'" \
+    kubectl get flowrun "$name" -o jsonpath='{.status.cost}'
+  echo
+  uid=$(kubectl get flowrun "$name" -o jsonpath='{.metadata.uid}')
+  run_shown "flowrunctl costs $uid      # FLOWRUN_DATABASE_URL=$db_url" \
+    "$build/runtime-lib/flowrunctl" costs "$uid"
+}
 export FLOWRUN_DATABASE_URL=$db_url
-run_shown "flowrunctl costs $uid      # FLOWRUN_DATABASE_URL=$db_url" \
-  "$build/runtime-lib/flowrunctl" costs "$uid"
+research research-py-1 examples/research-agent-py/flowrun.yaml Python
+research research-1 examples/research-agent/flowrun.yaml C++
 
-phase=$(kubectl get flowrun research-1 -o jsonpath='{.status.phase}')
-usd=$(kubectl get flowrun research-1 -o jsonpath='{.status.cost.usd}')
 echo
-printf 'demo finished: research-1 %s, cost $%.6f;' "$phase" "$usd"
-echo " stopping everything it started (logs stay in $state)"
+summary=""
+for name in research-py-1 research-1; do
+  phase=$(kubectl get flowrun "$name" -o jsonpath='{.status.phase}')
+  usd=$(kubectl get flowrun "$name" -o jsonpath='{.status.cost.usd}')
+  summary+=$(printf ' %s %s, cost $%.6f;' "$name" "$phase" "$usd")
+done
+echo "demo finished:$summary stopping everything it started (logs stay in $state)"
