@@ -206,6 +206,7 @@ TEST(AttemptEnd, SucceededCarriesResultCostsAndConditions) {
   EXPECT_EQ(w.status()["result"].get<std::string>().substr(0, 12), R"({"report":"x)");
   EXPECT_EQ(w.status()["cost"]["usd"], 0.0123);
   EXPECT_EQ(w.status()["cost"]["llmCalls"], 2);
+  EXPECT_EQ(w.status()["cost"]["unfinishedCalls"], 0);
   EXPECT_EQ(w.status()["cost"]["savedTokens"], 15);
   EXPECT_EQ(w.status()["checkpoints"]["live"], 2);
   EXPECT_EQ(w.status()["checkpoints"]["completed"], 2);

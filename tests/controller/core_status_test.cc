@@ -156,6 +156,18 @@ TEST(Status, PatchTouchesOnlyChangedOwnedFields) {
   EXPECT_EQ(r.Find<fc::PatchStatus>()->patch, json({{"status", {{"cost", {{"usd", 0.5}, {"display", "$0.50"}}}}}}));
 }
 
+// A call started and never answered (the agent was killed mid-call) may have
+// been billed: status.cost counts it apart, never folded into llmCalls or
+// dropped (issue 11: 20 paid calls, 16 shown).
+TEST(Status, UnfinishedCallsAreCountedApartInCost) {
+  World w = RunningWorld();
+  w.run->spent.unfinished_calls = 4;
+  auto r = w.Reconcile();
+  ASSERT_NE(r.Find<fc::PatchStatus>(), nullptr) << r.Describe();
+  EXPECT_EQ(r.Find<fc::PatchStatus>()->patch, json({{"status", {{"cost", {{"unfinishedCalls", 4}}}}}}));
+  EXPECT_EQ(w.status()["cost"]["llmCalls"], 2);
+}
+
 // status.cost.display is what `kubectl get flowruns` shows; usd stays exact.
 TEST(Status, CostDisplayIsShortAndUsdExact) {
   EXPECT_EQ(fc::FormatUsdForDisplay(1.9050000000000002e-05), "$0.000019");

@@ -666,6 +666,9 @@ class Reconciler {
                   {"outputTokens", r.spent.output_tokens},
                   {"cachedTokens", r.spent.cached_tokens},
                   {"llmCalls", r.spent.llm_calls},
+                  // Started and never answered (the process died mid-call):
+                  // possibly billed, cost unknown, never silently absent.
+                  {"unfinishedCalls", r.spent.unfinished_calls},
                   {"savedUSD", r.saved.cost_usd},
                   {"savedTokens", r.saved.input_tokens + r.saved.output_tokens}};
       st_.checkpoints = {{"live", r.live_checkpoints},
