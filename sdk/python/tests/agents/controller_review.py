@@ -16,8 +16,8 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 from typing_extensions import Annotated
 
-import flowrun
-from flowrun import checkpoint, flow, wait
+from basic import research  # the checkpoint that asks the LLM "Research <topic>"
+from flowrun import flow, wait
 
 
 class Approval(BaseModel):
@@ -26,14 +26,9 @@ class Approval(BaseModel):
     budget: Annotated[float, Field(ge=0)]
 
 
-@checkpoint
-def draft(topic: str) -> str:
-    return flowrun.llm(f"Draft a plan for {topic}")
-
-
 @flow
 def review(topic: str) -> dict:
-    plan = draft(topic)
+    plan = research(topic)
     if not wait(bool, name="proceed", question=f"The plan for {topic} is drafted. Ask for approval?"):
         return {"status": "stopped"}
     a = wait(Approval, name="approval", question="Approve the plan, name the reviewer and a budget (USD)")
