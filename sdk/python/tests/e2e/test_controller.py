@@ -184,6 +184,13 @@ class World:
                            "jsonpath={range .items[*]}{.metadata.name}{'\\n'}{end}")
         return sorted(line for line in out.splitlines() if line)
 
+    def waits(self, uid: str) -> list[tuple[str, Any, str]]:
+        """(name, answer, answered_by) of the run's waits in PostgreSQL, by name."""
+        out = self.pg.psql("postgres", "SELECT name, answer, answered_by FROM flowrun.waits "
+                                       "WHERE run_uid = :'uid' ORDER BY name", uid=uid)
+        return [(r.split("|")[0], json.loads(r.split("|")[1]) if r.split("|")[1] else None, r.split("|")[2])
+                for r in out.splitlines() if r]
+
     def apply_run(self, name: str, target: str, parameters: dict[str, Any]) -> None:
         assert self.llm is not None
         run = {"apiVersion": "flowrun.dev/v1alpha1", "kind": "FlowRun", "metadata": {"name": name},
@@ -287,12 +294,16 @@ def test_typed_waits_an_invalid_answer_and_a_default_at_the_deadline_through_the
                   json.dumps([{"op": "replace", "path": "/status/answers/approval", "value": corrected}]))
     world.wait_for("review", "jsonpath={.status.phase}=Succeeded")
     run = world.flowrun("review")
-    assert json.loads(run["status"]["result"]) == {"status": "approved", "reviewer": "ann", "budget": 12.5,
-                                                   "plan_chars": json.loads(run["status"]["result"])["plan_chars"]}
-    assert isinstance(json.loads(run["status"]["result"])["budget"], float)
+    result = json.loads(run["status"]["result"])
+    assert result.pop("plan_chars") > 0, result
+    assert result == {"status": "approved", "reviewer": "ann", "budget": 12.5}
+    assert isinstance(result["budget"], float)
     assert world.jobs("review") == ["review-a1", "review-a2", "review-a3"]
     accepted = _condition(run, "AnswerAccepted")
     assert accepted.get("status") == "True" and "approval" in accepted.get("message", ""), accepted
+    # PostgreSQL recorded the answers kubectl gave: the bool, and the corrected model (not the refused one).
+    assert world.waits(run["metadata"]["uid"]) == [
+        ("approval", corrected, "kubernetes:kubectl-patch"), ("proceed", True, "kubernetes:kubectl-patch")]
     # The checkpoint's LLM call was made once over three Jobs: the resumed ones took it from PostgreSQL.
     prompts = world.llm.stats()["by_prompt"]
     assert prompts.get("Research pye2e") == 1, prompts
@@ -303,6 +314,7 @@ def test_typed_waits_an_invalid_answer_and_a_default_at_the_deadline_through_the
     assert json.loads(run["status"]["result"]) == NOBODY.model_dump(), run["status"]
     assert "answers" not in run["status"] or "sign-off" not in run["status"]["answers"]
     assert world.jobs("sign-off") == ["sign-off-a1", "sign-off-a2"]
+    assert world.waits(run["metadata"]["uid"]) == [("sign-off", NOBODY.model_dump(), "timeout-default")]
     # Resumed by the deadline: the second attempt started at it, not before.
     second = [a for a in run["status"]["attempts"] if a["attempt"] == 2]
     assert second and _time(second[0]["startTime"]) >= sign_off_deadline, run["status"]["attempts"]
