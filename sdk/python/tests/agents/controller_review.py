@@ -13,7 +13,7 @@ Both return what the waits gave them, so status.result shows the typed values.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import Annotated
 
 from basic import research  # the checkpoint that asks the LLM "Research <topic>"
@@ -21,6 +21,7 @@ from flowrun import flow, wait
 
 
 class Approval(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # the schema says additionalProperties: false
     approved: bool
     reviewer: Annotated[str, Field(min_length=1)]
     budget: Annotated[float, Field(ge=0)]

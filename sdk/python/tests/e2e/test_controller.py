@@ -11,8 +11,9 @@ driven like a user would: the real kubectl (`apply`, `wait`, `patch`).
 Scenario (agents/controller_review.py):
   review:   apply → Waiting on 'proceed' with the pydantic-derived schema in status.wait
             → patch true → a fresh Job → Waiting on 'approval' typed by the model Approval
-            → an invalid answer (budget < 0) is refused: AnswerAccepted=False/InvalidAnswer with the
-              validator's reason, the run stays Waiting, no Job starts
+            → an invalid answer (budget < 0, an extra key) is refused: AnswerAccepted=False/InvalidAnswer
+              with the validator's reason, the run stays Waiting, no Job starts
+            → a merge patch of the budget keeps the extra key: refused again, now naming it
             → the whole answer replaced (JSON patch) → a fresh Job → Succeeded, status.result typed;
               the checkpoint's LLM call was made once over three Jobs
   sign_off: a wait with a 15 s deadline and on_timeout="default": the controller resumes the run at
@@ -179,6 +180,16 @@ class World:
         r = self.kubectl_result("wait", f"--for={condition}", f"--timeout={WAIT}", f"flowrun/{name}")
         assert r.returncode == 0, f"FlowRun {name}: {condition} not reached: {r.stderr}\n{self.diagnostics(name)}"
 
+    def eventually(self, name: str, predicate: Any, what: str) -> dict[str, Any]:
+        """The FlowRun once `predicate(flowrun)` holds (polled; fails after WAIT with diagnostics)."""
+        deadline = time.monotonic() + int(WAIT.rstrip("s"))
+        while True:
+            run = self.flowrun(name)
+            if predicate(run):
+                return run
+            assert time.monotonic() < deadline, f"FlowRun {name}: {what} not reached\n{self.diagnostics(name)}"
+            time.sleep(0.2)
+
     def jobs(self, name: str) -> list[str]:
         out = self.kubectl("get", "jobs", "-l", f"flowrun.dev/run={name}", "-o",
                            "jsonpath={range .items[*]}{.metadata.name}{'\\n'}{end}")
@@ -263,7 +274,7 @@ def test_typed_waits_an_invalid_answer_and_a_default_at_the_deadline_through_the
     run = world.flowrun("review")
     schema = run["status"]["wait"]["schema"]
     assert schema == json.loads(_schema_of(Approval, None)[1])  # what the SDK derived from pydantic
-    assert schema["type"] == "object"
+    assert schema["type"] == "object" and schema["additionalProperties"] is False
     assert sorted(schema["required"]) == ["approved", "budget", "reviewer"]
     assert schema["properties"]["approved"]["type"] == "boolean"
     assert schema["properties"]["budget"]["type"] == "number" and schema["properties"]["budget"]["minimum"] == 0
@@ -272,10 +283,11 @@ def test_typed_waits_an_invalid_answer_and_a_default_at_the_deadline_through_the
     accepted = _condition(run, "AnswerAccepted")
     assert accepted.get("status") == "True" and "proceed" in accepted.get("message", ""), accepted
 
-    # 3. An invalid answer (a negative budget) is refused by the C++ validator: the run stays Waiting.
+    # 3. An invalid answer (a negative budget, and a key the model forbids) is refused by the C++
+    #    validator: the run stays Waiting.
     world.kubectl("patch", "flowrun", "review", "--subresource=status", "--type=merge", "-p",
                   json.dumps({"status": {"answers": {"approval": {"approved": True, "reviewer": "ann",
-                                                                  "budget": -5}}}}))
+                                                                  "budget": -5, "comment": "cheap"}}}}))
     world.wait_for("review", "condition=AnswerAccepted=False")
     run = world.flowrun("review")
     refused = _condition(run, "AnswerAccepted")
@@ -288,7 +300,18 @@ def test_typed_waits_an_invalid_answer_and_a_default_at_the_deadline_through_the
     assert run["status"]["wait"]["name"] == "approval"
     assert world.jobs("review") == ["review-a1", "review-a2"]
 
-    # 4. The corrected answer replaces the whole object (a merge patch would keep the rejected one's keys).
+    # 4. A merge patch of the budget alone keeps the rejected object's other keys: still refused, now for
+    #    'comment' (docs/flowrun-api.md, correcting answers).
+    world.kubectl("patch", "flowrun", "review", "--subresource=status", "--type=merge", "-p",
+                  '{"status":{"answers":{"approval":{"budget":12.5}}}}')
+    run = world.eventually("review", lambda r: "'comment'" in _condition(r, "AnswerAccepted").get("message", ""),
+                           "AnswerAccepted names 'comment'")
+    assert run["status"]["answers"]["approval"] == {"approved": True, "reviewer": "ann", "budget": 12.5,
+                                                    "comment": "cheap"}
+    assert _condition(run, "AnswerAccepted")["status"] == "False"
+    assert run["status"]["phase"] == "Waiting" and world.jobs("review") == ["review-a1", "review-a2"]
+
+    # 5. The corrected answer replaces the whole object (a JSON patch) → a fresh Job → Succeeded.
     corrected = {"approved": True, "reviewer": "ann", "budget": 12.5}
     world.kubectl("patch", "flowrun", "review", "--subresource=status", "--type=json", "-p",
                   json.dumps([{"op": "replace", "path": "/status/answers/approval", "value": corrected}]))
@@ -308,7 +331,7 @@ def test_typed_waits_an_invalid_answer_and_a_default_at_the_deadline_through_the
     prompts = world.llm.stats()["by_prompt"]
     assert prompts.get("Research pye2e") == 1, prompts
 
-    # 5. Nobody signs off: at the deadline the controller resumes the run and the wait returns its default.
+    # 6. Nobody signs off: at the deadline the controller resumes the run and the wait returns its default.
     world.wait_for("sign-off", "jsonpath={.status.phase}=Succeeded")
     run = world.flowrun("sign-off")
     assert json.loads(run["status"]["result"]) == NOBODY.model_dump(), run["status"]
