@@ -194,6 +194,38 @@ INSTANTIATE_TEST_SUITE_P(
                 "failed", "UnknownOutcome", true}),
     [](const auto& info) { return info.param.name; });
 
+// The reconcile that concluded attempt 1 created attempt 2's Job, but its
+// status patch was lost (409 on a stale copy): the next reconcile sees Job a2
+// and must still conclude attempt 1 — from its Job when it is there, else as
+// superseded — instead of leaving it "running" forever (seen in e2e).
+TEST(AttemptEnd, AnOlderAttemptWhoseConclusionWasLostIsConcludedLater) {
+  for (bool job_gone : {false, true}) {
+    SCOPED_TRACE(job_gone ? "attempt 1's Job deleted as stale" : "attempt 1's Job still there");
+    World w = RunningWorld();
+    w.now = At(10);
+    w.Finish(1, Message("terminated", 1), 143, 10);
+    fc::ReconcileResult r = w.Reconcile();
+    const fc::CreateJob* create = r.Find<fc::CreateJob>();
+    ASSERT_NE(create, nullptr) << r.Describe();  // terminated: resumed at once
+    w.jobs.push_back(create->job);               // ...and the status patch never landed
+    if (job_gone) {
+      w.jobs.erase(w.jobs.begin());
+      w.pods.clear();
+    }
+    ASSERT_EQ(w.attempt_record(1)->value("outcome", ""), "running");
+    w.now = At(11);
+    w.Step();
+    const json* a1 = w.attempt_record(1);
+    ASSERT_NE(a1, nullptr);
+    EXPECT_EQ(a1->value("reason", ""), job_gone ? "Superseded" : "Terminated") << *a1;
+    EXPECT_EQ(a1->value("outcome", ""), job_gone ? "superseded" : "terminated") << *a1;
+    EXPECT_FALSE(a1->value("endTime", "").empty()) << *a1;
+    ASSERT_NE(w.attempt_record(2), nullptr);
+    EXPECT_EQ(w.attempt_record(2)->value("outcome", ""), "running");
+    EXPECT_EQ(w.jobs.size(), job_gone ? 1u : 2u);  // no third Job
+  }
+}
+
 TEST(AttemptEnd, SucceededCarriesResultCostsAndConditions) {
   World w = RunningWorld();
   w.now = At(50);

@@ -26,7 +26,8 @@ std::string ObservedOutcome(const std::string& reason) {
       {"CreateContainerConfigError", "container_create_failed"},
       {"CreateContainerError", "container_create_failed"},
       {"PodDeleted", "pod_deleted"},              {"JobDeleted", "job_deleted"},
-      {"NoOutcome", "no_outcome"},                {"Fenced", "fenced"}};
+      {"NoOutcome", "no_outcome"},                {"Fenced", "fenced"},
+      {"Superseded", "superseded"}};
   auto it = k.find(reason);
   if (it != k.end()) return it->second;
   return reason == "Error" || reason == "ContainerCannotRun" || reason == "StartError" ? "error" : "unknown";

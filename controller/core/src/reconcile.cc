@@ -334,6 +334,7 @@ class Reconciler {
         if (pods.empty() || std::any_of(pods.begin(), pods.end(), [](const PodView* p) { return PodLive(*p); }))
           effects_.push_back(DeleteJob{j.meta.name});
       }
+    ConcludeSuperseded(n);
     size_t idx = RecordIndex(n);
     st_.attempt = n;
     if (!st_.attempts[idx].concluded()) {
@@ -341,6 +342,27 @@ class Reconciler {
       if (!Observe(n, idx)) return;
     }
     AfterOutcome(idx);
+  }
+
+  // An older attempt still "running" in the status while a newer one exists:
+  // the reconcile that concluded it created the next attempt's Job, then its
+  // status patch failed (a 409 on a stale copy) — the requeued reconcile sees
+  // the newer Job and would never look at the older attempt again. Conclude
+  // it now from what is still visible (its Job and pods, the database), else
+  // as superseded; never leave it running.
+  void ConcludeSuperseded(int current) {
+    for (size_t i = 0; i < st_.attempts.size(); ++i) {
+      const AttemptStatus& rec = st_.attempts[i];
+      if (rec.attempt >= current || rec.concluded()) continue;
+      std::optional<Conclusion> c;
+      if (const JobView* job = FindJob(rec.attempt))
+        c = ClassifyFinished(*job, PodsOf(*job), in_.run, fr_.spec.attempt_deadline_seconds, rec.attempt);
+      if (!c)
+        c = Observed("Superseded", "attempt " + std::to_string(rec.attempt) + " ended without a recorded outcome; attempt " +
+                                       std::to_string(current) + " replaced it",
+                     in_.now);
+      Conclude(i, *c);
+    }
   }
 
   void SyncBudget() {
