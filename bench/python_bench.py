@@ -24,6 +24,7 @@ Results: docs/benchmarks-runtime.md, "Python vs C++".
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -46,8 +47,11 @@ PAYLOAD: dict[str, Any] = {
 
 # ------------------------------------------------------------------ the Python worker (one phase, one process)
 
-def worker(mode: str, n: int) -> dict[str, Any]:
-    """The Python twin of python_bench_cpp: same phases, same output."""
+def worker(mode: str, n: int, arg: bool = False) -> dict[str, Any]:
+    """The Python twin of python_bench_cpp: same phases, same output.
+
+    `arg`: the checkpoint takes one str argument, fingerprinted by default (inputs="args").
+    """
     import flowrun
     from flowrun import _context, _core
 
@@ -57,6 +61,14 @@ def worker(mode: str, n: int) -> dict[str, Any]:
     def step() -> dict:
         calls["body"] += 1
         return PAYLOAD
+
+    @flowrun.checkpoint(name="step")
+    def step_arg(topic: str) -> dict:
+        calls["body"] += 1
+        return PAYLOAD
+
+    if arg:
+        step = functools.partial(step_arg, "quantum error correction")  # type: ignore[assignment]
 
     out: dict[str, Any] = {}
     t_open = time.perf_counter()
@@ -111,7 +123,7 @@ class Bench:
         self.tmp = tempfile.mkdtemp(prefix="flowrun-pybench-")
         self.log = open(f"{self.tmp}/agents.log", "w")
 
-    def phase(self, side: str, uid: str, attempt: int, mode: str, n: int) -> dict[str, Any]:
+    def phase(self, side: str, uid: str, attempt: int, mode: str, n: int, arg: bool = False) -> dict[str, Any]:
         from support.postgres import clean_env
 
         env = clean_env()
@@ -123,20 +135,22 @@ class Bench:
             "FLOWRUN_TERMINATION_MESSAGE_PATH": f"{self.tmp}/termination-{uid}-{attempt}",
         })
         argv = ([str(self.cpp), mode, str(n)] if side == "cpp" else
-                [self.python, __file__, "--worker", mode, str(n)])
+                [self.python, __file__, "--worker", mode, str(n)]) + (["arg"] if arg else [])
         r = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=self.log, text=True)
         if r.returncode != 0:
             raise SystemExit(f"python_bench: {side} {mode} failed (exit {r.returncode}); log {self.log.name}")
         return json.loads(r.stdout.strip().splitlines()[-1])
 
     def round(self, side: str, tag: str, n: int, reps: int, warmup: int) -> dict[str, list[float]]:
-        res: dict[str, list[float]] = {"live": [], "cached": [], "resume": [], "resume_open": [],
+        res: dict[str, list[float]] = {"live": [], "cached": [], "cached_arg": [], "resume": [], "resume_open": [],
                                        "resume_cached": [], "resume_live": []}
         uid = f"{side}-{tag}-lc"
         live = self.phase(side, uid, 1, "live", warmup + n)
         res["live"] = live["samples_us"][warmup:]
         cached = self.phase(side, uid, 2, "cached", warmup + n)
         res["cached"] = cached["samples_us"][warmup:]
+        self.phase(side, f"{uid}-arg", 1, "setup", warmup + n, arg=True)
+        res["cached_arg"] = self.phase(side, f"{uid}-arg", 2, "cached", warmup + n, arg=True)["samples_us"][warmup:]
         for rep in range(reps):
             ruid = f"{side}-{tag}-r{rep}"
             self.phase(side, ruid, 1, "setup", 39)
@@ -155,10 +169,10 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=300, help="live and cached samples per side per round")
     ap.add_argument("--reps", type=int, default=10, help="resumes per side per round")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes: checks that it runs and prints")
-    ap.add_argument("--worker", nargs=2, metavar=("MODE", "N"), help=argparse.SUPPRESS)
+    ap.add_argument("--worker", nargs="+", metavar="MODE N [arg]", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker:
-        print(json.dumps(worker(a.worker[0], int(a.worker[1]))), flush=True)
+        print(json.dumps(worker(a.worker[0], int(a.worker[1]), a.worker[2:] == ["arg"])), flush=True)
         return 0
     if a.smoke:
         a.rounds, a.n, a.reps = 2, 5, 1
@@ -223,7 +237,8 @@ def report(a: Any, version: str, settings: str, load_start: list[str], totals: A
         return f"{us / 1000:.3f} ms" if us >= 1000 else f"{us:.1f} µs"
 
     rows = [("metric", "python", "c++", "python − c++", "python / c++", "target")]
-    figures = [("cached checkpoint", "cached", "≤ 20 µs above C++ (p50)"),
+    figures = [("cached checkpoint, no argument", "cached", "≤ 20 µs above C++ (p50)"),
+               ("cached checkpoint, one str argument (fingerprinted)", "cached_arg", "≤ 20 µs above C++ (p50)"),
                ("live checkpoint write", "live", "≤ 1.2× C++ (p50)"),
                ("resume at 39 of 40: open + 39 cached + 1 live", "resume", ""),
                ("  of which open (connect + Begin)", "resume_open", ""),
@@ -242,7 +257,8 @@ def report(a: Any, version: str, settings: str, load_start: list[str], totals: A
     print("\nper round, p50 (python / c++), to show the noise:")
     for r in per_round:
         parts = []
-        for key, label in (("cached", "cached"), ("live", "live"), ("resume", "resume")):
+        for key, label in (("cached", "cached"), ("cached_arg", "cached 1 arg"), ("live", "live"),
+                           ("resume", "resume")):
             parts.append(f"{label} {ms(pct(r['py'][key], 0.5))} / {ms(pct(r['cpp'][key], 0.5))}")
         print(f"  round {r['round']} ({r['order']}, load {r['load']}): " + "; ".join(parts))
     print("\nsamples: live and cached per checkpoint call (the decorated function / Flow::checkpoint), each side "

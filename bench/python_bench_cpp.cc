@@ -12,6 +12,9 @@
 //   python_bench_cpp cached N   open; N checkpoints "step" that must all be cached
 //   python_bench_cpp setup K    open; K live checkpoints (a run to resume later)
 //   python_bench_cpp resume K   time open + K cached "step" + 1 live "step"
+//   python_bench_cpp MODE N arg the checkpoint has inputs, as a Python
+//                               checkpoint with one str argument has by default:
+//                               {"function": ..., "args": {"topic": ...}}
 // Output: {"open_us": x, "samples_us": [...], "cached_us": y, "live_us": z}
 // (all times in microseconds, steady clock).
 #include <chrono>
@@ -50,12 +53,15 @@ Json Payload() {
 }
 
 int Main(int argc, char** argv) {
-  if (argc != 3) Die("usage: python_bench_cpp live|cached|setup|resume N");
+  if (argc != 3 && !(argc == 4 && std::string(argv[3]) == "arg"))
+    Die("usage: python_bench_cpp live|cached|setup|resume N [arg]");
   const std::string mode = argv[1];
   const int n = std::atoi(argv[2]);
   if (n < 1 || (mode != "live" && mode != "cached" && mode != "setup" && mode != "resume"))
     Die("usage: python_bench_cpp live|cached|setup|resume N (N >= 1)");
   const Json payload = Payload();
+  flowrun::CheckpointOptions options;
+  if (argc == 4) options.inputs = Json{{"function", "__main__.step"}, {"args", {{"topic", "quantum error correction"}}}};
   Json out = Json::object();
 
   auto t_open = SteadyClock::now();
@@ -77,7 +83,7 @@ int Main(int argc, char** argv) {
       for (int i = 0; i < n; ++i) {
         body_ran = false;
         auto t0 = SteadyClock::now();
-        Json v = flow.checkpoint("step", body);
+        Json v = flow.checkpoint("step", body, options);
         samples.push_back(UsSince(t0));
         if (v.size() != payload.size()) Die("wrong output");
         if (mode == "cached" && body_ran) Die("a checkpoint expected cached ran its body");
@@ -88,13 +94,13 @@ int Main(int argc, char** argv) {
       auto t1 = SteadyClock::now();
       for (int i = 0; i < n; ++i) {
         body_ran = false;
-        flow.checkpoint("step", body);
+        flow.checkpoint("step", body, options);
         if (body_ran) Die("resume: a cached checkpoint ran its body");
       }
       double cached_us = UsSince(t1);
       auto t2 = SteadyClock::now();
       body_ran = false;
-      flow.checkpoint("step", body);
+      flow.checkpoint("step", body, options);
       double live_us = UsSince(t2);
       if (!body_ran) Die("resume: the last checkpoint was not live");
       out["cached_us"] = cached_us;
