@@ -133,6 +133,7 @@ class Bench:
             "FLOWRUN_FLOW": "python_bench", "FLOWRUN_ATTEMPT": str(attempt), "FLOWRUN_PARAMETERS": "{}",
             "FLOWRUN_DATABASE_URL": self.url,
             "FLOWRUN_TERMINATION_MESSAGE_PATH": f"{self.tmp}/termination-{uid}-{attempt}",
+            "FLOWRUN_BENCH_PAYLOAD": json.dumps(PAYLOAD),  # the C++ side's output: the same JSON
         })
         argv = ([str(self.cpp), mode, str(n)] if side == "cpp" else
                 [self.python, __file__, "--worker", mode, str(n)]) + (["arg"] if arg else [])

@@ -15,6 +15,7 @@
 //   python_bench_cpp MODE N arg the checkpoint has inputs, as a Python
 //                               checkpoint with one str argument has by default:
 //                               {"function": ..., "args": {"topic": ...}}
+// FLOWRUN_BENCH_PAYLOAD: the checkpoint output (JSON), the same on both sides.
 // Output: {"open_us": x, "samples_us": [...], "cached_us": y, "live_us": z}
 // (all times in microseconds, steady clock).
 #include <chrono>
@@ -38,15 +39,6 @@ double UsSince(SteadyClock::time_point t0) {
   return std::chrono::duration<double, std::micro>(SteadyClock::now() - t0).count();
 }
 
-// The same ~200-byte output runtime_bench and python_bench.py store.
-Json Payload() {
-  return Json{{"summary", "PostgreSQL commits are durable once the WAL record is flushed; group commit "
-                          "batches concurrent flushes."},
-              {"score", 0.87},
-              {"sources", {"https://www.postgresql.org/docs/current/wal-reliability.html"}},
-              {"tokens", 142}};
-}
-
 [[noreturn]] void Die(const std::string& what) {
   std::cerr << "python_bench_cpp: " << what << std::endl;
   std::exit(1);
@@ -59,7 +51,11 @@ int Main(int argc, char** argv) {
   const int n = std::atoi(argv[2]);
   if (n < 1 || (mode != "live" && mode != "cached" && mode != "setup" && mode != "resume"))
     Die("usage: python_bench_cpp live|cached|setup|resume N (N >= 1)");
-  const Json payload = Payload();
+  // The output both sides store: python_bench.py's PAYLOAD (the ~218-byte
+  // JSON runtime_bench stores too), handed over so that it is defined once.
+  const char* payload_text = std::getenv("FLOWRUN_BENCH_PAYLOAD");
+  if (payload_text == nullptr) Die("FLOWRUN_BENCH_PAYLOAD (the checkpoint output, JSON) is not set");
+  const Json payload = Json::parse(payload_text);
   flowrun::CheckpointOptions options;
   if (argc == 4) options.inputs = Json{{"function", "__main__.step"}, {"args", {{"topic", "quantum error correction"}}}};
   Json out = Json::object();
@@ -115,11 +111,8 @@ int Main(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return Main(argc, argv);
-  } catch (const std::exception& e) {
-    std::cerr << "python_bench_cpp: " << e.what() << std::endl;
-    return 1;
-  }
+int main(int argc, char** argv) try {
+  return Main(argc, argv);
+} catch (const std::exception& e) {
+  Die(e.what());
 }
