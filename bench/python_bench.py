@@ -28,6 +28,7 @@ import functools
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -221,6 +222,7 @@ def main() -> int:
                   file=sys.stderr, flush=True)
         report(a, version, settings, load_start, totals, per_round)
         bench.log.close()
+        shutil.rmtree(bench.tmp, ignore_errors=True)  # kept when a phase failed: its log is named then
     finally:
         server.stop()
     return 0
