@@ -26,7 +26,7 @@ ctest --test-dir build --output-on-failure -j "$FLOWRUN_JOBS" --timeout 900
 
 echo "== build (address + undefined sanitizers): base, the runtime and the controller core"
 FLOWRUN_BUILD_DIR=build-asan \
-  FLOWRUN_TARGETS="base_test runtime_unit_test runtime_store_test runtime_agent_test test_agent research-agent controller_core_test controller_adapters_test controller_yaml_config_test" \
+  FLOWRUN_TARGETS="base_test runtime_unit_test runtime_store_test runtime_agent_test runtime_execution_test test_agent research-agent controller_core_test controller_adapters_test controller_yaml_config_test" \
   scripts/build.sh -DCMAKE_BUILD_TYPE=Debug -DFLOWRUN_SANITIZE="address;undefined" -DFLOWRUN_BUILD_BENCH=OFF
 echo "== base, runtime and controller-core tests under sanitizers"
 LSAN_OPTIONS=suppressions=$(pwd)/tests/sanitizers/lsan.supp \
