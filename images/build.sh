@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Builds flowrun's container images with buildah (no Docker engine) from images/Dockerfile: the
 # controller (target controller) and the agent runtime (target agent), by default; the chart's
-# bundled database (target postgresql, flowrun/postgresql:<tag>) when named.
+# bundled database (target postgresql, flowrun/postgresql:<tag>) and the Python research agent
+# (target research-agent-py, flowrun/research-agent-py:<tag>: examples/research-agent-py on the
+# python-agent image, which it implies and is built FROM) when named.
 #
-#   images/build.sh [--prebuilt <cmake build dir>] [--version <tag>] [controller|agent|python-agent|postgresql]...
+#   images/build.sh [--prebuilt <cmake build dir>] [--version <tag>] [controller|agent|python-agent|research-agent-py|postgresql]...
 #
 # --prebuilt: take flowrun-controller, research-agent and flowrunctl from a build tree compiled on
 #   this machine (Debian 12, like the image) instead of compiling them inside the builder stage
@@ -34,11 +36,17 @@ while [[ $# -gt 0 ]]; do
   case $1 in
     --prebuilt) prebuilt=$(cd "${2:?--prebuilt needs a build dir}" && pwd); shift 2 ;;
     --version) version=${2:?--version needs a tag}; shift 2 ;;
-    controller|agent|python-agent|postgresql) targets+=("$1"); shift ;;
-    *) die "unknown argument: $1 (usage: images/build.sh [--prebuilt <build dir>] [--version <tag>] [controller|agent|python-agent|postgresql]...)" ;;
+    controller|agent|python-agent|research-agent-py|postgresql) targets+=("$1"); shift ;;
+    *) die "unknown argument: $1 (usage: images/build.sh [--prebuilt <build dir>] [--version <tag>] [controller|agent|python-agent|research-agent-py|postgresql]...)" ;;
   esac
 done
 [[ ${#targets[@]} -gt 0 ]] || targets=(controller agent)
+# research-agent-py is built FROM the python-agent image of this run: that one first.
+if [[ " ${targets[*]} " == *" research-agent-py "* ]]; then
+  rest=()
+  for t in "${targets[@]}"; do [[ $t == python-agent ]] || rest+=("$t"); done
+  targets=(python-agent "${rest[@]}")
+fi
 [[ -n $version ]] || version=$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$ROOT/helm/flowrun/Chart.yaml")
 [[ -n $version ]] || die "no version (helm/flowrun/Chart.yaml appVersion)"
 command -v buildah >/dev/null || die "buildah is not installed (scripts/install-deps.sh)"
@@ -84,6 +92,7 @@ if [[ -n $prebuilt ]]; then
       controller) files+=(controller/flowrun-controller) ;;
       agent|python-agent) files+=(examples/research-agent runtime-lib/flowrunctl) ;;
       postgresql) mkdir -p "$ctx/images/postgresql"; cp "$HERE/postgresql/entrypoint.sh" "$ctx/images/postgresql/" ;;
+      research-agent-py) mkdir -p "$ctx/examples/research-agent-py"; cp "$ROOT/examples/research-agent-py/agent.py" "$ctx/examples/research-agent-py/" ;;
     esac
   done
   if [[ " ${targets[*]} " == *" python-agent "* ]]; then
@@ -147,16 +156,21 @@ for t in "${targets[@]}"; do
     echo "flowrun/postgresql:$version"
     continue
   fi
+  from_args=()
   case $t in
     controller) names=("flowrun/flowrun-controller:$version") ;;
     agent) names=("flowrun/research-agent:$version" "flowrun/agent-runtime:$version") ;;
     python-agent) names=("flowrun/python-agent-runtime:$version") ;;
+    research-agent-py)
+      names=("flowrun/research-agent-py:$version")
+      # FROM the python-agent image just built (its ID: no registry lookup of a short name).
+      from_args=(--build-arg "PYTHON_AGENT=$(b inspect --type image --format '{{.FromImageID}}' "flowrun/python-agent-runtime:$version")") ;;
   esac
   log "building ${names[*]} ($binaries binaries, base $base)"
   tags=()
   for n in "${names[@]}"; do tags+=(-t "$n"); done
   b bud --isolation chroot --ignorefile "$ignore" --build-arg BASE="$base" --build-arg BINARIES="$binaries" \
-    "${runtime_args[@]}" -f "$HERE/Dockerfile" --target "$t" "${tags[@]}" "$ctx" >&2
+    "${runtime_args[@]}" "${from_args[@]}" -f "$HERE/Dockerfile" --target "$t" "${tags[@]}" "$ctx" >&2
   printf '%s\n' "${names[@]}"
 done
 for c in $(b containers -q); do

@@ -10,6 +10,10 @@
 #   - the research agent's image as the Job's pod in a "restricted" namespace: apply -> Waiting
 #     (the kubelet's termination message read by the controller) -> kubectl patch -> a fresh pod
 #     resumes from the cache -> Succeeded, the fake LLM seeing each prompt once;
+#   - the Python research agent's image (flowrun/research-agent-py: examples/research-agent-py FROM
+#     flowrun/python-agent-runtime, images/build.sh research-agent-py) likewise: apply -> Waiting
+#     with the wait's question and schema -> kubectl patch -> a second Job's pod resumes ->
+#     Succeeded with its result and cost, the fake LLM seeing each prompt once;
 #   - an attempt's pod deleted mid-call: SIGTERM, the agent writes the "terminated" outcome at once
 #     (exit 143), classified Terminated and resumed from the cache without counting as a failure;
 #   - an attempt OOMKilled by its memory limit is classified (status.attempts reason OOMKilled)
@@ -44,13 +48,13 @@ VERSION=$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$ROOT/helm/f
 # The node's buildah storage (node.sh): never the one images_test uses at the same time.
 eval "$("$ROOT/tests/cluster/node.sh" buildah-env /)"
 t=$SECONDS
-if ! "$ROOT/images/build.sh" --prebuilt "$BUILD" controller agent postgresql >"${TMPDIR:-/tmp}/flowrun-node-images.$$.log" 2>&1; then
+if ! "$ROOT/images/build.sh" --prebuilt "$BUILD" controller agent research-agent-py postgresql >"${TMPDIR:-/tmp}/flowrun-node-images.$$.log" 2>&1; then
   tail -40 "${TMPDIR:-/tmp}/flowrun-node-images.$$.log" >&2
   rm -f "${TMPDIR:-/tmp}/flowrun-node-images.$$.log"
   nok "images/build.sh --prebuilt"; summary; exit 1
 fi
 rm -f "${TMPDIR:-/tmp}/flowrun-node-images.$$.log"
-ok "images/build.sh --prebuilt: controller, agent and postgresql images ($VERSION) built in $((SECONDS - t)) s"
+ok "images/build.sh --prebuilt: controller, agent, Python agent and postgresql images ($VERSION) built in $((SECONDS - t)) s"
 
 t=$SECONDS
 # Node loss within seconds (the kubelet-stopped case below): NotReady after 8 s without a lease
@@ -73,7 +77,7 @@ NODE_SH=$ROOT/tests/cluster/node.sh
 t=$SECONDS
 check "images imported into the node's containerd" expect_ok "$NODE_SH" import "$DIR/cluster" \
   "flowrun/flowrun-controller:$VERSION" "flowrun/research-agent:$VERSION" "flowrun/agent-runtime:$VERSION" \
-  "flowrun/postgresql:$VERSION"
+  "flowrun/postgresql:$VERSION" "flowrun/research-agent-py:$VERSION"
 echo "     (imported in $((SECONDS - t)) s)"
 
 # PostgreSQL on the host's loopback, also accepting the node's pods (they arrive through the DNAT
@@ -142,14 +146,14 @@ check "kubectl exec into the controller: the leader's /readyz answers 200" eq 20
 standby_statuses() { echo "$(http_status "$STANDBY" /healthz) $(http_status "$STANDBY" /readyz)"; }
 check "... the standby serves /healthz (200) and is not ready to lead (/readyz 503)" eq "200 503" standby_statuses
 
-run_yaml() { # <name> [command yaml line]
+run_yaml() { # <name> [command or args yaml line]; RUN_IMAGE, RUN_MEMORY_LIMIT override the image and limit
   cat <<EOF
 apiVersion: flowrun.dev/v1alpha1
 kind: FlowRun
 metadata: {name: $1, namespace: agents}
 spec:
   template:
-    image: flowrun/research-agent:$VERSION
+    image: ${RUN_IMAGE:-flowrun/research-agent:$VERSION}
 ${2:-}
     env:
     - {name: OPENAI_BASE_URL, value: "http://$GW:$LLM_PORT/v1"}
@@ -158,7 +162,7 @@ ${2:-}
     - {name: FLOWRUN_LLM_MODEL, value: gpt-4o-mini}
     resources:
       requests: {cpu: 50m, memory: 64Mi}
-      limits: {memory: 128Mi}
+      limits: {memory: ${RUN_MEMORY_LIMIT:-128Mi}}
   parameters: {topic: $1}
   flow: research
   retry: {maxAttempts: 3}
@@ -218,6 +222,47 @@ psql -X -q -At -F ' ' "$URL" -c "SELECT extract(epoch FROM a.started_at),
   python3 -c "import sys; s, c = sys.stdin.read().split()[:2]; t = float(sys.argv[1]); print('measure: answer patched -> the resumed agent took its fence: %.3f s, -> its first checkpoint recorded: %.3f s' % (float(s) - t, float(c) - t))" "$t" || true
 check "... the fake LLM saw each prompt once" eq "1 1" prompts research-1
 check "... two attempts (a1 waiting, a2 succeeded)" eq "waiting succeeded" fr research-1 '{.status.attempts[*].outcome}'
+
+# The Python research agent (examples/research-agent-py/agent.py, the same flow as the C++ one) in
+# its own image, FROM flowrun/python-agent-runtime (entrypoint python3 -m flowrun run), as the
+# Job's pod in the "restricted" namespace: the same path through the real kubelet.
+RUN_IMAGE=flowrun/research-agent-py:$VERSION RUN_MEMORY_LIMIT=256Mi run_yaml py-1 '    args: ["agent:research_agent"]' |
+  "$K" apply -f - >/dev/null
+t=$(now)
+check "py-1 (Python agent image): the agent's pod runs and the run waits for an answer" wait_until 180 phase_is py-1 Waiting
+echo "measure: FlowRun applied -> Waiting, Python agent image: $(since "$t") s"
+check "... the pod ran the Python agent's image" eq "flowrun/research-agent-py:$VERSION" bash -c \
+  "'$K' -n agents get pods -l job-name=py-1-a1 -o jsonpath='{.items[0].spec.containers[0].image}'"
+check "... status.wait: proceed, the agent's question" eq "proceed|Research on 'py-1' is complete. Proceed to analysis?" \
+  fr py-1 '{.status.wait.name}|{.status.wait.question}'
+wait_schema_bool() { fr py-1 '{.status.wait.schema}' | python3 -c 'import json,sys; s=json.load(sys.stdin); sys.exit(0 if s.get("type") == "boolean" else 1)'; }
+check "... status.wait.schema is the wait's (pydantic's for bool: type boolean)" wait_schema_bool
+# The kubelet's termination message of the exited container: the outcome the Python agent wrote
+# (through the C++ engine) and the controller read into status.attempts.
+py_term_message() {
+  "$K" -n agents get pods -l job-name=py-1-a1 -o jsonpath='{.items[0].status.containerStatuses[0].state.terminated.message}' |
+    python3 -c 'import json,sys; m=json.load(sys.stdin); print(m["outcome"], m["wait"]["name"])'
+}
+check "... the pod's termination message (kubelet): outcome waiting, wait proceed" eq "waiting proceed" py_term_message
+check "... attempt 1's outcome, read by the controller: waiting" eq waiting fr py-1 '{.status.attempts[0].outcome}'
+py_pod1=$("$K" -n agents get pods -l job-name=py-1-a1 -o 'jsonpath={.items[0].metadata.name}')
+check "kubectl patch (answer) of py-1" expect_ok answer py-1
+t=$(now)
+check "... a fresh pod resumes from the cache -> Succeeded" wait_until 180 phase_is py-1 Succeeded
+echo "measure: answer patched -> Succeeded, Python agent image: $(since "$t") s"
+check "... a second Job (a1, a2), its own pod" eq "py-1-a1 py-1-a2" bash -c \
+  "'$K' -n agents get jobs -l flowrun.dev/run=py-1 -o jsonpath='{.items[*].metadata.name}'"
+py_pod2_new() {
+  local p2; p2=$("$K" -n agents get pods -l job-name=py-1-a2 -o 'jsonpath={.items[0].metadata.name}')
+  [[ -n $p2 && $p2 != "$py_pod1" ]]
+}
+check "... the a2 pod is not the a1 pod" py_pod2_new
+check "... two attempts (a1 waiting, a2 succeeded)" eq "waiting succeeded" fr py-1 '{.status.attempts[*].outcome}'
+py_result() { fr py-1 '{.status.result}' | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["status"], r["topic"], r["analysis"].startswith("reply to: Analyze these research notes"))'; }
+check "... status.result: the flow's return value (done, its topic, the analysis)" eq "done py-1 True" py_result
+check "... the fake LLM saw each prompt once" eq "1 1" prompts py-1
+py_cost() { fr py-1 '{.status.cost.usd} {.status.cost.llmCalls}' | python3 -c 'import sys; u, n = sys.stdin.read().split(); sys.exit(0 if float(u) > 0 and n == "2" else 1)'; }
+check "... status.cost: two LLM calls, a non-zero spend ($(fr py-1 '{.status.cost.display}'))" py_cost
 
 # OOM: attempt 2 (after the answer) runs out of its memory limit as PID 1; attempt 3 is the agent.
 run_yaml oom-1 '    command: ["/bin/sh", "-c", "if [ \"$FLOWRUN_ATTEMPT\" = 2 ]; then exec dd if=/dev/zero of=/dev/null bs=512M count=1; fi; exec /usr/local/bin/research-agent"]' |
