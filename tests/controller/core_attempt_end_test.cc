@@ -31,8 +31,9 @@ TEST_P(AttemptEnd, LandsInStatus) {
   EXPECT_EQ((*a)["outcome"], c.outcome) << a->dump();
   EXPECT_EQ((*a)["reason"], c.reason) << a->dump();
   EXPECT_TRUE(a->contains("endTime"));
-  if (!c.message_has.empty())
+  if (!c.message_has.empty()) {
     EXPECT_NE(a->value("message", "").find(c.message_has), std::string::npos) << a->dump();
+  }
   EXPECT_EQ(Count<fc::CreateJob>(r), 0u) << "no retry before the backoff\n" << r.Describe();
   if (c.retried) {
     ASSERT_NE(r.Find<fc::RequeueAfter>(), nullptr) << r.Describe();

@@ -209,7 +209,9 @@ struct World {
         EXPECT_EQ(c->name, Job(c->attempt));
         EXPECT_LE(c->name.size(), 63u);
       }
-      if (std::holds_alternative<fc::RequeueAfter>(a)) EXPECT_EQ(i, r.actions.size() - 1) << r.Describe();
+      if (std::holds_alternative<fc::RequeueAfter>(a)) {
+        EXPECT_EQ(i, r.actions.size() - 1) << r.Describe();
+      }
       if (std::holds_alternative<fc::Event>(a) && patch_at == SIZE_MAX) {
         // Events follow the status patch that records them.
         bool patch_later = false;

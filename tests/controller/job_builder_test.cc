@@ -136,8 +136,11 @@ void ExpectRestricted(const json& pod) {
                                                         : psc.value("seccompProfile", json::object()).value("type", "");
     EXPECT_TRUE(seccomp == "RuntimeDefault" || seccomp == "Localhost") << seccomp;
   }
-  if (pod.contains("volumes"))
-    for (const auto& v : pod["volumes"]) EXPECT_TRUE(v.contains("configMap")) << v;
+  if (pod.contains("volumes")) {
+    for (const auto& v : pod["volumes"]) {
+      EXPECT_TRUE(v.contains("configMap")) << v;
+    }
+  }
 }
 
 TEST(BuildJob, PassesPodSecurityRestricted) {
