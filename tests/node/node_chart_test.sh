@@ -360,7 +360,10 @@ two_new() { # exactly two controller pods, both of the new image (the old ones g
 check "... both replicas replaced by pods of the new image" wait_until 120 two_new
 new_leader() { local p; p=$(leader_pod); [[ -n $p ]] && "$K" -n flowrun-system get pod "$p" -o 'jsonpath={.spec.containers[0].image}' | grep -q ":$NEW_TAG$"; }
 check "... and one of them holds the Lease" wait_until 90 new_leader
-sleep 1  # one more round of the sampler with the new leader
+# One more whole round of the sampler with the new leader: a round that began after this point.
+rounds=$(wc -l <"$DIR/leaders.log")
+another_round() { [[ $(wc -l <"$DIR/leaders.log") -ge $((rounds + 2)) ]]; }
+check "... the sampler saw the new leader" wait_until 30 another_round
 touch "$DIR/sampler.stop"; wait "$SAMPLER"; rm -f "$DIR/sampler.stop"
 # never_two_leaders: no round saw two pods reporting 1; a pod reporting 1 is the Lease's holder;
 # the rounds saw the leadership move from an old pod to a new one.

@@ -18,6 +18,7 @@
 #include "flowrun/query/api_status.h"
 #include "flowrun/query/authentication.h"
 #include "flowrun/query/tls_server.h"
+#include "support/eventually.h"
 
 namespace flowrun::query {
 namespace {
@@ -161,20 +162,14 @@ TEST_F(TlsServerTest, RotatedServingCertificateAndClientCaAreReloaded) {
   pki.Sh("cp serving-2.key serving.key.new && cp serving-2.crt serving.crt.new && mv serving.key.new serving.key && "
          "mv serving.crt.new serving.crt");
   int code = 0;
-  for (int i = 0; i < 300 && code != 200; ++i) {
-    code = Curl("proxy", "/x", "serving-ca-2.crt").first;
-    if (code != 200) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  flowrun::testing::Eventually([&] { return (code = Curl("proxy", "/x", "serving-ca-2.crt").first) == 200; });
   EXPECT_EQ(code, 200) << "the new serving certificate is used";
   // A new requestheader CA: the old proxy certificate stops counting.
   pki.Ca("proxy-ca-2");
   pki.Issue("proxy-2", "proxy-ca-2", "/CN=front-proxy-client", "clientAuth");
   SetClientCa(pki.Read("proxy-ca-2.crt"));
   code = 0;
-  for (int i = 0; i < 300 && code != 200; ++i) {
-    code = Curl("proxy-2", "/x", "serving-ca-2.crt").first;
-    if (code != 200) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  flowrun::testing::Eventually([&] { return (code = Curl("proxy-2", "/x", "serving-ca-2.crt").first) == 200; });
   EXPECT_EQ(code, 200);
   EXPECT_EQ(Curl("proxy", "/x", "serving-ca-2.crt").first, 401);
 }
