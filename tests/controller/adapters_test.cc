@@ -47,6 +47,7 @@ class AnswerOnlyAdmin : public flowrun::RunAdmin {
   StatusOr<std::vector<flowrun::CheckpointFailure>> ListFailures(const std::string&) override { return Unused(); }
   StatusOr<std::vector<flowrun::ModelUsage>> UsageByModel(const std::string&) override { return Unused(); }
   StatusOr<json> GetCheckpointOutput(const std::string&, const flowrun::CheckpointKey&) override { return Unused(); }
+  StatusOr<flowrun::ReplayInfo> PrepareReplay(const flowrun::ReplayRequest&) override { return Unused(); }
   Status SetBudget(const std::string&, std::optional<double>) override { return Unused(); }
   StatusOr<WaitExpiry> ExpireWait(const std::string&, flowrun::TimePoint) override { return Unused(); }
   Status CancelRun(const std::string&, const std::string&) override { return Unused(); }

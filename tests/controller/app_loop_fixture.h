@@ -319,6 +319,7 @@ class FakeSession : public flowrun::RunAdmin {
     db_->expiries.push_back(now);
     return WaitExpiry::kNotDue;
   }
+  StatusOr<flowrun::ReplayInfo> PrepareReplay(const flowrun::ReplayRequest&) override { return Unused(); }
   Status SetBudget(const std::string&, std::optional<double>) override { return Status(); }
   StatusOr<std::vector<flowrun::CheckpointInfo>> ListCheckpoints(const std::string&) override { return Unused(); }
   StatusOr<std::vector<flowrun::CheckpointFailure>> ListFailures(const std::string&) override { return Unused(); }

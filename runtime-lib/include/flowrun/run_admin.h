@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "flowrun/replay.h"
 #include "flowrun/status.h"
 #include "flowrun/store_types.h"
 
@@ -65,6 +66,20 @@ class RunAdmin {
                                                 const std::string& wait_name,
                                                 const nlohmann::json& answer,
                                                 const AnswerOptions& options) = 0;
+
+  // Prepares request.run_uid as a replay of request.source_run_uid, in one
+  // transaction: creates the replay's run row if missing, snapshots the
+  // source's completed checkpoints (outputs, fingerprints, usage, and the
+  // artifacts saved inside them, with their versions), stores the cut and the
+  // overrides, and records request.answers as early answers. Idempotent:
+  // preparing a run already prepared as a replay of the same source returns
+  // its ReplayInfo and changes nothing, so a controller killed mid-way repeats
+  // it safely (no duplicate copy, no double-counted inheritance).
+  // kNotFound: the source has no run row. kAlreadyExists: the run exists and is
+  // not this replay (it has attempts, or replays another source).
+  // kInvalidArgument: an override or answer that is not acceptable (too large,
+  // or an override naming a checkpoint the source never completed).
+  virtual StatusOr<ReplayInfo> PrepareReplay(const ReplayRequest& request) = 0;
 
   // Sets the run's budget in USD (nullopt: no budget). Creates the run row if
   // it does not exist yet, so a budget can be set before the first attempt.

@@ -116,6 +116,25 @@ struct CheckpointFailure {
 };
 
 // A run's state as the controller (or flowrunctl) reads it.
+// Replay (semantics and the request: flowrun/replay.h).
+// Where a replay cuts: the first checkpoint that runs live.
+struct ReplayCut {
+  std::string name;     // a checkpoint's name (or its key= identity)
+  int occurrence = 1;   // the n-th time the execution asks for that name
+};
+
+// What the store holds about a prepared replay (RunState::replay).
+struct ReplayInfo {
+  std::string source_run_uid, source_name;
+  ReplayCut cut;
+  TimePoint prepared_at{};
+  int64_t snapshot_checkpoints = 0;  // completed source rows snapshotted
+  int64_t copied_checkpoints = 0;    // served from the snapshot so far
+  Usage inherited;                   // usage of the copied checkpoints
+  bool cut_reached = false;
+  std::map<std::string, nlohmann::json> output_overrides;
+};
+
 struct RunState {
   std::string uid, namespace_, name, flow;
   RunStatus status = RunStatus::kPending;
@@ -133,6 +152,7 @@ struct RunState {
   int64_t cached_checkpoints = 0;  // summed over attempts
   int64_t reexecuted_checkpoints = 0;
   std::vector<AttemptRecord> attempts;
+  std::optional<ReplayInfo> replay;  // present when this run is a prepared replay
 };
 
 struct CheckpointInfo {
@@ -147,6 +167,7 @@ struct CheckpointInfo {
   std::optional<double> duration_ms;
   Usage usage;
   std::string error;
+  bool copied = false;  // served from a replay's snapshot: its usage is inherited, not spent
 };
 
 struct ModelUsage {

@@ -334,6 +334,11 @@ class PostgresRunAdmin final : public RunAdmin {
     }));
   }
 
+  // Placeholder until the store's replay snapshot lands (issue 14, in progress).
+  StatusOr<ReplayInfo> PrepareReplay(const ReplayRequest&) override {
+    return Unimplemented("replay is not implemented by this store yet");
+  }
+
   Status SetBudget(const std::string& uid, std::optional<double> budget) override {
     if (budget && !(*budget >= 0)) return InvalidArgument("budget must be a non-negative number of USD");
     std::optional<std::string> b;
