@@ -20,8 +20,9 @@
 #     and retried; the retry resumes from the cache (no prompt twice);
 #   - kubectl logs of an attempt's pod and kubectl exec into the controller work;
 #   - the leading controller pod deleted: the other replica takes the Lease and finishes a run;
-#   - the kubelet stopped mid-call: Node NotReady, the pods deleted by the taint manager; with the
-#     kubelet back, the attempt classified NodeLost and retried;
+#   - the kubelet stopped mid-call (a second, witness Node stays Ready): Node NotReady, the pods
+#     deleted by the taint manager; with the kubelet back, the attempt classified NodeLost and
+#     retried;
 #   - helm upgrade to another controller image tag rolls the Deployment without ever two leaders
 #     (each pod's leader gauge and the Lease sampled throughout); a run waiting across it finishes
 #     with one Job per attempt;
@@ -66,6 +67,7 @@ echo "     (control plane + real node up in $((SECONDS - t)) s)"
 PG=$DIR/pg LLM_PID=""
 cleanup() {
   [[ -n $LLM_PID ]] && kill "$LLM_PID" 2>/dev/null
+  [[ -n ${WITNESS_PID:-} ]] && kill "$WITNESS_PID" 2>/dev/null
   "$_TEST_CLUSTER_SH" stop "$DIR/cluster" >/dev/null 2>&1 || true
   "$ROOT/scripts/pg-local.sh" stop "$PG" >/dev/null 2>&1
   if [[ ${FLOWRUN_TEST_KEEP:-0} == 1 ]]; then echo "kept $DIR" >&2; else rm -rf "$DIR"; fi
@@ -403,6 +405,49 @@ check "... Jobs a1 and a2 only" eq "upgrade-1-a1 upgrade-1-a2" bash -c \
 # and retried, and the run finishes with the analysis prompt once. (Were the controllers evicted
 # too, the agent's pod could be gone before a new controller pod watched it, and the attempt would
 # read PodDeleted: the agent now ends in a second instead of after its 30 s grace period.)
+# A second, always-Ready Node. With the real node as the cluster's only Node, its loss puts every
+# zone in "full disruption": the node-lifecycle controller then assumes the control plane lost its
+# network, removes the NoExecute taints and stops evicting (nodelifecycle handleDisruption, "Entering
+# master disruption mode"). Whether the agent's pod went first was a race the loaded CI machine
+# lost. A witness Node whose Lease is renewed keeps the zone "normal" (1 of 2 not ready), as on any
+# real cluster; its NoSchedule taint keeps every pod off it.
+WITNESS=flowrun-witness
+witness_start() {
+  "$K" apply -f - >/dev/null <<YAML || return 1
+apiVersion: v1
+kind: Node
+metadata: {name: $WITNESS, labels: {flowrun.dev/witness: "true"}}
+spec:
+  taints: [{key: flowrun.dev/witness, value: "true", effect: NoSchedule}]
+YAML
+  local now
+  now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  "$K" patch node "$WITNESS" --subresource=status --type=merge -p \
+    "{\"status\":{\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\",\"reason\":\"KubeletReady\",\"message\":\"witness\",\"lastHeartbeatTime\":\"$now\",\"lastTransitionTime\":\"$now\"}]}}" \
+    >/dev/null || return 1
+  (
+    while :; do
+      "$K" apply -f - >/dev/null 2>&1 <<YAML
+apiVersion: coordination.k8s.io/v1
+kind: Lease
+metadata: {name: $WITNESS, namespace: kube-node-lease}
+spec: {holderIdentity: $WITNESS, leaseDurationSeconds: 40, renewTime: "$(date -u +%Y-%m-%dT%H:%M:%S.000000Z)"}
+YAML
+      sleep 1
+    done
+  ) >/dev/null 2>&1 &
+  WITNESS_PID=$!
+}
+witness_stop() {
+  [[ -n ${WITNESS_PID:-} ]] && kill "$WITNESS_PID" 2>/dev/null && wait "$WITNESS_PID" 2>/dev/null
+  WITNESS_PID=""
+  "$K" delete node "$WITNESS" --ignore-not-found >/dev/null 2>&1
+  "$K" -n kube-node-lease delete lease "$WITNESS" --ignore-not-found >/dev/null 2>&1
+}
+witness_ready() { [[ $("$K" get node "$WITNESS" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}') == True ]] &&
+  "$K" -n kube-node-lease get lease "$WITNESS" >/dev/null 2>&1; }
+check "a witness Node (NoSchedule, its Lease renewed) keeps the zone out of full disruption" witness_start
+check "... the witness Node is Ready and its Lease renewed" wait_until 30 witness_ready
 total0=$(llm_total)
 # The call must outlast the node-loss path (NotReady after the 8 s grace period, then the taint
 # manager's eviction), which takes much longer on a loaded CI machine than on a quiet one: the
@@ -428,6 +473,7 @@ answer nodelost-1 >/dev/null
 check "... answered: Succeeded" wait_until 180 phase_is nodelost-1 Succeeded
 analysis_once_nl() { [[ $(prompts nodelost-1) =~ ^[12]\ 1$ ]]; }
 check "... the analysis prompt once (the research prompt at most twice: $(prompts nodelost-1))" analysis_once_nl
+witness_stop
 
 check "helm uninstall" expect_ok "$BIN/helm" uninstall flowrun -n flowrun-system --wait --timeout 120s
 check "... no controller pod, Deployment, ReplicaSet or Lease left" wait_until 60 bash -c \
