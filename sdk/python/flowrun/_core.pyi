@@ -10,7 +10,10 @@ EXIT_FENCED: int
 EXIT_DIVERGENCE: int
 
 def validate_against_schema(schema_json: str, value_json: str) -> Optional[str]:
-    """None when the value satisfies the schema (the runtime's and the controller's validator), else why."""
+    """None when the value satisfies the schema (the runtime's and the controller's validator), else why.
+
+    ValueError when either text is not JSON or holds a number no double can represent (1e309).
+    """
 
 def checkpoint_fingerprint(kind: str, name: str, inputs_json: Optional[str] = None) -> str: ...
 def report_config_error(message: str) -> int: ...
