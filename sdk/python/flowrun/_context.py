@@ -120,6 +120,9 @@ class Runtime:
     def finish_llm_call(self, call_id: int, **kw: Any) -> None:
         self.ex.finish_llm_call(call_id, **kw)
 
+    def fail_llm_call(self, call_id: int, error: str) -> None:
+        self.ex.fail_llm_call(call_id, error)
+
 
 def _flush() -> None:
     for stream in (sys.stdout, sys.stderr):

@@ -10,7 +10,10 @@ EXIT_FENCED: int
 EXIT_DIVERGENCE: int
 
 def validate_against_schema(schema_json: str, value_json: str) -> Optional[str]:
-    """None when the value satisfies the schema (the runtime's and the controller's validator), else why."""
+    """None when the value satisfies the schema (the runtime's and the controller's validator), else why.
+
+    ValueError when either text is not JSON or holds a number no double can represent (1e309).
+    """
 
 def checkpoint_fingerprint(kind: str, name: str, inputs_json: Optional[str] = None) -> str: ...
 def report_config_error(message: str) -> int: ...
@@ -73,6 +76,7 @@ class Execution:
     def finish_llm_call(self, call_id: int, *, model: str, input_tokens: Optional[int], output_tokens: Optional[int],
                         cached_tokens: Optional[int], latency_ms: float, cost_usd: Optional[float] = None,
                         complete: bool = True) -> None: ...
+    def fail_llm_call(self, call_id: int, error: str) -> None: ...
     def record_llm_call(self, key: Optional[Key], model: str, input_tokens: int, output_tokens: int,
                         cached_tokens: int = 0, latency_ms: float = 0.0, cost_usd: Optional[float] = None) -> None: ...
     def llm_chat(self, key: Optional[Key], messages: list[tuple[str, str]], model: Optional[str] = None,

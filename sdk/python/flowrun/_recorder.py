@@ -17,7 +17,10 @@ inside a checkpoint body should be given its context with
 ``contextvars.copy_context().run``). ``after_call`` completes it: tokens
 ``None`` mean unknown, ``cost_usd=None`` prices the call with the runtime's
 price table (unknown model → unknown cost, never zero), ``complete=False``
-marks a cut response (recorded with unknown cost).
+marks a cut response (recorded with unknown cost). ``call_failed(call_id,
+error)`` finishes a call that got no response (the provider call raised: HTTP
+error, timeout, connection failure) as *failed* with the error text, outside
+the usage totals (the engine's ``FailLlmCall``).
 """
 
 from __future__ import annotations
@@ -56,6 +59,9 @@ class LlmRecorder:
             cost_usd=cost_usd,
             complete=complete,
         )
+
+    def call_failed(self, call_id: int, error: str) -> None:
+        self._rt.fail_llm_call(call_id, str(error))
 
 
 def llm_recorder() -> LlmRecorder | None:

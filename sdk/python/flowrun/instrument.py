@@ -26,8 +26,13 @@ Contract (docs/python-llm-usage.md):
   ends without its final usage event (connection cut, ``close()`` or ``break``
   before the end, garbage collection) is recorded ``complete=False`` with the
   tokens that are unknown left ``None`` — never zero.
-* An exception from the SDK (HTTP error, timeout, connection failure) is
-  recorded ``complete=False`` with unknown tokens and re-raised unchanged.
+* An exception from the SDK call itself (HTTP error, timeout, connection
+  failure: no response) finishes the started call as *failed* with the error
+  (``call_failed``, the engine's ``FailLlmCall``: outside the usage totals) and
+  is re-raised unchanged. A ``BaseException`` that is no ``Exception``
+  (cancellation, ``KeyboardInterrupt``) may have cut a request the provider
+  billed: recorded ``complete=False`` with unknown tokens, and re-raised.
+  (A stream cut after it started is recorded ``complete=False``, see above.)
 * Raw responses (``with_raw_response``/``with_streaming_response``) are recorded
   when their ``parse()`` is first called; one whose body is never parsed stays
   recorded as started with unknown cost.
@@ -267,11 +272,18 @@ class _Call:
             complete=complete,
         )
 
-    def fail(self) -> None:
+    def fail(self, error: BaseException) -> None:
+        """The SDK call raised `error` (the caller re-raises it, whatever recording it does)."""
         with self._lock:
             if self._done:
                 return
             self._done = True
+        if isinstance(error, Exception):
+            try:
+                self._rec.call_failed(self._id, f"{type(error).__name__}: {error}")
+            except Exception:
+                pass  # a store/fence error is sticky in the engine: the flow's next engine call raises it
+            return
         self._rec.after_call(self._id, model=self.requested_model, input_tokens=None, output_tokens=None,
                              cached_tokens=None, latency_ms=(time.monotonic() - self._start) * 1000.0,
                              complete=False)
@@ -400,8 +412,8 @@ def _wrap(method: Callable[..., Any], api: _Api) -> Callable[..., Any]:
         call = _Call(rec, api, str(_given(kwargs, "model") or ""), kwargs)
         try:
             result = method(*args, **kwargs)
-        except BaseException:
-            call.fail()
+        except BaseException as e:
+            call.fail(e)
             raise
         if inspect.isawaitable(result):
             return _settle_awaited(result, call)
@@ -414,8 +426,8 @@ def _wrap(method: Callable[..., Any], api: _Api) -> Callable[..., Any]:
 async def _settle_awaited(awaitable: Any, call: _Call) -> Any:
     try:
         result = await awaitable
-    except BaseException:
-        call.fail()
+    except BaseException as e:
+        call.fail(e)
         raise
     return call.settle(result)
 
@@ -459,8 +471,8 @@ def _defer_to_enter(manager: Any, attr: str, api: _Api, kwargs: dict[str, Any]) 
             call = _Call(rec, api, str(_given(kwargs, "model") or ""), kwargs)
             try:
                 result = request()
-            except BaseException:
-                call.fail()
+            except BaseException as e:
+                call.fail(e)
                 raise
             return call.settle(result)
 

@@ -1,10 +1,14 @@
 """``wait()``: a typed answer from a person, or the end of this execution until one arrives.
 
-The answer's schema comes from pydantic (``TypeAdapter(T).json_schema()``,
-translated by ``flowrun._schema.to_validator_schema`` to the JSON Schema the C++
-validator reads). The C++ runtime validates an answer when it is recorded (the
-controller, flowrunctl) and pydantic validates it again on return, so the flow
-gets a ``T``. An unanswered wait records the question (with its deadline and
+The answer's schema is ``flowrun._schema.answer_schema(T)``: pydantic's JSON
+Schema, generated so that what a JSON Schema cannot carry (custom validators,
+bounds on dates, non-string dict keys) raises ``UnsupportedAnswerSchema``, and
+translated to the draft-7 schema the C++ validator reads. The C++ runtime
+validates an answer when it is recorded (the controller, flowrunctl) and
+``flowrun._schema.validate_answer(T, ...)`` (pydantic, strict JSON mode: the
+mode the two validators' agreement is proven for) validates it again on
+return, so the flow gets a ``T``. A ``schema=`` dict is stored as given; the
+answer is then validated strictly as ``type`` (``Any`` without one). An unanswered wait records the question (with its deadline and
 timeout policy), waits for this execution's in-flight checkpoints to finish
 and be stored, flushes stdio and logging, and the C++ runtime writes the
 "waiting" outcome and ends the process with exit code 0 — inside ``wait()``:
@@ -24,6 +28,7 @@ import json
 from typing import Any, Optional, TypeVar, Union
 
 from . import _context, _json
+from ._schema import answer_schema, validate_answer
 from .errors import UsageError, WaitTimedOut
 
 T = TypeVar("T")
@@ -36,13 +41,8 @@ def _schema_of(tp: Any, schema: Any) -> tuple[Any, str]:
     if isinstance(schema, dict):
         return (tp if tp is not None else Any), json.dumps(schema)
     answer_type = tp if tp is not None else (schema if schema is not None else Any)
-    pyd = _json.adapter(answer_type).json_schema()
-    try:
-        from ._schema import to_validator_schema  # written by the schema translation helper
-    except ImportError:
-        to_validator_schema = None
-    translated = to_validator_schema(pyd) if to_validator_schema is not None else pyd
-    if isinstance(translated, dict) and translated.get("$schema") == _DRAFT_7:
+    translated = answer_schema(answer_type)
+    if translated.get("$schema") == _DRAFT_7:
         # Draft 7 is what the C++ validator assumes: without the marker, a Python wait's stored
         # schema (and so its fingerprint) is the one a C++ agent's wait<T> records.
         translated = {k: v for k, v in translated.items() if k != "$schema"}
@@ -78,7 +78,7 @@ def _resolve(tp: Any, name: str, question: str, schema: Any, timeout: Any, on_ti
 
 def _answer(answer_type: Any, kind: str, payload: Any) -> Any:
     if kind == "answered":
-        return _json.loads(payload, answer_type)
+        return validate_answer(answer_type, payload)
     raise WaitTimedOut(payload)
 
 

@@ -2,6 +2,7 @@
 // checkpoint fingerprints and the answer-schema validator. The validator is
 // the one the controller and flowrunctl run when an answer is recorded, so a
 // Python test can prove pydantic and it agree.
+#include <exception>
 #include <optional>
 #include <string>
 
@@ -26,6 +27,12 @@ nlohmann::json ParseOrThrow(const std::string& text, const char* what) {
     return nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
     throw nb::value_error((std::string(what) + " is not valid JSON: " + e.what()).c_str());
+  } catch (const nlohmann::json::exception& e) {
+    // out_of_range.406: a number no double can hold (1e309, -1e400). JSON text
+    // allows it, the validator cannot judge it: bad input, so ValueError.
+    throw nb::value_error(
+        (std::string(what) + " holds a number outside the range of a double (finite IEEE 754): " + e.what())
+            .c_str());
   }
 }
 
@@ -50,13 +57,20 @@ void BindContract(nb::module_& m) {
       [](const std::string& schema_json, const std::string& value_json) -> std::optional<std::string> {
         nlohmann::json schema = ParseOrThrow(schema_json, "schema");
         nlohmann::json value = ParseOrThrow(value_json, "value");
-        Status st = ValidateAgainstSchema(schema, value);
+        Status st = Status::Ok();
+        try {
+          st = ValidateAgainstSchema(schema, value);
+        } catch (const std::exception& e) {
+          // valijson compiles a "pattern" while validating: a regex std::regex refuses throws here.
+          throw nb::value_error((std::string("schema cannot be evaluated: ") + e.what()).c_str());
+        }
         if (st.ok()) return std::nullopt;
         return st.message();
       },
       nb::arg("schema_json"), nb::arg("value_json"),
       "None when value_json satisfies schema_json (the runtime's and the controller's validator), "
-      "else the reason. ValueError when either is not JSON.");
+      "else the reason. ValueError when either is not JSON or holds a number no double can represent "
+      "(1e309).");
 
   m.def(
       "checkpoint_fingerprint",

@@ -348,6 +348,19 @@ void BindExecution(nb::module_& m) {
           nb::arg("output_tokens").none(), nb::arg("cached_tokens").none(), nb::arg("latency_ms"),
           nb::arg("cost_usd").none() = nb::none(), nb::arg("complete") = true)
       .def(
+          "fail_llm_call",
+          [](Execution& e, int64_t call_id, const std::string& error) {
+            Status st;
+            {
+              GilRelease release;
+              st = e.FailLlmCall(call_id, error);
+            }
+            OkOrRaise(st);
+          },
+          nb::arg("call_id"), nb::arg("error"),
+          "Finishes a started call that got no response (the provider call raised): a 'failed' row with "
+          "the error, outside the usage totals (Execution::FailLlmCall).")
+      .def(
           "record_llm_call",
           [](Execution& e, std::optional<CheckpointKey> key, const std::string& model, int64_t input_tokens,
              int64_t output_tokens, int64_t cached_tokens, double latency_ms, std::optional<double> cost_usd) {

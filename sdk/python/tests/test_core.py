@@ -21,6 +21,23 @@ def test_validate_against_schema_is_the_runtime_validator() -> None:
         _core.validate_against_schema(schema, "{nope")
 
 
+@pytest.mark.parametrize("number", ["1e309", "-1e309", "1E400", "[1, 2e308]"])
+def test_validate_against_schema_refuses_unrepresentable_numbers_with_value_error(number: str) -> None:
+    # JSON text allows any magnitude; a double cannot hold 1e309. Bad input: ValueError, not RuntimeError.
+    with pytest.raises(ValueError, match="outside the range of a double") as caught:
+        _core.validate_against_schema('{"type": ["number", "array"]}', number)
+    assert type(caught.value) is ValueError and "value" in str(caught.value)
+    with pytest.raises(ValueError, match="schema holds a number outside the range of a double"):
+        _core.validate_against_schema('{"type": "number", "maximum": 1e309}', "1")
+    assert _core.validate_against_schema('{"type": "number"}', "1.7976931348623157e308") is None
+
+
+def test_validate_against_schema_refuses_an_unusable_pattern_with_value_error() -> None:
+    with pytest.raises(ValueError, match="schema cannot be evaluated") as caught:
+        _core.validate_against_schema('{"type": "string", "pattern": "["}', '"a"')
+    assert type(caught.value) is ValueError
+
+
 def test_fingerprint_is_canonical_and_kind_sensitive() -> None:
     a = _core.checkpoint_fingerprint("step", "research", '{"b": 1, "a": [1, 2]}')
     b = _core.checkpoint_fingerprint("step", "research", '{"a": [1, 2], "b": 1}')

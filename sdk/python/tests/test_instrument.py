@@ -55,6 +55,7 @@ class RecordingRecorder:
         self.fake = fake
         self.started: list[Started] = []
         self.finished: list[Finished] = []
+        self.failed: list[tuple[int, str]] = []
         self.budget_left = True
 
     def before_call(self, model: str, estimated_input_tokens: int) -> int:
@@ -71,6 +72,11 @@ class RecordingRecorder:
         assert call_id not in [f.id for f in self.finished], "a call finished twice"
         self.finished.append(Finished(call_id, model, input_tokens, output_tokens, cached_tokens, latency_ms,
                                       cost_usd, complete))
+
+    def call_failed(self, call_id: int, error: str) -> None:
+        assert call_id in [s.id for s in self.started], "call_failed for a call never started"
+        assert call_id not in [f.id for f in self.finished] + [i for i, _ in self.failed], "a call finished twice"
+        self.failed.append((call_id, error))
 
     @property
     def only(self) -> Finished:
@@ -229,12 +235,25 @@ def test_with_raw_response_is_recorded_at_parse(fake: Any, rec: RecordingRecorde
     assert rec.finished[-1].output_tokens == COMPLETION_TOKENS and rec.finished[-1].complete
 
 
-def test_an_sdk_error_is_recorded_incomplete_and_reraised(fake: Any, rec: RecordingRecorder) -> None:
+def test_an_sdk_error_is_recorded_failed_and_reraised_unchanged(fake: Any, rec: RecordingRecorder) -> None:
     fake.config(fail_next=1, fail_status=500)
-    with pytest.raises(openai.InternalServerError):
+    with pytest.raises(openai.InternalServerError) as err:
         openai_client(fake).chat.completions.create(model="m", messages=MESSAGES)
-    f = rec.only
-    assert (f.complete, f.input_tokens, f.output_tokens) == (False, None, None)
+    assert err.value.status_code == 500
+    assert len(rec.started) == 1 and rec.finished == [], rec.finished
+    assert [i for i, _ in rec.failed] == [rec.started[0].id]
+    assert rec.failed[0][1].startswith("InternalServerError:"), rec.failed
+
+
+def test_an_async_sdk_error_is_recorded_failed_and_reraised(fake: Any, rec: RecordingRecorder) -> None:
+    fake.config(fail_next=1, fail_status=429)
+
+    async def main() -> None:
+        with pytest.raises(openai.RateLimitError):
+            await async_openai_client(fake).chat.completions.create(model="m", messages=MESSAGES)
+
+    asyncio.run(main())
+    assert rec.finished == [] and [i for i, _ in rec.failed] == [rec.started[0].id]
 
 
 def test_an_exhausted_budget_stops_before_the_http_request(fake: Any, rec: RecordingRecorder) -> None:

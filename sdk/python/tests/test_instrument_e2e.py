@@ -79,3 +79,23 @@ def test_an_exhausted_budget_suspends_inside_the_sdk_call_before_the_request(mak
         assert by_prompt(fake_llm, run) == {f"{run.uid} paid {i}": 1 for i in range(3)}
     finally:
         fake_llm.config(usage={"prompt_tokens": None, "completion_tokens": None})
+
+
+def test_a_provider_error_finishes_the_started_call_as_failed_and_reaches_the_flow_unchanged(
+        make_run, fake_llm) -> None:
+    fake_llm.config(fail_next=1, fail_status=503)
+    try:
+        run: Run = make_run("instrumented:sdk_failure")
+        r = run.execute()
+        assert r.code == 0 and r.message["outcome"] == "succeeded", r.stderr
+    finally:
+        fake_llm.config(fail_next=0)
+    assert run.show()["result"]["refused"] == "InternalServerError 503"  # the SDK's own exception
+    rows = run.sql("SELECT checkpoint_name, state, coalesce(input_tokens::text, 'NULL'), "
+                   "coalesce(cost_usd::text, 'NULL'), coalesce(error, '') FROM flowrun.llm_calls "
+                   "WHERE run_uid = :'uid' ORDER BY seq")
+    got = [row.split("|") for row in rows.splitlines() if row]
+    assert [(g[0], g[1], g[3]) for g in got] == [("chat_refused", "failed", "NULL"),  # not left "started"
+                                                 ("chat", "completed", got[1][3])], got
+    assert got[1][3] != "NULL", got
+    assert "InternalServerError" in got[0][4] and "503" in got[0][4], got

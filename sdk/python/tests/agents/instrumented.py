@@ -72,3 +72,18 @@ def sdk_calls() -> dict:
 @flow
 def sdk_spender(calls: int = 3) -> dict:
     return {"replies": [chat(f"paid {i}") for i in range(calls)]}
+
+
+@checkpoint
+def chat_refused(what: str) -> str:
+    """The fake answers the request with an HTTP error: the SDK's exception reaches the flow unchanged."""
+    try:
+        gpt.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": prompt(what)}])
+    except openai.APIStatusError as e:
+        return f"{type(e).__name__} {e.status_code}"
+    return "answered"
+
+
+@flow
+def sdk_failure() -> dict:
+    return {"refused": chat_refused("refused"), "then": chat("after")}
