@@ -45,6 +45,15 @@ nlohmann::json RunJson(const flowrun::RunState& s) {
                      {"schema", s.open_wait->schema}, {"askedAt", flowrun::FormatTime(s.open_wait->asked_at)}};
     if (s.open_wait->deadline) j["openWait"]["deadline"] = flowrun::FormatTime(*s.open_wait->deadline);
   }
+  if (s.replay) {
+    const flowrun::ReplayInfo& r = *s.replay;
+    j["replay"] = {{"sourceRunUid", r.source_run_uid}, {"sourceName", r.source_name},
+                   {"cut", {{"name", r.cut.name}, {"occurrence", r.cut.occurrence}}},
+                   {"preparedAt", flowrun::FormatTime(r.prepared_at)}, {"snapshotCheckpoints", r.snapshot_checkpoints},
+                   {"copiedCheckpoints", r.copied_checkpoints}, {"inherited", UsageJson(r.inherited)},
+                   {"cutReached", r.cut_reached}, {"overrides", nlohmann::json::array()}};
+    for (const auto& [name, output] : r.output_overrides) j["replay"]["overrides"].push_back(name);
+  }
   j["attempts"] = nlohmann::json::array();
   for (const auto& a : s.attempts) {
     nlohmann::json aj = {{"attempt", a.attempt}, {"epoch", a.epoch}, {"outcome", a.outcome ? std::string(flowrun::OutcomeKindName(*a.outcome)) : "running"},
@@ -154,6 +163,16 @@ int main(int argc, char** argv) {
               << "  checkpoints: " << s->checkpoints_completed << " completed; over all attempts "
               << s->live_checkpoints << " ran live, " << s->cached_checkpoints << " came from the cache\n";
     if (s->budget_usd) std::cout << "  budget:      " << Usd(*s->budget_usd) << "\n";
+    if (s->replay) {
+      const flowrun::ReplayInfo& r = *s->replay;
+      std::cout << "  replay of:   " << (r.source_name.empty() ? r.source_run_uid : r.source_name + " (" + r.source_run_uid + ")")
+                << ", cut at " << r.cut.name << "#" << r.cut.occurrence << (r.cut_reached ? " (reached)" : "")
+                << "; " << r.copied_checkpoints << " of " << r.snapshot_checkpoints
+                << " snapshot checkpoints copied, inherited " << Usd(r.inherited.cost_usd) << " in "
+                << r.inherited.llm_calls << " LLM calls";
+      if (!r.output_overrides.empty()) std::cout << "; " << r.output_overrides.size() << " outputs overridden";
+      std::cout << "\n";
+    }
     if (s->open_wait)
       std::cout << "  waiting for: " << s->open_wait->name << ": " << s->open_wait->question
                 << "\n               schema " << s->open_wait->schema.dump() << "\n";

@@ -344,6 +344,67 @@ DROP TRIGGER llm_calls_notify_metrics ON flowrun.llm_calls;
 CREATE TRIGGER llm_calls_notify_metrics AFTER INSERT OR UPDATE ON flowrun.llm_calls
   FOR EACH STATEMENT EXECUTE FUNCTION flowrun.notify_metrics();
 )SQL" + MetricContributionsSql(FunctionVersion::kCompletedCallsOnly)},
+      // Replay (issue 14, flowrun/replay.h). A replay is a run of its own; when
+      // it is prepared (RunAdmin::PrepareReplay, once, before its first
+      // attempt) the source's completed checkpoints and the artifacts saved
+      // inside them are copied into snapshot tables keyed by the *replay's*
+      // run_uid, so the replay no longer depends on the source's rows (deleting
+      // the source leaves them) and DeleteRun of the replay removes them.
+      //   replays              one row per prepared replay: source, cut, overrides
+      //   replay_checkpoints   the snapshot of the source's completed checkpoints
+      //   replay_artifacts     the artifacts saved inside them, with their versions
+      //   checkpoints.copied   the row was served from the snapshot: its usage
+      //                        columns hold the source's usage, *inherited* (never
+      //                        spent: spend is counted from llm_calls, and a copied
+      //                        checkpoint makes no call). Every older row was
+      //                        computed by its own run: false.
+      //   replays.cut_reached  the replay's execution asked for the cut (set by
+      //                        the engine; false until then)
+      {5, "replay: prepared replays, snapshots of the source's completed checkpoints and their artifacts, copied checkpoints", R"SQL(
+CREATE TABLE flowrun.replays (
+  run_uid         text PRIMARY KEY,          -- the replay
+  source_run_uid  text NOT NULL,
+  source_name     text NOT NULL DEFAULT '',
+  cut_name        text NOT NULL,
+  cut_occurrence  int NOT NULL,
+  prepared_at     timestamptz NOT NULL DEFAULT now(),
+  overrides       jsonb NOT NULL DEFAULT '{}',  -- checkpoint name -> the output served instead of the source's
+  snapshot_checkpoints bigint NOT NULL DEFAULT 0,
+  cut_reached     boolean NOT NULL DEFAULT false,
+  CONSTRAINT replays_not_self CHECK (source_run_uid <> run_uid),
+  CONSTRAINT replays_cut_occurrence_positive CHECK (cut_occurrence >= 1),
+  CONSTRAINT replays_overrides_object CHECK (jsonb_typeof(overrides) = 'object')
+);
+CREATE TABLE flowrun.replay_checkpoints (
+  run_uid      text NOT NULL,                -- the replay
+  name         text NOT NULL,
+  occurrence   int NOT NULL,
+  kind         text NOT NULL CONSTRAINT replay_checkpoints_kind_known CHECK (kind IN ('step', 'wait')),
+  fingerprint  text NOT NULL,
+  output       jsonb,
+  attempt      int NOT NULL,                 -- the source's attempt that computed it
+  llm_calls    bigint NOT NULL DEFAULT 0,
+  input_tokens bigint NOT NULL DEFAULT 0,
+  output_tokens bigint NOT NULL DEFAULT 0,
+  cached_tokens bigint NOT NULL DEFAULT 0,
+  cost_usd     double precision NOT NULL DEFAULT 0,
+  unknown_cost_calls bigint NOT NULL DEFAULT 0,
+  PRIMARY KEY (run_uid, name, occurrence)
+);
+CREATE TABLE flowrun.replay_artifacts (
+  run_uid      text NOT NULL,                -- the replay
+  name         text NOT NULL,
+  version      int NOT NULL,                 -- the source's version, kept
+  content_type text NOT NULL,
+  data         bytea NOT NULL,
+  size_bytes   bigint NOT NULL,
+  sha256       text NOT NULL,
+  checkpoint   text NOT NULL,                -- name#occurrence of the snapshot checkpoint that saved it
+  created_at   timestamptz NOT NULL,         -- when the source saved it
+  PRIMARY KEY (run_uid, name, version)
+);
+ALTER TABLE flowrun.checkpoints ADD COLUMN copied boolean NOT NULL DEFAULT false;
+)SQL"},
   };
   return kMigrations;
 }

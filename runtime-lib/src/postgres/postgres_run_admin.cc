@@ -7,6 +7,31 @@ namespace flowrun {
 
 namespace {
 
+// A replay's answers and output overrides are each capped at this many bytes
+// of compact JSON: they are stored in a row, and the controller's request
+// carries them (kInvalidArgument beyond it).
+constexpr size_t kMaxReplayValueBytes = 256 * 1024;
+
+// Who recorded a replay's early answers (AnswerOptions::answered_by), followed
+// by the source's name (or uid).
+constexpr const char* kReplayAnsweredByPrefix = "replay:";
+
+// The replay columns of run_state and replay_info (ReplayInfoFromRow reads
+// them in this order): the replays row (all NULL when the run is no replay)
+// and what the engine has served from the snapshot so far — the checkpoints
+// recorded as copied and their inherited usage.
+constexpr const char* kReplayColumns =
+    "rp.source_run_uid, rp.source_name, rp.cut_name, rp.cut_occurrence, extract(epoch FROM rp.prepared_at),"
+    " rp.overrides::text, rp.snapshot_checkpoints, rp.cut_reached, cp.n, cp.llm_calls, cp.input_tokens,"
+    " cp.output_tokens, cp.cached_tokens, cp.cost_usd, cp.unknown_cost_calls";
+constexpr const char* kReplayJoins =
+    " LEFT JOIN flowrun.replays rp ON rp.run_uid = $1"
+    " CROSS JOIN LATERAL (SELECT count(*) AS n, coalesce(sum(llm_calls), 0) AS llm_calls,"
+    "   coalesce(sum(input_tokens), 0) AS input_tokens, coalesce(sum(output_tokens), 0) AS output_tokens,"
+    "   coalesce(sum(cached_tokens), 0) AS cached_tokens, coalesce(sum(cost_usd), 0) AS cost_usd,"
+    "   coalesce(sum(unknown_cost_calls), 0) AS unknown_cost_calls"
+    "   FROM flowrun.checkpoints WHERE run_uid = $1 AND copied) cp";
+
 pg::Statements RunAdminStatements() {
   return {
       // Everything GetRun returns, in one statement: one round trip and one
@@ -25,7 +50,7 @@ pg::Statements RunAdminStatements() {
        "     a.reexecuted_checkpoints, a.saved_llm_calls, a.saved_input_tokens, a.saved_output_tokens,"
        "     a.saved_cached_tokens, a.saved_usd, a.failure_reason) ORDER BY a.epoch), '[]')::text"
        "   FROM flowrun.attempts a WHERE a.run_uid = $1),"
-       "  s.unfinished_calls"
+       "  s.unfinished_calls, " + std::string(kReplayColumns) +
        " FROM flowrun.runs r"
        // Usage counts completed calls; a call still "started" was cut off by
        // the process's death: counted apart, its cost unknown.
@@ -37,8 +62,8 @@ pg::Statements RunAdminStatements() {
        " LEFT JOIN LATERAL (SELECT name, occurrence, question, schema, asked_at, deadline, on_timeout,"
        "   default_answer, answer FROM flowrun.waits"
        "   WHERE run_uid = $1 AND question IS NOT NULL AND consumed_at IS NULL"
-       "   ORDER BY asked_at DESC LIMIT 1) w ON true"
-       " WHERE r.run_uid = $1"},
+       "   ORDER BY asked_at DESC LIMIT 1) w ON true" +
+           std::string(kReplayJoins) + " WHERE r.run_uid = $1"},
       {"lock_run", "SELECT status FROM flowrun.runs WHERE run_uid = $1 FOR UPDATE"},
       {"ensure_run",
        "INSERT INTO flowrun.runs (run_uid) VALUES ($1) ON CONFLICT DO NOTHING"},
@@ -79,10 +104,48 @@ pg::Statements RunAdminStatements() {
       {"delete_llm_calls", "DELETE FROM flowrun.llm_calls WHERE run_uid = $1"},
       {"delete_waits", "DELETE FROM flowrun.waits WHERE run_uid = $1"},
       {"delete_artifacts", "DELETE FROM flowrun.artifacts WHERE run_uid = $1"},
+      {"delete_replays", "DELETE FROM flowrun.replays WHERE run_uid = $1"},
+      {"delete_replay_checkpoints", "DELETE FROM flowrun.replay_checkpoints WHERE run_uid = $1"},
+      {"delete_replay_artifacts", "DELETE FROM flowrun.replay_artifacts WHERE run_uid = $1"},
+      // PrepareReplay (flowrun/replay.h): the replay's row is created with the
+      // request's identity if missing (an existing row keeps its own), then
+      // locked with what decides whether it may become this replay.
+      {"ensure_replay_run",
+       "INSERT INTO flowrun.runs (run_uid, namespace, name, flow) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING"},
+      {"lock_replay_run",
+       "SELECT status, (SELECT count(*) FROM flowrun.attempts WHERE run_uid = $1) FROM flowrun.runs"
+       " WHERE run_uid = $1 FOR UPDATE"},
+      {"replay_source", "SELECT source_run_uid FROM flowrun.replays WHERE run_uid = $1"},
+      {"replay_info", "SELECT " + std::string(kReplayColumns) + " FROM (SELECT 1) one" + kReplayJoins +
+                          " WHERE rp.run_uid IS NOT NULL"},
+      // The source's row, held (FOR SHARE) so it is not deleted mid-copy.
+      {"lock_source", "SELECT 1 FROM flowrun.runs WHERE run_uid = $1 FOR SHARE"},
+      {"snapshot_checkpoints",
+       "INSERT INTO flowrun.replay_checkpoints (run_uid, name, occurrence, kind, fingerprint, output, attempt,"
+       "  llm_calls, input_tokens, output_tokens, cached_tokens, cost_usd, unknown_cost_calls)"
+       " SELECT $1::text, name, occurrence, kind, fingerprint, output, attempt, llm_calls, input_tokens, output_tokens,"
+       "  cached_tokens, cost_usd, unknown_cost_calls"
+       " FROM flowrun.checkpoints WHERE run_uid = $2 AND status = 'completed'"},
+      // The artifacts saved inside the snapshotted checkpoints (checkpoint is
+      // "name#occurrence", SaveArtifact's label), with their versions. Joined
+      // to the snapshot just written, not to the source's live rows: an
+      // artifact is copied only with its checkpoint.
+      {"snapshot_artifacts",
+       "INSERT INTO flowrun.replay_artifacts (run_uid, name, version, content_type, data, size_bytes, sha256,"
+       "  checkpoint, created_at)"
+       " SELECT $1::text, a.name, a.version, a.content_type, a.data, a.size_bytes, a.sha256, a.checkpoint, a.created_at"
+       " FROM flowrun.artifacts a WHERE a.run_uid = $2 AND a.checkpoint <> '' AND EXISTS ("
+       "  SELECT 1 FROM flowrun.replay_checkpoints s"
+       "  WHERE s.run_uid = $1 AND s.name || '#' || s.occurrence::text = a.checkpoint)"},
+      {"snapshot_has_name",
+       "SELECT EXISTS (SELECT 1 FROM flowrun.replay_checkpoints WHERE run_uid = $1 AND name = $2)"},
+      {"insert_replay",
+       "INSERT INTO flowrun.replays (run_uid, source_run_uid, source_name, cut_name, cut_occurrence, overrides,"
+       "  snapshot_checkpoints) VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7)"},
       {"list_checkpoints",
        "SELECT name, occurrence, kind, status, fingerprint, attempt, starts, reexecutions,"
        " extract(epoch FROM started_at), extract(epoch FROM finished_at), duration_ms, llm_calls,"
-       " input_tokens, output_tokens, cached_tokens, cost_usd, unknown_cost_calls, error"
+       " input_tokens, output_tokens, cached_tokens, cost_usd, unknown_cost_calls, error, copied"
        " FROM flowrun.checkpoints WHERE run_uid = $1 ORDER BY started_at NULLS LAST, name, occurrence"},
       {"list_failures",
        "SELECT name, occurrence, attempt, try_number, message, extract(epoch FROM at)"
@@ -174,6 +237,26 @@ StatusOr<std::vector<AttemptRecord>> AttemptsFromJson(const std::string& uid, co
   return out;
 }
 
+// The kReplayColumns of a row, from column `first`; nullopt when the run is
+// no replay (the replays columns are NULL).
+StatusOr<std::optional<ReplayInfo>> ReplayInfoFromRow(const std::string& uid, const pqxx::row& r, int first) {
+  if (r[first].is_null()) return std::optional<ReplayInfo>();
+  ReplayInfo info;
+  info.source_run_uid = r[first].as<std::string>();
+  info.source_name = r[first + 1].as<std::string>();
+  info.cut.name = r[first + 2].as<std::string>();
+  info.cut.occurrence = r[first + 3].as<int>();
+  info.prepared_at = pg::FromEpochSeconds(r[first + 4].as<double>());
+  nlohmann::json overrides = nlohmann::json::parse(r[first + 5].c_str());
+  if (!overrides.is_object()) return DataLoss("replay " + uid + " has overrides that are not a JSON object");
+  for (auto it = overrides.begin(); it != overrides.end(); ++it) info.output_overrides[it.key()] = it.value();
+  info.snapshot_checkpoints = r[first + 6].as<int64_t>();
+  info.cut_reached = r[first + 7].as<bool>();
+  info.copied_checkpoints = r[first + 8].as<int64_t>();
+  info.inherited = UsageFromRow(r, first + 9);
+  return std::optional<ReplayInfo>(std::move(info));
+}
+
 template <typename T>
 StatusOr<T> Flatten(StatusOr<StatusOr<T>> r) {
   if (!r.ok()) return r.status();
@@ -218,6 +301,9 @@ class PostgresRunAdmin final : public RunAdmin {
         s.saved += rec.saved;
         s.attempts.push_back(std::move(rec));
       }
+      auto replay = ReplayInfoFromRow(uid, r, 28);
+      if (!replay.ok()) return replay.status();
+      s.replay = std::move(*replay);
       bool can_answer = !IsTerminal(s.status);
       if (can_answer && !r[17].is_null() && !r[25].as<bool>()) {
         OpenWait ow;
@@ -253,6 +339,7 @@ class PostgresRunAdmin final : public RunAdmin {
         if (!r[10].is_null()) i.duration_ms = r[10].as<double>();
         i.usage = UsageFromRow(r, 11);
         i.error = r[17].as<std::string>();
+        i.copied = r[18].as<bool>();
         out.push_back(std::move(i));
       }
       return out;
@@ -297,48 +384,126 @@ class PostgresRunAdmin final : public RunAdmin {
   StatusOr<RecordedAnswer> RecordAnswer(const std::string& uid, const std::string& wait_name,
                                         const nlohmann::json& answer, const AnswerOptions& opts) override {
     if (wait_name.empty() || wait_name.size() > 253) return InvalidArgument("wait name must be 1..253 characters");
-    std::string text = answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     return Flatten(session_.Run("recording an answer", true, [&](pqxx::connection& c) -> StatusOr<RecordedAnswer> {
       pqxx::work tx(c);
-      if (opts.allow_early) tx.exec_prepared("ensure_run", uid);
-      pqxx::result run = tx.exec_prepared("lock_run", uid);
-      if (run.empty()) return NotFound("run " + uid + " has no state in the database");
-      std::string status = run[0][0].as<std::string>();
-      if (auto st = ParseRunStatus(status); !st || IsTerminal(*st))
-        return FailedPrecondition("run is " + status + "; it takes no more answers");
-      pqxx::result asked = tx.exec_prepared("asked_wait", uid, wait_name);
-      if (!asked.empty()) {
-        int occ = asked[0][0].as<int>();
-        if (asked[0][2].as<bool>())
-          return AlreadyExists("wait '" + wait_name + "' was already answered (by " +
-                               asked[0][3].as<std::string>() + "); the first answer wins");
-        nlohmann::json schema =
-            asked[0][1].is_null() ? nlohmann::json::object() : nlohmann::json::parse(asked[0][1].c_str());
-        Status valid = ValidateAgainstSchema(schema, answer);
-        if (!valid.ok())
-          return InvalidArgument("answer to '" + wait_name + "' does not match its schema: " + valid.message());
-        tx.exec_prepared("answer_asked", uid, wait_name, occ, text, opts.answered_by);
-        tx.commit();
-        return RecordedAnswer{wait_name, occ, false};
-      }
-      if (!opts.allow_early)
-        return FailedPrecondition("run is not waiting for '" + wait_name + "'");
-      pqxx::result early = tx.exec_prepared("pending_early", uid, wait_name);
-      if (!early.empty())
-        return AlreadyExists("an early answer for '" + wait_name + "' is already recorded (by " +
-                             early[0][1].as<std::string>() + "); the first answer wins");
-      int occ = tx.exec_prepared("next_occurrence", uid, wait_name)[0][0].as<int>();
-      tx.exec_prepared("insert_early", uid, wait_name, occ, text, opts.answered_by);
-      tx.commit();
-      return RecordedAnswer{wait_name, occ, true};
+      StatusOr<RecordedAnswer> recorded = RecordAnswerIn(tx, uid, wait_name, answer, opts);
+      if (recorded.ok()) tx.commit();
+      return recorded;
     }));
   }
 
-  // Placeholder until the store's replay snapshot lands (issue 14, in progress).
-  StatusOr<ReplayInfo> PrepareReplay(const ReplayRequest&) override {
-    return Unimplemented("replay is not implemented by this store yet");
+  StatusOr<ReplayInfo> PrepareReplay(const ReplayRequest& req) override {
+    if (req.run_uid.empty() || req.source_run_uid.empty())
+      return InvalidArgument("a replay needs its run uid and its source's");
+    if (req.run_uid == req.source_run_uid) return InvalidArgument("a run cannot replay itself");
+    if (req.cut.name.empty() || req.cut.occurrence < 1)
+      return InvalidArgument("a replay's cut needs a checkpoint name and an occurrence of at least 1");
+    nlohmann::json overrides = nlohmann::json::object();
+    for (const auto& [name, output] : req.output_overrides) {
+      std::string text = output.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      if (text.size() > kMaxReplayValueBytes)
+        return InvalidArgument("the output override for '" + name + "' is " + std::to_string(text.size()) +
+                               " bytes of JSON; at most " + std::to_string(kMaxReplayValueBytes) + " are accepted");
+      overrides[name] = output;
+    }
+    for (const auto& [wait, answer] : req.answers) {
+      if (wait.empty() || wait.size() > 253) return InvalidArgument("wait name must be 1..253 characters");
+      std::string text = answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      if (text.size() > kMaxReplayValueBytes)
+        return InvalidArgument("the answer for '" + wait + "' is " + std::to_string(text.size()) +
+                               " bytes of JSON; at most " + std::to_string(kMaxReplayValueBytes) + " are accepted");
+    }
+    const std::string overrides_text = overrides.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    const std::string flow = req.flow.empty() ? "default" : req.flow;
+    return Flatten(session_.Run("preparing a replay", true, [&](pqxx::connection& c) -> StatusOr<ReplayInfo> {
+      pqxx::work tx(c);
+      tx.exec_prepared("ensure_replay_run", req.run_uid, req.namespace_, req.name, flow);
+      pqxx::result run = tx.exec_prepared("lock_replay_run", req.run_uid);
+      if (run.empty()) return Internal("the replay's run row vanished while it was locked");
+      // Already prepared: the same source is this replay (a repeated call
+      // changes nothing); another source is another replay.
+      if (pqxx::result prepared = tx.exec_prepared("replay_source", req.run_uid); !prepared.empty()) {
+        std::string source = prepared[0][0].as<std::string>();
+        if (source != req.source_run_uid)
+          return AlreadyExists("run " + req.run_uid + " is already a replay of run " + source);
+        return ReadReplayInfo(tx, req.run_uid);
+      }
+      const std::string status = run[0][0].as<std::string>();
+      if (int64_t attempts = run[0][1].as<int64_t>(); attempts > 0 || status != "pending")
+        return AlreadyExists("run " + req.run_uid + " already exists (" + status + ", " + std::to_string(attempts) +
+                             " attempts); only a run that has not started can become a replay");
+      if (tx.exec_prepared("lock_source", req.source_run_uid).empty())
+        return NotFound("replay source run " + req.source_run_uid + " has no state in the database");
+      const int64_t snapshot = tx.exec_prepared("snapshot_checkpoints", req.run_uid, req.source_run_uid).affected_rows();
+      tx.exec_prepared("snapshot_artifacts", req.run_uid, req.source_run_uid);
+      for (const auto& [name, output] : req.output_overrides) {
+        if (!tx.exec_prepared("snapshot_has_name", req.run_uid, name)[0][0].as<bool>())
+          return InvalidArgument("the output override names checkpoint '" + name + "', which run " +
+                                 req.source_run_uid + " never completed");
+      }
+      tx.exec_prepared("insert_replay", req.run_uid, req.source_run_uid, req.source_name, req.cut.name,
+                       req.cut.occurrence, overrides_text, snapshot);
+      AnswerOptions early;
+      early.allow_early = true;
+      early.answered_by = kReplayAnsweredByPrefix + (req.source_name.empty() ? req.source_run_uid : req.source_name);
+      for (const auto& [wait, answer] : req.answers) {
+        StatusOr<RecordedAnswer> recorded = RecordAnswerIn(tx, req.run_uid, wait, answer, early);
+        // An answer already recorded for that wait (before the replay was
+        // prepared) is kept: the first answer wins, as for RecordAnswer.
+        if (!recorded.ok() && recorded.status().code() != StatusCode::kAlreadyExists) return recorded.status();
+      }
+      StatusOr<ReplayInfo> info = ReadReplayInfo(tx, req.run_uid);
+      if (info.ok()) tx.commit();
+      return info;
+    }));
   }
 
+ private:
+  StatusOr<ReplayInfo> ReadReplayInfo(pqxx::work& tx, const std::string& uid) {
+    pqxx::result r = tx.exec_prepared("replay_info", uid);
+    if (r.empty()) return NotFound("run " + uid + " is not a prepared replay");
+    auto info = ReplayInfoFromRow(uid, r[0], 0);
+    if (!info.ok()) return info.status();
+    return std::move(**info);
+  }
+
+  // RecordAnswer inside the caller's transaction (which commits it when this
+  // returns OK): the one code path of every answer, PrepareReplay's too.
+  StatusOr<RecordedAnswer> RecordAnswerIn(pqxx::work& tx, const std::string& uid, const std::string& wait_name,
+                                          const nlohmann::json& answer, const AnswerOptions& opts) {
+    std::string text = answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    if (opts.allow_early) tx.exec_prepared("ensure_run", uid);
+    pqxx::result run = tx.exec_prepared("lock_run", uid);
+    if (run.empty()) return NotFound("run " + uid + " has no state in the database");
+    std::string status = run[0][0].as<std::string>();
+    if (auto st = ParseRunStatus(status); !st || IsTerminal(*st))
+      return FailedPrecondition("run is " + status + "; it takes no more answers");
+    pqxx::result asked = tx.exec_prepared("asked_wait", uid, wait_name);
+    if (!asked.empty()) {
+      int occ = asked[0][0].as<int>();
+      if (asked[0][2].as<bool>())
+        return AlreadyExists("wait '" + wait_name + "' was already answered (by " +
+                             asked[0][3].as<std::string>() + "); the first answer wins");
+      nlohmann::json schema =
+          asked[0][1].is_null() ? nlohmann::json::object() : nlohmann::json::parse(asked[0][1].c_str());
+      Status valid = ValidateAgainstSchema(schema, answer);
+      if (!valid.ok())
+        return InvalidArgument("answer to '" + wait_name + "' does not match its schema: " + valid.message());
+      tx.exec_prepared("answer_asked", uid, wait_name, occ, text, opts.answered_by);
+      return RecordedAnswer{wait_name, occ, false};
+    }
+    if (!opts.allow_early)
+      return FailedPrecondition("run is not waiting for '" + wait_name + "'");
+    pqxx::result early = tx.exec_prepared("pending_early", uid, wait_name);
+    if (!early.empty())
+      return AlreadyExists("an early answer for '" + wait_name + "' is already recorded (by " +
+                           early[0][1].as<std::string>() + "); the first answer wins");
+    int occ = tx.exec_prepared("next_occurrence", uid, wait_name)[0][0].as<int>();
+    tx.exec_prepared("insert_early", uid, wait_name, occ, text, opts.answered_by);
+    return RecordedAnswer{wait_name, occ, true};
+  }
+
+ public:
   Status SetBudget(const std::string& uid, std::optional<double> budget) override {
     if (budget && !(*budget >= 0)) return InvalidArgument("budget must be a non-negative number of USD");
     std::optional<std::string> b;
@@ -382,7 +547,8 @@ class PostgresRunAdmin final : public RunAdmin {
     return session_.Run("deleting a run", true, [&](pqxx::connection& c) {
       pqxx::work tx(c);
       for (const char* stmt : {"delete_runs", "delete_attempts", "delete_checkpoints", "delete_failures",
-                               "delete_llm_calls", "delete_waits", "delete_artifacts"})
+                               "delete_llm_calls", "delete_waits", "delete_artifacts", "delete_replays",
+                               "delete_replay_checkpoints", "delete_replay_artifacts"})
         tx.exec_prepared(stmt, uid);
       tx.commit();
       return 0;

@@ -151,7 +151,24 @@ TEST_F(StoreAdmin, CancelledRunShowsNoOpenWait) {
 }
 
 TEST_F(StoreAdmin, DeleteRunRemovesEveryRowOfThatRunOnly) {
+  // A source for the replay tables: one completed checkpoint with an artifact.
+  {
+    auto s = Store();
+    Begin(*s, "run-src", 1);
+    TimePoint now = std::chrono::system_clock::now();
+    CheckpointKey k{"a", 1};
+    ASSERT_FALSE(Must(s->CheckpointStarted(k, CheckpointKind::kStep, Fp("a"), 1)));
+    ASSERT_EQ(Must(s->SaveArtifact("art", "text/plain", "x", k)), 1);
+    MustOk(s->CheckpointCompleted(k, CheckpointKind::kStep, Fp("a"), "1", now, now, Usage{}));
+  }
   auto populate = [&](const std::string& uid) {
+    {
+      ReplayRequest r;
+      r.run_uid = uid;
+      r.source_run_uid = "run-src";
+      r.cut = {"b", 1};
+      Must(Admin()->PrepareReplay(r), "PrepareReplay");
+    }
     auto s = Store();
     Begin(*s, uid, 1);
     TimePoint now = std::chrono::system_clock::now();

@@ -82,9 +82,9 @@ TEST_F(StoreHostileInput, NamesWithSqlMetacharactersRoundTrip) {
   EXPECT_EQ(run.uid, uid);
   EXPECT_EQ(run.checkpoints_completed, static_cast<int64_t>(names.size()));
 
-  // Nothing was dropped: the 7 tables of version 1, schema_migrations and
-  // metric_rollup (version 2).
-  EXPECT_EQ(Count("SELECT count(*) FROM pg_tables WHERE schemaname = 'flowrun'"), 9);
+  // Nothing was dropped: the 7 tables of version 1, schema_migrations,
+  // metric_rollup (version 2) and the 3 replay tables (version 5).
+  EXPECT_EQ(Count("SELECT count(*) FROM pg_tables WHERE schemaname = 'flowrun'"), 12);
   EXPECT_EQ(Count("SELECT count(*) FROM flowrun.checkpoints"), static_cast<int64_t>(2 * names.size()));
 }
 
