@@ -30,7 +30,19 @@ constexpr const char* kReplayJoins =
     "   coalesce(sum(input_tokens), 0) AS input_tokens, coalesce(sum(output_tokens), 0) AS output_tokens,"
     "   coalesce(sum(cached_tokens), 0) AS cached_tokens, coalesce(sum(cost_usd), 0) AS cost_usd,"
     "   coalesce(sum(unknown_cost_calls), 0) AS unknown_cost_calls"
-    "   FROM flowrun.checkpoints WHERE run_uid = $1 AND copied) cp";
+    // Only a replay has copied rows: for any other run the outer-only
+    // condition is a one-time filter and the checkpoints are not scanned
+    // (GetRun is on every reconcile).
+    "   FROM flowrun.checkpoints WHERE run_uid = $1 AND copied AND rp.run_uid IS NOT NULL) cp";
+
+// kInvalidArgument when `value` is more than kMaxReplayValueBytes of compact
+// JSON; `what` names it in the message.
+Status CheckReplayValueSize(const std::string& what, const nlohmann::json& value) {
+  const size_t bytes = value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).size();
+  if (bytes <= kMaxReplayValueBytes) return Status();
+  return InvalidArgument(what + " is " + std::to_string(bytes) + " bytes of JSON; at most " +
+                         std::to_string(kMaxReplayValueBytes) + " are accepted");
+}
 
 pg::Statements RunAdminStatements() {
   return {
@@ -400,18 +412,12 @@ class PostgresRunAdmin final : public RunAdmin {
       return InvalidArgument("a replay's cut needs a checkpoint name and an occurrence of at least 1");
     nlohmann::json overrides = nlohmann::json::object();
     for (const auto& [name, output] : req.output_overrides) {
-      std::string text = output.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-      if (text.size() > kMaxReplayValueBytes)
-        return InvalidArgument("the output override for '" + name + "' is " + std::to_string(text.size()) +
-                               " bytes of JSON; at most " + std::to_string(kMaxReplayValueBytes) + " are accepted");
+      if (Status st = CheckReplayValueSize("the output override for '" + name + "'", output); !st.ok()) return st;
       overrides[name] = output;
     }
     for (const auto& [wait, answer] : req.answers) {
       if (wait.empty() || wait.size() > 253) return InvalidArgument("wait name must be 1..253 characters");
-      std::string text = answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-      if (text.size() > kMaxReplayValueBytes)
-        return InvalidArgument("the answer for '" + wait + "' is " + std::to_string(text.size()) +
-                               " bytes of JSON; at most " + std::to_string(kMaxReplayValueBytes) + " are accepted");
+      if (Status st = CheckReplayValueSize("the answer for '" + wait + "'", answer); !st.ok()) return st;
     }
     const std::string overrides_text = overrides.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     const std::string flow = req.flow.empty() ? "default" : req.flow;
