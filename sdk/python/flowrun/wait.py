@@ -9,8 +9,9 @@ validates an answer when it is recorded (the controller, flowrunctl) and
 mode the two validators' agreement is proven for) validates it again on
 return, so the flow gets a ``T``. A ``schema=`` dict is stored as given; the
 answer is then validated strictly as ``type`` (``Any`` without one).
-An unanswered wait records the question (with its deadline and timeout policy), waits for this execution's in-flight checkpoints to finish
-and be stored, flushes stdio and logging, and the C++ runtime writes the
+An unanswered wait records the question (with its deadline and timeout
+policy), waits for this execution's in-flight checkpoints to finish and be
+stored, flushes stdio and logging, and the C++ runtime writes the
 "waiting" outcome and ends the process with exit code 0 — inside ``wait()``:
 no code after it runs, ``finally`` blocks included.
 
