@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "checkpoint_renames.h"
 #include "execution_internal.h"
 #include "flowrun/postgres.h"
 #include "flowrun/schema_validator.h"
@@ -143,6 +144,7 @@ Execution::Execution(const RunEnvironment& env, ExecutionDeps deps, ExecutionSta
       deps_(std::move(deps)),
       epoch_(start.epoch),
       cache_(std::move(start.completed)),
+      renames_(std::make_unique<internal::RenameIndex>(cache_)),
       budget_usd_(start.budget_usd),
       run_spent_usd_(start.spent_usd) {
   if (deps_.clock == nullptr) deps_.clock = DefaultClock();
@@ -231,7 +233,9 @@ StatusOr<CheckpointKey> Execution::Reserve(std::string_view name, CheckpointKind
   auto it = occurrences_.find(identity);
   if (it == occurrences_.end()) it = occurrences_.emplace(identity, 0).first;
   CheckpointKey k{std::move(identity), ++it->second};
-  reserved_[k].kind = kind;
+  Reservation& r = reserved_[k];
+  r.kind = kind;
+  r.place.position = ++positions_;
   return k;
 }
 
@@ -276,14 +280,21 @@ StatusOr<const nlohmann::json*> Execution::FromCacheLocked(const CheckpointKey& 
 }
 
 StatusOr<BeginResult> Execution::Begin(const CheckpointKey& key, const std::optional<nlohmann::json>& inputs,
-                                       std::optional<DivergencePolicy> policy) {
+                                       std::optional<DivergencePolicy> policy,
+                                       const std::optional<nlohmann::json>& digest_inputs) {
   std::lock_guard l(mu_);
   FLOWRUN_RETURN_IF_ERROR(GateLocked());
   FLOWRUN_ASSIGN_OR_RETURN(Reservation * r, ReservationLocked(key, CheckpointKind::kStep, "Begin"));
   if (r->begun) return InvalidArgument("Begin: " + internal::Label(key) + " was begun already");
   std::string fp = CheckpointFingerprint(CheckpointKind::kStep, key.name, inputs);
-  FLOWRUN_ASSIGN_OR_RETURN(const nlohmann::json* cached,
-                           FromCacheLocked(key, CheckpointKind::kStep, fp, policy.value_or(env_.on_divergence)));
+  const DivergencePolicy pol = policy.value_or(env_.on_divergence);
+  const bool recorded = cache_.count(key) > 0;
+  FLOWRUN_ASSIGN_OR_RETURN(const nlohmann::json* cached, FromCacheLocked(key, CheckpointKind::kStep, fp, pol));
+  if (!cached) {
+    const std::optional<nlohmann::json>& material = digest_inputs ? digest_inputs : inputs;
+    if (material) r->place.inputs_digest = internal::InputsDigest(*material);
+    if (!recorded) FLOWRUN_RETURN_IF_ERROR(CheckRenameLocked(key, r->place, pol));
+  }
   r->begun = true;
   BeginResult out;
   if (cached) {
@@ -296,6 +307,35 @@ StatusOr<BeginResult> Execution::Begin(const CheckpointKey& key, const std::opti
   r->live = true;
   r->fingerprint = std::move(fp);
   return out;
+}
+
+Status Execution::CheckRenameLocked(const CheckpointKey& key, const CheckpointPlace& place, DivergencePolicy policy) {
+  auto reserved = [this](const CheckpointKey& k) {
+    auto it = occurrences_.find(k.name);
+    return it != occurrences_.end() && it->second >= k.occurrence;
+  };
+  auto declared = [this](std::string_view name) { return declared_.find(name) != declared_.end(); };
+  std::optional<CheckpointKey> from = renames_->RenamedFrom(key, place, reserved, declared);
+  if (!from) return Status::Ok();
+  auto old = cache_.find(*from);
+  int old_attempt = old == cache_.end() ? 0 : old->second.attempt;
+  std::string msg = "checkpoint " + internal::Label(key) + " diverged: was checkpoint " + internal::Label(*from) +
+                    " renamed to " + internal::Label(key) + "? Attempt " + std::to_string(old_attempt) +
+                    " completed " + internal::Label(*from) + " at this place in the flow (checkpoint or wait #" +
+                    std::to_string(place.position) + ") with the same inputs, and this run never asked for it";
+  if (policy == DivergencePolicy::kFail) {
+    sticky_ = DataLoss(msg + "; refusing to run it again under another name (restore the name, or set "
+                             "on_divergence=rerun on the checkpoint / FLOWRUN_ON_DIVERGENCE=rerun to run it as a "
+                             "new one)");
+    return *sticky_;
+  }
+  WarnLocked(msg + "; running it as a new checkpoint (on_divergence=rerun)");
+  return Status::Ok();
+}
+
+void Execution::DeclareCheckpointNames(const std::vector<std::string>& names) {
+  std::lock_guard l(mu_);
+  declared_.insert(names.begin(), names.end());
 }
 
 StatusOr<bool> Execution::TryStarted(const CheckpointKey& key, int try_number) {
@@ -345,7 +385,8 @@ StatusOr<nlohmann::json> Execution::Complete(const CheckpointKey& key, const nlo
                              std::to_string(env_.max_output_bytes) +
                              " (FLOWRUN_MAX_OUTPUT_BYTES); store big data as an artifact");
   Status st = deps_.store->CheckpointCompleted(key, CheckpointKind::kStep, r->fingerprint, text,
-                                               open->second.started, deps_.clock->Now(), open->second.usage);
+                                               open->second.started, deps_.clock->Now(), open->second.usage,
+                                               r->place);
   if (!st.ok()) return StoreErrorLocked(st, "checkpoint " + internal::Label(key));
   open_.erase(open);
   reserved_.erase(key);

@@ -43,6 +43,14 @@ struct Usage {
   Usage& operator+=(const Usage& o);
 };
 
+// Where an execution asked for a checkpoint, and a digest of its inputs that
+// leaves the name out (migration 6): what tells a renamed checkpoint from a
+// new one (runtime-lib/src/checkpoint_renames.h). Unknown: 0 / empty.
+struct CheckpointPlace {
+  int position = 0;           // 1-based reservation order within its execution
+  std::string inputs_digest;  // InputsDigest(inputs); empty: no inputs
+};
+
 // A completed checkpoint, as loaded at the start of an execution.
 struct CachedCheckpoint {
   CheckpointKind kind = CheckpointKind::kStep;
@@ -50,6 +58,7 @@ struct CachedCheckpoint {
   nlohmann::json output;
   int attempt = 0;  // the attempt that computed it
   Usage usage;      // what computing it cost: what serving it from cache saves
+  CheckpointPlace place;  // unknown for rows older than migration 6 and for waits
 };
 
 // Everything an execution needs at start, read after taking the fence.

@@ -45,11 +45,24 @@ def leave_checkpoint(token: contextvars.Token) -> None:
         _checkpoint.set(None)
 
 
+# Names of every @checkpoint decorated in this process: the engine never takes a
+# declared name for the old name of a renamed checkpoint (checkpoint_renames.h).
+_declared: set[str] = set()
+
+
+def declare_checkpoint(name: str) -> None:
+    """Records a decorated checkpoint's name (and tells the running execution, if any)."""
+    _declared.add(name)
+    if _runtime is not None:
+        _runtime.ex.declare_checkpoint_names([name])
+
+
 class Runtime:
     """One execution: the C++ engine plus the in-flight bookkeeping."""
 
     def __init__(self, execution: "_core.Execution") -> None:
         self.ex = execution
+        execution.declare_checkpoint_names(sorted(_declared))
         self._lock = threading.Condition()
         self._in_flight = 0
         self._parked = 0  # bodies blocked in suspend() (a budget stop): finished as far as draining goes

@@ -57,6 +57,7 @@ class _Spec:
             raise ValueError("inputs must be 'args' (default), None (opt out) or a callable projecting the arguments")
         self.fn = fn
         self.qualname = f"{fn.__module__}.{fn.__qualname__}"
+        self._function_json = _json.adapter(Any).dump_json(self.qualname).decode()
         self.name = name or fn.__qualname__.replace("<locals>.", "")
         self.max_tries = retries + 1
         self.key = key
@@ -71,6 +72,7 @@ class _Spec:
         self.is_async = inspect.iscoroutinefunction(fn)
         self._return: Any = None
         self._skip = self._self_like_parameter()
+        _context.declare_checkpoint(self.name)
 
     def _self_like_parameter(self) -> Optional[str]:
         params = list(self.signature.parameters)
@@ -94,15 +96,22 @@ class _Spec:
         k = self.key(*args, **kwargs)
         return k if isinstance(k, str) else _json.adapter(Any).dump_json(k).decode()
 
-    def inputs_json(self, rt: "_context.Runtime", args: tuple[Any, ...], kwargs: dict[str, Any]) -> Optional[str]:
+    def inputs_json(self, rt: "_context.Runtime", args: tuple[Any, ...],
+                    kwargs: dict[str, Any]) -> tuple[Optional[str], Optional[str]]:
+        """(inputs, digest inputs): the fingerprint's inputs, and what the name-independent digest covers.
+
+        The digest leaves the function's qualified name out (only the bound
+        arguments), so a renamed function is recognised as a rename; None: the
+        inputs themselves.
+        """
         if self.inputs is None:
-            return None
+            return None, None
         if callable(self.inputs):
             projected, ok = _json.to_jsonable(self.inputs(*args, **kwargs))
             if not ok:
                 raise UsageError(f"checkpoint '{self.name}': its inputs= projection returned a value JSON cannot carry")
             # Verbatim, as a C++ checkpoint's CheckpointOptions::inputs: the author chose what matters.
-            return _json.adapter(Any).dump_json(projected).decode()
+            return _json.adapter(Any).dump_json(projected).decode(), None
         bound = self.signature.bind(*args, **kwargs)
         bound.apply_defaults()
         values: dict[str, Any] = {}
@@ -114,7 +123,9 @@ class _Spec:
                 rt.warn_once(f"checkpoint '{self.name}': argument '{pname}' is not JSON; only its type ({data}) "
                              "is part of the fingerprint")
             values[pname] = data
-        return _json.adapter(Any).dump_json({"function": self.qualname, "args": values}).decode()
+        args_json = _json.adapter(Any).dump_json(values).decode()
+        # The engine canonicalizes (sorted keys): this is {"function": ..., "args": ...}.
+        return '{"function":' + self._function_json + ',"args":' + args_json + '}', args_json
 
     def retryable(self, error: BaseException) -> bool:
         return isinstance(error, self.retry_on) and not isinstance(error, self.give_up_on)
@@ -132,7 +143,8 @@ def _failure_text(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}\n{tail}"[:4000]
 
 
-def _prepare(spec: _Spec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple["_context.Runtime", Any, Optional[str]]:
+def _prepare(spec: _Spec, args: tuple[Any, ...],
+             kwargs: dict[str, Any]) -> tuple["_context.Runtime", Any, tuple[Optional[str], Optional[str]]]:
     rt = _context.runtime(f"checkpoint '{spec.name}'")
     outer = _context.current_checkpoint()
     if outer is not None:
@@ -170,13 +182,14 @@ def _store(spec: _Spec, rt: "_context.Runtime", key: Any, try_number: int, out: 
     return False, None
 
 
-def _live(spec: _Spec, rt: "_context.Runtime", key: Any, inputs: Optional[str]) -> Generator[tuple[str, Any], Any, Any]:
+def _live(spec: _Spec, rt: "_context.Runtime", key: Any,
+          inputs: tuple[Optional[str], Optional[str]]) -> Generator[tuple[str, Any], Any, Any]:
     """One checkpoint call, for the sync and the async driver alike.
 
     Yields ("body", try_number) when the body must run (the driver sends back
     its _TryOutcome) and ("sleep", seconds) between tries; returns the value.
     """
-    cached = rt.ex.begin(key, inputs, spec.on_divergence)
+    cached = rt.ex.begin(key, inputs[0], spec.on_divergence, inputs[1])
     if cached is not None:
         return _json.loads(cached, spec.return_type)
     delay = spec.backoff
@@ -226,7 +239,7 @@ def _call_sync(spec: _Spec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> An
         steps.close()  # a propagating error: the try's bookkeeping (in-flight count) ends now
 
 
-async def _run_async(spec: _Spec, rt: "_context.Runtime", key: Any, inputs: Optional[str],
+async def _run_async(spec: _Spec, rt: "_context.Runtime", key: Any, inputs: tuple[Optional[str], Optional[str]],
                      args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     steps = _live(spec, rt, key, inputs)
     reply: Any = None
