@@ -363,11 +363,16 @@ StatusOr<std::string> Execution::Complete(const CheckpointKey& key, std::string_
   auto parsed = nlohmann::json::parse(output_json.begin(), output_json.end(), nullptr, false);
   if (parsed.is_discarded())
     return InvalidArgument("output is not JSON (" + std::to_string(output_json.size()) + " bytes)");
-  FLOWRUN_ASSIGN_OR_RETURN(nlohmann::json canonical, Complete(key, parsed));
-  return canonical.dump();
+  return CompleteText(key, parsed);  // the stored text as it is: no second parse and dump
 }
 
 StatusOr<nlohmann::json> Execution::Complete(const CheckpointKey& key, const nlohmann::json& output) {
+  FLOWRUN_ASSIGN_OR_RETURN(std::string text, CompleteText(key, output));
+  // What the caller gets is what a resumed run will get from the cache.
+  return nlohmann::json::parse(text);
+}
+
+StatusOr<std::string> Execution::CompleteText(const CheckpointKey& key, const nlohmann::json& output) {
   std::lock_guard l(mu_);
   FLOWRUN_RETURN_IF_ERROR(GateLocked());
   FLOWRUN_ASSIGN_OR_RETURN(Reservation * r, ReservationLocked(key, CheckpointKind::kStep, "Complete"));
@@ -390,8 +395,7 @@ StatusOr<nlohmann::json> Execution::Complete(const CheckpointKey& key, const nlo
   if (!st.ok()) return StoreErrorLocked(st, "checkpoint " + internal::Label(key));
   open_.erase(open);
   reserved_.erase(key);
-  // What the caller gets is what a resumed run will get from the cache.
-  return nlohmann::json::parse(text);
+  return text;  // canonical (sorted keys, compact): exactly the stored output
 }
 
 Status Execution::Fail(const CheckpointKey& key, int try_number, bool final_try, std::string_view message) {

@@ -366,6 +366,8 @@ class Execution {
   // The cached output of `key` if it matches (counted); nullptr: run live.
   StatusOr<const nlohmann::json*> FromCacheLocked(const CheckpointKey& key, CheckpointKind kind,
                                                   const std::string& fingerprint, DivergencePolicy policy);
+  // Complete(): stores `output` and returns its canonical text (what is stored).
+  StatusOr<std::string> CompleteText(const CheckpointKey& key, const nlohmann::json& output);
   // Rename detection at a live Begin (checkpoint_renames.h): kDataLoss (sticky) under kFail.
   Status CheckRenameLocked(const CheckpointKey& key, const CheckpointPlace& place, DivergencePolicy policy);
   void AccountLlmCallLocked(const std::optional<CheckpointKey>& checkpoint, const PricedLlmCall& priced);
