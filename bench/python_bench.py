@@ -148,8 +148,8 @@ class Bench:
         return json.loads(r.stdout.strip().splitlines()[-1])
 
     def round(self, side: str, tag: str, n: int, reps: int, warmup: int) -> dict[str, list[float]]:
-        res: dict[str, list[float]] = {"live": [], "live_cpu": [], "cached": [], "cached_arg": [], "resume": [], "resume_open": [],
-                                       "resume_cached": [], "resume_live": []}
+        res: dict[str, list[float]] = {"live": [], "live_cpu": [], "cached": [], "cached_arg": [], "resume": [],
+                                       "resume_open": [], "resume_cached": [], "resume_live": []}
         uid = f"{side}-{tag}-lc"
         live = self.phase(side, uid, 1, "live", warmup + n)
         res["live"] = live["samples_us"][warmup:]
