@@ -271,6 +271,8 @@ constexpr const char* kBaselineBump = "UPDATE bench_fence SET epoch = epoch + 1 
 // Diagnostic only: flowrun's checkpoint_completed statement with the fence CTE
 // removed (same row, same upsert), to split the cost between "a wider row with
 // an upsert" and "the fence".
+// Position and inputs digest of the row ($18, $19): NULL, as for a row without them.
+const char* const kNoText = nullptr;
 const std::string kUnfencedUpsert = std::string(flowrun::pg::sql::kCompletedInsert) + " VALUES (" +
                                     flowrun::pg::sql::kCompletedValues + ")" +
                                     flowrun::pg::sql::kCompletedOnConflict + " RETURNING 1";
@@ -376,9 +378,10 @@ class TimingStore final : public flowrun::RunStore {
   }
   flowrun::Status CheckpointCompleted(const CheckpointKey& key, CheckpointKind kind, const std::string& fingerprint,
                                       const std::string& output_json, flowrun::TimePoint started,
-                                      flowrun::TimePoint finished, const flowrun::Usage& usage) override {
+                                      flowrun::TimePoint finished, const flowrun::Usage& usage,
+                                      const flowrun::CheckpointPlace& place = {}) override {
     auto t0 = SteadyClock::now();
-    auto r = inner_->CheckpointCompleted(key, kind, fingerprint, output_json, started, finished, usage);
+    auto r = inner_->CheckpointCompleted(key, kind, fingerprint, output_json, started, finished, usage, place);
     completed_ms.push_back(MsSince(t0));
     return r;
   }
@@ -464,7 +467,7 @@ LatencyResult MeasureLatency(const Config& cfg, const std::string& conninfo, Flo
     pqxx::nontransaction tx(*base);
     tx.exec_prepared("unfenced", "lat-unfenced", int64_t{1}, "step", ++unfenced_occ, "step", fp, output, 1,
                      EpochSeconds(now), EpochSeconds(now), 0.0, int64_t{0}, int64_t{0}, int64_t{0}, int64_t{0},
-                     0.0, int64_t{0});
+                     0.0, int64_t{0}, kNoText, kNoText);
   };
 
   // D: a live Flow::checkpoint with a trivial body: Started + Completed.
@@ -797,7 +800,7 @@ std::vector<ThroughputResult> MeasureThroughput(const Config& cfg, const std::st
         pqxx::nontransaction tx(*conns[t]);
         tx.exec_prepared("unfenced", uid, int64_t{1}, "step", ++unfenced_occ[t], "step", fp, output, 1,
                          EpochSeconds(now), EpochSeconds(now), 0.0, int64_t{0}, int64_t{0}, int64_t{0},
-                         int64_t{0}, 0.0, int64_t{0});
+                         int64_t{0}, 0.0, int64_t{0}, kNoText, kNoText);
       });
     }
     struct Side {

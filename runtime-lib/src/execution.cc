@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "checkpoint_renames.h"
 #include "execution_internal.h"
 #include "flowrun/postgres.h"
 #include "flowrun/schema_validator.h"
@@ -151,6 +152,7 @@ Execution::Execution(const RunEnvironment& env, ExecutionDeps deps, ExecutionSta
       is_replay_(start.replay.has_value()),
       cache_(std::move(start.completed)),
       replay_(std::move(start.replay)),
+      renames_(std::make_unique<internal::RenameIndex>(cache_)),
       budget_usd_(start.budget_usd),
       run_spent_usd_(start.spent_usd) {
   if (deps_.clock == nullptr) deps_.clock = DefaultClock();
@@ -260,6 +262,7 @@ StatusOr<CheckpointKey> Execution::Reserve(std::string_view name, CheckpointKind
   Reservation& r = reserved_[k];
   r.kind = kind;
   r.before_cut = before_cut;
+  r.place.position = ++positions_;
   return k;
 }
 
@@ -351,7 +354,8 @@ StatusOr<std::optional<nlohmann::json>> Execution::FromSnapshotLocked(const Chec
 }
 
 StatusOr<BeginResult> Execution::Begin(const CheckpointKey& key, const std::optional<nlohmann::json>& inputs,
-                                       std::optional<DivergencePolicy> policy) {
+                                       std::optional<DivergencePolicy> policy,
+                                       const std::optional<nlohmann::json>& digest_inputs) {
   std::lock_guard l(mu_);
   FLOWRUN_RETURN_IF_ERROR(GateLocked());
   FLOWRUN_ASSIGN_OR_RETURN(Reservation * r, ReservationLocked(key, CheckpointKind::kStep, "Begin"));
@@ -378,11 +382,45 @@ StatusOr<BeginResult> Execution::Begin(const CheckpointKey& key, const std::opti
       return out;
     }
   }
+  // About to run live: the name-independent digest is kept for the row, and a
+  // step with no row of this run may be a renamed one (checkpoint_renames.h).
+  const std::optional<nlohmann::json>& material = digest_inputs ? digest_inputs : inputs;
+  if (material) r->place.inputs_digest = internal::InputsDigest(*material);
+  if (!own_row) FLOWRUN_RETURN_IF_ERROR(CheckRenameLocked(key, r->place, p));
   r->begun = true;
   ++stats_.live_checkpoints;
   r->live = true;
   r->fingerprint = std::move(fp);
   return out;
+}
+
+Status Execution::CheckRenameLocked(const CheckpointKey& key, const CheckpointPlace& place, DivergencePolicy policy) {
+  auto reserved = [this](const CheckpointKey& k) {
+    auto it = occurrences_.find(k.name);
+    return it != occurrences_.end() && it->second >= k.occurrence;
+  };
+  auto declared = [this](std::string_view name) { return declared_.find(name) != declared_.end(); };
+  std::optional<CheckpointKey> from = renames_->RenamedFrom(key, place, reserved, declared);
+  if (!from) return Status::Ok();
+  auto old = cache_.find(*from);
+  int old_attempt = old == cache_.end() ? 0 : old->second.attempt;
+  std::string msg = "checkpoint " + internal::Label(key) + " diverged: was checkpoint " + internal::Label(*from) +
+                    " renamed to " + internal::Label(key) + "? Attempt " + std::to_string(old_attempt) +
+                    " completed " + internal::Label(*from) + " at this place in the flow (checkpoint or wait #" +
+                    std::to_string(place.position) + ") with the same inputs, and this run never asked for it";
+  if (policy == DivergencePolicy::kFail) {
+    sticky_ = DataLoss(msg + "; refusing to run it again under another name (restore the name, or set "
+                             "on_divergence=rerun on the checkpoint / FLOWRUN_ON_DIVERGENCE=rerun to run it as a "
+                             "new one)");
+    return *sticky_;
+  }
+  WarnLocked(msg + "; running it as a new checkpoint (on_divergence=rerun)");
+  return Status::Ok();
+}
+
+void Execution::DeclareCheckpointNames(const std::vector<std::string>& names) {
+  std::lock_guard l(mu_);
+  declared_.insert(names.begin(), names.end());
 }
 
 StatusOr<bool> Execution::TryStarted(const CheckpointKey& key, int try_number) {
@@ -410,11 +448,16 @@ StatusOr<std::string> Execution::Complete(const CheckpointKey& key, std::string_
   auto parsed = nlohmann::json::parse(output_json.begin(), output_json.end(), nullptr, false);
   if (parsed.is_discarded())
     return InvalidArgument("output is not JSON (" + std::to_string(output_json.size()) + " bytes)");
-  FLOWRUN_ASSIGN_OR_RETURN(nlohmann::json canonical, Complete(key, parsed));
-  return canonical.dump();
+  return CompleteText(key, parsed);  // the stored text as it is: no second parse and dump
 }
 
 StatusOr<nlohmann::json> Execution::Complete(const CheckpointKey& key, const nlohmann::json& output) {
+  FLOWRUN_ASSIGN_OR_RETURN(std::string text, CompleteText(key, output));
+  // What the caller gets is what a resumed run will get from the cache.
+  return nlohmann::json::parse(text);
+}
+
+StatusOr<std::string> Execution::CompleteText(const CheckpointKey& key, const nlohmann::json& output) {
   std::lock_guard l(mu_);
   FLOWRUN_RETURN_IF_ERROR(GateLocked());
   FLOWRUN_ASSIGN_OR_RETURN(Reservation * r, ReservationLocked(key, CheckpointKind::kStep, "Complete"));
@@ -432,12 +475,12 @@ StatusOr<nlohmann::json> Execution::Complete(const CheckpointKey& key, const nlo
                              std::to_string(env_.max_output_bytes) +
                              " (FLOWRUN_MAX_OUTPUT_BYTES); store big data as an artifact");
   Status st = deps_.store->CheckpointCompleted(key, CheckpointKind::kStep, r->fingerprint, text,
-                                               open->second.started, deps_.clock->Now(), open->second.usage);
+                                               open->second.started, deps_.clock->Now(), open->second.usage,
+                                               r->place);
   if (!st.ok()) return StoreErrorLocked(st, "checkpoint " + internal::Label(key));
   open_.erase(open);
   reserved_.erase(key);
-  // What the caller gets is what a resumed run will get from the cache.
-  return nlohmann::json::parse(text);
+  return text;  // canonical (sorted keys, compact): exactly the stored output
 }
 
 Status Execution::Fail(const CheckpointKey& key, int try_number, bool final_try, std::string_view message) {

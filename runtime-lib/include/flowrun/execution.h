@@ -69,6 +69,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -83,6 +84,10 @@
 #include "flowrun/store_types.h"
 
 namespace flowrun {
+
+namespace internal {
+class RenameIndex;  // checkpoint_renames.h
+}  // namespace internal
 
 // Counters of one execution.
 struct ExecutionStats {
@@ -242,8 +247,24 @@ class Execution {
   // cut.occurrence) reaches the cut: it and everything reserved after it run
   // live, and the first execution to reach it records that
   // (RunStore::ReplayCutReached).
+  //
+  // A step with no completed row that looks like a renamed one (an earlier
+  // attempt's step at this position, with the same inputs digest, whose name
+  // this execution has not asked for and the driver did not declare — the rule
+  // is in runtime-lib/src/checkpoint_renames.h) is a divergence too, naming
+  // both: kDataLoss under kFail, a warning and live under kRerun.
+  // `digest_inputs`: what the name-independent inputs digest is computed over;
+  // null: `inputs`. A driver whose inputs name the code (Python's function
+  // qualname) passes the arguments alone, so a renamed function is recognised.
   StatusOr<BeginResult> Begin(const CheckpointKey& key, const std::optional<nlohmann::json>& inputs,
-                              std::optional<DivergencePolicy> policy = std::nullopt);
+                              std::optional<DivergencePolicy> policy = std::nullopt,
+                              const std::optional<nlohmann::json>& digest_inputs = std::nullopt);
+
+  // Names (without "[key]") of the checkpoints the running code defines, as
+  // far as the driver knows (Python: every @checkpoint decorated so far). A
+  // completed step whose name is declared is never taken for the old name of
+  // a renamed one. Cumulative; any thread.
+  void DeclareCheckpointNames(const std::vector<std::string>& names);
 
   // Try `try_number` (1, 2, ...) of a live checkpoint's body is about to run:
   // records it as running and opens the key's usage accumulator (each try
@@ -347,6 +368,7 @@ class Execution {
   struct Owned;  // what Open() made or defaulted (store, clock, prices, http)
   struct Reservation {
     CheckpointKind kind = CheckpointKind::kStep;
+    CheckpointPlace place;    // position set by Reserve; digest by Begin (live)
     std::string fingerprint;  // set by Begin (live)
     bool begun = false;
     bool live = false;
@@ -383,6 +405,10 @@ class Execution {
   // reaches: sticky kDataLoss under kFail; under kRerun a warning and OK.
   Status DivergedLocked(const CheckpointKey& key, CheckpointKind kind, const std::string& fingerprint,
                         const CachedCheckpoint& recorded, std::string_view where, DivergencePolicy policy);
+  // Complete(): stores `output` and returns its canonical text (what is stored).
+  StatusOr<std::string> CompleteText(const CheckpointKey& key, const nlohmann::json& output);
+  // Rename detection at a live Begin (checkpoint_renames.h): kDataLoss (sticky) under kFail.
+  Status CheckRenameLocked(const CheckpointKey& key, const CheckpointPlace& place, DivergencePolicy policy);
   void AccountLlmCallLocked(const std::optional<CheckpointKey>& checkpoint, const PricedLlmCall& priced);
   PricedLlmCall PriceLocked(const LlmCall& call);
   void WarnLocked(const std::string& message);
@@ -402,6 +428,9 @@ class Execution {
   bool cut_reserved_ = false;
   std::map<std::string, int, std::less<>> occurrences_;
   std::map<CheckpointKey, Reservation> reserved_;  // in flight: erased once finished
+  int positions_ = 0;                              // reservations so far (CheckpointPlace::position)
+  std::unique_ptr<internal::RenameIndex> renames_; // over the loaded rows (checkpoint_renames.h)
+  std::set<std::string, std::less<>> declared_;    // DeclareCheckpointNames
   std::map<CheckpointKey, OpenTry> open_;
   std::map<int64_t, OpenCall> calls_;
   std::optional<double> budget_usd_;

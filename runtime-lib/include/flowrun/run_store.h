@@ -59,9 +59,13 @@ class RunStore {
                                            const std::string& fingerprint, int try_number) = 0;
 
   // Stores a completed checkpoint's output. One statement; idempotent.
+  // `place`: where the execution asked for it and its name-independent inputs
+  // digest (rename detection, checkpoint_renames.h); the default stores
+  // neither. Overrides repeat the default (a default argument binds statically).
   virtual Status CheckpointCompleted(const CheckpointKey& key, CheckpointKind kind,
                                      const std::string& fingerprint, const std::string& output_json,
-                                     TimePoint started, TimePoint finished, const Usage& usage) = 0;
+                                     TimePoint started, TimePoint finished, const Usage& usage,
+                                     const CheckpointPlace& place = {}) = 0;
 
   // Replay: records `key` as served from the snapshot — in one statement, a
   // completed row with copied = true whose usage columns hold `inherited`

@@ -43,6 +43,14 @@ struct Usage {
   Usage& operator+=(const Usage& o);
 };
 
+// Where an execution asked for a checkpoint, and a digest of its inputs that
+// leaves the name out (migration 6): what tells a renamed checkpoint from a
+// new one (runtime-lib/src/checkpoint_renames.h). Unknown: 0 / empty.
+struct CheckpointPlace {
+  int position = 0;           // 1-based reservation order within its execution
+  std::string inputs_digest;  // InputsDigest(inputs); empty: no inputs
+};
+
 // A completed checkpoint, as loaded at the start of an execution.
 struct CachedCheckpoint {
   CheckpointKind kind = CheckpointKind::kStep;
@@ -53,6 +61,7 @@ struct CachedCheckpoint {
   // Served from a replay's snapshot (flowrun/replay.h): `usage` is the
   // source's, inherited; serving this row again saves nothing this run paid.
   bool copied = false;
+  CheckpointPlace place;  // unknown for rows older than migration 6 and for waits
 };
 
 // Replay (semantics and the request: flowrun/replay.h).

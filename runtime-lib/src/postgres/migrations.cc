@@ -405,6 +405,22 @@ CREATE TABLE flowrun.replay_artifacts (
 );
 ALTER TABLE flowrun.checkpoints ADD COLUMN copied boolean NOT NULL DEFAULT false;
 )SQL"},
+      // Renamed checkpoints (issue 11; the rule is in runtime-lib/src/checkpoint_renames.h).
+      // A completed step records where its execution asked for it and a digest of
+      // its inputs that leaves the name out, so a later attempt can tell "the
+      // checkpoint at this place, with these very inputs, got another name" from
+      // a new checkpoint. Rows written before (and copies that do not carry them)
+      // hold NULL: never taken for a rename.
+      //   position       1-based: the how-manyth checkpoint or wait its execution
+      //                  reserved (program order)
+      //   inputs_digest  "v1:" + 32 hex digits of SHA-256 over the canonical inputs
+      //                  the driver names (C++: CheckpointOptions::inputs; Python:
+      //                  the bound arguments); NULL for a checkpoint without inputs
+      {6, "renamed checkpoints: a completed step's position and name-independent inputs digest", R"SQL(
+ALTER TABLE flowrun.checkpoints ADD COLUMN position int;
+ALTER TABLE flowrun.checkpoints ADD COLUMN inputs_digest text;
+ALTER TABLE flowrun.checkpoints ADD CONSTRAINT checkpoints_position_positive CHECK (position >= 1);
+)SQL"},
   };
   return kMigrations;
 }

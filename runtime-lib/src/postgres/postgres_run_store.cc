@@ -51,7 +51,8 @@ pg::Statements RunStoreStatements() {
       // there are none).
       {"load_completed",
        "SELECT s.spent, c.name, c.occurrence, c.kind, c.fingerprint, c.output::text, c.attempt, c.llm_calls,"
-       " c.input_tokens, c.output_tokens, c.cached_tokens, c.cost_usd, c.unknown_cost_calls"
+       " c.input_tokens, c.output_tokens, c.cached_tokens, c.cost_usd, c.unknown_cost_calls,"
+       " c.position, c.inputs_digest"
        " FROM (SELECT coalesce(sum(cost_usd), 0) AS spent FROM flowrun.llm_calls WHERE run_uid = $1) s"
        " LEFT JOIN flowrun.checkpoints c ON c.run_uid = $1 AND c.status = 'completed'"},
       // The running marker only counts re-executed bodies (a start that
@@ -285,6 +286,8 @@ class PostgresRunStore final : public RunStore {
         cp.usage.cached_tokens = row[10].as<int64_t>();
         cp.usage.cost_usd = row[11].as<double>();
         cp.usage.unknown_cost_calls = row[12].as<int64_t>();
+        if (!row[13].is_null()) cp.place.position = row[13].as<int>();
+        if (!row[14].is_null()) cp.place.inputs_digest = row[14].as<std::string>();
         start.completed.emplace(CheckpointKey{row[1].as<std::string>(), row[2].as<int>()}, std::move(cp));
       }
       if (r[0][2].as<bool>()) LoadReplay(tx, run.uid, start);
@@ -322,7 +325,10 @@ class PostgresRunStore final : public RunStore {
 
   Status CheckpointCompleted(const CheckpointKey& key, CheckpointKind kind, const std::string& fingerprint,
                              const std::string& output_json, TimePoint started, TimePoint finished,
-                             const Usage& usage) override {
+                             const Usage& usage, const CheckpointPlace& place = {}) override {
+    std::optional<std::string> position, digest;
+    if (place.position > 0) position = std::to_string(place.position);
+    if (!place.inputs_digest.empty()) digest = place.inputs_digest;
     double duration_ms = std::chrono::duration<double, std::milli>(finished - started).count();
     auto write = [&](pqxx::connection& c) -> int64_t {
       pqxx::nontransaction tx(c);
@@ -330,7 +336,7 @@ class PostgresRunStore final : public RunStore {
           "checkpoint_completed", uid_, epoch_, key.name, key.occurrence, std::string(CheckpointKindName(kind)),
           fingerprint, output_json, attempt_, pg::EpochSeconds(started), pg::EpochSeconds(finished),
           duration_ms, usage.llm_calls, usage.input_tokens, usage.output_tokens, usage.cached_tokens,
-          usage.cost_usd, usage.unknown_cost_calls);
+          usage.cost_usd, usage.unknown_cost_calls, pg::NullableText(position), pg::NullableText(digest));
       session_.AfterWrite("checkpoint_completed");
       return r[0][0].as<int64_t>();
     };

@@ -45,11 +45,24 @@ def leave_checkpoint(token: contextvars.Token) -> None:
         _checkpoint.set(None)
 
 
+# Names of every @checkpoint decorated in this process: the engine never takes a
+# declared name for the old name of a renamed checkpoint (checkpoint_renames.h).
+_declared: set[str] = set()
+
+
+def declare_checkpoint(name: str) -> None:
+    """Records a decorated checkpoint's name (and tells the running execution, if any)."""
+    _declared.add(name)
+    if _runtime is not None:
+        _runtime.ex.declare_checkpoint_names([name])
+
+
 class Runtime:
     """One execution: the C++ engine plus the in-flight bookkeeping."""
 
     def __init__(self, execution: "_core.Execution") -> None:
         self.ex = execution
+        execution.declare_checkpoint_names(sorted(_declared))
         self._lock = threading.Condition()
         self._in_flight = 0
         self._parked = 0  # bodies blocked in suspend() (a budget stop): finished as far as draining goes
@@ -93,17 +106,27 @@ class Runtime:
             self._lock.notify_all()
             if not on_loop:
                 self._lock.wait_for(lambda: self._in_flight <= self._parked)
-        # On the event loop's thread (a budget stop inside an async body) blocking would keep the
-        # other async bodies from finishing: their open tries are recorded as suspended by C++ and
-        # run again on resume. wait_async() drains them before it gets here.
+        # On the event loop's thread blocking would keep the other async bodies from finishing.
+        # The awaited paths drain them before they get here (wait_async, before_llm_call_async:
+        # async SDK clients, the LiteLLM async hook); only a *synchronous* stop on the loop's
+        # thread (a sync client called inside an async body) ends them unfinished: their open
+        # tries are recorded as suspended by C++ and run again on resume.
         _flush()
         code = self.ex.suspend(suspension)
         # Only reached when the engine's exit handler returned (it never does in production).
         _flush()
         os._exit(code)
 
-    async def suspend_async(self, suspension: "_core.Suspension") -> None:
-        """Lets this execution's other checkpoint bodies (tasks and threads) finish, then suspends."""
+    async def suspend_async(self, suspension: "_core.Suspension", *, own: int = 0) -> None:
+        """Lets this execution's other checkpoint bodies (tasks and threads) finish, then suspends.
+
+        `own` is 1 when the caller is itself an async checkpoint body (a budget
+        stop inside it): it is parked while it awaits, so the others need not
+        wait for it, and its open try is recorded as suspended by C++.
+        """
+        with self._lock:
+            self._parked += own
+            self._lock.notify_all()
         while self.in_flight() > 0:
             await asyncio.sleep(0.005)  # a condition check, not a timing assumption
         self.suspend(suspension)
@@ -115,6 +138,20 @@ class Runtime:
             return started
         # Budget exhausted: nothing was sent. This body is one of the in-flight ones.
         self.suspend(started, own=1 if key is not None else 0)
+        raise AssertionError("unreachable")
+
+    async def before_llm_call_async(self, key: Optional["_core.Key"], model: str, estimated: int) -> int:
+        """``before_llm_call`` for a call awaited on the event loop (an async SDK client).
+
+        On an exhausted budget this body parks and *awaits* until the other
+        bodies in flight (async ones included: the loop keeps running them) have
+        finished and been stored, then the execution suspends; blocking the
+        loop's thread instead would end them unfinished.
+        """
+        started = self.ex.before_llm_call(key, model, estimated)
+        if isinstance(started, int):
+            return started
+        await self.suspend_async(started, own=1 if key is not None else 0)
         raise AssertionError("unreachable")
 
     def finish_llm_call(self, call_id: int, **kw: Any) -> None:

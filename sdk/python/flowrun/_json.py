@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
-from typing import Any
+from typing import Any, Callable
 
 import pydantic_core
 from pydantic import TypeAdapter
@@ -35,11 +35,16 @@ def adapter(tp: Any) -> TypeAdapter[Any]:
         return TypeAdapter(Any if tp is _ANY else tp)
 
 
-def dumps(value: Any, tp: Any, what: str) -> str:
-    """JSON text of `value` as type `tp`; UsageError when JSON cannot carry it."""
+def dumps(value: Any, tp: Any, what: "str | Callable[[], str]") -> str:
+    """JSON text of `value` as type `tp`; UsageError when JSON cannot carry it.
+
+    `what` names the value in the error; a callable is called only then (the hot path builds no text).
+    """
     try:
         return adapter(tp).dump_json(value).decode()
     except (pydantic_core.PydanticSerializationError, ValueError, TypeError) as e:
+        if callable(what):
+            what = what()
         raise UsageError(
             f"{what} is not JSON-serializable as {_type_name(tp)} ({type(value).__name__}): {e}. "
             "Checkpoint outputs are stored as JSON; store binary or large data with "
@@ -60,6 +65,18 @@ def to_jsonable(value: Any) -> tuple[Any, bool]:
         return data, True
     except Exception:
         return f"<{type(value).__module__}.{type(value).__qualname__}>", False
+
+
+def argument_json(value: Any) -> tuple[str, bool]:
+    """(JSON text of an argument, True) or (the JSON text of its type name, False) when JSON cannot carry it.
+
+    One serialization (the fingerprint hot path): the same JSON as
+    ``to_jsonable`` followed by a dump.
+    """
+    try:
+        return adapter(Any).dump_json(value).decode(), True
+    except Exception:
+        return json.dumps(f"<{type(value).__module__}.{type(value).__qualname__}>"), False
 
 
 def _type_name(tp: Any) -> str:

@@ -9,7 +9,9 @@
 
 ``before_call`` re-reads the run's budget; when it is exhausted the execution
 is suspended (``budget_exceeded``) and the process ends inside the call — the
-request is never sent and no code after it runs. Otherwise the call is
+request is never sent and no code after it runs. Async adapters await
+``before_call_async`` instead: the other checkpoint bodies in flight (asyncio
+tasks included) finish and are stored first. Otherwise the call is
 recorded as *started* (so a call in flight when the pod is killed stays
 visible as started with unknown cost) and attributed to the checkpoint of the
 calling context (``contextvars``: asyncio tasks inherit it; a thread started
@@ -36,6 +38,12 @@ class LlmRecorder:
 
     def before_call(self, model: str, estimated_input_tokens: int) -> int:
         return self._rt.before_llm_call(_context.current_checkpoint(), model, int(estimated_input_tokens or 0))
+
+    async def before_call_async(self, model: str, estimated_input_tokens: int) -> int:
+        """``before_call`` for a call awaited on the event loop: an exhausted budget awaits the
+        other in-flight bodies (they finish and are stored) before the process ends."""
+        return await self._rt.before_llm_call_async(_context.current_checkpoint(), model,
+                                                    int(estimated_input_tokens or 0))
 
     def after_call(
         self,

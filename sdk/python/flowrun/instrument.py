@@ -15,7 +15,9 @@ Contract (docs/python-llm-usage.md):
   pure pass-through: arguments untouched, nothing recorded.
 * Inside a flow, per call: ``before_call(model, estimated_input_tokens)`` runs
   *before* the HTTP request (budget check: an exhausted budget ends the process
-  there, so the request is never sent); the estimate is the prompt's text
+  there, so the request is never sent — for an async client the check is
+  awaited, so the other checkpoint bodies in flight finish and are stored
+  first); the estimate is the prompt's text
   characters / 4 (cheap, only for the started-call row). Then the SDK's own
   method runs and ``after_call`` records the tokens the provider reported.
   Streaming chat calls get ``stream_options.include_usage = true`` unless the
@@ -50,7 +52,7 @@ import sys
 import threading
 import time
 import types
-from typing import Any, Callable, Iterator, AsyncIterator
+from typing import Any, AsyncIterator, Callable, Iterator, Optional
 
 from . import _recorder
 
@@ -244,7 +246,8 @@ _MESSAGES = _Api("messages", ("messages", "system", "tools"), _messages_response
 class _Call:
     """A started call: records its end exactly once (thread-safe)."""
 
-    def __init__(self, rec: Any, api: _Api, model: str, kwargs: dict[str, Any]) -> None:
+    def __init__(self, rec: Any, api: _Api, model: str, kwargs: dict[str, Any],
+                 call_id: Optional[int] = None) -> None:
         self.api = api
         self.requested_model = model
         self.usage = _Usage()
@@ -252,8 +255,13 @@ class _Call:
         self._lock = threading.Lock()
         self._done = False
         # Before the request: the budget check may end the process right here.
-        self._id = rec.before_call(model, api.estimate(kwargs))
+        self._id = rec.before_call(model, api.estimate(kwargs)) if call_id is None else call_id
         self._start = time.monotonic()
+
+    @classmethod
+    async def start_async(cls, rec: Any, api: _Api, model: str, kwargs: dict[str, Any]) -> "_Call":
+        """The budget check of an awaited call: an exhausted budget lets the other bodies finish first."""
+        return cls(rec, api, model, kwargs, await rec.before_call_async(model, api.estimate(kwargs)))
 
     def finish(self, complete: bool) -> None:
         with self._lock:
@@ -396,9 +404,11 @@ _MANAGER_REQUEST_ATTRS = ("_MessageStreamManager__api_request", "_AsyncMessageSt
 
 # --- wrapping SDK methods ---------------------------------------------------------
 
-def _wrap(method: Callable[..., Any], api: _Api) -> Callable[..., Any]:
+def _wrap(method: Callable[..., Any], api: _Api, is_async: bool = False) -> Callable[..., Any]:
     if getattr(method, _MARK, False):
         return method
+    if is_async:
+        return _wrap_async(method, api)
 
     # One wrapper for sync and async methods: the async clients' methods are not
     # always coroutine functions (decorated), so what decides is the result. The
@@ -418,6 +428,38 @@ def _wrap(method: Callable[..., Any], api: _Api) -> Callable[..., Any]:
         if inspect.isawaitable(result):
             return _settle_awaited(result, call)
         return call.settle(result)
+
+    setattr(wrapper, _MARK, True)
+    return wrapper
+
+
+def _wrap_async(method: Callable[..., Any], api: _Api) -> Callable[..., Any]:
+    """An async client's method: the budget check is awaited, before the request is created.
+
+    The method returns an awaitable (the request is sent when it is awaited):
+    awaiting the check first means a budget stop parks this body and lets the
+    event loop finish the other in-flight bodies before the process ends.
+    """
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        rec = _recorder.llm_recorder()
+        if rec is None:
+            return method(*args, **kwargs)
+        kwargs = api.prepare(kwargs)
+
+        async def call() -> Any:
+            started = await _Call.start_async(rec, api, str(_given(kwargs, "model") or ""), kwargs)
+            try:
+                result = method(*args, **kwargs)
+            except BaseException as e:
+                started.fail(e)
+                raise
+            if inspect.isawaitable(result):
+                return await _settle_awaited(result, started)
+            return started.settle(result)
+
+        return call()
 
     setattr(wrapper, _MARK, True)
     return wrapper
@@ -460,7 +502,8 @@ def _defer_to_enter(manager: Any, attr: str, api: _Api, kwargs: dict[str, Any]) 
             rec = _recorder.llm_recorder()
             if rec is None:
                 return await request
-            return await _settle_awaited(request, _Call(rec, api, str(_given(kwargs, "model") or ""), kwargs))
+            started = await _Call.start_async(rec, api, str(_given(kwargs, "model") or ""), kwargs)
+            return await _settle_awaited(request, started)
 
         setattr(manager, attr, deferred())
     else:
@@ -479,11 +522,12 @@ def _defer_to_enter(manager: Any, attr: str, api: _Api, kwargs: dict[str, Any]) 
         setattr(manager, attr, deferred_sync)
 
 
-def _patch(resource: Any, name: str, api: _Api, wrap: Callable[..., Any] = _wrap) -> None:
+def _patch(resource: Any, name: str, api: _Api, wrap: Optional[Callable[..., Any]] = None,
+           is_async: bool = False) -> None:
     method = getattr(resource, name, None)
     if method is None:
         return
-    setattr(resource, name, wrap(method, api))
+    setattr(resource, name, wrap(method, api) if wrap is not None else _wrap(method, api, is_async))
 
 
 def _refresh_raw_views(resource: Any) -> None:
@@ -502,7 +546,13 @@ def _resource(obj: Any, *path: str) -> Any:
     return obj
 
 
+def _is_async_client(client: Any) -> bool:
+    # openai.AsyncOpenAI / AsyncAzureOpenAI, anthropic.AsyncAnthropic / AsyncAnthropicBedrock, ...
+    return any(c.__name__.startswith("Async") for c in type(client).__mro__)
+
+
 def _instrument_openai(client: Any) -> None:
+    is_async = _is_async_client(client)
     for path, methods, api in ((("chat", "completions"), ("create", "parse"), _CHAT),
                                (("responses",), ("create", "parse"), _RESPONSES),
                                (("embeddings",), ("create",), _EMBEDDINGS)):
@@ -510,7 +560,7 @@ def _instrument_openai(client: Any) -> None:
         if resource is None:
             continue
         for name in methods:
-            _patch(resource, name, api)
+            _patch(resource, name, api, is_async=is_async)
         _refresh_raw_views(resource)
 
 
@@ -518,8 +568,9 @@ def _instrument_anthropic(client: Any) -> None:
     resource = _resource(client, "messages")
     if resource is None:
         return
-    _patch(resource, "create", _MESSAGES)
-    _patch(resource, "parse", _MESSAGES)
+    is_async = _is_async_client(client)
+    _patch(resource, "create", _MESSAGES, is_async=is_async)
+    _patch(resource, "parse", _MESSAGES, is_async=is_async)
     _patch(resource, "stream", _MESSAGES, _wrap_manager_method)
     _refresh_raw_views(resource)
 
@@ -587,7 +638,14 @@ class LiteLLMCallback:
         self._finish(kwargs, response_obj, start_time, end_time, ok=False)
 
     async def async_log_pre_api_call(self, model: Any, messages: Any, kwargs: dict[str, Any]) -> None:
-        self.log_pre_api_call(model, messages, kwargs)
+        rec = _recorder.llm_recorder()
+        if rec is None:
+            return
+        key = str(kwargs.get("litellm_call_id") or id(kwargs))
+        # Awaited on the loop: a budget stop lets the other async bodies finish first.
+        call_id = await rec.before_call_async(str(model or kwargs.get("model") or ""), estimate_input_tokens(messages))
+        with self._lock:
+            self._started[key] = (rec, call_id, time.monotonic())
 
     async def async_log_success_event(self, kwargs: dict[str, Any], response_obj: Any, start_time: Any,
                                       end_time: Any) -> None:

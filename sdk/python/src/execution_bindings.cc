@@ -236,20 +236,28 @@ void BindExecution(nb::module_& m) {
       .def(
           "begin",
           [](Execution& e, const CheckpointKey& key, std::optional<std::string> inputs_json,
-             std::optional<std::string> on_divergence) -> std::optional<std::string> {
+             std::optional<std::string> on_divergence,
+             std::optional<std::string> digest_inputs_json) -> std::optional<std::string> {
             auto inputs = ParseOptionalJson(inputs_json, "inputs");
+            auto digest_inputs = ParseOptionalJson(digest_inputs_json, "digest_inputs");
             auto policy = PolicyOf(on_divergence);
             StatusOr<BeginResult> r = InvalidArgument("unset");
             {
               GilRelease release;
-              r = e.Begin(key, inputs, policy);
+              r = e.Begin(key, inputs, policy, digest_inputs);
             }
             BeginResult b = ValueOrRaise(std::move(r));
             if (!b.cached) return std::nullopt;
             return b.output.dump();
           },
           nb::arg("key"), nb::arg("inputs_json").none(), nb::arg("on_divergence").none() = nb::none(),
-          "The cached output (JSON text) or None: run the body live.")
+          nb::arg("digest_inputs_json").none() = nb::none(),
+          "The cached output (JSON text) or None: run the body live. digest_inputs_json: what the "
+          "name-independent inputs digest (rename detection) covers; None: the inputs.")
+      .def(
+          "declare_checkpoint_names",
+          [](Execution& e, const std::vector<std::string>& names) { e.DeclareCheckpointNames(names); },
+          nb::arg("names"), "Checkpoint names the running code defines: never taken for a renamed one's old name.")
       .def(
           "try_started",
           [](Execution& e, const CheckpointKey& key, int try_number) {

@@ -26,6 +26,36 @@ def test_changed_arguments_and_renamed_function_diverge_naming_the_checkpoint(ma
     assert run.show()["result"] == {"a": 2, "b": 3}
 
 
+def test_a_renamed_checkpoint_diverges_naming_both_and_overwrites_nothing(make_run) -> None:
+    run: Run = make_run("basic:shaped")
+    _waiting(run)
+    assert run.answer("go", True).returncode == 0
+    before = run.sql("SELECT name, output FROM flowrun.checkpoints WHERE run_uid = :'uid' ORDER BY name")
+    run.target = "renamed:shaped"  # the code now calls first(1) doubled(1)
+    r = run.execute()
+    assert r.code == 5 and r.message["outcome"] == "divergence", r.stderr
+    assert "was checkpoint 'first' renamed to 'doubled'?" in r.message["error"], r.message
+    assert run.sql("SELECT name, output FROM flowrun.checkpoints WHERE run_uid = :'uid' ORDER BY name") == before
+    # Rerun declares it new: it runs live beside the old row.
+    r = run.execute(FLOWRUN_ON_DIVERGENCE="rerun")
+    assert r.code == 0 and r.message["outcome"] == "succeeded", r.stderr
+    assert {c[0] for c in run.checkpoints() if c[2] == "step"} == {"first", "doubled", "second"}
+    assert run.show()["result"] == {"a": 2, "b": 3}
+
+
+def test_a_new_checkpoint_with_the_same_arguments_is_not_a_rename(make_run) -> None:
+    run: Run = make_run("basic:shaped")
+    _waiting(run)
+    assert run.answer("go", True).returncode == 0
+    # prepare(1) is asked where first(1) was, with first's arguments; first is still in the code.
+    r = run.execute(AGENT_VARIANT="inserted")
+    assert r.code == 0 and r.message["outcome"] == "succeeded", r.stderr
+    assert r.message["checkpoints"]["cached"] >= 2, r.message  # first and second
+    assert "prepare" in {c[0] for c in run.checkpoints()}
+    assert "renamed" not in r.stderr, r.stderr
+    assert run.show()["result"] == {"a": 2, "b": 3}
+
+
 def test_reordered_fan_out_diverges_but_keyed_fan_out_survives(make_run) -> None:
     plain: Run = make_run("basic:fan", parameters={"keyed": False})
     _waiting(plain, AGENT_ORDER="a,b,c")

@@ -57,6 +57,7 @@ class RecordingRecorder:
         self.finished: list[Finished] = []
         self.failed: list[tuple[int, str]] = []
         self.budget_left = True
+        self.async_checks = 0
 
     def before_call(self, model: str, estimated_input_tokens: int) -> int:
         if not self.budget_left:
@@ -64,6 +65,10 @@ class RecordingRecorder:
         call_id = len(self.started) + 1
         self.started.append(Started(call_id, model, estimated_input_tokens, self.fake.stats()["total"]))
         return call_id
+
+    async def before_call_async(self, model: str, estimated_input_tokens: int) -> int:
+        self.async_checks += 1  # an async client's check is awaited (so a budget stop can drain)
+        return self.before_call(model, estimated_input_tokens)
 
     def after_call(self, call_id: int, *, model: str, input_tokens: int | None, output_tokens: int | None,
                    cached_tokens: int | None, latency_ms: float, cost_usd: float | None = None,
@@ -385,6 +390,7 @@ def test_async_clients(fake: Any, rec: RecordingRecorder) -> None:
         (PROMPT_TOKENS, COMPLETION_TOKENS, True)] * 5
     assert (rec.finished[5].complete, rec.finished[5].output_tokens) == (False, None)
     assert len(rec.started) == 6
+    assert rec.async_checks == 7  # every async call's budget check was awaited
 
 
 # --- the wrapper itself ---------------------------------------------------------------------

@@ -99,3 +99,25 @@ def test_a_provider_error_finishes_the_started_call_as_failed_and_reaches_the_fl
                                                  ("chat", "completed", got[1][3])], got
     assert got[1][3] != "NULL", got
     assert "InternalServerError" in got[0][4] and "503" in got[0][4], got
+
+
+def test_a_budget_stop_in_one_async_body_lets_the_others_finish_and_be_stored(make_run, fake_llm) -> None:
+    # $0.021 a call: the two sides' calls pass a $0.03 budget (checked before either is spent),
+    # the burner's is refused. Semantics 6: the in-flight sides finish and are stored first.
+    fake_llm.config(usage={"prompt_tokens": 100000, "completion_tokens": 10000})
+    try:
+        run: Run = make_run("instrumented:gather_spender", extra_env={"FLOWRUN_BUDGET_USD": "0.03"})
+        r = run.execute(timeout=60)
+        assert r.code == 0 and r.message["outcome"] == "budget_exceeded", r.stderr
+        assert by_prompt(fake_llm, run) == {f"{run.uid} side 1": 1, f"{run.uid} side 2": 1}  # burn never sent
+        rows = {(c[0], c[1]): c[3] for c in run.checkpoints() if c[2] == "step"}
+        assert rows == {("side", 1): "completed", ("side", 2): "completed", ("burner", 1): "failed"}, rows
+        assert run.ctl("budget", run.uid, "1").returncode == 0
+        r2 = run.execute(timeout=60)
+        assert r2.code == 0 and r2.message["outcome"] == "succeeded", r2.stderr
+        # Only the stopped body ran again: the sides came from the cache, nothing re-burnt.
+        assert by_prompt(fake_llm, run) == {f"{run.uid} {p}": 1 for p in ("side 1", "side 2", "burn")}
+        assert r2.message["checkpoints"]["cached"] == 2, r2.message
+        assert run.show()["result"]["outs"] == [f"reply to: {run.uid} {p}" for p in ("side 1", "burn", "side 2")]
+    finally:
+        fake_llm.config(usage={"prompt_tokens": None, "completion_tokens": None})

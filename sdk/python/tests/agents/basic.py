@@ -125,9 +125,16 @@ def renamed_first(x: int) -> int:  # same checkpoint name, other function
     return x * 2
 
 
+@checkpoint
+def prepare(x: int) -> int:  # a new step taking first's very arguments
+    return x - 1
+
+
 @flow
 def shaped() -> dict:
     v = os.environ.get("AGENT_VARIANT", "a")
+    if v == "inserted":  # a new step before first, first still there: not a rename
+        prepare(1)
     if v == "renamed":
         a = renamed_first(1)
     elif v == "args":

@@ -6,6 +6,7 @@ start with the run uid so the fake's per-prompt counts belong to one test.
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 import anthropic
@@ -87,3 +88,50 @@ def chat_refused(what: str) -> str:
 @flow
 def sdk_failure() -> dict:
     return {"refused": chat_refused("refused"), "then": chat("after")}
+
+
+# --- a budget stop inside one of three concurrent async bodies ---------------------
+# The real AsyncOpenAI client. Two `side` bodies make a paid call each, then
+# await the `burner`'s stop; the burner calls once both sides have called —
+# after their spend exhausted the budget — and stops there. The sides must
+# still finish and be stored before the process ends (the stop awaits them).
+gpt_async = flowrun.instrument(openai.AsyncOpenAI(base_url=BASE, api_key=os.environ["OPENAI_API_KEY"],
+                                                  max_retries=0))
+_stage: dict = {}
+
+
+def _side_called(i: int) -> None:
+    _stage["called"].add(i)
+    if len(_stage["called"]) == 2:
+        _stage["both_called"].set()
+
+
+@checkpoint
+async def side(i: int) -> str:
+    r = await gpt_async.chat.completions.create(model="gpt-4o-mini",
+                                                messages=[{"role": "user", "content": prompt(f"side {i}")}])
+    _side_called(i)
+    await _stage["stopping"].wait()  # the burner is stopping on the budget now
+    return r.choices[0].message.content
+
+
+@checkpoint
+async def burner() -> str:
+    await _stage["both_called"].wait()
+    _stage["stopping"].set()
+    r = await gpt_async.chat.completions.create(model="gpt-4o-mini",
+                                                messages=[{"role": "user", "content": prompt("burn")}])
+    return r.choices[0].message.content
+
+
+async def _tracked_side(i: int) -> str:
+    out = await side(i)
+    _side_called(i)  # a side served from the cache never ran its body
+    return out
+
+
+@flow
+async def gather_spender() -> dict:
+    _stage.update(called=set(), both_called=asyncio.Event(), stopping=asyncio.Event())
+    outs = await asyncio.gather(_tracked_side(1), burner(), _tracked_side(2))
+    return {"outs": outs}
