@@ -73,7 +73,7 @@ class ControllerImpl {
     eo.clock = clock_;
     events_ = std::make_unique<kube::EventRecorder>(client_, std::move(eo));
     executor_ = std::make_unique<ActionExecutor>(
-        client_, events_.get(),
+        client_, events_.get(), config_, [this] { return clock_->Now(); },
         [this](const std::string& level, const std::string& msg, const json& fields) { log_->Log(level, msg, fields); });
 
     auto enqueue = [this](const kube::ObjectPtr& o) {
