@@ -388,6 +388,13 @@ TEST(ResolveReplay, OutputFromProblemsAreInvalidReplay) {
   EXPECT_NE(bad.message.find("is not JSON text"), std::string::npos) << bad.message;
 }
 
+TEST(ResolveReplay, AFlowRunCannotReplayItself) {
+  World w = ReplayWorld();
+  auto r = Refused(w.flowrun, w.flowrun);
+  EXPECT_EQ(r.reason, "InvalidReplay");
+  EXPECT_NE(r.message.find("itself"), std::string::npos) << r.message;
+}
+
 TEST(ResolveReplay, StoreErrors) {
   auto nf = fc::RefusalOfPrepareError(flowrun::NotFound("no run"), "research-0");
   ASSERT_TRUE(nf);

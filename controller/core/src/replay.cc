@@ -30,6 +30,8 @@ std::variant<ReplayRequest, ReplayRefusal> ResolveReplay(const FlowRunView& repl
   auto src = ParseFlowRun(*source);
   if (!src.ok())
     return ReplayRefusal{kReasonSourceNotFound, who + " is unusable: " + src.status().message()};
+  if (src->meta.uid == replay.meta.uid)
+    return ReplayRefusal{kReasonInvalidReplay, "spec.replay.from.run names this FlowRun itself: a replay needs another run"};
   if (!rs.uid.empty() && src->meta.uid != rs.uid)
     return ReplayRefusal{kReasonSourceUidMismatch, who + " has uid " + src->meta.uid + ", not " + rs.uid +
                                                        " (spec.replay.from.uid): it was deleted and created again; "

@@ -12,7 +12,8 @@
 //   False SourceUidMismatch   the source's metadata.uid is not from.uid
 //   False SourceNotPrepared   the source FlowRun has no run row yet (store kNotFound)
 //   False OtherDatabase       the source's spec.database is not the replay's
-//   False InvalidReplay       the store refused an override or answer
+//   False InvalidReplay       the source is this FlowRun itself, the store
+//                             refused an override or answer
 //                             (kInvalidArgument), the run exists and is no
 //                             such replay (kAlreadyExists), or an outputFrom
 //                             ConfigMap/key is missing or not JSON
