@@ -11,6 +11,9 @@
 //      the time the Flow takes to return 39 cached outputs.
 //   3. sustained checkpoint writes/s with 1, 2 and 4 concurrent writers vs
 //      bare INSERTs/s the same way.
+//   4. replay (issue 14): PrepareReplay of a 40- and a 1,000-checkpoint
+//      source to the first live checkpoint, and the per-checkpoint cost of
+//      serving a copied output beside a cached one.
 //
 // Usage: runtime_bench [--quick] [--n=2000] [--reps=50] [--seconds=5]
 //                      [--seconds-multi=3] [--writers=1,2,4] [--verbose]
@@ -379,6 +382,11 @@ class TimingStore final : public flowrun::RunStore {
     completed_ms.push_back(MsSince(t0));
     return r;
   }
+  flowrun::Status CheckpointCopied(const CheckpointKey& key, CheckpointKind kind, const std::string& fingerprint,
+                                   const std::string& output_json, const flowrun::Usage& inherited) override {
+    return inner_->CheckpointCopied(key, kind, fingerprint, output_json, inherited);
+  }
+  flowrun::Status ReplayCutReached() override { return inner_->ReplayCutReached(); }
   flowrun::Status CheckpointFailed(const CheckpointKey& key, int try_number, bool final_try,
                                    const std::string& message) override {
     return inner_->CheckpointFailed(key, try_number, final_try, message);
@@ -624,6 +632,87 @@ ResumeResult MeasureResume(const Config& cfg, const std::string& conninfo, FlowW
           Summarize(select_ms), Summarize(lookup_ms), Summarize(warm_ms)};
 }
 
+// ---------------------------------------------------------------- replay
+
+// Replay (issue 14): preparing a replay of a 40- and a 1,000-checkpoint
+// source, cut at checkpoint 30 (the issue's "fix step 30 of 40"), from
+// admission to the first live checkpoint — PrepareReplay (the snapshot), a
+// new connection's Begin (which loads it), 29 copied outputs, the live cut —
+// and the per-checkpoint cost of serving a copied output beside a cached one
+// (the replay's next execution serving the same 29 rows from its own copies).
+struct ReplayResult {
+  int source_checkpoints = 0;
+  Summary prepare, begin, copied_per, cached_per, first_live, total;
+};
+
+ReplayResult MeasureReplay(const std::string& conninfo, FlowWorld& world, int source_k, int reps) {
+  constexpr int kCut = 30;
+  const std::string source = "replay-src-" + std::to_string(source_k);
+  const Json payload = Payload();
+  auto name = [](int i) { return "step-" + std::to_string(i); };
+  {
+    auto store = OpenStore(conninfo);
+    auto flow = world.MakeFlow(source, 1, store.get(), BeginRun(*store, source, 1));
+    for (int i = 1; i <= source_k; ++i) flow->flow.checkpoint(name(i), [&] { return payload; });
+  }
+  auto admin_or = flowrun::OpenPostgresRunAdmin(StoreOptions(conninfo));
+  if (!admin_or.ok()) Die("opening the run admin: " + admin_or.status().ToString());
+  auto& admin = **admin_or;
+  std::vector<double> prepare_ms, begin_ms, copied_ms, cached_ms, live_ms, total_ms;
+  for (int rep = 0; rep < reps; ++rep) {
+    const std::string uid = source + "-r" + std::to_string(rep);
+    flowrun::ReplayRequest req;
+    req.run_uid = uid;
+    req.namespace_ = "bench";
+    req.name = uid;
+    req.flow = "runtime_bench";
+    req.source_run_uid = source;
+    req.cut = {name(kCut), 1};
+    auto t0 = SteadyClock::now();
+    auto info = admin.PrepareReplay(req);
+    prepare_ms.push_back(MsSince(t0));
+    if (!info.ok()) Die("PrepareReplay: " + info.status().ToString());
+    if (info->snapshot_checkpoints != source_k) Die("replay: wrong snapshot size");
+    // The replay's first attempt: a new process connects (not counted), then Begin.
+    auto store = OpenStore(conninfo);
+    auto t1 = SteadyClock::now();
+    flowrun::ExecutionStart start = BeginRun(*store, uid, 1);
+    begin_ms.push_back(MsSince(t1));
+    if (!start.replay || static_cast<int>(start.replay->checkpoints.size()) != source_k)
+      Die("replay: Begin did not load the snapshot");
+    auto flow = world.MakeFlow(uid, 1, store.get(), std::move(start));
+    bool body_ran = false;
+    auto t2 = SteadyClock::now();
+    for (int i = 1; i < kCut; ++i) {
+      Json out = flow->flow.checkpoint(name(i), [&] {
+        body_ran = true;
+        return Json();
+      });
+      if (out.size() != payload.size()) Die("replay: wrong copied output");
+    }
+    copied_ms.push_back(MsSince(t2) / (kCut - 1));
+    if (body_ran || flow->ex->stats().copied_checkpoints != kCut - 1) Die("replay: a copied checkpoint ran its body");
+    auto t3 = SteadyClock::now();
+    flow->flow.checkpoint(name(kCut), [&] {
+      body_ran = true;
+      return payload;
+    });
+    live_ms.push_back(MsSince(t3));
+    total_ms.push_back(prepare_ms.back() + MsSince(t1));
+    if (!body_ran) Die("replay: the cut did not run live");
+    flow.reset();
+    // The next execution serves the same rows as its own (cached) copies.
+    auto next_store = OpenStore(conninfo);
+    auto next = world.MakeFlow(uid, 2, next_store.get(), BeginRun(*next_store, uid, 2));
+    auto t4 = SteadyClock::now();
+    for (int i = 1; i < kCut; ++i) next->flow.checkpoint(name(i), [&] { return Json(); });
+    cached_ms.push_back(MsSince(t4) / (kCut - 1));
+    if (next->ex->stats().cached_checkpoints != kCut - 1) Die("replay: the copies were not served as cached");
+  }
+  return {source_k, Summarize(prepare_ms), Summarize(begin_ms), Summarize(copied_ms), Summarize(cached_ms),
+          Summarize(live_ms), Summarize(total_ms)};
+}
+
 // ---------------------------------------------------------------- 3. throughput
 
 // Runs one write function per thread, all starting together, each calling
@@ -764,6 +853,9 @@ int Main(int argc, char** argv) {
   ResumeResult rs = MeasureResume(cfg, conninfo, world);
   std::cerr << "runtime_bench: 3/3 sustained writes..." << std::endl;
   std::vector<ThroughputResult> tp = MeasureThroughput(cfg, conninfo);
+  std::cerr << "runtime_bench: replay (40- and 1,000-checkpoint sources)..." << std::endl;
+  std::vector<ReplayResult> replays = {MeasureReplay(conninfo, world, 40, cfg.resume_reps),
+                                       MeasureReplay(conninfo, world, 1000, std::min(cfg.resume_reps, 15))};
 
   // Every write the figures count is really in the database.
   int64_t expected_store = 0, expected_base = 0, expected_unfenced = 0;
@@ -855,6 +947,16 @@ int Main(int argc, char** argv) {
                     Fmt(r.unfenced_per_s, 0) + "/s", Fmt(r.baseline_per_s, 0) + "/s",
                     Ratio(r.unfenced_per_s, r.baseline_per_s), "", ""});
   }
+  for (const auto& r : replays) {
+    const std::string src = std::to_string(r.source_checkpoints) + "-checkpoint source";
+    rows.push_back({"replay of a " + src + " cut at 30: admission → first live, p50", ms(r.total.p50), "", "", "", ""});
+    rows.push_back({"  PrepareReplay (snapshot), p50", ms(r.prepare.p50), "", "", "", ""});
+    rows.push_back({"  Begin() loading the snapshot, p50", ms(r.begin.p50), "", "", "", ""});
+    rows.push_back({"  copied output served, per checkpoint, p50", ms(r.copied_per.p50), ms(r.cached_per.p50),
+                    Ratio(r.copied_per.p50, r.cached_per.p50), "(vs cached)", ""});
+    rows.push_back({"  cached output served, per checkpoint, p50", ms(r.cached_per.p50), "", "", "", ""});
+    rows.push_back({"  the live cut checkpoint, p50", ms(r.first_live.p50), "", "", "", ""});
+  }
   PrintTable(rows);
   std::cout << "\nbaselines, same server, same run:\n"
                "  checkpoint write / live Flow::checkpoint: bare prepared single-row INSERT of the same payload\n"
@@ -865,6 +967,8 @@ int Main(int argc, char** argv) {
                "  resume cached outputs: 39 lookups + copies from that in-process map (the floor)\n"
                "  writes/s: bare INSERTs/s, same number of threads, each its own connection; sides rotate\n"
                "    in 0.25 s slices\n"
+               "  replay copied vs cached: the replay's next execution serving the same 29 rows as its own\n"
+               "    (cached) copies; each copy is one durable write, a cached output none\n"
                "ratio = flowrun / baseline (latency: lower is better; writes/s: higher is better)\n";
   std::cout << "details (ms): checkpoint write min " << Fmt(a.min, 3) << " max " << Fmt(a.max, 3)
             << "; bare INSERT min " << Fmt(b.min, 3) << " max " << Fmt(b.max, 3) << "; unfenced p99 "
@@ -884,6 +988,13 @@ int Main(int argc, char** argv) {
     PrintDistribution("resume: epoch bump + SELECT, COMMIT (baseline)", rs.baseline_load);
     PrintDistribution("resume: bare SELECT (diagnostic)", rs.baseline_select);
     PrintDistribution("resume: 39 cached outputs", rs.cached);
+    for (const auto& r : replays) {
+      const std::string src = "replay " + std::to_string(r.source_checkpoints) + ": ";
+      PrintDistribution(src + "PrepareReplay", r.prepare);
+      PrintDistribution(src + "Begin()", r.begin);
+      PrintDistribution(src + "copied, per checkpoint", r.copied_per);
+      PrintDistribution(src + "cached, per checkpoint", r.cached_per);
+    }
     std::fflush(stdout);
   }
   std::cout << "verified: the " << expected_store << " checkpoint, " << expected_base << " baseline and "

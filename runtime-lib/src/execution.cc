@@ -125,8 +125,14 @@ OpenedExecution Execution::OpenWith(const RunEnvironment& env, ExecutionDeps dep
     return internal::Reported(env, deps.log,
                               internal::OutcomeOf(BeginFailureKind(start.status()), start.status().message()),
                               deps.claim_outcome);
-  deps.log("info", "execution started",
-           {{"epoch", start->epoch}, {"cachedCheckpoints", start->completed.size()}, {"flow", env.run.flow}});
+  nlohmann::json fields = {{"epoch", start->epoch}, {"cachedCheckpoints", start->completed.size()},
+                           {"flow", env.run.flow}};
+  if (start->replay) {
+    fields["replayOf"] = start->replay->source_run_uid;
+    fields["snapshotCheckpoints"] = start->replay->checkpoints.size();
+    fields["cut"] = internal::Label(CheckpointKey{start->replay->cut.name, start->replay->cut.occurrence});
+  }
+  deps.log("info", "execution started", fields);
   OpenedExecution out;
   out.execution.reset(new Execution(env, std::move(deps), std::move(start).value(), std::move(owned)));
   return out;
@@ -142,7 +148,9 @@ Execution::Execution(const RunEnvironment& env, ExecutionDeps deps, ExecutionSta
       owned_(std::move(owned)),
       deps_(std::move(deps)),
       epoch_(start.epoch),
+      is_replay_(start.replay.has_value()),
       cache_(std::move(start.completed)),
+      replay_(std::move(start.replay)),
       budget_usd_(start.budget_usd),
       run_spent_usd_(start.spent_usd) {
   if (deps_.clock == nullptr) deps_.clock = DefaultClock();
@@ -230,8 +238,28 @@ StatusOr<CheckpointKey> Execution::Reserve(std::string_view name, CheckpointKind
   }
   auto it = occurrences_.find(identity);
   if (it == occurrences_.end()) it = occurrences_.emplace(identity, 0).first;
-  CheckpointKey k{std::move(identity), ++it->second};
-  reserved_[k].kind = kind;
+  CheckpointKey k{std::move(identity), it->second + 1};
+  // Replay: reservations are in program order, so "before the cut" is decided
+  // here, not when a (concurrent) body begins.
+  bool before_cut = false;
+  if (replay_ && !cut_reserved_) {
+    if (k.name == replay_->cut.name && k.occurrence == replay_->cut.occurrence) {
+      if (!replay_->cut_reached) {  // an earlier execution of a crashed attempt may have recorded it
+        Status st = deps_.store->ReplayCutReached();
+        if (!st.ok()) return StoreErrorLocked(st, "recording that the replay reached its cut " + internal::Label(k));
+        replay_->cut_reached = true;
+      }
+      cut_reserved_ = true;
+      deps_.log("info", "replay reached its cut: from here on every checkpoint runs live",
+                {{"checkpoint", k.name}, {"occurrence", k.occurrence}});
+    } else {
+      before_cut = true;
+    }
+  }
+  ++it->second;
+  Reservation& r = reserved_[k];
+  r.kind = kind;
+  r.before_cut = before_cut;
   return k;
 }
 
@@ -256,11 +284,20 @@ StatusOr<const nlohmann::json*> Execution::FromCacheLocked(const CheckpointKey& 
   const CachedCheckpoint& cp = it->second;
   if (cp.kind == kind && cp.fingerprint == fingerprint) {
     ++stats_.cached_checkpoints;
-    stats_.saved += cp.usage;
+    // A copied row's usage is the replay's source's (inherited): serving it
+    // again avoids nothing this run would have paid a second time.
+    if (!cp.copied) stats_.saved += cp.usage;
     return &cp.output;
   }
+  FLOWRUN_RETURN_IF_ERROR(DivergedLocked(key, kind, fingerprint, cp, "", policy));
+  cache_.erase(it);
+  return static_cast<const nlohmann::json*>(nullptr);
+}
+
+Status Execution::DivergedLocked(const CheckpointKey& key, CheckpointKind kind, const std::string& fingerprint,
+                                 const CachedCheckpoint& cp, std::string_view where, DivergencePolicy policy) {
   std::string what = kind == CheckpointKind::kWait ? "wait " : "checkpoint ";
-  std::string msg = what + internal::Label(key) + " diverged: it was recorded as a " +
+  std::string msg = what + internal::Label(key) + " diverged: it was recorded" + std::string(where) + " as a " +
                     std::string(CheckpointKindName(cp.kind)) + " with fingerprint " + cp.fingerprint +
                     " (attempt " + std::to_string(cp.attempt) + "), but this run reaches it as a " +
                     std::string(CheckpointKindName(kind)) + " with fingerprint " + fingerprint +
@@ -271,8 +308,46 @@ StatusOr<const nlohmann::json*> Execution::FromCacheLocked(const CheckpointKey& 
     return *sticky_;
   }
   WarnLocked(msg + "; recomputing it (FLOWRUN_ON_DIVERGENCE=rerun)");
-  cache_.erase(it);
-  return static_cast<const nlohmann::json*>(nullptr);
+  return Status::Ok();
+}
+
+StatusOr<std::optional<nlohmann::json>> Execution::FromSnapshotLocked(const CheckpointKey& key, CheckpointKind kind,
+                                                                      const std::string& fingerprint,
+                                                                      DivergencePolicy policy,
+                                                                      const nlohmann::json* wait_schema) {
+  using Served = std::optional<nlohmann::json>;
+  auto it = replay_->checkpoints.find(key);
+  if (it == replay_->checkpoints.end()) return Served();  // new in this code, or the source never completed it
+  const CachedCheckpoint& cp = it->second;
+  if (cp.kind != kind || cp.fingerprint != fingerprint) {
+    FLOWRUN_RETURN_IF_ERROR(
+        DivergedLocked(key, kind, fingerprint, cp, " in the replay's source run " + replay_->source_run_uid, policy));
+    replay_->checkpoints.erase(it);
+    return Served();
+  }
+  const nlohmann::json* served = &cp.output;
+  auto ov = replay_->output_overrides.find(key.name);
+  if (ov != replay_->output_overrides.end()) {
+    served = &ov->second;
+    if (wait_schema) {
+      Status valid = ValidateAgainstSchema(*wait_schema, *served);
+      if (!valid.ok())
+        return InvalidArgument("the replay's output override for wait " + internal::Label(key) +
+                               " violates the wait's schema: " + valid.message());
+    }
+  }
+  std::string text = served->dump();
+  if (text.size() > env_.max_output_bytes)
+    return ResourceExhausted("the replay's output for " + internal::Label(key) + " is " + std::to_string(text.size()) +
+                             " bytes, over the cap of " + std::to_string(env_.max_output_bytes) +
+                             " (FLOWRUN_MAX_OUTPUT_BYTES)");
+  Status st = deps_.store->CheckpointCopied(key, kind, fingerprint, text, cp.usage);
+  if (!st.ok()) return StoreErrorLocked(st, "copying checkpoint " + internal::Label(key) + " from the replay's source");
+  ++stats_.copied_checkpoints;
+  stats_.inherited += cp.usage;
+  Served out(*served);
+  replay_->checkpoints.erase(it);  // an identity is asked once per execution
+  return out;
 }
 
 StatusOr<BeginResult> Execution::Begin(const CheckpointKey& key, const std::optional<nlohmann::json>& inputs,
@@ -282,9 +357,9 @@ StatusOr<BeginResult> Execution::Begin(const CheckpointKey& key, const std::opti
   FLOWRUN_ASSIGN_OR_RETURN(Reservation * r, ReservationLocked(key, CheckpointKind::kStep, "Begin"));
   if (r->begun) return InvalidArgument("Begin: " + internal::Label(key) + " was begun already");
   std::string fp = CheckpointFingerprint(CheckpointKind::kStep, key.name, inputs);
-  FLOWRUN_ASSIGN_OR_RETURN(const nlohmann::json* cached,
-                           FromCacheLocked(key, CheckpointKind::kStep, fp, policy.value_or(env_.on_divergence)));
-  r->begun = true;
+  const DivergencePolicy p = policy.value_or(env_.on_divergence);
+  const bool own_row = cache_.count(key) > 0;
+  FLOWRUN_ASSIGN_OR_RETURN(const nlohmann::json* cached, FromCacheLocked(key, CheckpointKind::kStep, fp, p));
   BeginResult out;
   if (cached) {
     reserved_.erase(key);  // finished: keeps the map as small as what is in flight
@@ -292,6 +367,18 @@ StatusOr<BeginResult> Execution::Begin(const CheckpointKey& key, const std::opti
     out.output = *cached;
     return out;
   }
+  // A row of this run that diverged is recomputed, never taken from the snapshot.
+  if (r->before_cut && !own_row) {
+    FLOWRUN_ASSIGN_OR_RETURN(std::optional<nlohmann::json> copied,
+                             FromSnapshotLocked(key, CheckpointKind::kStep, fp, p));
+    if (copied) {
+      reserved_.erase(key);
+      out.cached = true;
+      out.output = std::move(*copied);
+      return out;
+    }
+  }
+  r->begun = true;
   ++stats_.live_checkpoints;
   r->live = true;
   r->fingerprint = std::move(fp);
@@ -372,15 +459,26 @@ StatusOr<WaitResult> Execution::ResolveWait(const CheckpointKey& key, const Wait
   FLOWRUN_RETURN_IF_ERROR(GateLocked());
   FLOWRUN_ASSIGN_OR_RETURN(Reservation * r, ReservationLocked(key, CheckpointKind::kWait, "ResolveWait"));
   std::string fp = CheckpointFingerprint(CheckpointKind::kWait, key.name, spec.schema);
-  FLOWRUN_ASSIGN_OR_RETURN(const nlohmann::json* cached,
-                           FromCacheLocked(key, CheckpointKind::kWait, fp,
-                                           spec.on_divergence.value_or(env_.on_divergence)));
+  const DivergencePolicy policy = spec.on_divergence.value_or(env_.on_divergence);
+  const bool own_row = cache_.count(key) > 0;
+  FLOWRUN_ASSIGN_OR_RETURN(const nlohmann::json* cached, FromCacheLocked(key, CheckpointKind::kWait, fp, policy));
   WaitResult out;
   if (cached) {
     reserved_.erase(key);  // finished: keeps the map as small as what is in flight
     out.kind = WaitResult::Kind::kAnswered;
     out.answer = *cached;
     return out;
+  }
+  // Replay: a wait the source answered before the cut keeps its answer.
+  if (r->before_cut && !own_row) {
+    FLOWRUN_ASSIGN_OR_RETURN(std::optional<nlohmann::json> copied,
+                             FromSnapshotLocked(key, CheckpointKind::kWait, fp, policy, &spec.schema));
+    if (copied) {
+      reserved_.erase(key);
+      out.kind = WaitResult::Kind::kAnswered;
+      out.answer = std::move(*copied);
+      return out;
+    }
   }
   WaitRequest req;
   req.key = key;
@@ -508,6 +606,7 @@ int Execution::FinalizeLocked(Outcome o) {
   if (deps_.claim_outcome) deps_.claim_outcome();  // may not return (SIGTERM came first)
   o.live_checkpoints = stats_.live_checkpoints;
   o.cached_checkpoints = stats_.cached_checkpoints;
+  o.copied_checkpoints = stats_.copied_checkpoints;
   o.spent = stats_.spent_here;
   o.saved = stats_.saved;
   o.run_spent_usd = run_spent_usd_;

@@ -74,6 +74,7 @@ int Report(const RunEnvironment& env, const ExecutionLogger& log, Outcome o) {
   nlohmann::json fields = {{"outcome", std::string(OutcomeKindName(o.kind))}, {"exitCode", code},
                            {"liveCheckpoints", o.live_checkpoints}, {"cachedCheckpoints", o.cached_checkpoints},
                            {"spentUSD", o.spent.cost_usd}, {"savedUSD", o.saved.cost_usd}};
+  if (o.copied_checkpoints) fields["copiedCheckpoints"] = o.copied_checkpoints;
   if (!o.error.empty()) fields["error"] = o.error;
   if (o.wait) fields["wait"] = o.wait->name;
   log(code == 0 ? "info" : "error", "execution ended", fields);

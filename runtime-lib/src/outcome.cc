@@ -93,6 +93,7 @@ std::string EncodeTerminationMessage(const Outcome& o, size_t limit) {
   j["runSpentUSD"] = o.run_spent_usd;
   j["saved"] = UsageJson(o.saved);
   j["checkpoints"] = {{"live", o.live_checkpoints}, {"cached", o.cached_checkpoints}};
+  if (o.copied_checkpoints) j["checkpoints"]["copied"] = o.copied_checkpoints;
   if (o.result) j["result"] = *o.result;
 
   auto dump = [&] { return j.dump(-1, ' ', false, json::error_handler_t::replace); };
@@ -142,6 +143,7 @@ StatusOr<Outcome> DecodeTerminationMessage(const std::string& text) {
   if (const json* c = Field(j, "checkpoints"); c && c->is_object()) {
     o.live_checkpoints = JsonInt(*c, "live");
     o.cached_checkpoints = JsonInt(*c, "cached");
+    o.copied_checkpoints = JsonInt(*c, "copied");
   }
   if (const json* r = Field(j, "result")) o.result = *r;
   if (const json* t = Field(j, "truncated"); t && t->is_boolean()) o.truncated = t->get<bool>();

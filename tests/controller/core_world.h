@@ -181,6 +181,8 @@ struct World {
   fc::ControllerConfig config;
   bool flowrun_deleted = false;
   std::vector<fc::RecordAnswer> recorded;
+  int prepares = 0;                              // PrepareReplay actions applied
+  flowrun::ReplayInfo prepared;                   // what PrepareReplay stores
 
   fc::ReconcileResult Reconcile() const {
     fc::ReconcileInput in{flowrun, jobs, pods, run, now, config};
@@ -270,6 +272,16 @@ struct World {
         run->open_wait.reset();
       } else if (std::holds_alternative<fc::DeleteRunRows>(a)) {
         run.reset();
+      } else if (auto* sl = std::get_if<fc::SetLabel>(&a)) {
+        flowrun["metadata"]["labels"][sl->key] = sl->value;
+      } else if (std::holds_alternative<fc::PrepareReplay>(a)) {
+        ++prepares;
+        if (!run) {  // the row PrepareReplay creates: nothing ran yet
+          run = flowrun::RunState{};
+          run->uid = kUid;
+          run->name = kName;
+        }
+        run->replay = prepared;
       } else if (std::holds_alternative<fc::DeleteFlowRun>(a)) {
         flowrun["metadata"]["deletionTimestamp"] = fc::FormatTime(now);
       }
@@ -284,7 +296,16 @@ struct World {
     // ExpireWait is two-phase by design: the database decides, the requeued
     // reconcile reads its decision.
     // So is DeleteFlowRun: the deletion then runs the finalizer.
+    // And PrepareReplay: the store snapshots, the next reconcile shows what
+    // it holds (status.replay); after that one, nothing changes.
     if (r.Find<fc::ExpireWait>() || r.Find<fc::DeleteFlowRun>()) return r;
+    if (r.Find<fc::PrepareReplay>()) {
+      fc::ReconcileResult shown = Reconcile();
+      for (const auto& a : shown.actions)
+        EXPECT_TRUE(!Mutating(a) || std::holds_alternative<fc::PatchStatus>(a))
+            << "after PrepareReplay only the status may change:\n" << shown.Describe();
+      Apply(shown);
+    }
     fc::ReconcileResult again = Reconcile();
     for (const auto& a : again.actions)
       EXPECT_FALSE(Mutating(a)) << "not idempotent; first:\n" << r.Describe() << "then:\n" << again.Describe();

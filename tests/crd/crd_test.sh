@@ -156,6 +156,54 @@ check "65 top-level parameters are rejected" expect_reject 'spec.parameters: Too
 check "a misspelt field is rejected (kubectl's strict field validation)" expect_reject 'unknown field "spec.template.imagee"' -- \
   apply_doc typo <<<"$(fr typo 'template: {image: a, imagee: b}')"
 
+# ---- spec.replay (issue 14): validated at admission with a message naming the field ----
+check "a replay without a source name is rejected" expect_reject 'spec.replay.from.run: Required value' -- \
+  apply_doc r-norun <<<"$(fr r-norun 'template: {image: a}' 'replay: {from: {checkpoint: analyze}}')"
+check "a replay with an empty source name is rejected" expect_reject 'spec.replay.from.run' 'at least 1 chars long' -- \
+  apply_doc r-emptyrun <<<"$(fr r-emptyrun 'template: {image: a}' 'replay: {from: {run: "", checkpoint: analyze}}')"
+check "a replay of a run in another namespace (ns/name) is rejected" expect_reject \
+  'spec.replay.from.run is the name of a FlowRun in this namespace, without a namespace/ prefix' -- \
+  apply_doc r-ns <<<"$(fr r-ns 'template: {image: a}' 'replay: {from: {run: team-b/research-1, checkpoint: analyze}}')"
+check "a replay source that is no FlowRun name is rejected" expect_reject 'spec.replay.from.run must be a FlowRun name' -- \
+  apply_doc r-badname <<<"$(fr r-badname 'template: {image: a}' 'replay: {from: {run: Research_1, checkpoint: analyze}}')"
+check "a replay without a cut is rejected" expect_reject 'spec.replay.from.checkpoint: Required value' -- \
+  apply_doc r-nocut <<<"$(fr r-nocut 'template: {image: a}' 'replay: {from: {run: research-1}}')"
+check "a replay with an empty cut is rejected" expect_reject 'spec.replay.from.checkpoint' 'at least 1 chars long' -- \
+  apply_doc r-emptycut <<<"$(fr r-emptycut 'template: {image: a}' 'replay: {from: {run: research-1, checkpoint: ""}}')"
+check "a replay cut longer than 1024 characters is rejected" expect_reject 'spec.replay.from.checkpoint: Too long' -- \
+  apply_doc r-longcut <<<"$(fr r-longcut 'template: {image: a}' "replay: {from: {run: research-1, checkpoint: $(printf 'c%.0s' {1..1025})}}")"
+check "a replay cut at occurrence 0 is rejected" expect_reject 'spec.replay.from.occurrence' 'greater than or equal to 1' -- \
+  apply_doc r-occ0 <<<"$(fr r-occ0 'template: {image: a}' 'replay: {from: {run: research-1, checkpoint: analyze, occurrence: 0}}')"
+check "a replay without from is rejected" expect_reject 'spec.replay.from: Required value' -- \
+  apply_doc r-nofrom <<<"$(fr r-nofrom 'template: {image: a}' 'replay: {outputs: {research: x}}')"
+check "an outputFrom entry without a ConfigMap key is rejected" expect_reject 'spec.replay.outputFrom.research.configMapKeyRef.key: Required value' -- \
+  apply_doc r-cmref <<<"$(fr r-cmref 'template: {image: a}' 'replay: {from: {run: research-1, checkpoint: analyze}, outputFrom: {research: {configMapKeyRef: {name: notes}}}}')"
+replay_doc=$(fr r-ok 'template: {image: a}' \
+  'replay: {from: {run: research-1, checkpoint: "search[q]", uid: "1234"}, outputs: {research: {notes: "edited", count: 2}}, outputFrom: {summary: {configMapKeyRef: {name: notes, key: s.json}}}, answers: {proceed: true}}')
+check "a valid replay is accepted, occurrence defaulted to 1, outputs and answers kept as JSON" eq \
+  'research-1 search[q] 1 1234 {"count":2,"notes":"edited"} true notes' \
+  bash -c '"$1" apply -f - >/dev/null <<<"$2" && "$1" get flowrun r-ok -o jsonpath="{.spec.replay.from.run} {.spec.replay.from.checkpoint} {.spec.replay.from.occurrence} {.spec.replay.from.uid} {.spec.replay.outputs.research} {.spec.replay.answers.proceed} {.spec.replay.outputFrom.summary.configMapKeyRef.name}"' _ "$K" "$replay_doc"
+check "changing spec.replay.from.checkpoint is rejected" expect_reject \
+  'spec.replay: Forbidden: spec.replay is immutable: the replay was prepared from it' -- \
+  "$K" patch flowrun r-ok --type=merge -p '{"spec":{"replay":{"from":{"checkpoint":"analyze"}}}}'
+check "changing a replay output is rejected" expect_reject 'spec.replay is immutable' -- \
+  "$K" patch flowrun r-ok --type=merge -p '{"spec":{"replay":{"outputs":{"research":"other"}}}}'
+check "changing a replay answer is rejected" expect_reject 'spec.replay is immutable' -- \
+  "$K" patch flowrun r-ok --type=merge -p '{"spec":{"replay":{"answers":{"proceed":false}}}}'
+check "removing spec.replay is rejected" expect_reject \
+  'spec.replay: Forbidden: spec.replay cannot be added to or removed from an existing FlowRun' -- \
+  "$K" patch flowrun r-ok --type=merge -p '{"spec":{"replay":null}}'
+check "adding spec.replay to an existing FlowRun is rejected" expect_reject \
+  'spec.replay cannot be added to or removed from an existing FlowRun: create a new FlowRun to replay a run' -- \
+  bash -c '"$1" apply -f - >/dev/null <<<"$2" && "$1" patch flowrun r-late --type=merge -p "{\"spec\":{\"replay\":{\"from\":{\"run\":\"research-1\",\"checkpoint\":\"analyze\"}}}}"' _ \
+  "$K" "$(fr r-late 'template: {image: a}')"
+check "a replay's budget stays mutable" expect_ok "$K" patch flowrun r-ok --type=merge -p '{"spec":{"budgetUSD":3}}'
+check "status.replay and status.cost.inheritedUsd (decimal text) are stored" eq 'research-1 4 0.0123 false research' \
+  bash -c '"$1" patch flowrun r-ok --subresource=status --type=merge -p "{\"status\":{\"replay\":{\"sourceName\":\"research-1\",\"sourceUid\":\"1234\",\"cut\":{\"checkpoint\":\"analyze\",\"occurrence\":1},\"preparedAt\":\"2026-01-02T03:04:05Z\",\"snapshotCheckpoints\":4,\"copiedCheckpoints\":2,\"inheritedUsd\":\"0.0123\",\"cutReached\":false,\"outputs\":[\"research\"],\"answers\":[\"proceed\"]},\"cost\":{\"usd\":0,\"inheritedUsd\":\"0.0123\"}}}" >/dev/null && "$1" get flowrun r-ok -o jsonpath="{.status.replay.sourceName} {.status.replay.snapshotCheckpoints} {.status.cost.inheritedUsd} {.status.replay.cutReached} {.status.replay.outputs[0]}"' _ "$K"
+check "an inheritedUsd that is no decimal text (a float's exponent form) is rejected" expect_reject 'status.cost.inheritedUsd' -- \
+  "$K" patch flowrun r-ok --subresource=status --type=merge -p '{"status":{"cost":{"inheritedUsd":"1.9e-05"}}}'
+"$K" delete flowrun r-ok r-late --wait=false >/dev/null 2>&1
+
 # ---- what is mutable (all through kubectl apply of an edited example) ----
 edited() { # edited <sed expression...>: the example, edited, in a file whose path is printed
   local f=$DIR/edited.yaml e args=()

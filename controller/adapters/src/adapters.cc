@@ -1,5 +1,7 @@
 #include "flowrun/controller/adapters.h"
 
+#include "flowrun/controller/replay.h"
+
 #include <algorithm>
 #include <type_traits>
 #include <variant>
@@ -64,6 +66,65 @@ Status ActionExecutor::PatchFinalizers(json& flowrun, const std::string& finaliz
   }
   Refresh(flowrun, *r);
   return Status();
+}
+
+Status ActionExecutor::PatchLabel(json& flowrun, const std::string& key, const std::string& value) {
+  json patch = {{"metadata",
+                 {{"labels", {{key, value}}}, {"resourceVersion", JsonString(flowrun, "metadata", "resourceVersion")}}}};
+  auto r = kube_->MergePatch(kube::resources::FlowRuns(), JsonString(flowrun, "metadata", "namespace"),
+                             JsonString(flowrun, "metadata", "name"), patch, /*status=*/false);
+  if (!r.ok()) return r.status();
+  Refresh(flowrun, *r);
+  return Status();
+}
+
+Status ActionExecutor::Prepare(json& flowrun, RunAdmin* admin) {
+  auto view = ParseFlowRun(flowrun);
+  if (!view.ok()) return view.status();
+  if (!view->spec.replay) return Status();
+  const ReplaySpec& rs = *view->spec.replay;
+  const std::string ns = JsonString(flowrun, "metadata", "namespace");
+  // The source, live (not from a cache: its uid is what the pin checks).
+  std::optional<json> source;
+  auto got = kube_->Get(kube::resources::FlowRuns(), ns, rs.run);
+  if (got.ok()) source = std::move(*got);
+  else if (!kube::IsNotFound(got.status())) return got.status();
+  std::map<std::string, ConfigMapText> texts;
+  for (const auto& [checkpoint, ref] : rs.output_from) {
+    auto cm = kube_->Get(kube::resources::ConfigMaps(), ns, ref.name);
+    if (!cm.ok()) {
+      if (!kube::IsNotFound(cm.status())) return cm.status();
+      texts.emplace(checkpoint, NotFound("no ConfigMap " + ref.name));
+      continue;
+    }
+    const json& data = JsonField(*cm, "data");
+    if (data.is_object() && data.contains(ref.key) && data[ref.key].is_string())
+      texts.emplace(checkpoint, data[ref.key].get<std::string>());
+    else
+      texts.emplace(checkpoint, NotFound("ConfigMap " + ref.name + " has no key " + ref.key));
+  }
+  auto resolved = ResolveReplay(*view, source, texts, config_);
+  std::optional<ReplayRefusal> refusal;
+  if (auto* r = std::get_if<ReplayRefusal>(&resolved)) {
+    refusal = *r;
+  } else {
+    if (!admin) return Unavailable("no database connection");
+    auto prepared = admin->PrepareReplay(std::get<ReplayRequest>(resolved));
+    if (prepared.ok()) return Status();
+    refusal = RefusalOfPrepareError(prepared.status(), rs.run);
+    if (!refusal) return prepared.status();
+  }
+  // Recorded on the FlowRun; the requeue backs off (the source may appear later).
+  bool changed = false;
+  json patch = ReplayRefusalPatch(flowrun, *refusal, now_ ? now_() : std::chrono::system_clock::now(), config_, &changed);
+  const std::string rv = JsonString(flowrun, "metadata", "resourceVersion");
+  if (!rv.empty()) patch["metadata"]["resourceVersion"] = rv;
+  auto r = kube_->MergePatch(kube::resources::FlowRuns(), ns, JsonString(flowrun, "metadata", "name"), patch,
+                             /*status=*/true);
+  if (!r.ok()) return r.status();
+  Refresh(flowrun, *r);
+  if (changed) Warn(flowrun, refusal->reason, refusal->message);
+  return FailedPrecondition("replay not prepared (" + refusal->reason + "): " + refusal->message);
 }
 
 Status ActionExecutor::Run(json& flowrun, const Action& action, RunAdmin* admin, bool& stop,
@@ -155,6 +216,10 @@ Status ActionExecutor::Run(json& flowrun, const Action& action, RunAdmin* admin,
             events_->Record(flowrun, a.type == "Warning" ? kube::EventType::kWarning : kube::EventType::kNormal,
                             a.reason, a.message);
           return Status();
+        } else if constexpr (std::is_same_v<T, SetLabel>) {
+          return PatchLabel(flowrun, a.key, a.value);
+        } else if constexpr (std::is_same_v<T, PrepareReplay>) {
+          return Prepare(flowrun, admin);
         } else if constexpr (std::is_same_v<T, RequeueAfter>) {
           requeue = a.after;
           return Status();

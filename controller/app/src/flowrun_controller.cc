@@ -2,6 +2,8 @@
 // workers → Sync → the pure core → the adapters.
 #include "flowrun/controller/app/flowrun_controller.h"
 
+#include "flowrun/controller/replay.h"
+
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -60,6 +62,16 @@ class ControllerImpl {
       return {uid};
     });
 
+    // Replays by their source ("<namespace>/<spec.replay.from.run>"): a source
+    // that appears or changes wakes the replays still waiting for it, instead
+    // of leaving them to their backoff.
+    flowruns_->AddIndex("replay-source", [](const json& o) -> std::vector<std::string> {
+      const json& from = o.value("spec", json::object()).value("replay", json::object()).value("from", json::object());
+      std::string run = from.is_object() ? from.value("run", "") : "";
+      if (run.empty()) return {};
+      return {o.value("metadata", json::object()).value("namespace", "") + "/" + run};
+    });
+
     jobs_ = RunOwnedInformer(kube::resources::Jobs(), "jobs");
     pods_ = RunOwnedInformer(kube::resources::Pods(), "pods");
 
@@ -73,7 +85,7 @@ class ControllerImpl {
     eo.clock = clock_;
     events_ = std::make_unique<kube::EventRecorder>(client_, std::move(eo));
     executor_ = std::make_unique<ActionExecutor>(
-        client_, events_.get(),
+        client_, events_.get(), config_, [this] { return clock_->Now(); },
         [this](const std::string& level, const std::string& msg, const json& fields) { log_->Log(level, msg, fields); });
 
     auto enqueue = [this](const kube::ObjectPtr& o) {
@@ -111,6 +123,13 @@ class ControllerImpl {
                               if (n && (!o || app::PodUpdateMatters(*o, *n))) pod_enqueue(n);
                             },
                             [pod_enqueue](const kube::ObjectPtr& o, bool) { pod_enqueue(o); }});
+    auto wake_replays = [this](const kube::ObjectPtr& source) {
+      if (!source) return;
+      for (const auto& replay : flowruns_->ByIndex("replay-source", kube::ObjectKey(*source)))
+        if (!ReplayPrepared(*replay)) queue_->Add(kube::ObjectKey(*replay));
+    };
+    flowruns_->AddEventHandler({wake_replays, [wake_replays](const kube::ObjectPtr&, const kube::ObjectPtr& n) { wake_replays(n); },
+                                [](const kube::ObjectPtr&, bool) {}});
     // flowrun_runs{phase}: what this cache holds, i.e. `kubectl get flowruns`.
     flowruns_->AddEventHandler({[this](const kube::ObjectPtr& o) { if (o) phases_->Observe(*o); },
                                 [this](const kube::ObjectPtr&, const kube::ObjectPtr& n) { if (n) phases_->Observe(*n); },
@@ -290,6 +309,15 @@ class ControllerImpl {
       *requeue_after = true;
     }
     return Status();
+  }
+
+  // The FlowRun's Replay condition is True (prepared: its source no longer matters).
+  static bool ReplayPrepared(const json& flowrun) {
+    const json& conds = flowrun.value("status", json::object()).value("conditions", json::array());
+    if (conds.is_array())
+      for (const auto& c : conds)
+        if (c.is_object() && c.value("type", "") == kCondReplay) return c.value("status", "") == "True";
+    return false;
   }
 
   static bool SameObject(const kube::ObjectPtr& o, const std::string& uid) {

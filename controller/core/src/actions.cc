@@ -28,6 +28,8 @@ std::string Describe(const Action& a) {
     std::string operator()(const DeleteRunRows&) const { return "DeleteRunRows"; }
     std::string operator()(const DeleteFlowRun&) const { return "DeleteFlowRun"; }
     std::string operator()(const Event& x) const { return "Event(" + x.type + " " + x.reason + ": " + x.message + ")"; }
+    std::string operator()(const SetLabel& x) const { return "SetLabel(" + x.key + "=" + x.value + ")"; }
+    std::string operator()(const PrepareReplay&) const { return "PrepareReplay"; }
     std::string operator()(const RequeueAfter& x) const {
       return "RequeueAfter(" + std::to_string(x.after.count()) + "ms)";
     }

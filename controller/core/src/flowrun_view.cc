@@ -88,6 +88,55 @@ struct SpecReader {
   }
 };
 
+// spec.replay: the CRD validates the same rules; a FlowRun that bypassed it
+// (an old CRD) gets the reasons here and starts no attempt.
+void ParseReplay(const json& spec, SpecReader& r, FlowRunSpec& s) {
+  if (!r.Present(spec, "replay")) return;
+  const json& rp = spec.at("replay");
+  if (!rp.is_object()) {
+    r.errors.push_back("spec.replay: must be an object, got " + Quote(rp));
+    return;
+  }
+  ReplaySpec out;
+  const json& from = JsonField(rp, "from");
+  if (!from.is_object()) {
+    r.errors.push_back(from.is_null() ? "spec.replay.from: required" : "spec.replay.from: must be an object, got " + Quote(from));
+  } else {
+    r.String(from, "run", "spec.replay.from.run", out.run);
+    if (out.run.empty()) r.errors.push_back("spec.replay.from.run: required (the source FlowRun's name)");
+    else if (out.run.find('/') != std::string::npos)
+      r.errors.push_back("spec.replay.from.run: a FlowRun name in this namespace, without a namespace/ prefix, got \"" +
+                         TruncateUtf8(out.run, 80) + "\"");
+    r.String(from, "checkpoint", "spec.replay.from.checkpoint", out.checkpoint);
+    if (out.checkpoint.empty()) r.errors.push_back("spec.replay.from.checkpoint: required (the cut)");
+    std::optional<int64_t> occ;
+    r.Integer(from, "occurrence", "spec.replay.from.occurrence", 1, occ);
+    if (occ) out.occurrence = static_cast<int>(std::min<int64_t>(*occ, 1 << 30));
+    r.String(from, "uid", "spec.replay.from.uid", out.uid);
+  }
+  json outputs = json::object(), answers = json::object(), output_from = json::object();
+  r.Object(rp, "outputs", "spec.replay.outputs", outputs);
+  for (auto it = outputs.begin(); it != outputs.end(); ++it) out.outputs[it.key()] = *it;
+  r.Object(rp, "answers", "spec.replay.answers", answers);
+  for (auto it = answers.begin(); it != answers.end(); ++it) out.answers[it.key()] = *it;
+  r.Object(rp, "outputFrom", "spec.replay.outputFrom", output_from);
+  for (auto it = output_from.begin(); it != output_from.end(); ++it) {
+    const std::string path = "spec.replay.outputFrom." + it.key() + ".configMapKeyRef";
+    const json& ref = JsonField(*it, "configMapKeyRef");
+    ConfigMapKeyRef k{JsonString(ref, "name"), JsonString(ref, "key")};
+    if (k.name.empty() || k.key.empty()) {
+      r.errors.push_back(path + ": needs a name and a key");
+      continue;
+    }
+    if (out.outputs.count(it.key())) {
+      r.errors.push_back(path + ": checkpoint " + it.key() + " also has an output in spec.replay.outputs");
+      continue;
+    }
+    out.output_from[it.key()] = k;
+  }
+  s.replay = std::move(out);
+}
+
 FlowRunSpec ParseSpec(const json& spec, std::vector<std::string>& errors) {
   FlowRunSpec s;
   SpecReader r{errors};
@@ -189,6 +238,7 @@ FlowRunSpec ParseSpec(const json& spec, std::vector<std::string>& errors) {
   } else if (!db.is_null()) {
     errors.push_back("spec.database: must be an object, got " + Quote(db));
   }
+  ParseReplay(spec, r, s);
   if (r.Present(spec, "cancel")) {
     if (spec.at("cancel").is_boolean()) s.cancel = spec.at("cancel").get<bool>();
     else errors.push_back("spec.cancel: must be a boolean, got " + Quote(spec.at("cancel")));
@@ -283,6 +333,7 @@ json FlowRunStatus::ToJson() const {
     else c["display"] = shown;
     j["cost"] = std::move(c);
   }
+  if (replay.is_object()) j["replay"] = replay;
   if (!result.empty()) j["result"] = result;
   if (!message.empty()) j["message"] = message;
   if (!conditions.empty()) {
@@ -327,6 +378,7 @@ FlowRunStatus ParseStatus(const json& st) {
   }
   if (JsonField(st, "checkpoints").is_object()) s.checkpoints = st.at("checkpoints");
   if (JsonField(st, "cost").is_object()) s.cost = st.at("cost");
+  if (JsonField(st, "replay").is_object()) s.replay = st.at("replay");
   s.result = JsonString(st, "result");
   s.message = JsonString(st, "message");
   const json& conds = JsonField(st, "conditions");

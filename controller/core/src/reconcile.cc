@@ -7,6 +7,7 @@
 #include <set>
 
 #include "attempt_outcome.h"
+#include "flowrun/controller/replay.h"
 #include "flowrun/outcome.h"
 #include "flowrun/schema_validator.h"
 #include "waits.h"
@@ -30,7 +31,7 @@ constexpr size_t kMaxAnswerAnnotationBytes = 64 * 1024;
 const std::vector<std::string>& OwnedStatusFields() {
   static const std::vector<std::string> k = {"phase",   "attempt", "currentJob", "attempts",   "wait",
                                              "checkpoints", "cost", "result", "message",   "conditions",
-                                             "observedGeneration"};
+                                             "observedGeneration", "replay"};
   return k;
 }
 
@@ -62,6 +63,9 @@ class Reconciler {
       return out;
     }
     if (!fr_.meta.HasFinalizer(kFinalizer)) out.actions.push_back(AddFinalizer{});
+    // A replay names its source in a label (kubectl get -l flowrun.dev/replay-of=...).
+    if (fr_.spec.replay && !fr_.spec.replay->run.empty() && !fr_.meta.labels.count(kLabelReplayOf))
+      out.actions.push_back(SetLabel{kLabelReplayOf, LabelValue(fr_.spec.replay->run)});
     CheckRecordedAnswers();  // first: a wait's own verdict below (accepted, invalid) replaces it
     if (IsTerminalPhase(st_.phase)) Terminal();
     else if (fr_.spec.cancel) Cancel();
@@ -379,6 +383,13 @@ class Reconciler {
     }
     std::string name = JobName(fr_.meta.name, n);
     bool create = !FindJob(n);
+    // A replay is prepared (the source snapshotted, overrides and answers
+    // recorded) before its first Job: the action comes first, so no Job is
+    // created unless it succeeded, and the status patch after it records it.
+    if (create && n == 1 && fr_.spec.replay && !(in_.run && in_.run->replay)) {
+      effects_.push_back(PrepareReplay{});
+      SetReplayCondition("True", kReasonPrepared, PreparedMessage(), "Normal", "ReplayPrepared");
+    }
     if (create) {
       json job = BuildJob(fr_, n, cfg_);
       // An answer too big for an annotation is recorded all the same; only a
@@ -677,6 +688,39 @@ class Reconciler {
                "Warning");
   }
 
+  // ---- replay --------------------------------------------------------------------
+  std::string PreparedMessage() const {
+    const ReplaySpec& r = *fr_.spec.replay;
+    return "replays FlowRun " + r.run + " up to checkpoint '" + r.checkpoint + "'" +
+           (r.occurrence > 1 ? " (occurrence " + std::to_string(r.occurrence) + ")" : "") +
+           ": its completed checkpoints before the cut are reused, the rest runs live";
+  }
+
+  // Sets the Replay condition; an Event when it changes.
+  void SetReplayCondition(const std::string& status, const std::string& reason, const std::string& message,
+                          const std::string& event_type, const std::string& event_reason) {
+    const Condition* c = st_.FindCondition(kCondReplay);
+    bool changed = !c || c->status != status || c->reason != reason ||
+                   c->message != TruncateUtf8(message, cfg_.max_condition_message_bytes);
+    SetCondition(kCondReplay, status, reason, message);
+    if (changed) Emit(event_type, event_reason, message);
+  }
+
+  // status.replay and the Replay condition from what the store holds.
+  void ReplayStatus() {
+    if (!fr_.spec.replay || !in_.run || !in_.run->replay) return;
+    const ReplayInfo& info = *in_.run->replay;
+    st_.replay = ReplayStatusOf(info, fr_.spec.replay->answers);
+    if (IsTerminalPhase(st_.phase) && !info.cut_reached)
+      SetReplayCondition("False", kReasonCutNotReached,
+                         "the run ended without reaching the cut '" + info.cut.name + "'" +
+                             (info.cut.occurrence > 1 ? " (occurrence " + std::to_string(info.cut.occurrence) + ")" : "") +
+                             ": the new code never asked for that checkpoint, so nothing ran live from it",
+                         "Warning", kReasonCutNotReached);
+    else
+      SetReplayCondition("True", kReasonPrepared, PreparedMessage(), "Normal", "ReplayPrepared");
+  }
+
   // ---- status ------------------------------------------------------------------
   void FinishStatus() {
     // Totals from the database, once an execution has run (a row made by
@@ -693,6 +737,8 @@ class Reconciler {
                   {"unfinishedCalls", r.spent.unfinished_calls},
                   {"savedUSD", r.saved.cost_usd},
                   {"savedTokens", r.saved.input_tokens + r.saved.output_tokens}};
+      // A replay's reused checkpoints: what they cost the source, never in usd.
+      if (r.replay) st_.cost["inheritedUsd"] = DecimalUsd(r.replay->inherited.cost_usd);
       st_.checkpoints = {{"live", r.live_checkpoints},
                          {"cached", r.cached_checkpoints},
                          {"completed", r.checkpoints_completed}};
@@ -704,6 +750,7 @@ class Reconciler {
     }
     if (st_.phase.empty()) st_.phase = kPending;
     st_.message = Cut(st_.message);
+    ReplayStatus();
 
     // Completed / Succeeded follow the phase; their reason is the one this
     // reconcile set, else the one already recorded.

@@ -87,9 +87,14 @@ namespace flowrun {
 // Counters of one execution.
 struct ExecutionStats {
   int64_t live_checkpoints = 0;
-  int64_t cached_checkpoints = 0;
+  int64_t cached_checkpoints = 0;  // served from this run's own rows (copied ones included)
   int64_t reexecuted_checkpoints = 0;
-  Usage saved;       // LLM spend of the checkpoints served from cache
+  // Replay: served from the source's snapshot and recorded as copied in this
+  // execution (neither live nor cached). Their usage is inherited: in
+  // neither `saved` nor `spent_here`.
+  int64_t copied_checkpoints = 0;
+  Usage inherited;
+  Usage saved;       // LLM spend of the checkpoints served from cache (copied rows save nothing)
   Usage spent_here;  // LLM spend of this execution
 };
 
@@ -221,9 +226,22 @@ class Execution {
   // --- Checkpoints --------------------------------------------------------
   // The fingerprint is CheckpointFingerprint(kStep, key.name, inputs). A
   // completed checkpoint with the same kind and fingerprint: cached (counted,
-  // its recorded usage added to stats().saved). A different one: kDataLoss
-  // (sticky) naming the checkpoint under policy kFail; under kRerun a warning
-  // and live. Otherwise live (counted). `policy` null: the run's.
+  // its recorded usage added to stats().saved unless the row was copied). A
+  // different one: kDataLoss (sticky) naming the checkpoint under policy
+  // kFail; under kRerun a warning and live. Otherwise live (counted).
+  // `policy` null: the run's.
+  //
+  // Replay (is_replay(), flowrun/replay.h): a checkpoint with no row of this
+  // run, reserved before the cut, that the snapshot holds with the same kind
+  // and fingerprint is served from it — the override for its name if there
+  // is one, else the source's output — and recorded as copied
+  // (RunStore::CheckpointCopied; stats().copied_checkpoints, its usage in
+  // stats().inherited). BeginResult::cached is true: a driver cannot tell a
+  // copy from a cache hit. A snapshot row with another kind or fingerprint
+  // follows `policy` as above. Reserving the cut identity (cut.name at
+  // cut.occurrence) reaches the cut: it and everything reserved after it run
+  // live, and the first execution to reach it records that
+  // (RunStore::ReplayCutReached).
   StatusOr<BeginResult> Begin(const CheckpointKey& key, const std::optional<nlohmann::json>& inputs,
                               std::optional<DivergencePolicy> policy = std::nullopt);
 
@@ -253,6 +271,9 @@ class Execution {
   // the same fingerprint (kWait, name, schema) gives its answer; a recorded
   // or early answer (validated now), an expired deadline's default, or the
   // pending question recorded with its deadline (kPending + the suspension).
+  // In a replay, a wait reserved before the cut with no row of this run is
+  // served from the snapshot like a checkpoint (Begin); an override of a
+  // wait's name must satisfy its schema (else kInvalidArgument, not sticky).
   StatusOr<WaitResult> ResolveWait(const CheckpointKey& key, const WaitSpec& spec);
 
   // --- LLM calls ----------------------------------------------------------
@@ -307,6 +328,11 @@ class Execution {
   int attempt() const { return env_.attempt; }
   int64_t epoch() const { return epoch_; }
   const nlohmann::json& parameters() const { return env_.parameters; }
+  // True when this run is a prepared replay of another run (a FlowRun with
+  // spec.replay; RunAdmin::PrepareReplay): checkpoints before the cut may be
+  // served from the source's snapshot. Fixed for the execution's life; agent
+  // code may read it (e.g. to tag its own logs), the engine needs no help.
+  bool is_replay() const { return is_replay_; }
   ExecutionStats stats() const;
   // The spend of the whole run so far (earlier executions included).
   double run_spent_usd() const;
@@ -324,6 +350,7 @@ class Execution {
     std::string fingerprint;  // set by Begin (live)
     bool begun = false;
     bool live = false;
+    bool before_cut = false;  // a replay's reservation made before the cut: may be served from the snapshot
   };
   struct OpenTry {
     int try_number = 0;
@@ -345,6 +372,17 @@ class Execution {
   // The cached output of `key` if it matches (counted); nullptr: run live.
   StatusOr<const nlohmann::json*> FromCacheLocked(const CheckpointKey& key, CheckpointKind kind,
                                                   const std::string& fingerprint, DivergencePolicy policy);
+  // Replay: the snapshot's output (or override) of `key` (reserved before the
+  // cut, no row of this run), recorded as copied and counted; nullopt: run
+  // live (no snapshot row, or diverged under kRerun). `wait_schema`: an override of a wait must match it.
+  StatusOr<std::optional<nlohmann::json>> FromSnapshotLocked(const CheckpointKey& key,
+                                                             CheckpointKind kind, const std::string& fingerprint,
+                                                             DivergencePolicy policy,
+                                                             const nlohmann::json* wait_schema = nullptr);
+  // The divergence of a recorded row (`where`: whose) from what this run
+  // reaches: sticky kDataLoss under kFail; under kRerun a warning and OK.
+  Status DivergedLocked(const CheckpointKey& key, CheckpointKind kind, const std::string& fingerprint,
+                        const CachedCheckpoint& recorded, std::string_view where, DivergencePolicy policy);
   void AccountLlmCallLocked(const std::optional<CheckpointKey>& checkpoint, const PricedLlmCall& priced);
   PricedLlmCall PriceLocked(const LlmCall& call);
   void WarnLocked(const std::string& message);
@@ -354,9 +392,14 @@ class Execution {
   std::unique_ptr<Owned> owned_;
   ExecutionDeps deps_;
   int64_t epoch_;
+  const bool is_replay_;
 
   mutable std::mutex mu_;
   std::map<CheckpointKey, CachedCheckpoint> cache_;
+  // Replay: the snapshot (entries erased as they are copied) and whether this
+  // execution reserved the cut yet (replay_->cut_reached: recorded already).
+  std::optional<ReplaySnapshot> replay_;
+  bool cut_reserved_ = false;
   std::map<std::string, int, std::less<>> occurrences_;
   std::map<CheckpointKey, Reservation> reserved_;  // in flight: erased once finished
   std::map<CheckpointKey, OpenTry> open_;

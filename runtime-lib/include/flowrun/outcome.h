@@ -45,6 +45,11 @@ struct Outcome {
   Usage saved;                  // what this execution's cache hits avoided
   int64_t live_checkpoints = 0;
   int64_t cached_checkpoints = 0;
+  // Replay: served from the source's snapshot in this execution (neither live
+  // nor cached; "copied" in the message, only when not 0). Not in the
+  // database's attempt record: OutcomeFromRunState leaves it 0 (GetRun's
+  // ReplayInfo::copied_checkpoints has the run's total).
+  int64_t copied_checkpoints = 0;
   std::optional<nlohmann::json> result;  // included only if it fits
   // Decoded messages only: the encoder dropped or cut fields to fit its limit
   // (PostgreSQL has the full data).

@@ -43,7 +43,11 @@ class RunStore {
   virtual ~RunStore() = default;
 
   // Takes the fence (epoch + 1), creates the run row if needed, records the
-  // attempt and loads every completed checkpoint. Call once, first.
+  // attempt and loads every completed checkpoint. Call once, first. For a
+  // prepared replay (RunAdmin::PrepareReplay) it also loads the snapshot, the
+  // cut and the overrides into ExecutionStart::replay; which of its own rows
+  // were copied is marked (CachedCheckpoint::copied). A run that is no replay
+  // pays no extra round trip for this.
   virtual StatusOr<ExecutionStart> Begin(const RunIdentity& run, int attempt,
                                          const nlohmann::json& parameters,
                                          std::optional<double> initial_budget_usd) = 0;
@@ -58,6 +62,22 @@ class RunStore {
   virtual Status CheckpointCompleted(const CheckpointKey& key, CheckpointKind kind,
                                      const std::string& fingerprint, const std::string& output_json,
                                      TimePoint started, TimePoint finished, const Usage& usage) = 0;
+
+  // Replay: records `key` as served from the snapshot — in one statement, a
+  // completed row with copied = true whose usage columns hold `inherited`
+  // (the source's usage: never spent, never in the budget or the metrics'
+  // spend, summed into ReplayInfo::inherited) and `output_json` (what was
+  // served: the source's output or the override), and a copy of every
+  // snapshot artifact saved inside that checkpoint, with its version (a
+  // version this run already holds is kept, not overwritten). Idempotent: a
+  // repeat writes the same row and no second artifact. kFailedPrecondition
+  // when the run is no prepared replay.
+  virtual Status CheckpointCopied(const CheckpointKey& key, CheckpointKind kind, const std::string& fingerprint,
+                                  const std::string& output_json, const Usage& inherited) = 0;
+
+  // Replay: records that the execution asked for the cut (replays.cut_reached
+  // = true). Idempotent; fenced like every write.
+  virtual Status ReplayCutReached() = 0;
 
   // Records a failed try of a checkpoint body (the history keeps every try).
   virtual Status CheckpointFailed(const CheckpointKey& key, int try_number, bool final_try,

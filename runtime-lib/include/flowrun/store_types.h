@@ -50,6 +50,29 @@ struct CachedCheckpoint {
   nlohmann::json output;
   int attempt = 0;  // the attempt that computed it
   Usage usage;      // what computing it cost: what serving it from cache saves
+  // Served from a replay's snapshot (flowrun/replay.h): `usage` is the
+  // source's, inherited; serving this row again saves nothing this run paid.
+  bool copied = false;
+};
+
+// Replay (semantics and the request: flowrun/replay.h).
+// Where a replay cuts: the first checkpoint that runs live.
+struct ReplayCut {
+  std::string name;     // a checkpoint's name (or its key= identity)
+  int occurrence = 1;   // the n-th time the execution asks for that name
+};
+
+// What the execution of a prepared replay starts from, besides its own rows:
+// the snapshot of the source's completed checkpoints, the cut and the output
+// overrides (RunStore::Begin loads it; absent for a run that is no replay).
+struct ReplaySnapshot {
+  std::string source_run_uid;  // for messages
+  ReplayCut cut;
+  bool cut_reached = false;  // an earlier execution already recorded reaching the cut
+  std::map<CheckpointKey, CachedCheckpoint> checkpoints;  // the source's, by identity
+  // Checkpoint name -> the output served instead of the source's (every
+  // occurrence of that name served from the snapshot).
+  std::map<std::string, nlohmann::json> output_overrides;
 };
 
 // Everything an execution needs at start, read after taking the fence.
@@ -58,6 +81,7 @@ struct ExecutionStart {
   std::map<CheckpointKey, CachedCheckpoint> completed;
   std::optional<double> budget_usd;
   double spent_usd = 0;
+  std::optional<ReplaySnapshot> replay;  // when the run is a prepared replay
 };
 
 // What the executor reports when it asks for a wait's answer.
@@ -115,14 +139,6 @@ struct CheckpointFailure {
   TimePoint at;
 };
 
-// A run's state as the controller (or flowrunctl) reads it.
-// Replay (semantics and the request: flowrun/replay.h).
-// Where a replay cuts: the first checkpoint that runs live.
-struct ReplayCut {
-  std::string name;     // a checkpoint's name (or its key= identity)
-  int occurrence = 1;   // the n-th time the execution asks for that name
-};
-
 // What the store holds about a prepared replay (RunState::replay).
 struct ReplayInfo {
   std::string source_run_uid, source_name;
@@ -135,6 +151,7 @@ struct ReplayInfo {
   std::map<std::string, nlohmann::json> output_overrides;
 };
 
+// A run's state as the controller (or flowrunctl) reads it.
 struct RunState {
   std::string uid, namespace_, name, flow;
   RunStatus status = RunStatus::kPending;

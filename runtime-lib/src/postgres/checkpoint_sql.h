@@ -25,6 +25,8 @@ inline constexpr const char* kCompletedOnConflict =
     "   finished_at = EXCLUDED.finished_at, duration_ms = EXCLUDED.duration_ms,"
     "   llm_calls = EXCLUDED.llm_calls, input_tokens = EXCLUDED.input_tokens,"
     "   output_tokens = EXCLUDED.output_tokens, cached_tokens = EXCLUDED.cached_tokens,"
-    "   cost_usd = EXCLUDED.cost_usd, unknown_cost_calls = EXCLUDED.unknown_cost_calls, error = ''";
+    "   cost_usd = EXCLUDED.cost_usd, unknown_cost_calls = EXCLUDED.unknown_cost_calls, error = '',"
+    // A live completion replaces a copied row (a replay's rerun): its usage is spent again, not inherited.
+    "   copied = false";
 
 }  // namespace flowrun::pg::sql

@@ -41,7 +41,9 @@ pg::Statements RunStoreStatements() {
        " RETURNING epoch, budget_usd),"
        " a AS (INSERT INTO flowrun.attempts (run_uid, epoch, attempt) SELECT $1, epoch, $5 FROM r"
        "  ON CONFLICT DO NOTHING)"
-       " SELECT epoch, budget_usd FROM r"},
+       // The third column says whether the run is a prepared replay, so only
+       // a replay pays for loading its snapshot (load_replay).
+       " SELECT epoch, budget_usd, EXISTS (SELECT 1 FROM flowrun.replays WHERE run_uid = $1) FROM r"},
       // 2: what the execution starts from, read after the fence committed (a
       // statement of its own, so its snapshot includes every write an older
       // execution committed before the fence took its lock): the run's spend
@@ -72,7 +74,7 @@ pg::Statements RunStoreStatements() {
            "   epoch = EXCLUDED.epoch, starts = c.starts + 1,"
            "   reexecutions = c.reexecutions + (CASE WHEN c.status = 'running' THEN 1 ELSE 0 END),"
            "   last_start_interrupted = (c.status = 'running'), started_at = now(), finished_at = NULL,"
-           "   duration_ms = NULL, error = ''"
+           "   duration_ms = NULL, error = '', copied = false"
            "  RETURNING last_start_interrupted)"
            " SELECT (SELECT count(*) FROM fence), (SELECT bool_or(last_start_interrupted) FROM w),"
            "  (SELECT count(*) FROM async)"},
@@ -153,7 +155,7 @@ pg::Statements RunStoreStatements() {
        " VALUES ($1, $2, $3, 'wait', $4, 'completed', $5::jsonb, $6, $7, now(), now(), 0)"
        " ON CONFLICT (run_uid, name, occurrence) DO UPDATE SET status = 'completed', kind = 'wait',"
        "  fingerprint = EXCLUDED.fingerprint, output = EXCLUDED.output, attempt = EXCLUDED.attempt,"
-       "  epoch = EXCLUDED.epoch, finished_at = now(), error = ''"},
+       "  epoch = EXCLUDED.epoch, finished_at = now(), error = '', copied = false"},
       {"save_artifact",
        std::string(kFence) +
            ", w AS (INSERT INTO flowrun.artifacts (run_uid, name, version, epoch, seq, content_type, data,"
@@ -163,6 +165,56 @@ pg::Statements RunStoreStatements() {
            "  ON CONFLICT (run_uid, epoch, seq) DO NOTHING RETURNING version)"
            " SELECT (SELECT count(*) FROM fence), (SELECT max(version) FROM w),"
            "  (SELECT max(version) FROM flowrun.artifacts WHERE run_uid = $1 AND epoch = $2 AND seq = $4)"},
+      // Replay (flowrun/replay.h). A replay's snapshot, cut and overrides,
+      // one row per snapshot checkpoint (one row of NULL checkpoint columns
+      // when the snapshot is empty); the last column marks the snapshot rows
+      // this run already holds as copied (a later execution serves those as
+      // its own cached rows and must not count their usage as saved).
+      {"load_replay",
+       "SELECT rp.source_run_uid, rp.cut_name, rp.cut_occurrence, rp.overrides::text, rp.cut_reached,"
+       " s.name, s.occurrence, s.kind, s.fingerprint, s.output::text, s.attempt, s.llm_calls, s.input_tokens,"
+       " s.output_tokens, s.cached_tokens, s.cost_usd, s.unknown_cost_calls, c.copied IS NOT NULL"
+       " FROM flowrun.replays rp"
+       " LEFT JOIN flowrun.replay_checkpoints s ON s.run_uid = rp.run_uid"
+       " LEFT JOIN flowrun.checkpoints c ON c.run_uid = rp.run_uid AND c.name = s.name"
+       "  AND c.occurrence = s.occurrence AND c.status = 'completed' AND c.copied"
+       " WHERE rp.run_uid = $1"},
+      // A checkpoint served from the snapshot, in one statement: its completed
+      // row (copied, the source's usage as inherited) and the snapshot
+      // artifacts saved inside it ($15, "name#occurrence"), with their
+      // versions. A copied artifact's seq is minus its rank in the snapshot:
+      // unique within the epoch and never a live save's (those count from 1).
+      // An artifact version the run already holds is kept (DO NOTHING).
+      {"checkpoint_copied",
+       std::string(kFence) +
+           ", rp AS (SELECT 1 FROM flowrun.replays WHERE run_uid = $1)"
+           ", w AS (INSERT INTO flowrun.checkpoints AS c (run_uid, name, occurrence, kind, fingerprint, status,"
+           "  output, attempt, epoch, started_at, finished_at, duration_ms, llm_calls, input_tokens,"
+           "  output_tokens, cached_tokens, cost_usd, unknown_cost_calls, copied)"
+           "  SELECT $1, $3, $4, $5, $6, 'completed', $7::jsonb, $8, $2, now(), now(), 0, $9, $10, $11, $12,"
+           "   $13::double precision, $14, true FROM fence, rp"
+           "  ON CONFLICT (run_uid, name, occurrence) DO UPDATE SET kind = EXCLUDED.kind,"
+           "   fingerprint = EXCLUDED.fingerprint, status = 'completed', output = EXCLUDED.output,"
+           "   attempt = EXCLUDED.attempt, epoch = EXCLUDED.epoch, started_at = EXCLUDED.started_at,"
+           "   finished_at = EXCLUDED.finished_at, duration_ms = 0, llm_calls = EXCLUDED.llm_calls,"
+           "   input_tokens = EXCLUDED.input_tokens, output_tokens = EXCLUDED.output_tokens,"
+           "   cached_tokens = EXCLUDED.cached_tokens, cost_usd = EXCLUDED.cost_usd,"
+           "   unknown_cost_calls = EXCLUDED.unknown_cost_calls, error = '', copied = true"
+           "  RETURNING 1)"
+           ", a AS (INSERT INTO flowrun.artifacts (run_uid, name, version, epoch, seq, content_type, data,"
+           "  size_bytes, sha256, checkpoint, created_at)"
+           "  SELECT $1, ra.name, ra.version, $2, ra.seq, ra.content_type, ra.data, ra.size_bytes, ra.sha256,"
+           "   ra.checkpoint, ra.created_at"
+           "  FROM (SELECT *, -row_number() OVER (ORDER BY name, version) AS seq FROM flowrun.replay_artifacts"
+           "   WHERE run_uid = $1) ra WHERE ra.checkpoint = $15 AND EXISTS (SELECT 1 FROM w)"
+           "  ON CONFLICT DO NOTHING RETURNING 1)"
+           " SELECT (SELECT count(*) FROM fence), (SELECT count(*) FROM rp), (SELECT count(*) FROM w),"
+           "  (SELECT count(*) FROM a)"},
+      {"replay_cut_reached",
+       std::string(kFence) +
+           ", w AS (UPDATE flowrun.replays SET cut_reached = true"
+           "  WHERE run_uid = $1 AND NOT cut_reached AND EXISTS (SELECT 1 FROM fence) RETURNING 1)"
+           " SELECT (SELECT count(*) FROM fence), (SELECT count(*) FROM w)"},
       {"finish",
        "WITH r AS (UPDATE flowrun.runs SET status = $3, result = $4::jsonb, error = $5, open_wait = $6,"
        "  failure_reason = $16, updated_at = now() WHERE run_uid = $1 AND epoch = $2 RETURNING 1),"
@@ -230,6 +282,7 @@ class PostgresRunStore final : public RunStore {
         cp.usage.unknown_cost_calls = row[12].as<int64_t>();
         start.completed.emplace(CheckpointKey{row[1].as<std::string>(), row[2].as<int>()}, std::move(cp));
       }
+      if (r[0][2].as<bool>()) LoadReplay(tx, run.uid, start);
       return start;
     });
     if (!res.ok()) return res.status();
@@ -287,6 +340,42 @@ class PostgresRunStore final : public RunStore {
         return Status::Ok();
       res = session_.Run("storing checkpoint output", false, write);
     }
+    if (!res.ok()) return res.status();
+    if (*res == 0) return Fenced(uid_, epoch_);
+    return Status::Ok();
+  }
+
+  Status CheckpointCopied(const CheckpointKey& key, CheckpointKind kind, const std::string& fingerprint,
+                          const std::string& output_json, const Usage& inherited) override {
+    const std::string label = key.name + "#" + std::to_string(key.occurrence);  // SaveArtifact's label
+    auto write = [&](pqxx::connection& c) -> std::pair<int64_t, int64_t> {
+      pqxx::nontransaction tx(c);
+      pqxx::result r = tx.exec_prepared(
+          "checkpoint_copied", uid_, epoch_, key.name, key.occurrence, std::string(CheckpointKindName(kind)),
+          fingerprint, output_json, attempt_, inherited.llm_calls, inherited.input_tokens, inherited.output_tokens,
+          inherited.cached_tokens, pg::ExactDouble(inherited.cost_usd), inherited.unknown_cost_calls, label);
+      session_.AfterWrite("checkpoint_copied");
+      return {r[0][0].as<int64_t>(), r[0][1].as<int64_t>()};
+    };
+    auto res = session_.Run("recording a copied checkpoint", true, write);
+    if (!res.ok() && (res.status().code() == StatusCode::kUnknown ||
+                      res.status().code() == StatusCode::kUnavailable)) {
+      // Outcome unknown. The write is an upsert of the same row plus inserts
+      // that skip what exists, so repeating it settles the doubt either way.
+      ++in_doubt_settled_;
+      res = session_.Run("recording a copied checkpoint", true, write);
+    }
+    if (!res.ok()) return res.status();
+    if (res->first == 0) return Fenced(uid_, epoch_);
+    if (res->second == 0) return FailedPrecondition("run " + uid_ + " is not a prepared replay");
+    return Status::Ok();
+  }
+
+  Status ReplayCutReached() override {
+    auto res = session_.Run("recording that the replay reached its cut", true, [&](pqxx::connection& c) {
+      pqxx::nontransaction tx(c);
+      return tx.exec_prepared("replay_cut_reached", uid_, epoch_)[0][0].as<int64_t>();
+    });
     if (!res.ok()) return res.status();
     if (*res == 0) return Fenced(uid_, epoch_);
     return Status::Ok();
@@ -483,6 +572,44 @@ class PostgresRunStore final : public RunStore {
     if (*res == 0) return Fenced(uid_, epoch_);
     started_calls_.erase(started);
     return Status::Ok();
+  }
+
+  // ExecutionStart::replay of a prepared replay (load_replay), read in the
+  // Begin's own session after the fence committed.
+  static void LoadReplay(pqxx::nontransaction& tx, const std::string& uid, ExecutionStart& start) {
+    ReplaySnapshot snap;
+    bool first = true;
+    for (const auto& row : tx.exec_prepared("load_replay", uid)) {
+      if (first) {
+        snap.source_run_uid = row[0].as<std::string>();
+        snap.cut.name = row[1].as<std::string>();
+        snap.cut.occurrence = row[2].as<int>();
+        nlohmann::json overrides = nlohmann::json::parse(row[3].c_str());
+        for (auto it = overrides.begin(); it != overrides.end(); ++it) snap.output_overrides[it.key()] = it.value();
+        snap.cut_reached = row[4].as<bool>();
+        first = false;
+      }
+      if (row[5].is_null()) continue;  // an empty snapshot
+      CheckpointKey key{row[5].as<std::string>(), row[6].as<int>()};
+      CachedCheckpoint cp;
+      cp.kind = row[7].as<std::string>() == "wait" ? CheckpointKind::kWait : CheckpointKind::kStep;
+      cp.fingerprint = row[8].as<std::string>();
+      cp.output = row[9].is_null() ? nlohmann::json(nullptr) : nlohmann::json::parse(row[9].c_str());
+      cp.attempt = row[10].as<int>();
+      cp.usage.llm_calls = row[11].as<int64_t>();
+      cp.usage.input_tokens = row[12].as<int64_t>();
+      cp.usage.output_tokens = row[13].as<int64_t>();
+      cp.usage.cached_tokens = row[14].as<int64_t>();
+      cp.usage.cost_usd = row[15].as<double>();
+      cp.usage.unknown_cost_calls = row[16].as<int64_t>();
+      if (row[17].as<bool>()) {
+        // Already copied by an earlier execution: its own row is served as
+        // cached, and what it serves is inherited, not saved.
+        if (auto own = start.completed.find(key); own != start.completed.end()) own->second.copied = true;
+      }
+      snap.checkpoints.emplace(std::move(key), std::move(cp));
+    }
+    if (!first) start.replay = std::move(snap);  // no row: the replay vanished meanwhile (deleted)
   }
 
   struct Row {

@@ -21,22 +21,35 @@ void SleepMs(int ms) {
 // "hang_at_step": k makes attempt "hang_attempt" (default 1) stop inside step
 // k's body, before its LLM call, until it is killed: a test kills it at a known
 // point (step k started, steps 1..k-1 completed) instead of racing the chain.
+// For replays (issue 14), "new code" through parameters: "live_prefix" is the
+// prompt prefix of steps >= "live_prefix_from" (a changed prompt from there
+// on); "feed_previous": each prompt ends with " after: <previous step's
+// output>" (shows what a step received, e.g. an overridden output);
+// "wait_after": k asks wait "proceed" (boolean) after step k.
 json Chain(flowrun::Flow& flow, const json& p) {
   int steps = p.value("steps", 40);
   int sleep_ms = p.value("sleep_ms", 0);
   int hang_at_step = p.value("hang_at_step", 0);
   int hang_attempt = p.value("hang_attempt", 1);
   std::string prefix = p.value("prefix", std::string("step"));
+  int live_prefix_from = p.value("live_prefix_from", 0);
+  std::string live_prefix = p.value("live_prefix", prefix);
+  bool feed_previous = p.value("feed_previous", false);
+  int wait_after = p.value("wait_after", 0);
   std::string acc;
   for (int i = 1; i <= steps; ++i) {
     acc = flow.checkpoint("step-" + std::to_string(i), [&] {
       if (i == hang_at_step && flow.attempt() == hang_attempt)
         for (;;) SleepMs(100);  // until the test kills the pod
       SleepMs(sleep_ms);
-      std::string reply = flow.llm().chat(prefix + " " + std::to_string(i) + " of run " + flow.run().uid);
+      std::string prompt = (live_prefix_from > 0 && i >= live_prefix_from ? live_prefix : prefix) + " " +
+                           std::to_string(i) + " of run " + flow.run().uid;
+      if (feed_previous) prompt += " after: " + acc;
+      std::string reply = flow.llm().chat(prompt);
       SleepMs(sleep_ms);
       return reply;
     });
+    if (i == wait_after) (void)flow.wait<bool>("proceed", "Go on after step " + std::to_string(i) + "?");
   }
   return {{"steps", steps}, {"last", acc}};
 }

@@ -34,6 +34,12 @@ class ActionExecutor {
  public:
   ActionExecutor(kube::KubeClient* kube, kube::EventRecorder* events, AdapterLog log = nullptr)
       : kube_(kube), events_(events), log_(std::move(log)) {}
+  // PrepareReplay needs the controller's config (its default database) and
+  // the time (the Replay condition's lastTransitionTime); without a clock the
+  // system clock is read.
+  ActionExecutor(kube::KubeClient* kube, kube::EventRecorder* events, ControllerConfig config,
+                 std::function<TimePoint()> now, AdapterLog log = nullptr)
+      : kube_(kube), events_(events), log_(std::move(log)), config_(std::move(config)), now_(std::move(now)) {}
 
   // `flowrun`: the FlowRun the actions were computed from. `admin` may be
   // null only if the actions need no database (then DB actions fail).
@@ -43,6 +49,8 @@ class ActionExecutor {
   Status Run(nlohmann::json& flowrun, const Action& action, RunAdmin* admin, bool& stop,
              std::optional<std::chrono::milliseconds>& requeue);
   Status PatchFinalizers(nlohmann::json& flowrun, const std::string& finalizer, bool add);
+  Status PatchLabel(nlohmann::json& flowrun, const std::string& key, const std::string& value);
+  Status Prepare(nlohmann::json& flowrun, RunAdmin* admin);
   void Warn(const nlohmann::json& flowrun, const std::string& reason, const std::string& message);
   void Log(const std::string& level, const std::string& msg, const nlohmann::json& fields) const {
     if (log_) log_(level, msg, fields);
@@ -51,6 +59,8 @@ class ActionExecutor {
   kube::KubeClient* kube_;
   kube::EventRecorder* events_;
   AdapterLog log_;
+  ControllerConfig config_;
+  std::function<TimePoint()> now_;
 };
 
 }  // namespace flowrun::controller

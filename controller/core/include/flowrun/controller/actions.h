@@ -39,6 +39,20 @@
 //   * DeleteFlowRun: DELETE the FlowRun with a uid precondition (its
 //     finalizer then cleans up); 404 is success.
 //   * Event: record asynchronously (never blocks, never fails the result).
+//   * SetLabel: merge-patch metadata.labels.<key> with the FlowRun's
+//     resourceVersion as precondition (409: error, requeue), like the
+//     finalizer patches.
+//   * PrepareReplay (before the first Job of a replay; docs/replay.md): GET
+//     the source FlowRun spec.replay.from.run in the FlowRun's namespace (404:
+//     no source) and each spec.replay.outputFrom ConfigMap (404 or a missing
+//     key: not found; other errors: stop with the error), then ResolveReplay
+//     (replay.h) and RunAdmin::PrepareReplay with its request. A refusal
+//     (ResolveReplay's, or RefusalOfPrepareError of the store's error) is
+//     recorded with ReplayRefusalPatch on /status, a Warning Event with the
+//     refusal's reason when the condition changed, and execution stops with
+//     kFailedPrecondition (requeued with backoff: the source may appear
+//     later). Any other error stops with that error. Idempotent: preparing
+//     again after a crash copies nothing twice (RunAdmin's contract).
 //   * RequeueAfter: at most one, always last: Forget the key's backoff, then
 //     reconcile again after it (0 = right away, e.g. to read the database
 //     after ExpireWait).
@@ -89,6 +103,11 @@ struct CancelRun {
   std::string reason;
 };
 struct DeleteRunRows {};
+struct SetLabel {
+  std::string key, value;
+};
+// Prepare this FlowRun's replay (spec.replay); the adapter resolves the source.
+struct PrepareReplay {};
 struct DeleteFlowRun {};
 struct Event {
   std::string type;  // Normal | Warning
@@ -100,7 +119,8 @@ struct RequeueAfter {
 };
 
 using Action = std::variant<CreateJob, DeleteJob, PatchStatus, AddFinalizer, RemoveFinalizer, RecordAnswer,
-                            SetBudget, ExpireWait, CancelRun, DeleteRunRows, DeleteFlowRun, Event, RequeueAfter>;
+                            SetBudget, ExpireWait, CancelRun, DeleteRunRows, DeleteFlowRun, Event, RequeueAfter,
+                            SetLabel, PrepareReplay>;
 
 // "CreateJob(run-a2)", "Event(Warning InvalidAnswer: ...)": for logs and test failures.
 std::string Describe(const Action& action);

@@ -37,6 +37,9 @@ inline constexpr char kLabelRun[] = "flowrun.dev/run";
 inline constexpr char kLabelRunUid[] = "flowrun.dev/run-uid";
 inline constexpr char kLabelAttempt[] = "flowrun.dev/attempt";
 inline constexpr char kLabelFlow[] = "flowrun.dev/flow";
+// On a replay (spec.replay): its source's name (LabelValue of it). Set by the
+// controller when missing; kubectl flowrun replay sets it at creation.
+inline constexpr char kLabelReplayOf[] = "flowrun.dev/replay-of";
 // On the Job of an attempt resumed by an answer: {"wait": key, "answer": ...},
 // the answer the controller recorded (answers are write-once).
 inline constexpr char kAnnotationAnswer[] = "flowrun.dev/answer";
@@ -96,6 +99,23 @@ struct PodTemplate {
   nlohmann::json image_pull_secrets = nlohmann::json::array();  // [{name}]
 };
 
+// A key of a ConfigMap in the FlowRun's namespace.
+struct ConfigMapKeyRef {
+  std::string name, key;
+  bool operator==(const ConfigMapKeyRef&) const = default;
+};
+
+// spec.replay (docs/replay.md; the store's side: flowrun/replay.h).
+struct ReplaySpec {
+  std::string run;         // the source FlowRun's name, same namespace
+  std::string checkpoint;  // the cut
+  int occurrence = 1;
+  std::string uid;  // "" = no pin
+  std::map<std::string, nlohmann::json> outputs;         // checkpoint -> output override
+  std::map<std::string, ConfigMapKeyRef> output_from;    // checkpoint -> JSON text in a ConfigMap
+  std::map<std::string, nlohmann::json> answers;         // wait -> early answer
+};
+
 struct FlowRunSpec {
   PodTemplate pod;
   nlohmann::json parameters = nlohmann::json::object();
@@ -109,6 +129,7 @@ struct FlowRunSpec {
   std::vector<std::string> approver_users, approver_groups;  // enforced by admission policy, not here
   std::optional<SecretKeyRef> database_secret;
   bool cancel = false;
+  std::optional<ReplaySpec> replay;  // absent: not a replay
 };
 
 // One entry of status.attempts.
@@ -168,6 +189,7 @@ struct FlowRunStatus {
   std::optional<WaitStatus> wait;
   nlohmann::json checkpoints;  // {live, cached, completed} or null
   nlohmann::json cost;         // {usd, inputTokens, ...} or null; ToJson adds display from usd
+  nlohmann::json replay;       // status.replay (from RunState::replay) or null
   std::string result;
   std::string message;
   std::vector<Condition> conditions;
