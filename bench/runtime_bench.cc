@@ -952,8 +952,8 @@ int Main(int argc, char** argv) {
     rows.push_back({"replay of a " + src + " cut at 30: admission → first live, p50", ms(r.total.p50), "", "", "", ""});
     rows.push_back({"  PrepareReplay (snapshot), p50", ms(r.prepare.p50), "", "", "", ""});
     rows.push_back({"  Begin() loading the snapshot, p50", ms(r.begin.p50), "", "", "", ""});
-    rows.push_back({"  copied output served, per checkpoint, p50", ms(r.copied_per.p50), ms(r.cached_per.p50),
-                    Ratio(r.copied_per.p50, r.cached_per.p50), "(vs cached)", ""});
+    rows.push_back({"  copied output served, per checkpoint, p50", ms(r.copied_per.p50), ms(b.p50),
+                    Ratio(r.copied_per.p50, b.p50), "(vs bare INSERT)", ""});
     rows.push_back({"  cached output served, per checkpoint, p50", ms(r.cached_per.p50), "", "", "", ""});
     rows.push_back({"  the live cut checkpoint, p50", ms(r.first_live.p50), "", "", "", ""});
   }
@@ -967,8 +967,8 @@ int Main(int argc, char** argv) {
                "  resume cached outputs: 39 lookups + copies from that in-process map (the floor)\n"
                "  writes/s: bare INSERTs/s, same number of threads, each its own connection; sides rotate\n"
                "    in 0.25 s slices\n"
-               "  replay copied vs cached: the replay's next execution serving the same 29 rows as its own\n"
-               "    (cached) copies; each copy is one durable write, a cached output none\n"
+               "  replay copied: one write per copy (committed asynchronously), beside the bare durable INSERT;\n"
+               "    cached: the replay's next execution serving the same 29 rows as its own copies (no write)\n"
                "ratio = flowrun / baseline (latency: lower is better; writes/s: higher is better)\n";
   std::cout << "details (ms): checkpoint write min " << Fmt(a.min, 3) << " max " << Fmt(a.max, 3)
             << "; bare INSERT min " << Fmt(b.min, 3) << " max " << Fmt(b.max, 3) << "; unfenced p99 "

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <iomanip>
 #include <iostream>
+#include <map>
 #include <sstream>
 
 #include <CLI/CLI.hpp>
@@ -125,6 +126,17 @@ int main(int argc, char** argv) {
   diff->add_option("run_b", run_b, "second run uid")->required();
   diff->add_option("name", artifact_name, "artifact name")->required();
   auto* migrate = app.add_subcommand("migrate", "create or upgrade the flowrun schema");
+  // What the controller does for a FlowRun with spec.replay, before its first
+  // attempt (RunAdmin::PrepareReplay): for running a replay by hand.
+  std::string source, source_name, cut_text;
+  std::vector<std::string> output_texts, replay_answer_texts;
+  auto* replay = app.add_subcommand("replay", "prepare a run (not started yet) as a replay of another run");
+  replay->add_option("run", run, "the replay's run uid")->required();
+  replay->add_option("--from", source, "the source run's uid")->required();
+  replay->add_option("--cut", cut_text, "the first checkpoint to run live: NAME or NAME#OCCURRENCE")->required();
+  replay->add_option("--source-name", source_name, "the source's name, for status");
+  replay->add_option("--output", output_texts, "NAME=JSON: the output a reused checkpoint returns instead");
+  replay->add_option("--answer", replay_answer_texts, "NAME=JSON: an early answer for a wait after the cut");
 
   CLI11_PARSE(app, argc, argv);
 
@@ -142,6 +154,43 @@ int main(int argc, char** argv) {
   if (!admin_or.ok()) return Fail(admin_or.status());
   auto& admin = *admin_or.value();
 
+  if (replay->parsed()) {
+    flowrun::ReplayRequest req;
+    req.run_uid = run;
+    req.source_run_uid = source;
+    req.source_name = source_name;
+    req.cut.name = cut_text;
+    if (auto hash = cut_text.rfind('#'); hash != std::string::npos) {
+      const std::string occ = cut_text.substr(hash + 1);
+      char* end = nullptr;
+      long n = std::strtol(occ.c_str(), &end, 10);
+      if (occ.empty() || *end != '\0' || n < 1)
+        return Fail(flowrun::InvalidArgument("--cut: the occurrence after '#' must be a number of at least 1"));
+      req.cut.name = cut_text.substr(0, hash);
+      req.cut.occurrence = static_cast<int>(n);
+    }
+    auto pairs = [](const std::vector<std::string>& texts, const char* what,
+                    std::map<std::string, nlohmann::json>& out) -> Status {
+      for (const std::string& t : texts) {
+        auto eq = t.find('=');
+        if (eq == std::string::npos || eq == 0)
+          return flowrun::InvalidArgument(std::string(what) + " must be NAME=JSON, got '" + t + "'");
+        auto value = nlohmann::json::parse(t.substr(eq + 1), nullptr, false);
+        if (value.is_discarded())
+          return flowrun::InvalidArgument(std::string(what) + " " + t.substr(0, eq) + ": the value is not valid JSON");
+        out[t.substr(0, eq)] = std::move(value);
+      }
+      return Status::Ok();
+    };
+    if (Status st = pairs(output_texts, "--output", req.output_overrides); !st.ok()) return Fail(st);
+    if (Status st = pairs(replay_answer_texts, "--answer", req.answers); !st.ok()) return Fail(st);
+    auto info = admin.PrepareReplay(req);
+    if (!info.ok()) return Fail(info.status());
+    std::cout << "run " << run << " prepared as a replay of " << info->source_run_uid << ": "
+              << info->snapshot_checkpoints << " checkpoints snapshotted, cut at " << info->cut.name << "#"
+              << info->cut.occurrence << std::endl;
+    return 0;
+  }
   if (show->parsed()) {
     auto s = admin.GetRun(run);
     if (!s.ok()) return Fail(s.status());
@@ -203,7 +252,8 @@ int main(int argc, char** argv) {
       std::snprintf(ms, sizeof ms, "%.1f", c.duration_ms.value_or(0));
       std::cout << std::setw(28) << name << std::setw(6) << flowrun::CheckpointKindName(c.kind) << std::setw(11)
                 << c.status << std::setw(9) << c.attempt << std::setw(12) << ms << std::setw(7)
-                << c.usage.llm_calls << Usd(c.usage.cost_usd) << "\n";
+                << c.usage.llm_calls << Usd(c.usage.cost_usd)
+                << (c.copied ? "  copied (inherited from the replay's source, not spent)" : "") << "\n";
     }
     return 0;
   }

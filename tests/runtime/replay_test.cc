@@ -7,8 +7,10 @@
 // and records whether the cut was reached. Checked against the tables and
 // GetRun; the "fake LLM" is a counter of the bodies that made a call.
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <map>
+#include <memory>
 
 #include "engine_fixture.h"
 
@@ -426,6 +428,32 @@ TEST_F(EngineReplay, CheckpointCopiedIsIdempotentFencedAndOnlyForReplays) {
   EXPECT_EQ(plain->CheckpointCopied({"x", 1}, CheckpointKind::kStep, "fp", "1", Usage{}).code(),
             StatusCode::kFailedPrecondition);
   EXPECT_EQ(Count("SELECT count(*) FROM flowrun.checkpoints WHERE run_uid = 'plain'"), 0);
+}
+
+// A copy whose acknowledgement is lost (it committed) is settled by writing it
+// again: the upsert lands on the same row, the artifacts are not copied twice,
+// and the inherited usage stays exact.
+TEST_F(EngineReplay, ACopyWhoseAcknowledgementIsLostIsSettledWithoutADuplicate) {
+  MakeSource("src");
+  auto admin = Admin();
+  Must(admin->PrepareReplay(Request("rep", "src", {"c30", 1})));
+  auto lost = std::make_shared<std::atomic<int>>(0);
+  PostgresOptions o = Options();
+  o.fault_injector = [lost](const std::string& statement) {
+    if (statement == "checkpoint_copied" && lost->fetch_add(1) == 0) throw pqxx::in_doubt_error("simulated lost ack");
+  };
+  auto store = Store(o);
+  ExecutionStart start = Begin(*store, "rep", 1);
+  const CachedCheckpoint& c05 = start.replay->checkpoints.at({"c05", 1});
+  MustOk(store->CheckpointCopied({"c05", 1}, CheckpointKind::kStep, c05.fingerprint, c05.output.dump(), c05.usage));
+  EXPECT_EQ(lost->load(), 2);  // the write ran again once
+  EXPECT_EQ(store->in_doubt_writes_settled(), 1);
+  EXPECT_EQ(Count("SELECT count(*) FROM flowrun.checkpoints WHERE run_uid = 'rep'"), 1);
+  EXPECT_EQ(Count("SELECT count(*) FROM flowrun.artifacts WHERE run_uid = 'rep'"), 2);
+  RunState run = Must(admin->GetRun("rep"));
+  EXPECT_EQ(run.replay->copied_checkpoints, 1);
+  EXPECT_EQ(run.replay->inherited.llm_calls, 1);
+  EXPECT_EQ(run.replay->inherited.input_tokens, c05.usage.input_tokens);
 }
 
 }  // namespace

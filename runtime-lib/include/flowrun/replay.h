@@ -20,9 +20,16 @@
 //    asks for the cut, every checkpoint runs live, even where the snapshot has
 //    an output. A run that ends without reaching the cut reports it
 //    (ReplayInfo::cut_reached stays false).
-//  - Artifacts saved inside copied checkpoints are copied with their versions.
+//  - Artifacts saved inside copied checkpoints are copied with their versions
+//    (a version the replay already saved live under that name is kept).
+//  - An override applies to every occurrence of its checkpoint name that is
+//    served from the snapshot; a wait's override must satisfy its schema.
 //  - Early answers given with the replay are recorded exactly as
-//    RunAdmin::RecordAnswer(allow_early=true) records them.
+//    RunAdmin::RecordAnswer(allow_early=true) records them. They are for
+//    waits the replay asks live (after the cut, or new): a wait served from
+//    the snapshot keeps the source's answer (override its output to change it).
+//  - The engine's side (Execution, RunStore::CheckpointCopied /
+//    ReplayCutReached): docs/runtime-engine.md, "Serving a replay".
 #pragma once
 
 #include <map>

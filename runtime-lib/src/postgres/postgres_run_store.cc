@@ -185,8 +185,13 @@ pg::Statements RunStoreStatements() {
       // versions. A copied artifact's seq is minus its rank in the snapshot:
       // unique within the epoch and never a live save's (those count from 1).
       // An artifact version the run already holds is kept (DO NOTHING).
+      // It commits asynchronously, like a start marker: everything it writes
+      // is derived from the durable snapshot, so a copy lost in a database
+      // crash is simply made again (identically) by the next execution, and
+      // any later durable commit of this session flushes it first. Serving a
+      // copied prefix then costs no WAL flush per checkpoint.
       {"checkpoint_copied",
-       std::string(kFence) +
+       "WITH async AS (SELECT set_config('synchronous_commit', 'off', true)), " + std::string(kFence).substr(5) +
            ", rp AS (SELECT 1 FROM flowrun.replays WHERE run_uid = $1)"
            ", w AS (INSERT INTO flowrun.checkpoints AS c (run_uid, name, occurrence, kind, fingerprint, status,"
            "  output, attempt, epoch, started_at, finished_at, duration_ms, llm_calls, input_tokens,"
@@ -209,7 +214,7 @@ pg::Statements RunStoreStatements() {
            "   WHERE run_uid = $1) ra WHERE ra.checkpoint = $15 AND EXISTS (SELECT 1 FROM w)"
            "  ON CONFLICT DO NOTHING RETURNING 1)"
            " SELECT (SELECT count(*) FROM fence), (SELECT count(*) FROM rp), (SELECT count(*) FROM w),"
-           "  (SELECT count(*) FROM a)"},
+           "  (SELECT count(*) FROM a), (SELECT count(*) FROM async)"},
       {"replay_cut_reached",
        std::string(kFence) +
            ", w AS (UPDATE flowrun.replays SET cut_reached = true"

@@ -13,7 +13,7 @@ from typing import Any
 
 from .artifacts import save_artifact
 from .checkpoint import checkpoint
-from .current import RunInfo, current
+from .current import RunInfo, current, is_replay
 from .errors import (
     CheckpointFailed,
     ConfigError,
@@ -32,7 +32,7 @@ from .wait import wait, wait_async
 __all__ = [
     "CheckpointFailed", "ConfigError", "DivergenceError", "FencedError", "Flow", "FlowError", "LlmError",
     "RunInfo", "StoreError", "UsageError", "WaitTimedOut", "checkpoint", "current", "flow", "instrument",
-    "llm", "llm_async", "record_llm_call", "save_artifact", "wait", "wait_async",
+    "is_replay", "llm", "llm_async", "record_llm_call", "save_artifact", "wait", "wait_async",
 ]
 
 

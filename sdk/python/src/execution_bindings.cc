@@ -132,6 +132,8 @@ nb::dict StatsDict(const ExecutionStats& s) {
   d["live_checkpoints"] = s.live_checkpoints;
   d["cached_checkpoints"] = s.cached_checkpoints;
   d["reexecuted_checkpoints"] = s.reexecuted_checkpoints;
+  d["copied_checkpoints"] = s.copied_checkpoints;
+  d["inherited"] = usage(s.inherited);
   d["saved"] = usage(s.saved);
   d["spent_here"] = usage(s.spent_here);
   return d;
@@ -205,6 +207,8 @@ void BindExecution(nb::module_& m) {
       .def_prop_ro("flow", [](const Execution& e) { return e.run().flow; })
       .def_prop_ro("attempt", &Execution::attempt)
       .def_prop_ro("epoch", &Execution::epoch)
+      .def_prop_ro("is_replay", &Execution::is_replay,
+                   "True when the run is a prepared replay of another run (Execution::is_replay).")
       .def_prop_ro("parameters_json", [](const Execution& e) { return e.parameters().dump(); })
       .def_prop_ro("on_divergence", [](const Execution& e) {
         return std::string(e.env().on_divergence == DivergencePolicy::kRerun ? "rerun" : "fail");
