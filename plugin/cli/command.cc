@@ -1,5 +1,9 @@
 #include "command.h"
 
+#include <fstream>
+#include <sstream>
+
+#include "flowrun/json_fields.h"
 #include "flowrun/kube/errors.h"
 
 namespace flowrun::plugin {
@@ -59,6 +63,37 @@ int FailQuery(Env& env, const Status& s) {
     hint = "reading runs needs the ClusterRole flowrun-viewer in the namespace (artifacts and outputs: "
            "flowrun-payload-reader)";
   return Fail(env, s, hint);
+}
+
+StatusOr<std::string> ReadTextFile(const std::string& path, std::istream& in) {
+  std::ostringstream ss;
+  if (path == "-") {
+    ss << in.rdbuf();
+    return ss.str();
+  }
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return NotFound("cannot read " + path);
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+StatusOr<nlohmann::json> GetQueryList(Session& s, const std::string& run, const std::string& sub,
+                                      const std::string& query, bool all) {
+  using nlohmann::json;
+  std::string cont;
+  json merged;
+  for (;;) {
+    std::string q = query;
+    if (!cont.empty()) q += std::string(q.empty() ? "" : "&") + "continue=" + UrlEscape(cont);
+    FLOWRUN_ASSIGN_OR_RETURN(json page, s.client().Raw("GET", s.QueryPath(run, sub) + (q.empty() ? "" : "?" + q)));
+    if (!page.is_object()) return Internal("the read API answered " + sub + " with something that is not a JSON object");
+    if (merged.is_null()) merged = page;
+    else for (auto& i : page["items"]) merged["items"].push_back(i);
+    cont = JsonString(JsonField(page, "metadata"), "continue");
+    if (!all || cont.empty()) break;
+  }
+  if (all && merged.contains("metadata")) merged["metadata"].erase("continue");
+  return merged;
 }
 
 }  // namespace flowrun::plugin

@@ -50,10 +50,20 @@ int Fail(Env& env, const Status& s, const std::string& hint = "");
 // A read-API error with what it means (API not installed, controller down, 403).
 int FailQuery(Env& env, const Status& s);
 
+// The text of a file, or of `in` for "-"; kNotFound when unreadable. The
+// one reader of files named on the command line (answer -f, replay @file).
+StatusOr<std::string> ReadTextFile(const std::string& path, std::istream& in);
+
+// GET of a read-API list of `run` (summary, checkpoints, ...: `sub`),
+// following metadata.continue when `all` (items merged, continue dropped).
+StatusOr<nlohmann::json> GetQueryList(Session& s, const std::string& run, const std::string& sub,
+                                      const std::string& query, bool all);
+
 // The command registrations (one file each group).
 void AddRunCommands(CLI::App& app, Env& env, int& exit_code);     // list, status, budget, cancel, logs
 void AddAnswerCommand(CLI::App& app, Env& env, int& exit_code);   // answer
 void AddReadCommands(CLI::App& app, Env& env, int& exit_code);    // checkpoints, costs, artifacts, artifact, diff
+void AddReplayCommand(CLI::App& app, Env& env, int& exit_code);   // replay
 void AddCompletionCommands(CLI::App& app, Env& env, int& exit_code);  // completion, __complete
 
 }  // namespace flowrun::plugin

@@ -1,7 +1,6 @@
 // answer: schema-aware, validated locally, written through the status
 // subresource as the user (so spec.approvers and the write-once rules of
 // the admission policies apply), then the controller's verdict.
-#include <fstream>
 #include <sstream>
 
 #include "command.h"
@@ -9,6 +8,7 @@
 #include "flowrun/kube/errors.h"
 #include "flowrun/plugin/answer_input.h"
 #include "flowrun/plugin/answer_write.h"
+#include "flowrun/plugin/json_value.h"
 
 namespace flowrun::plugin {
 
@@ -24,24 +24,6 @@ struct AnswerOptions {
   bool interactive = false, dry_run = false, no_wait = false;
   int timeout = 120;
 };
-
-StatusOr<json> ReadAnswerFile(const std::string& file, std::istream& in) {
-  std::string text;
-  if (file == "-") {
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    text = ss.str();
-  } else {
-    std::ifstream f(file);
-    if (!f) return NotFound("cannot read " + file);
-    std::ostringstream ss;
-    ss << f.rdbuf();
-    text = ss.str();
-  }
-  json j = json::parse(text, nullptr, false);
-  if (j.is_discarded()) return InvalidArgument(file + " is not JSON");
-  return j;
-}
 
 int Answer(Env& env, AnswerOptions o) {
   int code = 0;
@@ -90,7 +72,9 @@ int Answer(Env& env, AnswerOptions o) {
     in.words = o.words;
     in.sets = o.sets;
     if (!o.file.empty()) {
-      auto f = ReadAnswerFile(o.file, *env.in);
+      auto text = ReadTextFile(o.file, *env.in);
+      if (!text.ok()) return Fail(env, text.status());
+      auto f = ParseJsonText(*text, o.file);
       if (!f.ok()) return Fail(env, f.status());
       in.file = *f;
     }

@@ -16,24 +16,6 @@ using nlohmann::json;
 
 namespace {
 
-// GET of a read-API list, following metadata.continue when `all` (items merged).
-StatusOr<json> GetList(Session& s, const std::string& run, const std::string& sub, const std::string& query, bool all) {
-  std::string cont;
-  json merged;
-  for (;;) {
-    std::string q = query;
-    if (!cont.empty()) q += std::string(q.empty() ? "" : "&") + "continue=" + UrlEscape(cont);
-    FLOWRUN_ASSIGN_OR_RETURN(json page, s.client().Raw("GET", s.QueryPath(run, sub) + (q.empty() ? "" : "?" + q)));
-    if (!page.is_object()) return Internal("the read API answered " + sub + " with something that is not a JSON object");
-    if (merged.is_null()) merged = page;
-    else for (auto& i : page["items"]) merged["items"].push_back(i);
-    cont = JsonString(JsonField(page, "metadata"), "continue");
-    if (!all || cont.empty()) break;
-  }
-  if (all && merged.contains("metadata")) merged["metadata"].erase("continue");
-  return merged;
-}
-
 std::string LimitQuery(int limit) { return limit > 0 ? "limit=" + std::to_string(limit) : ""; }
 
 int Checkpoints(Env& env, const std::string& run, int limit, bool all) {
@@ -41,7 +23,7 @@ int Checkpoints(Env& env, const std::string& run, int limit, bool all) {
   OutputFormat format;
   auto s = Begin(env, &format, &code);
   if (!s) return code;
-  auto l = GetList(*s, run, "checkpoints", LimitQuery(limit), all);
+  auto l = GetQueryList(*s, run, "checkpoints", LimitQuery(limit), all);
   if (!l.ok()) return FailQuery(env, l.status());
   if (IsMachine(format)) *env.out << MachineText(*l, format);
   else *env.out << RenderCheckpoints(*l, format == OutputFormat::kWide, env.clock->Now());
@@ -93,7 +75,7 @@ int Artifacts(Env& env, const std::string& run, int limit, bool all) {
   OutputFormat format;
   auto s = Begin(env, &format, &code);
   if (!s) return code;
-  auto l = GetList(*s, run, "artifacts", LimitQuery(limit), all);
+  auto l = GetQueryList(*s, run, "artifacts", LimitQuery(limit), all);
   if (!l.ok()) return FailQuery(env, l.status());
   if (IsMachine(format)) *env.out << MachineText(*l, format);
   else *env.out << RenderArtifacts(*l, format == OutputFormat::kWide, env.clock->Now());

@@ -40,7 +40,7 @@ compdef _kubectl_flowrun kubectl-flowrun
 
 bool TakesRun(const std::string& cmd) {
   static const std::set<std::string> with_run = {"status", "answer", "budget", "cancel", "logs", "checkpoints",
-                                                 "costs", "artifacts", "artifact", "diff"};
+                                                 "costs", "artifacts", "artifact", "diff", "replay"};
   return with_run.count(cmd) > 0;
 }
 

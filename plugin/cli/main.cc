@@ -23,7 +23,8 @@ int Main(int argc, char** argv) {
       "  kubectl flowrun status research-1          # phase, attempts, open wait, cost, events\n"
       "  kubectl flowrun answer research-1 true     # answer (validated against the wait's schema)\n"
       "  kubectl flowrun costs research-1 --top 3   # spend by model, checkpoint, most expensive calls\n"
-      "  kubectl flowrun diff run-47 run-46         # what changed between two runs\n\n"
+      "  kubectl flowrun diff run-47 run-46         # what changed between two runs\n"
+      "  kubectl flowrun replay run-47 --from analyze --image agent:0.2   # rerun from a checkpoint\n\n"
       "Every command takes -n/--namespace, --context, --kubeconfig and (except logs) -o json|yaml|wide.\n"
       "Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 forbidden (RBAC or admission), 5 invalid\n"
       "answer (refused locally), 6 answer rejected by the controller, 7 timed out, 8 unavailable,\n"
@@ -32,6 +33,7 @@ int Main(int argc, char** argv) {
   AddRunCommands(app, env, exit_code);
   AddAnswerCommand(app, env, exit_code);
   AddReadCommands(app, env, exit_code);
+  AddReplayCommand(app, env, exit_code);
   AddCompletionCommands(app, env, exit_code);
   try {
     app.parse(argc, argv);

@@ -212,5 +212,59 @@ TEST(ReadViews, DiffListsWhatChangedAndCountsTheSame) {
   EXPECT_NE(RenderDiff(diff, true).find("research"), std::string::npos);
 }
 
+TEST(ReadViews, DiffOfAReplayMarksReusedAndRecomputed) {
+  json diff = json::parse(R"({"kind":"FlowRunDiff","metadata":{"name":"research-1"},
+   "other":{"name":"research-1-r1"},"spentUSD":{"this":"0.50","other":"0.125","delta":"0.375"},
+   "inheritedUSD":{"this":"0.00","other":"0.25"},
+   "lineage":{"replay":"other","replayName":"research-1-r1","sourceName":"research-1",
+              "cut":{"checkpoint":"analyze","occurrence":1},"cutReached":true,"reusedCheckpoints":1,
+              "inheritedUSD":"0.25","recomputedCheckpoints":1,
+              "recomputedUSD":{"replay":"0.125","source":"0.25","delta":"-0.125"}},
+   "checkpoints":[
+     {"name":"analyze","occurrence":1,"state":"changed","reuse":"recomputed",
+      "this":{"status":"completed","usd":"0.25","copied":false},"other":{"status":"completed","usd":"0.125","copied":false},
+      "outputEqual":false,"usdDelta":"0.125"},
+     {"name":"research","occurrence":1,"state":"same","reuse":"reused",
+      "this":{"status":"completed","usd":"0.25","copied":false},"other":{"status":"completed","usd":"0.25","copied":true},
+      "outputEqual":true,"usdDelta":"0.00"}],
+   "truncated":false,"artifacts":[],"artifactsTruncated":false})");
+  std::string d = RenderDiff(diff, false);
+  EXPECT_NE(d.find("inherited (copied from a source, not spent): $0 vs $0.25\n"), std::string::npos) << d;
+  EXPECT_NE(d.find("research-1-r1 replays research-1 from analyze: reused 1 checkpoint(s), inherited $0.25; "
+                   "recomputed 1: $0.12 now vs $0.25 in the source (delta -0.125)\n"), std::string::npos) << d;
+  EXPECT_NE(d.find("CHECKPOINT   STATE     REUSE        THIS              OTHER"), std::string::npos) << d;
+  EXPECT_NE(d.find("analyze      changed   recomputed   completed $0.25   completed $0.12   "), std::string::npos) << d;
+  // A reused checkpoint is listed even though it is the same, marked copied.
+  EXPECT_NE(d.find("research     same      reused       completed $0.25   completed $0.25 (copied)   equal"),
+            std::string::npos) << d;
+}
+
+TEST(Status, AReplayShowsItsLineageAndInheritedCost) {
+  StatusInput in;
+  in.flowrun = FlowRun("a", "research-1-r1", "Running");
+  in.flowrun["spec"]["replay"] = {{"from", {{"run", "research-1"}, {"checkpoint", "analyze"}}}};
+  std::string before = RenderStatus(in, kNow, false, 0);
+  EXPECT_NE(before.find("Replay of:   research-1 from analyze (not prepared yet)\n"), std::string::npos) << before;
+  in.summary = json::parse(R"({"totals":{"spentUSD":"0.125","savedUSD":"0.00","inheritedUSD":"0.25"},
+    "replay":{"sourceName":"research-1","cut":{"checkpoint":"analyze","occurrence":2},"copiedCheckpoints":3,
+              "inheritedUSD":"0.25","cutReached":true}})");
+  std::string s = RenderStatus(in, kNow, false, 0);
+  EXPECT_NE(s.find("Replay of:   research-1 from analyze#2: 3 checkpoint(s) copied, inherited $0.25, cut reached\n"),
+            std::string::npos) << s;
+  EXPECT_NE(s.find("inherited $0.25 (copied from the source, not spent)"), std::string::npos) << s;
+}
+
+TEST(List, WideShowsWhatARunReplays) {
+  json fr = FlowRun("a", "research-1-r1", "Running");
+  fr["metadata"]["labels"] = {{"flowrun.dev/replay-of", "research-1"}};
+  ListOptions o;
+  o.wide = true;
+  json rows = ListRows({fr}, o);
+  EXPECT_EQ(rows[0]["replayOf"], "research-1");
+  std::string t = RenderList(rows, o, kNow);
+  EXPECT_NE(t.find("REPLAY-OF"), std::string::npos) << t;
+  EXPECT_NE(t.find("research-1\n"), std::string::npos) << t;
+}
+
 }  // namespace
 }  // namespace flowrun::plugin

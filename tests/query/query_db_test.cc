@@ -11,6 +11,8 @@
 #include <nlohmann/json.hpp>
 
 #include "flowrun/postgres.h"
+#include "flowrun/replay.h"
+#include "flowrun/run_admin.h"
 #include "flowrun/query/money.h"
 #include "flowrun/query/postgres_query_store.h"
 #include "flowrun/query/query_api.h"
@@ -208,6 +210,86 @@ TEST_F(QueryDbTest, DiffComparesCheckpointsAndLatestArtifacts) {
   EXPECT_EQ((*arts)[1].name, "report.md");
   EXPECT_EQ((*arts)[1].self_version, 2);
   EXPECT_EQ((*arts)[1].self_sha256, (*arts)[1].other_sha256);
+}
+
+// A replay of r2 prepared by the runtime's own RunAdmin (the snapshot), then
+// rows as the engine serves them: step0 copied (usage inherited, no call),
+// step1 recomputed live (a priced call), new1 live only in the replay.
+TEST_F(QueryDbTest, ReplayCopiedInheritedAndTheLineageDiff) {
+  PostgresOptions po;
+  po.conninfo = pg_->ConnectionString();
+  auto admin = OpenPostgresRunAdmin(po);
+  ASSERT_TRUE(admin.ok()) << admin.status();
+  ReplayRequest req;
+  req.run_uid = "u4";
+  req.namespace_ = "team-a";
+  req.name = "r2-r1";
+  req.flow = "research";
+  req.source_run_uid = "u2";
+  req.source_name = "r2";
+  req.cut = {"step1", 1};
+  auto info = (*admin)->PrepareReplay(req);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->snapshot_checkpoints, 2);  // step0, step1 (only2 failed)
+  pg_->Psql("postgres", R"SQL(
+INSERT INTO flowrun.checkpoints (run_uid, name, occurrence, kind, fingerprint, status, output, attempt, epoch,
+                                 started_at, cost_usd, llm_calls, copied)
+  VALUES ('u4', 'step0', 1, 'step', 'fp', 'completed', '{"i": 0}', 1, 1, '2026-12-02 10:00:00+00', 0.5, 1, true),
+         ('u4', 'step1', 1, 'step', 'fp', 'completed', '{"i": "new"}', 1, 1, '2026-12-02 10:00:01+00', 0.125, 1, false),
+         ('u4', 'new1', 1, 'step', 'fp', 'completed', '{}', 1, 1, '2026-12-02 10:00:02+00', 0.0625, 1, false);
+INSERT INTO flowrun.llm_calls (run_uid, epoch, seq, checkpoint_name, occurrence, attempt, model, input_tokens,
+                               output_tokens, cached_tokens, latency_ms, cost_usd, price_source)
+  VALUES ('u4', 1, 1, 'step1', 1, 1, 'gpt-4o', 10, 10, 0, 5, 0.125, 'table'),
+         ('u4', 1, 2, 'new1', 1, 1, 'gpt-4o', 10, 10, 0, 5, 0.0625, 'table');
+UPDATE flowrun.replays SET cut_reached = true WHERE run_uid = 'u4';
+)SQL");
+  auto replay = store_->FindReplay("u4");
+  ASSERT_TRUE(replay.ok() && replay->has_value()) << replay.status();
+  EXPECT_EQ((*replay)->source_uid, "u2");
+  EXPECT_EQ((*replay)->source_name, "r2");
+  EXPECT_EQ((*replay)->cut_name, "step1");
+  EXPECT_TRUE((*replay)->cut_reached);
+  EXPECT_FALSE(store_->FindReplay("u2")->has_value());
+  auto t = store_->RunTotals("u4");
+  ASSERT_TRUE(t.ok());
+  EXPECT_DOUBLE_EQ(t->spent_usd, 0.1875);  // the calls only
+  EXPECT_DOUBLE_EQ(t->inherited_usd, 0.5);
+  EXPECT_EQ(t->copied_checkpoints, 1);
+  auto cps = store_->Checkpoints("u4", std::nullopt, 10);
+  ASSERT_TRUE(cps.ok());
+  ASSERT_EQ(cps->size(), 3u);
+  EXPECT_TRUE((*cps)[0].copied);
+  EXPECT_FALSE((*cps)[1].copied);
+  auto rc = store_->Recomputed("u4", "u2");
+  ASSERT_TRUE(rc.ok());
+  EXPECT_EQ(rc->checkpoints, 1);  // step1 (new1: the source never ran it)
+  EXPECT_DOUBLE_EQ(rc->replay_usd, 0.125);
+  EXPECT_DOUBLE_EQ(rc->source_usd, 0.5);
+
+  AllowAll allow;
+  QueryApi api(store_.get(), &allow);
+  HttpRequest r;
+  r.method = "GET";
+  r.path = "/apis/query.flowrun.dev/v1alpha1/namespaces/team-a/flowruns/r2/diff";
+  r.query = {{"other", "r2-r1"}};
+  HttpResponse resp = api.Handle(r, Identity{"u", {}, {}});
+  ASSERT_EQ(resp.code, 200) << resp.body;
+  json d = json::parse(resp.body);
+  std::map<std::string, std::string> reuse;
+  for (const auto& c : d["checkpoints"]) reuse[c["name"]] = c["reuse"].is_null() ? "-" : c["reuse"].get<std::string>();
+  EXPECT_EQ(reuse, (std::map<std::string, std::string>{{"new1", "new"}, {"only2", "-"}, {"step0", "reused"},
+                                                       {"step1", "recomputed"}}));
+  EXPECT_EQ(d["lineage"]["replay"], "other");
+  EXPECT_EQ(d["lineage"]["inheritedUSD"], "0.50");
+  EXPECT_EQ(d["lineage"]["recomputedUSD"]["delta"], "-0.375");
+  EXPECT_EQ(d["spentUSD"]["other"], "0.1875");
+  EXPECT_EQ(d["inheritedUSD"]["other"], "0.50");
+  r.path = "/apis/query.flowrun.dev/v1alpha1/namespaces/team-a/flowruns/r2-r1/summary";
+  r.query = {};
+  json s = json::parse(api.Handle(r, Identity{"u", {}, {}}).body);
+  EXPECT_EQ(s["replay"]["sourceName"], "r2");
+  EXPECT_EQ(s["replay"]["copiedCheckpoints"], 1);
+  EXPECT_EQ(s["totals"]["inheritedUSD"], "0.50");
 }
 
 TEST_F(QueryDbTest, ApiJsonMatchesPsqlToTheCent) {

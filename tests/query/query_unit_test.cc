@@ -35,6 +35,8 @@ class MemoryStore final : public QueryStore {
   std::map<std::string, std::vector<CheckpointRow>> checkpoints;
   std::map<std::string, std::vector<ArtifactData>> artifacts;
   std::map<std::string, std::string> outputs;  // "uid/name/occ" -> JSON text
+  std::map<std::string, ReplayRow> replays;    // replay uid -> its row
+  std::optional<std::vector<DiffCheckpointRow>> diff_rows;  // nullopt: the fixed four below
   bool down = false;
 
   StatusOr<std::optional<RunRow>> FindRun(const std::string& ns, const std::string& name) override {
@@ -51,6 +53,11 @@ class MemoryStore final : public QueryStore {
       if (c.usd) t.spent_usd += *c.usd;
       else t.unpriced_calls++;
     }
+    for (const auto& c : checkpoints[uid])
+      if (c.copied) {
+        t.copied_checkpoints++;
+        t.inherited_usd += c.usd;
+      }
     return t;
   }
   StatusOr<std::optional<OpenWait>> FindOpenWait(const std::string&) override { return std::optional<OpenWait>(); }
@@ -120,6 +127,7 @@ class MemoryStore final : public QueryStore {
     return std::optional<OutputRow>(o);
   }
   StatusOr<std::vector<DiffCheckpointRow>> DiffCheckpoints(const std::string&, const std::string&, int) override {
+    if (diff_rows) return *diff_rows;
     return std::vector<DiffCheckpointRow>{
         {"a", 1, DiffSide{"completed", 0.5}, DiffSide{"completed", 0.25}, true},
         {"b", 1, DiffSide{"completed", 0.1}, DiffSide{"completed", 0.1}, false},
@@ -128,6 +136,22 @@ class MemoryStore final : public QueryStore {
   }
   StatusOr<std::vector<DiffArtifactRow>> DiffArtifacts(const std::string&, const std::string&, int) override {
     return std::vector<DiffArtifactRow>{{"r", 2, 1, "x", "x"}, {"s", 1, std::nullopt, "y", std::nullopt}};
+  }
+  StatusOr<std::optional<ReplayRow>> FindReplay(const std::string& uid) override {
+    auto it = replays.find(uid);
+    if (it == replays.end()) return std::optional<ReplayRow>();
+    return std::optional<ReplayRow>(it->second);
+  }
+  StatusOr<RecomputedCost> Recomputed(const std::string& replay_uid, const std::string& source_uid) override {
+    RecomputedCost rc;
+    for (const auto& r : checkpoints[replay_uid])
+      for (const auto& s : checkpoints[source_uid])
+        if (!r.copied && r.name == s.name && r.occurrence == s.occurrence) {
+          rc.checkpoints++;
+          rc.replay_usd += r.usd;
+          rc.source_usd += s.usd;
+        }
+    return rc;
   }
   Status Ping() override { return down ? Unavailable("down") : Status(); }
 };
@@ -425,6 +449,74 @@ TEST_F(QueryApiTest, SummaryCostsDiffShapes) {
   EXPECT_EQ(d["artifacts"][1]["state"], "onlyInThis");
   authz.allowed.erase("viewer|team-a|run-2|diff");
   EXPECT_EQ(As("viewer", Get(kBase + "run-1/diff", {{"other", "run-2"}})).code, 403) << "diff needs both runs";
+}
+
+// A replay (run-2 of run-1): copied checkpoints say so, the summary carries
+// the lineage and inherited beside spent, and the diff marks each checkpoint
+// reused or recomputed with the recomputed part's cost delta, in either order.
+TEST_F(QueryApiTest, ReplayLineageCopiedAndTheDiff) {
+  store.replays["uid-2"] = ReplayRow{"uid-1", "run-1", "step2", "2026-12-03T12:00:00.000000Z", 1, 30, true};
+  auto cp = [](const std::string& name, double usd, bool copied) {
+    CheckpointRow c;
+    c.name = name;
+    c.occurrence = 1;
+    c.status = "completed";
+    c.kind = "step";
+    c.attempt = 2;  // the runs' current attempt: live, not cached
+    c.usd = usd;
+    c.copied = copied;
+    return c;
+  };
+  store.checkpoints["uid-2"] = {cp("step0", 0.25, true), cp("step1", 0.5, true), cp("step2", 0.125, false)};
+  store.checkpoints["src"] = {cp("step2", 0.375, false)};
+  store.runs[0].uid = "src";  // run-1's rows for Recomputed
+  store.replays["uid-2"].source_uid = "src";
+  CallRow call;
+  call.usd = 0.125;
+  store.calls["uid-2"] = {call};
+
+  json l = Body(As("viewer", Get(kBase + "run-2/checkpoints")));
+  ASSERT_EQ(l["items"].size(), 3u);
+  EXPECT_EQ(l["items"][0]["copied"], true);
+  EXPECT_EQ(l["items"][0]["origin"], "copied");
+  EXPECT_EQ(l["items"][2]["copied"], false);
+  EXPECT_EQ(l["items"][2]["origin"], "live");
+  json s = Body(As("viewer", Get(kBase + "run-2/summary")));
+  EXPECT_EQ(s["totals"]["spentUSD"], "0.125");
+  EXPECT_EQ(s["totals"]["inheritedUSD"], "0.75");
+  EXPECT_EQ(s["totals"]["copiedCheckpoints"], 2);
+  EXPECT_EQ(s["replay"], json::parse(R"({"sourceName": "run-1", "sourceUid": "src",
+      "cut": {"checkpoint": "step2", "occurrence": 1}, "preparedAt": "2026-12-03T12:00:00.000000Z",
+      "snapshotCheckpoints": 30, "copiedCheckpoints": 2, "inheritedUSD": "0.75", "cutReached": true})"));
+  EXPECT_TRUE(Body(As("viewer", Get(kBase + "run-1/summary")))["replay"].is_null());
+  EXPECT_EQ(Body(As("viewer", Get(kBase + "run-2/costs")))["inheritedUSD"], "0.75");
+
+  store.diff_rows = std::vector<DiffCheckpointRow>{
+      {"step0", 1, DiffSide{"completed", 0.25, false}, DiffSide{"completed", 0.25, true}, true},
+      {"step2", 1, DiffSide{"completed", 0.375, false}, DiffSide{"completed", 0.125, false}, false},
+      {"step9", 1, std::nullopt, DiffSide{"completed", 0.0, false}, false}};
+  json d = Body(As("viewer", Get(kBase + "run-1/diff", {{"other", "run-2"}})));
+  EXPECT_EQ(d["checkpoints"][0]["reuse"], "reused");
+  EXPECT_EQ(d["checkpoints"][0]["other"]["copied"], true);
+  EXPECT_EQ(d["checkpoints"][1]["reuse"], "recomputed");
+  EXPECT_EQ(d["checkpoints"][2]["reuse"], "new");
+  EXPECT_EQ(d["inheritedUSD"]["other"], "0.75");
+  EXPECT_EQ(d["lineage"]["replay"], "other");
+  EXPECT_EQ(d["lineage"]["sourceName"], "run-1");
+  EXPECT_EQ(d["lineage"]["reusedCheckpoints"], 2);
+  EXPECT_EQ(d["lineage"]["recomputedCheckpoints"], 1);
+  EXPECT_EQ(d["lineage"]["recomputedUSD"], json({{"replay", "0.125"}, {"source", "0.375"}, {"delta", "-0.25"}}));
+  // The other order: this is the replay.
+  store.diff_rows = std::vector<DiffCheckpointRow>{
+      {"step0", 1, DiffSide{"completed", 0.25, true}, DiffSide{"completed", 0.25, false}, true}};
+  json r = Body(As("viewer", Get(kBase + "run-2/diff", {{"other", "run-1"}})));
+  EXPECT_EQ(r["lineage"]["replay"], "this");
+  EXPECT_EQ(r["checkpoints"][0]["reuse"], "reused");
+  // No lineage: no reuse marks.
+  store.replays.clear();
+  json n = Body(As("viewer", Get(kBase + "run-2/diff", {{"other", "run-1"}})));
+  EXPECT_TRUE(n["lineage"].is_null());
+  EXPECT_TRUE(n["checkpoints"][0]["reuse"].is_null());
 }
 
 TEST_F(QueryApiTest, PayloadsAreBounded) {

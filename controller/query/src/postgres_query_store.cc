@@ -31,7 +31,9 @@ const char* const kStatements[][2] = {
      "SELECT coalesce(sum(cost_usd), 0), count(*), count(*) FILTER (WHERE cost_usd IS NULL),"
      " coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0), coalesce(sum(cached_tokens), 0),"
      " (SELECT coalesce(sum(saved_usd), 0) FROM flowrun.attempts WHERE run_uid = $1),"
-     " (SELECT count(*) FROM flowrun.checkpoints WHERE run_uid = $1)"
+     " (SELECT count(*) FROM flowrun.checkpoints WHERE run_uid = $1),"
+     " (SELECT coalesce(sum(cost_usd), 0) FROM flowrun.checkpoints WHERE run_uid = $1 AND copied),"
+     " (SELECT count(*) FROM flowrun.checkpoints WHERE run_uid = $1 AND copied)"
      " FROM flowrun.llm_calls WHERE run_uid = $1"},
     {"open_wait",
      "SELECT name, occurrence, question, " TS("asked_at") ", " TS("deadline") ", on_timeout FROM flowrun.waits"
@@ -51,7 +53,7 @@ const char* const kStatements[][2] = {
     {"checkpoints",
      "SELECT name, kind, status, " TS("started_at") ", " TS("finished_at") ", error, occurrence, attempt, starts,"
      " reexecutions, epoch, duration_ms, llm_calls, input_tokens, output_tokens, cached_tokens, unknown_cost_calls,"
-     " cost_usd, " START_KEY " FROM flowrun.checkpoints WHERE run_uid = $1 AND (" START_KEY ", name, occurrence) >"
+     " cost_usd, " START_KEY ", copied FROM flowrun.checkpoints WHERE run_uid = $1 AND (" START_KEY ", name, occurrence) >"
      " ($2, $3, $4) ORDER BY 19, name, occurrence LIMIT $5"},
 #define USAGE_COLUMNS \
   "count(*), coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0), coalesce(sum(cached_tokens), 0)," \
@@ -75,9 +77,9 @@ const char* const kStatements[][2] = {
      " WHERE run_uid = $1 AND name = $2 AND occurrence = $3"},
     {"diff_checkpoints",
      "SELECT coalesce(a.name, b.name) AS n, coalesce(a.occurrence, b.occurrence) AS o, a.status, a.cost_usd,"
-     " b.status, b.cost_usd, (a.output IS NOT DISTINCT FROM b.output)"
-     " FROM (SELECT name, occurrence, status, cost_usd, output FROM flowrun.checkpoints WHERE run_uid = $1) a"
-     " FULL OUTER JOIN (SELECT name, occurrence, status, cost_usd, output FROM flowrun.checkpoints"
+     " b.status, b.cost_usd, (a.output IS NOT DISTINCT FROM b.output), a.copied, b.copied"
+     " FROM (SELECT name, occurrence, status, cost_usd, output, copied FROM flowrun.checkpoints WHERE run_uid = $1) a"
+     " FULL OUTER JOIN (SELECT name, occurrence, status, cost_usd, output, copied FROM flowrun.checkpoints"
      " WHERE run_uid = $2) b ON a.name = b.name AND a.occurrence = b.occurrence ORDER BY n, o LIMIT $3"},
     {"diff_artifacts",
      "SELECT coalesce(a.name, b.name) AS n, a.version, b.version, a.sha256, b.sha256"
@@ -85,6 +87,13 @@ const char* const kStatements[][2] = {
      " ORDER BY name, version DESC) a FULL OUTER JOIN (SELECT DISTINCT ON (name) name, version, sha256"
      " FROM flowrun.artifacts WHERE run_uid = $2 ORDER BY name, version DESC) b ON a.name = b.name"
      " ORDER BY n LIMIT $3"},
+    {"find_replay",
+     "SELECT source_run_uid, source_name, cut_name, cut_occurrence, " TS("prepared_at") ", snapshot_checkpoints,"
+     " cut_reached FROM flowrun.replays WHERE run_uid = $1"},
+    {"recomputed",
+     "SELECT count(*), coalesce(sum(r.cost_usd), 0), coalesce(sum(s.cost_usd), 0) FROM flowrun.checkpoints r"
+     " JOIN flowrun.checkpoints s ON s.run_uid = $2 AND s.name = r.name AND s.occurrence = r.occurrence"
+     " WHERE r.run_uid = $1 AND NOT r.copied"},
     {"ping", "SELECT 1"},
 };
 
@@ -211,6 +220,8 @@ class PostgresQueryStore final : public QueryStore {
       t.cached_tokens = I64(r[5]);
       t.saved_usd = Dbl(r[6]);
       t.checkpoints = I64(r[7]);
+      t.inherited_usd = Dbl(r[8]);
+      t.copied_checkpoints = I64(r[9]);
       return t;
     });
   }
@@ -275,6 +286,7 @@ class PostgresQueryStore final : public QueryStore {
         c.unpriced_calls = I64(r[16]);
         c.usd = Dbl(r[17]);
         c.start_key = I64(r[18]);
+        c.copied = !r[19].is_null() && r[19].as<bool>();
         out.push_back(std::move(c));
       }
       return out;
@@ -353,8 +365,8 @@ class PostgresQueryStore final : public QueryStore {
         DiffCheckpointRow d;
         d.name = Str(r[0]);
         d.occurrence = static_cast<int>(I64(r[1]));
-        if (!r[2].is_null()) d.self = DiffSide{Str(r[2]), Dbl(r[3])};
-        if (!r[4].is_null()) d.other = DiffSide{Str(r[4]), Dbl(r[5])};
+        if (!r[2].is_null()) d.self = DiffSide{Str(r[2]), Dbl(r[3]), !r[7].is_null() && r[7].as<bool>()};
+        if (!r[4].is_null()) d.other = DiffSide{Str(r[4]), Dbl(r[5]), !r[8].is_null() && r[8].as<bool>()};
         d.output_equal = !r[6].is_null() && r[6].as<bool>();
         out.push_back(std::move(d));
       }
@@ -376,6 +388,30 @@ class PostgresQueryStore final : public QueryStore {
         out.push_back(std::move(d));
       }
       return out;
+    });
+  }
+
+  StatusOr<std::optional<ReplayRow>> FindReplay(const std::string& uid) override {
+    return Read<std::optional<ReplayRow>>([&](pqxx::read_transaction& tx) -> std::optional<ReplayRow> {
+      pqxx::result res = tx.exec_prepared("find_replay", uid);
+      if (res.empty()) return std::nullopt;
+      const pqxx::row r = res[0];
+      ReplayRow p;
+      p.source_uid = Str(r[0]);
+      p.source_name = Str(r[1]);
+      p.cut_name = Str(r[2]);
+      p.cut_occurrence = static_cast<int>(I64(r[3]));
+      p.prepared_at = Str(r[4]);
+      p.snapshot_checkpoints = I64(r[5]);
+      p.cut_reached = !r[6].is_null() && r[6].as<bool>();
+      return p;
+    });
+  }
+
+  StatusOr<RecomputedCost> Recomputed(const std::string& replay_uid, const std::string& source_uid) override {
+    return Read<RecomputedCost>([&](pqxx::read_transaction& tx) {
+      const pqxx::row r = tx.exec_prepared("recomputed", replay_uid, source_uid)[0];
+      return RecomputedCost{I64(r[0]), Dbl(r[1]), Dbl(r[2])};
     });
   }
 

@@ -103,6 +103,19 @@ json UsageJson(const UsageGroup& g, const char* key_name, bool with_occurrence) 
 
 bool IsInt(const json& j) { return j.is_number_integer() || j.is_number_unsigned(); }
 
+// summary.replay: the prepared replay's lineage and what it copied so far.
+json ReplayJson(const std::optional<ReplayRow>& r, const Totals& t) {
+  if (!r) return nullptr;
+  return {{"sourceName", r->source_name},
+          {"sourceUid", r->source_uid},
+          {"cut", {{"checkpoint", r->cut_name}, {"occurrence", r->cut_occurrence}}},
+          {"preparedAt", OrNull(r->prepared_at)},
+          {"snapshotCheckpoints", r->snapshot_checkpoints},
+          {"copiedCheckpoints", t.copied_checkpoints},
+          {"inheritedUSD", FormatUsd(t.inherited_usd)},
+          {"cutReached", r->cut_reached}};
+}
+
 }  // namespace
 
 QueryApi::QueryApi(QueryStore* store, Authorizer* authorizer, QueryApiOptions options)
@@ -196,6 +209,7 @@ StatusOr<HttpResponse> QueryApi::Serve(const HttpRequest& req, const Identity&, 
     FLOWRUN_ASSIGN_OR_RETURN(Totals totals, store_->RunTotals(run.uid));
     FLOWRUN_ASSIGN_OR_RETURN(std::optional<OpenWait> wait, store_->FindOpenWait(run.uid));
     FLOWRUN_ASSIGN_OR_RETURN(std::vector<CallRow> top, store_->Calls(run.uid, CallOrder::kCost, std::nullopt, 1));
+    FLOWRUN_ASSIGN_OR_RETURN(std::optional<ReplayRow> replay, store_->FindReplay(run.uid));
     json j = Envelope("FlowRunSummary", run);
     j["run"] = {{"flow", run.flow},       {"status", run.status},           {"epoch", run.epoch},
                 {"attempt", run.attempt}, {"failureReason", run.failure_reason}, {"error", run.error},
@@ -217,6 +231,7 @@ StatusOr<HttpResponse> QueryApi::Serve(const HttpRequest& req, const Identity&, 
     j["attempts"] = items;
     j["attemptsTotal"] = attempts.total;
     j["totals"] = {{"spentUSD", FormatUsd(totals.spent_usd)}, {"savedUSD", FormatUsd(totals.saved_usd)},
+                   {"inheritedUSD", FormatUsd(totals.inherited_usd)}, {"copiedCheckpoints", totals.copied_checkpoints},
                    {"budgetUSD", UsdOrNull(run.budget_usd)},  {"llmCalls", totals.llm_calls},
                    {"unpricedCalls", totals.unpriced_calls},  {"inputTokens", totals.input_tokens},
                    {"outputTokens", totals.output_tokens},    {"cachedTokens", totals.cached_tokens},
@@ -225,6 +240,7 @@ StatusOr<HttpResponse> QueryApi::Serve(const HttpRequest& req, const Identity&, 
                                 {"question", wait->question}, {"askedAt", OrNull(wait->asked_at)},
                                 {"deadline", OrNull(wait->deadline)}, {"onTimeout", wait->on_timeout}}
                          : json(nullptr);
+    j["replay"] = ReplayJson(replay, totals);
     if (top.empty()) {
       j["mostExpensiveCall"] = nullptr;
     } else {
@@ -259,7 +275,10 @@ StatusOr<HttpResponse> QueryApi::Serve(const HttpRequest& req, const Identity&, 
                        {"occurrence", c.occurrence},
                        {"kind", c.kind},
                        {"status", c.status},
-                       {"origin", (c.status == "completed" && c.attempt < run.attempt) ? "cached" : "live"},
+                       {"origin", c.copied ? "copied"
+                                  : (c.status == "completed" && c.attempt < run.attempt) ? "cached"
+                                                                                         : "live"},
+                       {"copied", c.copied},
                        {"attempt", c.attempt},
                        {"epoch", c.epoch},
                        {"starts", c.starts},
@@ -320,6 +339,7 @@ StatusOr<HttpResponse> QueryApi::Serve(const HttpRequest& req, const Identity&, 
     json j = Envelope("FlowRunCosts", run);
     j["spentUSD"] = FormatUsd(totals.spent_usd);
     j["savedUSD"] = FormatUsd(totals.saved_usd);
+    j["inheritedUSD"] = FormatUsd(totals.inherited_usd);
     j["budgetUSD"] = UsdOrNull(run.budget_usd);
     j["llmCalls"] = totals.llm_calls;
     j["unpricedCalls"] = totals.unpriced_calls;
@@ -420,16 +440,46 @@ StatusOr<HttpResponse> QueryApi::Serve(const HttpRequest& req, const Identity&, 
   FLOWRUN_ASSIGN_OR_RETURN(std::vector<DiffCheckpointRow> rows, store_->DiffCheckpoints(run.uid, other->uid, limit + 1));
   FLOWRUN_ASSIGN_OR_RETURN(std::vector<DiffArtifactRow> arts,
                            store_->DiffArtifacts(run.uid, other->uid, Limits::kDiffArtifacts + 1));
+  // Lineage: when one run is a replay of the other, each checkpoint of the
+  // replay is reused (copied from the source) or recomputed (live in the
+  // replay where the source has it too).
+  FLOWRUN_ASSIGN_OR_RETURN(std::optional<ReplayRow> my_replay, store_->FindReplay(run.uid));
+  FLOWRUN_ASSIGN_OR_RETURN(std::optional<ReplayRow> their_replay, store_->FindReplay(other->uid));
+  enum class ReplaySide { kNone, kThis, kOther } replay_side = ReplaySide::kNone;
+  if (their_replay && their_replay->source_uid == run.uid) replay_side = ReplaySide::kOther;
+  else if (my_replay && my_replay->source_uid == other->uid) replay_side = ReplaySide::kThis;
   json j = Envelope("FlowRunDiff", run);
   j["other"] = {{"name", other->name}, {"uid", other->uid}};
   j["spentUSD"] = {{"this", FormatUsd(mine.spent_usd)},
                    {"other", FormatUsd(theirs.spent_usd)},
                    {"delta", FormatUsd(mine.spent_usd - theirs.spent_usd)}};
+  j["inheritedUSD"] = {{"this", FormatUsd(mine.inherited_usd)}, {"other", FormatUsd(theirs.inherited_usd)}};
+  if (replay_side == ReplaySide::kNone) {
+    j["lineage"] = nullptr;
+  } else {
+    const bool other_is_replay = replay_side == ReplaySide::kOther;
+    const RunRow& replay_run = other_is_replay ? *other : run;
+    const RunRow& source_run = other_is_replay ? run : *other;
+    const Totals& rt = other_is_replay ? theirs : mine;
+    const ReplayRow& rp = other_is_replay ? *their_replay : *my_replay;
+    FLOWRUN_ASSIGN_OR_RETURN(RecomputedCost rc, store_->Recomputed(replay_run.uid, source_run.uid));
+    j["lineage"] = {{"replay", other_is_replay ? "other" : "this"},
+                    {"replayName", replay_run.name},
+                    {"sourceName", source_run.name},
+                    {"cut", {{"checkpoint", rp.cut_name}, {"occurrence", rp.cut_occurrence}}},
+                    {"cutReached", rp.cut_reached},
+                    {"reusedCheckpoints", rt.copied_checkpoints},
+                    {"inheritedUSD", FormatUsd(rt.inherited_usd)},
+                    {"recomputedCheckpoints", rc.checkpoints},
+                    {"recomputedUSD", {{"replay", FormatUsd(rc.replay_usd)},
+                                       {"source", FormatUsd(rc.source_usd)},
+                                       {"delta", FormatUsd(rc.replay_usd - rc.source_usd)}}}};
+  }
   const bool more = static_cast<int>(rows.size()) > limit;
   if (more) rows.resize(limit);
   json items = json::array();
   auto side = [](const std::optional<DiffSide>& s) {
-    return s ? json{{"status", s->status}, {"usd", FormatUsd(s->usd)}} : json(nullptr);
+    return s ? json{{"status", s->status}, {"usd", FormatUsd(s->usd)}, {"copied", s->copied}} : json(nullptr);
   };
   for (const auto& d : rows) {
     std::string state;
@@ -440,6 +490,12 @@ StatusOr<HttpResponse> QueryApi::Serve(const HttpRequest& req, const Identity&, 
     json e = {{"name", d.name}, {"occurrence", d.occurrence}, {"state", state},
               {"this", side(d.self)}, {"other", side(d.other)}, {"outputEqual", d.self && d.other && d.output_equal}};
     e["usdDelta"] = FormatUsd((d.self ? d.self->usd : 0) - (d.other ? d.other->usd : 0));
+    const std::optional<DiffSide>& replayed = replay_side == ReplaySide::kOther ? d.other : d.self;
+    const std::optional<DiffSide>& original = replay_side == ReplaySide::kOther ? d.self : d.other;
+    if (replay_side == ReplaySide::kNone || !replayed) e["reuse"] = nullptr;
+    else if (replayed->copied) e["reuse"] = "reused";
+    else if (original) e["reuse"] = "recomputed";
+    else e["reuse"] = "new";  // live in the replay, never run by the source
     items.push_back(e);
   }
   j["checkpoints"] = items;

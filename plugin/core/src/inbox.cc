@@ -26,6 +26,7 @@ json Row(const json& fr) {
               {"budgetUSD", JsonField(spec, "budgetUSD")},
               {"job", JsonString(st, "currentJob")},
               {"createdAt", JsonString(fr, "metadata", "creationTimestamp")},
+              {"replayOf", JsonString(JsonField(JsonField(fr, "metadata"), "labels"), "flowrun.dev/replay-of")},
               {"wait", nullptr},
               {"whoMayAnswer", WhoMayAnswer(fr)}};
   const json& w = JsonField(st, "wait");
@@ -48,6 +49,7 @@ std::vector<Column> Columns(const ListOptions& o) {
     c.push_back({"flow", true});
     c.push_back({"budget", true});
     c.push_back({"job", true});
+    c.push_back({"replay-of", true});
   }
   return c;
 }
@@ -77,6 +79,7 @@ std::vector<std::string> Cells(const json& row, const ListOptions& o, TimePoint 
     cells.push_back(row.value("flow", ""));
     cells.push_back(row["budgetUSD"].is_null() ? "-" : FormatUsd(row["budgetUSD"]));
     cells.push_back(row.value("job", ""));
+    cells.push_back(row.value("replayOf", ""));
   }
   return cells;
 }

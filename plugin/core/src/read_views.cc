@@ -1,6 +1,7 @@
 #include "flowrun/plugin/read_views.h"
 
 #include <cstdio>
+#include <cstdlib>
 
 #include "flowrun/json_fields.h"
 #include "flowrun/plugin/table.h"
@@ -128,24 +129,56 @@ std::string RenderDiff(const json& diff, bool wide) {
   const json& spent = JsonField(diff, "spentUSD");
   std::string out = self + " vs " + other + ": spent " + FormatUsd(JsonField(spent, "this")) + " vs " +
                     FormatUsd(JsonField(spent, "other")) + " (delta " + ExactUsd(JsonField(spent, "delta")) + ")\n";
-  Table t({{"checkpoint"}, {"state"}, {"this"}, {"other"}, {"output"}, {"usd delta"}});
+  const json& inherited = JsonField(diff, "inheritedUSD");
+  auto nonzero = [](const json& v) { return v.is_string() && std::strtod(v.get<std::string>().c_str(), nullptr) != 0; };
+  if (nonzero(JsonField(inherited, "this")) || nonzero(JsonField(inherited, "other")))
+    out += "inherited (copied from a source, not spent): " + FormatUsd(JsonField(inherited, "this")) + " vs " +
+           FormatUsd(JsonField(inherited, "other")) + "\n";
+  // A replay and its source: what was reused and what the recomputed part cost.
+  const json& lineage = JsonField(diff, "lineage");
+  const bool replay = lineage.is_object();
+  if (replay) {
+    const json& cut = JsonField(lineage, "cut");
+    std::string cut_label = JsonString(cut, "checkpoint");
+    if (JsonInt(cut, "occurrence") > 1) cut_label += "#" + std::to_string(JsonInt(cut, "occurrence"));
+    const json& rc = JsonField(lineage, "recomputedUSD");
+    out += JsonString(lineage, "replayName") + " replays " + JsonString(lineage, "sourceName") + " from " + cut_label +
+           (JsonField(lineage, "cutReached").is_boolean() && lineage["cutReached"].get<bool>() ? ""
+                                                                                                : " (cut not reached)") +
+           ": reused " + Num(lineage, "reusedCheckpoints") + " checkpoint(s), inherited " +
+           FormatUsd(JsonField(lineage, "inheritedUSD")) + "; recomputed " + Num(lineage, "recomputedCheckpoints") +
+           ": " + FormatUsd(JsonField(rc, "replay")) + " now vs " + FormatUsd(JsonField(rc, "source")) +
+           " in the source (delta " + ExactUsd(JsonField(rc, "delta")) + ")\n";
+  }
+  std::vector<Column> cols = {{"checkpoint"}, {"state"}};
+  if (replay) cols.push_back({"reuse"});
+  for (const char* h : {"this", "other", "output", "usd delta"}) cols.push_back({h});
+  Table t(cols);
   size_t same = 0;
   auto side = [](const json& s) {
     if (!s.is_object()) return std::string("-");
-    return JsonString(s, "status") + " " + FormatUsd(JsonField(s, "usd"));
+    bool copied = JsonField(s, "copied").is_boolean() && s["copied"].get<bool>();
+    return JsonString(s, "status") + " " + FormatUsd(JsonField(s, "usd")) + (copied ? " (copied)" : "");
   };
   const json& cps = JsonField(diff, "checkpoints");
   if (cps.is_array())
     for (const auto& c : cps) {
       std::string state = JsonString(c, "state");
-      if (state == "same" && !wide) {
+      std::string reuse = JsonString(c, "reuse");
+      // Unchanged rows are counted, not listed; a replay's reused and
+      // recomputed ones are the point of the diff and always listed.
+      if (state == "same" && !wide && reuse.empty()) {
         ++same;
         continue;
       }
       const json& eq = JsonField(c, "outputEqual");
-      t.AddRow({CheckpointName(JsonField(c, "name"), JsonField(c, "occurrence")), state, side(JsonField(c, "this")),
-                side(JsonField(c, "other")), eq.is_boolean() ? (eq.get<bool>() ? "equal" : "differs") : "-",
-                ExactUsd(JsonField(c, "usdDelta")).empty() ? "-" : ExactUsd(JsonField(c, "usdDelta"))});
+      std::vector<std::string> cells = {CheckpointName(JsonField(c, "name"), JsonField(c, "occurrence")), state};
+      if (replay) cells.push_back(reuse.empty() ? "-" : reuse);
+      cells.push_back(side(JsonField(c, "this")));
+      cells.push_back(side(JsonField(c, "other")));
+      cells.push_back(eq.is_boolean() ? (eq.get<bool>() ? "equal" : "differs") : "-");
+      cells.push_back(ExactUsd(JsonField(c, "usdDelta")).empty() ? "-" : ExactUsd(JsonField(c, "usdDelta")));
+      t.AddRow(cells);
     }
   out += "\nCheckpoints:\n";
   out += t.rows() ? t.Render(wide) : std::string("  no differences\n");

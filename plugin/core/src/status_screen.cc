@@ -1,6 +1,7 @@
 #include "flowrun/plugin/status_screen.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <sstream>
 
 #include "flowrun/json_fields.h"
@@ -69,6 +70,28 @@ std::string AnswerExample(const std::string& run, const OpenWait& w) {
   return cmd + "<value>        (or -i to be asked)";
 }
 
+// The replay's lineage: the read API's summary.replay when there is one,
+// else status.replay (the controller's), else spec.replay (not prepared yet).
+std::string ReplayLine(const StatusInput& in) {
+  const json& fr = in.flowrun;
+  const json& from = JsonField(JsonField(JsonField(fr, "spec"), "replay"), "from");
+  json r = JsonField(in.summary, "replay");
+  if (!r.is_object()) r = JsonField(JsonField(fr, "status"), "replay");
+  if (!r.is_object()) {
+    if (!from.is_object()) return "";
+    return JsonString(from, "run") + " from " + JsonString(from, "checkpoint") + " (not prepared yet)";
+  }
+  const json& cut = JsonField(r, "cut");
+  std::string cut_label = JsonString(cut, "checkpoint");
+  if (JsonInt(cut, "occurrence") > 1) cut_label += "#" + std::to_string(JsonInt(cut, "occurrence"));
+  json inherited = JsonField(r, "inheritedUSD");
+  if (inherited.is_null()) inherited = JsonField(r, "inheritedUsd");
+  const json& reached = JsonField(r, "cutReached");
+  return JsonString(r, "sourceName") + " from " + cut_label + ": " + std::to_string(JsonInt(r, "copiedCheckpoints")) +
+         " checkpoint(s) copied, inherited " + FormatUsd(inherited.is_null() ? json(0) : inherited) +
+         (reached.is_boolean() && reached.get<bool>() ? ", cut reached" : ", cut not reached yet");
+}
+
 }  // namespace
 
 std::string MostExpensiveCall(const StatusInput& in) {
@@ -108,6 +131,7 @@ std::string RenderStatus(const StatusInput& in, TimePoint now, bool wide, size_t
   field("Phase", (phase.empty() ? "(not reconciled yet)" : phase) + (message.empty() ? "" : " — " + message));
   field("Age", AgeOf(JsonString(fr, "metadata", "creationTimestamp"), now));
   if (JsonField(spec, "cancel").is_boolean() && spec["cancel"].get<bool>()) field("Cancel", "requested (spec.cancel)");
+  if (std::string lineage = ReplayLine(in); !lineage.empty()) field("Replay of", lineage);
 
   // Money: the summary's exact decimal text when there is one, else status.cost.
   const json& totals = JsonField(in.summary, "totals");
@@ -116,6 +140,9 @@ std::string RenderStatus(const StatusInput& in, TimePoint now, bool wide, size_t
   json budget = JsonField(spec, "budgetUSD");
   std::string money = "spent " + FormatUsd(spent.is_null() ? json(0) : spent);
   if (!ExactUsd(spent).empty()) money += " (" + ExactUsd(spent) + ")";
+  json inherited = totals.is_object() ? JsonField(totals, "inheritedUSD") : JsonField(cost, "inheritedUsd");
+  if (!inherited.is_null() && std::strtod(ExactUsd(inherited).c_str(), nullptr) != 0)
+    money += ", inherited " + FormatUsd(inherited) + " (copied from the source, not spent)";
   money += ", saved by the cache " + FormatUsd(saved.is_null() ? json(0) : saved);
   money += ", budget " + (budget.is_null() ? std::string("none") : FormatUsd(budget));
   if (budget.is_number() && budget.get<double>() > 0 && (spent.is_number() || spent.is_string())) {

@@ -44,8 +44,12 @@ struct AttemptPage {
   int64_t total = 0;
 };
 
+// spent_usd counts the run's own LLM calls only; inherited_usd is the
+// recorded usage of the checkpoints a replay copied from its source (never
+// spent by this run: a copied checkpoint makes no call).
 struct Totals {
-  double spent_usd = 0, saved_usd = 0;
+  double spent_usd = 0, saved_usd = 0, inherited_usd = 0;
+  int64_t copied_checkpoints = 0;
   int64_t llm_calls = 0, unpriced_calls = 0, input_tokens = 0, output_tokens = 0, cached_tokens = 0;
   int64_t checkpoints = 0;
 };
@@ -84,6 +88,7 @@ struct CheckpointRow {
   int64_t llm_calls = 0, input_tokens = 0, output_tokens = 0, cached_tokens = 0, unpriced_calls = 0;
   double usd = 0;
   int64_t start_key = 0;  // started_at in epoch microseconds; INT64_MAX when not started
+  bool copied = false;    // served from a replay's snapshot: usage inherited, not spent
 };
 
 // Keyset position of a checkpoint: (start_key, name, occurrence).
@@ -129,6 +134,7 @@ struct OutputRow {
 struct DiffSide {
   std::string status;
   double usd = 0;
+  bool copied = false;
 };
 struct DiffCheckpointRow {
   std::string name;
@@ -140,6 +146,21 @@ struct DiffArtifactRow {
   std::string name;
   std::optional<int> self_version, other_version;
   std::optional<std::string> self_sha256, other_sha256;
+};
+
+// A prepared replay (flowrun.replays; flowrun/replay.h).
+struct ReplayRow {
+  std::string source_uid, source_name, cut_name, prepared_at;
+  int cut_occurrence = 1;
+  int64_t snapshot_checkpoints = 0;
+  bool cut_reached = false;
+};
+
+// What a replay recomputed: its live checkpoints that its source also has,
+// with the replay's spend on them and the source's recorded usage.
+struct RecomputedCost {
+  int64_t checkpoints = 0;
+  double replay_usd = 0, source_usd = 0;
 };
 
 class QueryStore {
@@ -174,6 +195,10 @@ class QueryStore {
   // Latest version of each artifact name on either side, by name.
   virtual StatusOr<std::vector<DiffArtifactRow>> DiffArtifacts(const std::string& uid, const std::string& other_uid,
                                                                int limit) = 0;
+  // nullopt: `uid` is no prepared replay.
+  virtual StatusOr<std::optional<ReplayRow>> FindReplay(const std::string& uid) = 0;
+  // Over every checkpoint (not bounded by a diff's page).
+  virtual StatusOr<RecomputedCost> Recomputed(const std::string& replay_uid, const std::string& source_uid) = 0;
   // The database answers (readiness).
   virtual Status Ping() = 0;
 };

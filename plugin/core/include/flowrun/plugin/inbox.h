@@ -22,6 +22,7 @@ struct ListOptions {
 
 // One row per FlowRun (only Waiting ones with waiting_only), as JSON:
 // {namespace, name, phase, attempt, cost, costUSD, flow, budgetUSD, job,
+//  replayOf (label flowrun.dev/replay-of, "" for no replay; a REPLAY-OF column with -o wide),
 //  wait: {name, question, askedAt, deadline, schema} | null, whoMayAnswer}.
 nlohmann::json ListRows(const std::vector<nlohmann::json>& flowruns, const ListOptions& o);
 std::string RenderList(const nlohmann::json& rows, const ListOptions& o, TimePoint now);
