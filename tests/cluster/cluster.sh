@@ -129,6 +129,20 @@ free_port() {
   die "no free port found"
 }
 
+# exit_status <name>: how a process launch started ended ("exit status 1",
+# "killed by signal 9", or why it cannot be told). It is this shell's child
+# until reaped, so its pid cannot have been reused.
+exit_status() {
+  local pid rc=0
+  pid=$(cat "$PIDS/$1.pid" 2>/dev/null) || { echo "no pid file"; return; }
+  [[ $pid =~ ^[0-9]+$ ]] || { echo "no pid"; return; }
+  if alive "$pid"; then echo "pid $pid still runs, its marker is unreadable"; return; fi
+  wait "$pid" 2>/dev/null || rc=$?
+  if ((rc == 127)) && ! [[ -e /proc/$pid ]]; then echo "status unknown (not this shell's child)"
+  elif ((rc > 128)); then echo "killed by signal $((rc - 128))"
+  else echo "exit status $rc"; fi
+}
+
 # wait_for <seconds> <description> <pid name> <command...>: poll until the
 # command succeeds; fail early if the process died.
 wait_for() {
@@ -136,7 +150,7 @@ wait_for() {
   for ((i = 0; i < secs * 10; i++)); do
     if "$@" >/dev/null 2>&1; then return 0; fi
     if [[ -n $name ]] && ! pid_of "$name" >/dev/null; then
-      log "$name exited while waiting for $what; last log lines:"
+      log "$name exited while waiting for $what ($(exit_status "$name")); last log lines:"
       tail -n 25 "$LOGS/$name.log" >&2 || true
       return 1
     fi
@@ -311,9 +325,17 @@ start_apiserver_first() {
     echo "APISERVER_PORT=$port" >>"$DIR/cluster.env"
     apiserver_args "$port" "$(kv ETCD_PORT)" >"$DIR/apiserver.args"
     if launch_apiserver; then return 0; fi
-    grep -q "address already in use" "$LOGS/kube-apiserver.log" 2>/dev/null || return 1
     stop_proc kube-apiserver 2
-    log "kube-apiserver port taken, retrying with another port"
+    if grep -q "address already in use" "$LOGS/kube-apiserver.log" 2>/dev/null; then
+      log "kube-apiserver port taken, retrying with another port"
+    elif [[ ! -s $LOGS/kube-apiserver.log ]]; then
+      # Seen once in CI: the process gone before it wrote one line. Nothing it
+      # could have done is half-done (etcd holds no data yet), so start again.
+      log "kube-apiserver ended before writing a log line; starting it again"
+    else
+      return 1
+    fi
+    mv "$LOGS/kube-apiserver.log" "$LOGS/kube-apiserver.$(date +%s%N).log" 2>/dev/null || true
   done
   return 1
 }
