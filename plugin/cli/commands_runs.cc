@@ -218,6 +218,11 @@ int RunLogs(Env& env, const std::string& name, int attempt, bool all, bool follo
     *env.err << "error: FlowRun " << name << " has not started an attempt yet\n";
     return kExitNotFound;
   }
+  if (attempt > latest) {
+    *env.err << "error: FlowRun " << name << " has " << latest << (latest == 1 ? " attempt" : " attempts")
+             << " so far; there is no attempt " << attempt << "\n";
+    return kExitNotFound;
+  }
   std::vector<int> attempts;
   if (all) for (int i = 1; i <= latest; ++i) attempts.push_back(i);
   else attempts.push_back(attempt > 0 ? attempt : latest);
