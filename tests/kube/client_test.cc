@@ -636,6 +636,73 @@ TEST_F(ClientTest, ExecPluginRunsAgainAfterExpiryAnd401) {
   EXPECT_EQ(runs(), 5) << "cached revoked token -> 401 -> run -> ok";
 }
 
+// An exec plugin that hands out client certificates (ExecCredential
+// clientCertificateData/clientKeyData, as cloud and SSO plugins do): the
+// client presents that certificate, keeps it until the credential expires,
+// and on re-run switches to the new identity the plugin returns. Identity is
+// read back from the apiserver (SelfSubjectReview), not assumed. A key that
+// is not PEM is a clear error naming the field, not a TLS failure later.
+TEST_F(ClientTest, ExecPluginClientCertificatesAreUsedAndRotated) {
+  std::string dir = cluster_->dir() + "/exec-cert-" + ns_;
+  ASSERT_EQ(::system(("mkdir -p '" + dir + "'").c_str()), 0);
+  for (const std::string user : {"exec-cert-a", "exec-cert-b"}) {
+    ASSERT_FALSE(cluster_->MintUser(user).empty());
+    std::string minted = cluster_->dir() + "/users/" + user;
+    ASSERT_EQ(::system(("cp '" + minted + ".crt' '" + minted + ".key' '" + dir + "/'").c_str()), 0);
+  }
+  std::ofstream(dir + "/current") << "exec-cert-a";
+  std::string runs_file = dir + "/runs", kc = dir + "/exec.kubeconfig";
+  std::ofstream(kc) << "apiVersion: v1\nkind: Config\n"
+                    << "clusters:\n- name: c\n  cluster:\n    server: " << cluster_->apiserver_url()
+                    << "\n    certificate-authority: " << cluster_->ca_file() << "\n"
+                    << "users:\n- name: u\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n"
+                    << "      command: " << FLOWRUN_KUBE_TEST_DIR << "/exec_plugin.sh\n"
+                    << "      interactiveMode: Never\n"
+                    << "      env:\n      - name: PLUGIN_CERT_DIR\n        value: " << dir << "\n"
+                    << "      - name: PLUGIN_RUNS_FILE\n        value: " << runs_file << "\n"
+                    << "      - name: PLUGIN_TTL\n        value: \"3600\"\n"
+                    << "contexts:\n- name: c\n  context:\n    cluster: c\n    user: u\n    namespace: " << ns_ << "\n"
+                    << "current-context: c\n";
+  auto runs = [&] {
+    std::ifstream in(runs_file);
+    int n = 0;
+    for (std::string line; std::getline(in, line);) ++n;
+    return n;
+  };
+  ShiftedClock clock;
+  ClientOptions opts;
+  opts.clock = &clock;
+  auto c = ClientFor(kc, opts);
+  ASSERT_NE(c, nullptr);
+  auto whoami = [&]() -> std::string {
+    auto r = c->Raw("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+                    {{"apiVersion", "authentication.k8s.io/v1"}, {"kind", "SelfSubjectReview"}});
+    if (!r.ok()) return "error: " + r.status().ToString();
+    const json& st = *r;
+    if (!st.contains("status") || !st["status"].contains("userInfo")) return "no userInfo: " + st.dump();
+    return st["status"]["userInfo"].value("username", std::string());
+  };
+  EXPECT_EQ(whoami(), "exec-cert-a");
+  EXPECT_EQ(runs(), 1);
+  EXPECT_EQ(whoami(), "exec-cert-a");
+  EXPECT_EQ(runs(), 1) << "the certificate is kept until the credential expires";
+
+  // The plugin now hands out another identity; once the credential expired
+  // the client runs it again and presents the new certificate.
+  std::ofstream(dir + "/current") << "exec-cert-b";
+  clock.SetOffset(2h);
+  EXPECT_EQ(whoami(), "exec-cert-b");
+  EXPECT_EQ(runs(), 2);
+  clock.SetOffset(0s);
+
+  // A key that is not PEM: refused with the field's name.
+  std::ofstream(dir + "/exec-cert-b.key") << "not a key";
+  clock.SetOffset(4h);
+  auto bad = c->List(resources::ConfigMaps(), ns_, {});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("clientKeyData"), std::string::npos) << bad.status();
+}
+
 // After an apiserver restart its watch cache starts at the current
 // resourceVersion: resuming from an older one is 410 Gone (an ERROR event in
 // a 200 stream), as after an etcd compaction.
