@@ -276,14 +276,35 @@ if [[ ${FLOWRUN_QUERY_BENCH:-0} == 1 ]]; then
   admin_curl() { curl -fsS --cacert "$FLOWRUN_CLUSTER_CA" --cert "$DIR/cluster/pki/admin.crt" --key "$DIR/cluster/pki/admin.key" "$@"; }
   proxy_curl() { curl -fsS --cacert "$PKI/ca.crt" --resolve "flowrun-query.flowrun-system.svc:$PORT_A:$HOST_IP" \
     --cert "$FLOWRUN_FRONT_PROXY_CERT" --key "$FLOWRUN_FRONT_PROXY_KEY" -H 'X-Remote-User: vera' "$@"; }
-  for sub in costs checkpoints "calls?sort=cost&limit=100"; do
-    lat "$sub via kube-apiserver (aggregation, curl)" admin_curl "$APISERVER$API/team-a/flowruns/r1/$sub"
-    lat "$sub straight to the controller (curl, front-proxy cert)" proxy_curl "https://flowrun-query.flowrun-system.svc:$PORT_A$API/team-a/flowruns/r1/$sub"
+  # The issue's two shapes beside r1: a run of 40 checkpoints (one call each) and a run of 10,000
+  # calls (over 40 checkpoints, 3 models), written as agents write them.
+  PSQL "
+  INSERT INTO flowrun.runs (run_uid, namespace, name, flow, status, attempt, epoch)
+    VALUES ('uid-b40', 'team-a', 'b40', 'research', 'succeeded', 1, 1), ('uid-b10k', 'team-a', 'b10k', 'research', 'succeeded', 1, 1);
+  INSERT INTO flowrun.attempts (run_uid, epoch, attempt, outcome, saved_usd) VALUES ('uid-b40', 1, 1, 'succeeded', 0), ('uid-b10k', 1, 1, 'succeeded', 0);
+  INSERT INTO flowrun.checkpoints (run_uid, name, occurrence, kind, fingerprint, status, output, attempt, epoch, started_at, cost_usd)
+    SELECT r, 'step-' || i, 1, 'step', 'fp', 'completed', jsonb_build_object('notes', repeat('x', 200)), 1, 1,
+           now() - (40 - i) * interval '1 second', 0.001
+    FROM generate_series(1, 40) i, unnest(ARRAY['uid-b40', 'uid-b10k']) r;
+  INSERT INTO flowrun.llm_calls (run_uid, epoch, seq, checkpoint_name, occurrence, attempt, model, input_tokens,
+                                 output_tokens, cached_tokens, latency_ms, cost_usd, price_source)
+    SELECT 'uid-b40', 1, i, 'step-' || i, 1, 1, 'gpt-4o-mini', 1000, 200, 0, 900, 0.00027, 'table' FROM generate_series(1, 40) i;
+  INSERT INTO flowrun.llm_calls (run_uid, epoch, seq, checkpoint_name, occurrence, attempt, model, input_tokens,
+                                 output_tokens, cached_tokens, latency_ms, cost_usd, price_source)
+    SELECT 'uid-b10k', 1, i, 'step-' || (1 + i % 40), 1, 1, (ARRAY['gpt-4o', 'gpt-4o-mini', 'claude-sonnet'])[1 + i % 3],
+           1000 + i % 500, 200 + i % 50, i % 100, 900, (1 + i % 97) * 0.0000127, 'table' FROM generate_series(1, 10000) i;" >/dev/null
+  echo "bench: runs: r1 (1,205 calls, 7 checkpoints), b40 (40 checkpoints, 40 calls), b10k (10,000 calls, 40 checkpoints)"
+  for run in r1 b40 b10k; do
+    for sub in costs checkpoints "calls?sort=cost&limit=100"; do
+      lat "$run $sub via kube-apiserver (aggregation, curl)" admin_curl "$APISERVER$API/team-a/flowruns/$run/$sub"
+      lat "$run $sub straight to the controller (curl, front-proxy cert)" proxy_curl "https://flowrun-query.flowrun-system.svc:$PORT_A$API/team-a/flowruns/$run/$sub"
+    done
+    lat "$run the costs query on PostgreSQL (psql)" PSQL "SELECT model, count(*), sum(cost_usd) FROM flowrun.llm_calls WHERE run_uid = (SELECT run_uid FROM flowrun.runs WHERE namespace = 'team-a' AND name = '$run') GROUP BY model"
+    lat "$run the checkpoints query on PostgreSQL (psql)" PSQL "SELECT name, occurrence, kind, status, attempt, cost_usd FROM flowrun.checkpoints WHERE run_uid = (SELECT run_uid FROM flowrun.runs WHERE namespace = 'team-a' AND name = '$run') ORDER BY started_at"
   done
-  lat "the costs query on PostgreSQL (psql)" PSQL "SELECT model, count(*), sum(cost_usd) FROM flowrun.llm_calls WHERE run_uid = 'uid-a1' GROUP BY model"
+  echo "bench: response sizes (b10k): calls?limit=500 $(admin_curl "$APISERVER$API/team-a/flowruns/b10k/calls?limit=500" | wc -c) B," \
+    "costs $(admin_curl "$APISERVER$API/team-a/flowruns/b10k/costs" | wc -c) B, checkpoints $(admin_curl "$APISERVER$API/team-a/flowruns/b10k/checkpoints" | wc -c) B"
   lat "a plain GET of a FlowRun list via kube-apiserver (curl)" admin_curl "$APISERVER/apis/flowrun.dev/v1alpha1/namespaces/team-a/flowruns"
-  echo "bench: response sizes: calls?limit=500 $(admin_curl "$APISERVER$API/team-a/flowruns/r1/calls?limit=500" | wc -c) B," \
-    "costs $(admin_curl "$APISERVER$API/team-a/flowruns/r1/costs" | wc -c) B (run of 1,205 calls)"
   echo "bench: every figure includes a curl/psql process start; compare them with each other"
 fi
 
