@@ -100,3 +100,21 @@ def test_concurrent_async_bodies_stopping_on_the_budget_suspend_once_without_dea
         assert counts == {f"{run.uid} paid-async {i}": 1 for i in range(4)}
     finally:
         fake_llm.config(usage={"prompt_tokens": None, "completion_tokens": None})
+
+
+def test_flowrun_llm_without_a_response_fails_the_try_and_retries_apply(make_run, fake_llm) -> None:
+    # A 400 is not retried by the runtime client: its one request gets no answer, the call fails.
+    fake_llm.config(fail_next=1, fail_status=400)
+    try:
+        run: Run = make_run("basic:llm_retry")
+        r = run.execute()
+    finally:
+        fake_llm.config(fail_next=0, fail_status=500)
+    assert r.code == 0 and r.message["outcome"] == "succeeded", r.stderr
+    assert run.show()["result"] == {"reply": f"reply to: {run.uid} ask twice"}
+    tries = run.sql("SELECT try_number, final, message FROM flowrun.checkpoint_failures WHERE run_uid = :'uid'")
+    assert tries.startswith("1|f|") and "HTTP 400" in tries and "Traceback" not in tries, tries
+    calls = run.sql("SELECT state, cost_usd IS NULL, error <> '' FROM flowrun.llm_calls WHERE run_uid = :'uid' "
+                    "ORDER BY seq").splitlines()
+    assert calls == ["failed|t|t", "completed|f|f"], calls
+    assert r.message["spent"]["calls"] == 1 and "unpriced" not in r.message["spent"], r.message

@@ -359,3 +359,14 @@ async def spender_async(width: int = 4) -> dict:
     first = await paid_async(0, uid)  # spends the budget
     rest = await asyncio.gather(*(paid_async(i, uid) for i in range(1, width)))  # all stop at once
     return {"calls": 1 + len(rest), "first": first}
+
+
+# --- flowrun.llm without a response: the body's failure, retried ------------
+@checkpoint(retries=1, backoff=0.01)
+def ask_twice(uid: str) -> str:
+    return flowrun.llm(f"{uid} ask twice")
+
+
+@flow
+def llm_retry() -> dict:
+    return {"reply": ask_twice(flowrun.current().uid)}
