@@ -118,3 +118,55 @@ def test_flowrun_llm_without_a_response_fails_the_try_and_retries_apply(make_run
                     "ORDER BY seq").splitlines()
     assert calls == ["failed|t|t", "completed|f|f"], calls
     assert r.message["spent"]["calls"] == 1 and "unpriced" not in r.message["spent"], r.message
+
+
+def test_a_gather_numbers_its_calls_in_list_order_whatever_finishes_first(make_run) -> None:
+    run: Run = make_run("basic:gather_order")
+    r = run.execute()
+    assert r.code == 0 and r.message["outcome"] == "waiting", r.stderr
+    rows = run.sql("SELECT name, occurrence, output FROM flowrun.checkpoints "
+                   "WHERE run_uid = :'uid' AND kind = 'step' ORDER BY name, occurrence").splitlines()
+    # probe(0) was called first and finished last: still occurrence 1; other() has its own counter.
+    assert rows == ["other|1|2", "other|2|1"] + [f'probe|{i + 1}|{{"i": {i}}}' for i in range(5)], rows
+    done = {i: float(open(f"{run.dir}/probe-done-1-{i}").read()) for i in range(5)}
+    assert sorted(done, key=done.get) == [4, 3, 2, 1, 0]  # they really finished in reverse
+    assert run.answer("go", True).returncode == 0
+    r2 = run.execute()
+    assert r2.code == 0 and r2.message["outcome"] == "succeeded", r2.stderr
+    assert r2.message["checkpoints"]["cached"] == 7, r2.message  # every step from the cache (the wait is live)
+    assert run.show()["result"] == {"outs": [{"i": i} for i in range(5)] + [2, 1]}
+
+
+def test_suspension_flushes_stdout_and_logging_and_runs_nothing_after(make_run) -> None:
+    run: Run = make_run("basic:chatty")
+    r = run.execute(PYTHONUNBUFFERED="")  # stdout to a pipe is block-buffered now
+    assert r.code == 0 and r.message["outcome"] == "waiting", r.stderr
+    assert "printed before the wait" in r.stdout and "printed after the wait" not in r.stdout, r.stdout
+    assert "logged before the wait" in open(f"{run.dir}/agent.log").read()
+
+
+def test_a_call_in_flight_when_the_agent_is_killed_stays_visible_as_unfinished(make_run, fake_llm) -> None:
+    import time
+
+    from support.agent import kill
+
+    run: Run = make_run("basic:in_flight")
+    before = fake_llm.stats()["total"]
+    fake_llm.config(latency_ms=20000)  # the request hangs at the "provider"
+    try:
+        proc = run.start()
+        deadline = time.monotonic() + 30
+        while fake_llm.stats()["total"] == before and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        fake_llm.config(latency_ms=0)
+    kill(proc)
+    rows = run.sql("SELECT checkpoint_name, state, cost_usd IS NULL, estimated_input_tokens > 0 "
+                   "FROM flowrun.llm_calls WHERE run_uid = :'uid'")
+    assert rows == "slow_call|started|t|t", rows
+    spent = run.show()["spent"]
+    assert spent["llmCalls"] == 0 and spent["unfinishedCalls"] == 1, spent
+    r = run.execute()
+    assert r.code == 0 and r.message["outcome"] == "succeeded", r.stderr
+    spent = run.show()["spent"]
+    assert spent["llmCalls"] == 1 and spent["unfinishedCalls"] == 1, spent  # the killed call stays on the record

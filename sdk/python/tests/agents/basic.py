@@ -370,3 +370,52 @@ def ask_twice(uid: str) -> str:
 @flow
 def llm_retry() -> dict:
     return {"reply": ask_twice(flowrun.current().uid)}
+
+
+# --- identity at call time: a gather numbers its calls in list order --------
+@checkpoint
+async def probe(i: int, n: int) -> dict:
+    await asyncio.sleep(0.02 * (n - i))  # the first call finishes last
+    mark(f"probe-done-{flowrun.current().attempt}-{i}", str(time.monotonic()))
+    return {"i": i}
+
+
+@checkpoint
+async def other(i: int) -> int:  # another name in the same gather (DBOS #688)
+    await asyncio.sleep(0.01 * i)
+    return i
+
+
+@flow
+async def gather_order(n: int = 5) -> dict:
+    outs = await asyncio.gather(*(probe(i, n) for i in range(n)), *(other(i) for i in (2, 1)))
+    await flowrun.wait_async(bool, name="go", question="go on?")
+    return {"outs": outs}
+
+
+# --- suspension flushes Python's stdio and logging --------------------------
+@flow
+def chatty() -> dict:
+    import logging
+    import logging.handlers
+
+    target = logging.FileHandler(MARKERS / "agent.log")
+    # Holds records until flushed (capacity and level far above what this flow logs).
+    logging.getLogger().addHandler(logging.handlers.MemoryHandler(10000, logging.CRITICAL, target))
+    logging.getLogger().setLevel(logging.INFO)
+    print("printed before the wait")  # stdout is a pipe: block-buffered unless flushed
+    logging.getLogger("chatty").info("logged before the wait")
+    ok = wait(bool, name="go", question="go on?")
+    print("printed after the wait")
+    return {"ok": ok}
+
+
+# --- a call in flight when the process dies ----------------------------------
+@checkpoint
+def slow_call(uid: str) -> str:
+    return flowrun.llm(f"{uid} slow call")
+
+
+@flow
+def in_flight() -> dict:
+    return {"reply": slow_call(flowrun.current().uid)}
