@@ -419,3 +419,36 @@ def slow_call(uid: str) -> str:
 @flow
 def in_flight() -> dict:
     return {"reply": slow_call(flowrun.current().uid)}
+
+
+# --- the GIL is released while the engine waits for PostgreSQL ---------------
+@checkpoint
+def db_step(i: int) -> int:
+    return i
+
+
+@flow
+def db_ticker() -> dict:
+    ticks = 0
+    stop = threading.Event()
+
+    def tick() -> None:
+        nonlocal ticks
+        while not stop.is_set():
+            ticks += 1
+            time.sleep(0.001)
+
+    t = threading.Thread(target=tick)
+    t.start()
+    mark("ready")
+    deadline = time.monotonic() + 60
+    while not (MARKERS / "locked").exists() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    before = ticks
+    start = time.monotonic()
+    db_step(1)  # its rows wait for the test's lock on flowrun.checkpoints: ticks must go on meanwhile
+    elapsed = time.monotonic() - start
+    during = ticks - before
+    stop.set()
+    t.join()
+    return {"ticks_during_call": during, "call_seconds": elapsed}
