@@ -170,3 +170,23 @@ def test_a_call_in_flight_when_the_agent_is_killed_stays_visible_as_unfinished(m
     assert r.code == 0 and r.message["outcome"] == "succeeded", r.stderr
     spent = run.show()["spent"]
     assert spent["llmCalls"] == 1 and spent["unfinishedCalls"] == 1, spent  # the killed call stays on the record
+
+
+def test_a_swallowed_store_error_is_sticky_and_the_flow_cannot_finish_as_succeeded(make_run) -> None:
+    run: Run = make_run("basic:store_swallow")
+    # PostgreSQL refuses one artifact (a SQL error, not a lost connection: the engine's StoreError).
+    run.sql("CREATE FUNCTION public.poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "IF NEW.name = 'poison' THEN RAISE EXCEPTION 'poisoned by the test'; END IF; RETURN NEW; END $$; "
+            "CREATE TRIGGER poison BEFORE INSERT ON flowrun.artifacts FOR EACH ROW EXECUTE FUNCTION public.poison();")
+    r = run.execute()
+    caught = open(f"{run.dir}/caught-store").read()
+    assert caught.startswith("StoreError(") and "poisoned by the test" in caught, caught
+    # Every later engine call raises the same error again: the checkpoint after the except wrote nothing.
+    assert open(f"{run.dir}/caught-again").read() == caught
+    assert run.marker("went-on")
+    assert run.checkpoints() == [] and run.sql("SELECT count(*) FROM flowrun.artifacts WHERE run_uid = :'uid'") == "0"
+    # The flow returned normally, yet the outcome is the store error's (a refused statement: failed, exit 1;
+    # a lost database would be database_unavailable, exit 3), never succeeded.
+    assert r.code == 1 and r.message["outcome"] == "failed", (r.code, r.message)
+    assert "poisoned by the test" in r.message["error"] and "result" not in r.message, r.message
+    assert run.show()["status"] == "failed"

@@ -452,3 +452,18 @@ def db_ticker() -> dict:
     stop.set()
     t.join()
     return {"ticks_during_call": during, "call_seconds": elapsed}
+
+
+# --- a store error is sticky: an author's except does not resume writing ----
+@flow
+def store_swallow() -> dict:
+    try:
+        flowrun.save_artifact("poison", {"x": 1})  # the test's trigger makes PostgreSQL refuse it
+    except Exception as e:  # an author who swallows everything
+        mark("caught-store", repr(e))
+    try:
+        first(1)
+    except Exception as e:
+        mark("caught-again", repr(e))
+    mark("went-on")
+    return {"ok": True}
