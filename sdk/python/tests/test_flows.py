@@ -73,6 +73,9 @@ def test_non_json_output_fails_the_try_and_stores_no_output(make_run) -> None:
     assert "save_artifact" in r.message["error"]
     rows = run.sql("SELECT status, output IS NULL FROM flowrun.checkpoints WHERE run_uid = :'uid'")
     assert rows == "failed|t"
+    # One try, final although retries=2 were allowed: a value JSON cannot carry is not retried.
+    tries = run.sql("SELECT try_number, final FROM flowrun.checkpoint_failures WHERE run_uid = :'uid'")
+    assert tries == "1|t", tries
 
 
 def test_parameters_are_bound_and_validated_missing_and_unknown_are_config_errors(make_run) -> None:
