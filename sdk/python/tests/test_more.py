@@ -190,3 +190,24 @@ def test_a_swallowed_store_error_is_sticky_and_the_flow_cannot_finish_as_succeed
     assert r.code == 1 and r.message["outcome"] == "failed", (r.code, r.message)
     assert "poisoned by the test" in r.message["error"] and "result" not in r.message, r.message
     assert run.show()["status"] == "failed"
+
+
+def test_checkpoints_on_several_threads_record_their_calls_under_their_own_identity(make_run, fake_llm) -> None:
+    fake_llm.config(latency_ms=200)  # the four calls are in flight at once
+    try:
+        run: Run = make_run("basic:threaded")
+        r = run.execute()
+    finally:
+        fake_llm.config(latency_ms=0)
+    assert r.code == 0 and r.message["outcome"] == "succeeded", r.stderr
+    rows = run.sql("SELECT c.occurrence, c.output #>> '{}', c.llm_calls, c.input_tokens, l.input_tokens, "
+                   "l.state FROM flowrun.checkpoints c JOIN flowrun.llm_calls l ON l.run_uid = c.run_uid "
+                   "AND l.checkpoint_name = c.name AND l.occurrence = c.occurrence "
+                   "WHERE c.run_uid = :'uid' ORDER BY c.occurrence").splitlines()
+    assert len(rows) == 4, rows
+    for row in rows:
+        occ, output, calls, cp_in, call_in, state = row.split("|")
+        prompt = output.removeprefix("reply to: ")
+        # The fake's rule: len(prompt) // 4 + 1 prompt tokens; the prompts' lengths all differ.
+        assert (calls, state) == ("1", "completed") and int(cp_in) == int(call_in) == len(prompt) // 4 + 1, row
+    assert len({row.split("|")[3] for row in rows}) == 4, rows  # four different figures, none crossed over

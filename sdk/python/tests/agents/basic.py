@@ -467,3 +467,19 @@ def store_swallow() -> dict:
         mark("caught-again", repr(e))
     mark("went-on")
     return {"ok": True}
+
+
+# --- checkpoints on several threads: each call's usage reaches its own checkpoint ----
+@checkpoint
+def threaded_call(i: int, uid: str) -> str:
+    return flowrun.llm(f"{uid} threaded {i} " + "x" * (40 * i))
+
+
+@flow
+def threaded(width: int = 4) -> dict:
+    from concurrent.futures import ThreadPoolExecutor
+
+    uid = flowrun.current().uid
+    with ThreadPoolExecutor(width) as pool:
+        outs = list(pool.map(lambda i: threaded_call(i, uid), range(width)))
+    return {"n": len(outs)}
