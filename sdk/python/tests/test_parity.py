@@ -126,3 +126,30 @@ def test_python_and_cpp_research_agents_write_the_same_rows(make_run, fake_llm) 
     assert research["status"] == "completed" and research["llm_calls"] == 1 and research["unknown_cost_calls"] == 0
     assert [line for line in cpp_rows["metrics"] if line.startswith("llm_calls|") or line.startswith("unpriced")] \
         == ["llm_calls|gpt-4o-mini||2", "unpriced_llm_calls|gpt-4o-mini||0"], cpp_rows["metrics"]
+
+
+def test_a_flow_scope_call_with_no_response_leaves_the_same_rows_in_python_and_cpp(make_run, fake_llm) -> None:
+    """flowrun.llm outside any checkpoint: the failed call, the failed attempt's outcome, then the paid one."""
+    test_agent = BUILD / "tests" / "runtime" / "test_agent"
+    assert test_agent.exists(), f"build {test_agent} first"
+    params = {"scenario": "flow_llm", "prompt": "at flow scope"}
+    cpp: Run = make_run("", parameters=params, command=[str(test_agent)])
+    py: Run = make_run("basic:flow_llm", parameters=params)
+    messages = {}
+    for side, run in (("cpp", cpp), ("py", py)):
+        fake_llm.config(fail_next=1, fail_status=400)  # not retried by the client: one request, no answer
+        try:
+            first = run.execute()
+        finally:
+            fake_llm.config(fail_next=0, fail_status=500)
+        assert first.code == 1 and first.message["outcome"] == "failed", (side, first.message, first.stderr)
+        second = run.execute()
+        assert second.code == 0 and second.message["outcome"] == "succeeded", (side, second.stderr)
+        messages[side] = [first.message, second.message]
+    assert messages["py"] == messages["cpp"]
+    assert messages["cpp"][0]["error"].startswith("the flow threw: INVALID_ARGUMENT: "), messages["cpp"][0]
+    for table in ("runs", "attempts", "llm_calls", "checkpoints"):
+        assert _json_rows(py, table, TABLES[table]) == _json_rows(cpp, table, TABLES[table]), table
+    calls = _json_rows(cpp, "llm_calls", TABLES["llm_calls"])
+    assert [(c["checkpoint_name"], c["state"], c["cost_usd"] is None) for c in calls] == [
+        (None, "failed", True), (None, "completed", False)], calls

@@ -483,3 +483,9 @@ def threaded(width: int = 4) -> dict:
     with ThreadPoolExecutor(width) as pool:
         outs = list(pool.map(lambda i: threaded_call(i, uid), range(width)))
     return {"n": len(outs)}
+
+
+# --- flowrun.llm at flow scope (the twin of tests/runtime/agents/test_agent.cc's flow_llm) ----
+@flow
+def flow_llm(scenario: str = "flow_llm", prompt: str = "at flow scope") -> dict:
+    return {"reply": flowrun.llm(prompt)}
