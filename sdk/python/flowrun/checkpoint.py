@@ -35,7 +35,7 @@ import typing
 from typing import Any, Callable, Generator, Optional, TypeVar, overload
 
 from . import _context, _json
-from .errors import CheckpointFailed, FlowError, UsageError
+from .errors import CheckpointFailed, FlowError, LlmError, UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -169,9 +169,23 @@ def _label(key: Any) -> str:
     return f"'{key.name}'" + (f" (occurrence {key.occurrence})" if key.occurrence > 1 else "")
 
 
+def _error_text(error: BaseException) -> str:
+    """How a try's error is named in messages: ``Type: message``.
+
+    A failure of the runtime's own LLM client (``flowrun.llm``) is the C++
+    ``LlmError`` itself: it reads exactly as a C++ agent's (``UNAVAILABLE: ...``),
+    so the two write the same failure rows and outcome.
+    """
+    if isinstance(error, LlmError):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
+
+
 def _failure_text(error: BaseException) -> str:
+    if isinstance(error, LlmError):
+        return str(error)[:4000]
     tail = "".join(traceback.format_exception(type(error), error, error.__traceback__)[-3:])
-    return f"{type(error).__name__}: {error}\n{tail}"[:4000]
+    return f"{_error_text(error)}\n{tail}"[:4000]
 
 
 def _prepare(spec: _Spec, args: tuple[Any, ...],
@@ -207,9 +221,8 @@ def _store(spec: _Spec, rt: "_context.Runtime", key: Any, try_number: int, out: 
     rt.ex.fail(key, try_number, final, _failure_text(out.error))
     if final:
         tries = f" after {try_number} tries" if try_number > 1 else ""
-        raise CheckpointFailed(
-            f"checkpoint {_label(key)} failed{tries}: {type(out.error).__name__}: {out.error}") from out.error
-    rt.ex.warn(f"checkpoint {_label(key)} try {try_number} failed: {type(out.error).__name__}: {out.error}; retrying")
+        raise CheckpointFailed(f"checkpoint {_label(key)} failed{tries}: {_error_text(out.error)}") from out.error
+    rt.ex.warn(f"checkpoint {_label(key)} try {try_number} failed: {_error_text(out.error)}; retrying")
     return False, None
 
 
@@ -253,7 +266,13 @@ def _copies(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, .
 
 
 def _outcome_of(error: BaseException) -> _TryOutcome:
-    """A body's exception as a try's outcome; the engine's errors and interruptions propagate."""
+    """A body's exception as a try's outcome; the engine's errors and interruptions propagate.
+
+    ``LlmError`` (``flowrun.llm`` got no response after its client's retries) is
+    the body's failure, as in a C++ checkpoint: the try fails and ``retries`` apply.
+    """
+    if isinstance(error, LlmError):
+        return _TryOutcome(error=error)
     if isinstance(error, (FlowError, *_INTERRUPTIONS)) or not isinstance(error, Exception):
         raise error  # sticky engine errors and interruptions are not the body's failures
     return _TryOutcome(error=error)

@@ -25,7 +25,7 @@ from typing import Any, Callable, NoReturn
 import pydantic
 
 from . import _context, _core, _json
-from .errors import FlowError, UsageError, WaitTimedOut
+from .errors import FlowError, LlmError, UsageError, WaitTimedOut
 
 
 class Flow:
@@ -115,7 +115,12 @@ class Flow:
 def _finish_error(execution: Any, reason: str, error: BaseException) -> int:
     if not isinstance(error, FlowError) or error.__cause__ is not None:
         traceback.print_exception(type(error), error, error.__traceback__, file=sys.stderr)
-    message = str(error) if isinstance(error, FlowError) else f"the flow raised {type(error).__name__}: {error}"
+    if isinstance(error, LlmError):  # flowrun.llm at flow scope: worded as C++ run_flow words it
+        message = f"the flow threw: {error}"
+    elif isinstance(error, FlowError):
+        message = str(error)
+    else:
+        message = f"the flow raised {type(error).__name__}: {error}"
     _context._flush()
     return execution.finish_with_error(reason, message)
 

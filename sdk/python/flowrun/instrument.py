@@ -612,7 +612,8 @@ class LiteLLMCallback:
     ``log_pre_api_call`` runs before LiteLLM's request (budget check, started
     call); the success hooks record the usage of ``response_obj.usage`` and
     LiteLLM's ``kwargs["response_cost"]`` as a *reported* cost; the failure
-    hooks record the call incomplete with unknown tokens. A success without a
+    hooks record the call *failed* (``kwargs["exception"]`` as its error), as
+    every other path records a call that got no response. A success without a
     preceding pre-call hook is started and finished at once. Calls are matched
     by ``kwargs["litellm_call_id"]``. Outside a flow every hook does nothing.
     """
@@ -668,8 +669,11 @@ class LiteLLMCallback:
         rec, call_id, t0 = started
         latency_ms = _latency_ms(start_time, end_time, t0)
         if not ok:
-            rec.after_call(call_id, model=model, input_tokens=None, output_tokens=None, cached_tokens=None,
-                           latency_ms=latency_ms, complete=False)
+            # The call raised (no response): a failed call of unknown cost, as an instrumented SDK's
+            # exception and flowrun.llm's LlmError are recorded (docs/python-llm-usage.md).
+            exc = kwargs.get("exception")
+            error = f"{type(exc).__name__}: {exc}" if isinstance(exc, BaseException) else "LiteLLM call failed"
+            rec.call_failed(call_id, error)
             return
         u = _Usage()
         usage = response_obj.get("usage") if isinstance(response_obj, dict) else getattr(response_obj, "usage", None)

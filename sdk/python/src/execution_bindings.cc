@@ -78,10 +78,14 @@ LlmCall CallOf(const std::string& model, std::optional<int64_t> input_tokens, st
 }
 
 // The runtime's own LLM client inside one call of flowrun.llm(): the sink
-// routes the client's usage into the engine under the caller's checkpoint. A
-// budget suspension stops the client before its request (thrown as
-// BudgetStop, caught below) so Python can drain and suspend; a call that got
-// no response is finished with unknown cost.
+// routes the client's usage into the engine under the caller's checkpoint,
+// through the very engine calls C++ Flow's sink makes (flow.cc): a budget
+// suspension stops the client before its request (thrown as BudgetStop,
+// caught below) so Python can drain and suspend; a call that got no response
+// after the client's retries is finished *failed* with the client's error
+// (Execution::FailLlmCall: state 'failed', cost unknown, outside the usage
+// totals), exactly the row a C++ agent's Flow::llm() leaves
+// (sdk/python/tests/test_parity.py compares them).
 struct BudgetStop {
   Suspension suspension;
 };
@@ -93,18 +97,14 @@ class EngineSink final : public LlmCallSink {
     auto started = ex_->BeforeLlmCall(key_, model, estimated_input_tokens);
     if (!started.ok()) throw StatusError{started.status()};
     if (started->suspension) throw BudgetStop{*started->suspension};
-    model_ = model;
     return started->call_id;
   }
   void AfterLlmCall(int64_t token, const LlmCall& call) override {
     Status st = ex_->FinishLlmCall(token, call, true);
     if (!st.ok()) throw StatusError{st};
   }
-  // No response after the client's retries: the provider may still have billed it.
-  void LlmCallFailed(int64_t token, const Status& /*error*/) override {
-    LlmCall c;
-    c.model = model_;
-    Status st = ex_->FinishLlmCall(token, c, false);
+  void LlmCallFailed(int64_t token, const Status& error) override {
+    Status st = ex_->FailLlmCall(token, error.ToString());
     if (!st.ok()) throw StatusError{st};
   }
   struct StatusError {
@@ -114,7 +114,6 @@ class EngineSink final : public LlmCallSink {
  private:
   Execution* ex_;
   std::optional<CheckpointKey> key_;
-  std::string model_;
 };
 
 nb::dict StatsDict(const ExecutionStats& s) {

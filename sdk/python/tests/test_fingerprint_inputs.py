@@ -94,3 +94,39 @@ def test_an_argument_json_cannot_carry_counts_by_its_type_name_with_a_warning() 
     inputs, _ = spec.inputs_json(rt, (object(),), {})
     assert json.loads(inputs)["args"]["topic"] == "<builtins.object>"
     assert rt.warnings and "'topic' is not JSON" in rt.warnings[0]
+
+
+class Researcher:
+    def __init__(self, secret: str) -> None:
+        self.secret = secret
+
+    def search(self, topic: str, n: int = 2) -> str:
+        return topic
+
+    @classmethod
+    def build(cls, topic: str) -> str:
+        return topic
+
+
+def test_self_and_cls_are_not_part_of_the_fingerprint() -> None:
+    method = checkpoint(Researcher.search).__flowrun_checkpoint__
+    a, digest = method.inputs_json(_Rt(), (Researcher("one"), "tides"), {})
+    b, _ = method.inputs_json(_Rt(), (Researcher("two"), "tides"), {})
+    assert a == b and json.loads(a) == {"function": f"{__name__}.Researcher.search",
+                                        "args": {"topic": "tides", "n": 2}}
+    assert json.loads(digest) == {"topic": "tides", "n": 2}
+    other, _ = method.inputs_json(_Rt(), (Researcher("one"), "waves"), {})
+    assert fp(other) != fp(a)  # the arguments still count
+    klass = checkpoint(Researcher.build.__func__).__flowrun_checkpoint__
+    c, _ = klass.inputs_json(_Rt(), (Researcher, "tides"), {})
+    assert json.loads(c)["args"] == {"topic": "tides"}
+
+
+def test_inputs_none_opts_out_and_a_projection_is_used_verbatim() -> None:
+    assert checkpoint(inputs=None)(plain).__flowrun_checkpoint__.inputs_json(_Rt(), ("x",), {}) == (None, None)
+    spec = checkpoint(inputs=lambda topic, n=3, tags=None: {"topic": topic.lower()})(plain).__flowrun_checkpoint__
+    a, digest = spec.inputs_json(_Rt(), ("Tides",), {"n": 9})
+    b, _ = spec.inputs_json(_Rt(), ("TIDES",), {"n": 1})
+    assert json.loads(a) == {"topic": "tides"} and a == b and digest is None
+    # Exactly what a C++ checkpoint with CheckpointOptions::inputs = {"topic": "tides"} fingerprints.
+    assert fp(a) == _core.checkpoint_fingerprint("step", "c", json.dumps({"topic": "tides"}))

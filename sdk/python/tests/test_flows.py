@@ -58,6 +58,9 @@ def test_pydantic_values_live_equal_cached_and_arguments_are_not_mutated(make_ru
     live = json.loads(open(f"{run.dir}/report-1.json").read())
     cached = json.loads(open(f"{run.dir}/report-2.json").read())
     assert live == cached
+    # What PostgreSQL holds is that plain JSON: no pickle, no type names.
+    stored = json.loads(run.sql("SELECT output FROM flowrun.checkpoints WHERE run_uid = :'uid' AND name = 'make_report'"))
+    assert stored == live and "Report" not in json.dumps(stored) and "Color" not in json.dumps(stored)
     assert live["color"] == "blue" and live["at"].startswith("2026-12-03T12:00:00") and len(live["hits"]) == 3
     # The body appended to its copy of `tags`: the caller's list is unchanged, live and on resume.
     assert open(f"{run.dir}/tags-1").read() == "['a', 'b']" == open(f"{run.dir}/tags-2").read()
@@ -70,6 +73,9 @@ def test_non_json_output_fails_the_try_and_stores_no_output(make_run) -> None:
     assert "save_artifact" in r.message["error"]
     rows = run.sql("SELECT status, output IS NULL FROM flowrun.checkpoints WHERE run_uid = :'uid'")
     assert rows == "failed|t"
+    # One try, final although retries=2 were allowed: a value JSON cannot carry is not retried.
+    tries = run.sql("SELECT try_number, final FROM flowrun.checkpoint_failures WHERE run_uid = :'uid'")
+    assert tries == "1|t", tries
 
 
 def test_parameters_are_bound_and_validated_missing_and_unknown_are_config_errors(make_run) -> None:
@@ -109,4 +115,28 @@ def test_the_gil_is_released_during_llm_and_database_calls(make_run, fake_llm) -
     result = run.show()["result"]
     assert result["call_seconds"] >= 0.3
     # A thread sleeping 1 ms per tick: with the GIL held for 300 ms it could not tick at all.
+    assert result["ticks_during_call"] >= 50, result
+
+
+def test_the_gil_is_released_while_the_engine_waits_for_postgresql(make_run) -> None:
+    import os
+    import threading
+    import time
+
+    run: Run = make_run("basic:db_ticker")
+    proc = run.start()
+    deadline = time.monotonic() + 60
+    while not run.marker("ready") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    # Hold an exclusive lock on flowrun.checkpoints for 0.6 s: the checkpoint's engine calls block on it.
+    locked = os.path.join(run.dir, "locked")
+    holder = threading.Thread(target=run.sql, args=(
+        f"BEGIN; LOCK TABLE flowrun.checkpoints IN ACCESS EXCLUSIVE MODE;\n\\! touch {locked}\n"
+        "SELECT pg_sleep(0.6); COMMIT;",))
+    holder.start()
+    r = run.finish(proc)
+    holder.join()
+    assert r.code == 0, r.stderr
+    result = run.show()["result"]
+    assert result["call_seconds"] >= 0.3, result  # the call really waited for the lock
     assert result["ticks_during_call"] >= 50, result

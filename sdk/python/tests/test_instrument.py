@@ -428,8 +428,10 @@ def test_litellm_callback_records_the_reported_cost(fake: Any, rec: RecordingRec
     assert f.latency_ms == pytest.approx(250)
     # Failure, and a success without a pre-call hook (async path).
     cb.log_pre_api_call("m", MESSAGES, {"litellm_call_id": "c2"})
-    cb.log_failure_event({"litellm_call_id": "c2", "model": "m"}, None, t0, t0)
+    cb.log_failure_event({"litellm_call_id": "c2", "model": "m", "exception": TimeoutError("no answer")}, None, t0, t0)
     asyncio.run(cb.async_log_success_event(
         {"litellm_call_id": "c3", "model": "m", "standard_logging_object": {"response_cost": 0.5}},
         {"usage": {"prompt_tokens": 1, "completion_tokens": 2}}, t0, t0))
-    assert [(f.complete, f.cost_usd) for f in rec.finished[1:]] == [(False, None), (True, 0.5)]
+    # The failed call is finished failed (no response: unknown cost, outside the totals), as every path does.
+    assert rec.failed == [(2, "TimeoutError: no answer")]
+    assert [(f.complete, f.cost_usd) for f in rec.finished[1:]] == [(True, 0.5)]

@@ -62,6 +62,10 @@ def test_real_sdk_calls_are_recorded_as_the_fake_reported_and_not_repeated_on_re
     assert result["cut"] == "cut"
     assert by_prompt(fake_llm, run) == sent  # answered from the cache: nothing was sent again
     assert len(calls(run)) == 5
+    # Savings on resume: the cached checkpoints' calls and their priced USD (the cut call's cost is unknown).
+    paid = sum(float(row[6]) for row in calls(run) if row[6] != "NULL")
+    saved = r2.message["saved"]
+    assert saved["calls"] == 5 and abs(saved["usd"] - paid) < 1e-12, (saved, paid)
 
 
 def test_an_exhausted_budget_suspends_inside_the_sdk_call_before_the_request(make_run, fake_llm) -> None:

@@ -154,6 +154,13 @@ json Throws(flowrun::Flow& flow, const json&) {
   return {{"unreachable", true}};
 }
 
+// One LLM call at flow scope, outside any checkpoint (the Python twin is
+// flow_llm in sdk/python/tests/agents/basic.py; test_parity.py compares them).
+json FlowLlm(flowrun::Flow& flow, const json& p) {
+  std::string reply = flow.llm().chat(p.value("prompt", std::string("at flow scope")));
+  return {{"reply", reply}};
+}
+
 }  // namespace
 
 int main() {
@@ -172,6 +179,7 @@ int main() {
     if (scenario == "unknown_model") return UnknownModel(flow, p);
     if (scenario == "artifacts") return Artifacts(flow, p);
     if (scenario == "throws") return Throws(flow, p);
+    if (scenario == "flow_llm") return FlowLlm(flow, p);
     throw std::runtime_error("unknown scenario " + scenario);
   });
 }

@@ -93,9 +93,9 @@ class Bytes(BaseModel):
     n: int
 
 
-@checkpoint
+@checkpoint(retries=2, backoff=0.01)
 def not_json():
-    return object()  # JSON cannot carry it
+    return object()  # JSON cannot carry it: no retry helps
 
 
 @flow
@@ -359,3 +359,133 @@ async def spender_async(width: int = 4) -> dict:
     first = await paid_async(0, uid)  # spends the budget
     rest = await asyncio.gather(*(paid_async(i, uid) for i in range(1, width)))  # all stop at once
     return {"calls": 1 + len(rest), "first": first}
+
+
+# --- flowrun.llm without a response: the body's failure, retried ------------
+@checkpoint(retries=1, backoff=0.01)
+def ask_twice(uid: str) -> str:
+    return flowrun.llm(f"{uid} ask twice")
+
+
+@flow
+def llm_retry() -> dict:
+    return {"reply": ask_twice(flowrun.current().uid)}
+
+
+# --- identity at call time: a gather numbers its calls in list order --------
+@checkpoint
+async def probe(i: int, n: int) -> dict:
+    await asyncio.sleep(0.02 * (n - i))  # the first call finishes last
+    mark(f"probe-done-{flowrun.current().attempt}-{i}", str(time.monotonic()))
+    return {"i": i}
+
+
+@checkpoint
+async def other(i: int) -> int:  # another name in the same gather (DBOS #688)
+    await asyncio.sleep(0.01 * i)
+    return i
+
+
+@flow
+async def gather_order(n: int = 5) -> dict:
+    outs = await asyncio.gather(*(probe(i, n) for i in range(n)), *(other(i) for i in (2, 1)))
+    await flowrun.wait_async(bool, name="go", question="go on?")
+    return {"outs": outs}
+
+
+# --- suspension flushes Python's stdio and logging --------------------------
+@flow
+def chatty() -> dict:
+    import logging
+    import logging.handlers
+
+    target = logging.FileHandler(MARKERS / "agent.log")
+    # Holds records until flushed (capacity and level far above what this flow logs).
+    logging.getLogger().addHandler(logging.handlers.MemoryHandler(10000, logging.CRITICAL, target))
+    logging.getLogger().setLevel(logging.INFO)
+    print("printed before the wait")  # stdout is a pipe: block-buffered unless flushed
+    logging.getLogger("chatty").info("logged before the wait")
+    ok = wait(bool, name="go", question="go on?")
+    print("printed after the wait")
+    return {"ok": ok}
+
+
+# --- a call in flight when the process dies ----------------------------------
+@checkpoint
+def slow_call(uid: str) -> str:
+    return flowrun.llm(f"{uid} slow call")
+
+
+@flow
+def in_flight() -> dict:
+    return {"reply": slow_call(flowrun.current().uid)}
+
+
+# --- the GIL is released while the engine waits for PostgreSQL ---------------
+@checkpoint
+def db_step(i: int) -> int:
+    return i
+
+
+@flow
+def db_ticker() -> dict:
+    ticks = 0
+    stop = threading.Event()
+
+    def tick() -> None:
+        nonlocal ticks
+        while not stop.is_set():
+            ticks += 1
+            time.sleep(0.001)
+
+    t = threading.Thread(target=tick)
+    t.start()
+    mark("ready")
+    deadline = time.monotonic() + 60
+    while not (MARKERS / "locked").exists() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    before = ticks
+    start = time.monotonic()
+    db_step(1)  # its rows wait for the test's lock on flowrun.checkpoints: ticks must go on meanwhile
+    elapsed = time.monotonic() - start
+    during = ticks - before
+    stop.set()
+    t.join()
+    return {"ticks_during_call": during, "call_seconds": elapsed}
+
+
+# --- a store error is sticky: an author's except does not resume writing ----
+@flow
+def store_swallow() -> dict:
+    try:
+        flowrun.save_artifact("poison", {"x": 1})  # the test's trigger makes PostgreSQL refuse it
+    except Exception as e:  # an author who swallows everything
+        mark("caught-store", repr(e))
+    try:
+        first(1)
+    except Exception as e:
+        mark("caught-again", repr(e))
+    mark("went-on")
+    return {"ok": True}
+
+
+# --- checkpoints on several threads: each call's usage reaches its own checkpoint ----
+@checkpoint
+def threaded_call(i: int, uid: str) -> str:
+    return flowrun.llm(f"{uid} threaded {i} " + "x" * (40 * i))
+
+
+@flow
+def threaded(width: int = 4) -> dict:
+    from concurrent.futures import ThreadPoolExecutor
+
+    uid = flowrun.current().uid
+    with ThreadPoolExecutor(width) as pool:
+        outs = list(pool.map(lambda i: threaded_call(i, uid), range(width)))
+    return {"n": len(outs)}
+
+
+# --- flowrun.llm at flow scope (the twin of tests/runtime/agents/test_agent.cc's flow_llm) ----
+@flow
+def flow_llm(scenario: str = "flow_llm", prompt: str = "at flow scope") -> dict:
+    return {"reply": flowrun.llm(prompt)}
