@@ -2,12 +2,14 @@
 // one implementation; these tests pin the edges where the copies it replaced
 // differed (fractions of a second, the "..." of a cut text, integral floats).
 #include <chrono>
+#include <cmath>
 #include <string>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "flowrun/json_fields.h"
+#include "flowrun/money.h"
 #include "flowrun/rfc3339.h"
 #include "flowrun/status.h"
 #include "flowrun/utf8.h"
@@ -160,3 +162,40 @@ TEST(StatusTest, PayloadsSurviveContext) {
 
 }  // namespace
 }  // namespace flowrun
+
+// Money (flowrun/money.h): whole nano-dollars, never float noise.
+TEST(MoneyTest, NoisyDoubleSumsBecomeTheDecimalTheyStandFor) {
+  const double noisy = 6.35e-06 + 6.35e-06 + 6.35e-06;
+  ASSERT_NE(nlohmann::json(noisy).dump(), "1.905e-05");  // the premise: 1.9050000000000002e-05
+  EXPECT_EQ(flowrun::UsdDecimal(noisy), "0.00001905");
+  EXPECT_EQ(flowrun::UsdDecimal(1.9050000000000002e-05), "0.00001905");
+  EXPECT_EQ(nlohmann::json(flowrun::RoundUsd(noisy)).dump(), "1.905e-05");
+  EXPECT_EQ(flowrun::RoundUsd(0.1 + 0.2), 0.3);
+  EXPECT_EQ(nlohmann::json(flowrun::RoundUsd(0.1 + 0.2)).dump(), "0.3");
+  // Every sum of n calls at a price with at most 9 decimals reads back as its decimal.
+  for (int n = 1; n <= 1000; ++n) {
+    double sum = 0;
+    for (int i = 0; i < n; ++i) sum += 6.35e-06;
+    const std::string text = nlohmann::json(flowrun::RoundUsd(sum)).dump();
+    EXPECT_LE(text.size(), 12u) << n << " calls: " << text;
+    EXPECT_DOUBLE_EQ(std::stod(flowrun::UsdDecimal(sum)), n * 6.35e-06) << n;
+  }
+}
+
+TEST(MoneyTest, DecimalTextRoundsHalfAwayFromZeroAndTrimsZeros) {
+  EXPECT_EQ(flowrun::UsdDecimal(12.5), "12.5");
+  EXPECT_EQ(flowrun::UsdDecimal(3), "3");
+  EXPECT_EQ(flowrun::UsdDecimal(0), "0");
+  EXPECT_EQ(flowrun::UsdDecimal(1.5, 2), "1.50");
+  EXPECT_EQ(flowrun::UsdDecimal(0, 2), "0.00");
+  EXPECT_EQ(flowrun::UsdDecimal(-0.0077), "-0.0077");
+  EXPECT_EQ(flowrun::UsdDecimal(4e-10), "0");
+  EXPECT_EQ(flowrun::UsdDecimal(-4e-10, 2), "0.00");  // never "-0"
+  EXPECT_EQ(flowrun::UsdDecimal(5e-10), "0.000000001");
+  EXPECT_EQ(flowrun::UsdDecimal(12345.678901234), "12345.678901234");
+  EXPECT_EQ(flowrun::UsdDecimal(1e21), "9200000000");  // clamped: no such spend is real
+  EXPECT_EQ(flowrun::UsdDecimal(std::nan(""), 2), "0.00");
+  EXPECT_EQ(flowrun::RoundUsd(std::nan("")), 0);
+  EXPECT_EQ(flowrun::RoundUsd(-1.9050000000000002e-05), -1.905e-05);
+  EXPECT_EQ(flowrun::RoundUsd(4e-10), 0);
+}

@@ -453,16 +453,18 @@ TEST(ReplayRefusalPatch, KeepsOtherConditionsAndThePhase) {
   EXPECT_EQ(patch["status"]["conditions"][0]["type"], "ReconcileError");
 }
 
-TEST(DecimalUsd, ExactTextNeverExponent) {
+TEST(DecimalUsd, ExactTextToTheNanoDollarNeverExponent) {
   EXPECT_EQ(fc::DecimalUsd(0.0123), "0.0123");
-  EXPECT_EQ(fc::DecimalUsd(1.9050000000000002e-05), "0.000019050000000000002");
+  EXPECT_EQ(fc::DecimalUsd(1.9050000000000002e-05), "0.00001905");  // float noise rounded away
+  EXPECT_EQ(fc::DecimalUsd(6.35e-06 + 6.35e-06 + 6.35e-06), "0.00001905");
   EXPECT_EQ(fc::DecimalUsd(12.5), "12.5");
   EXPECT_EQ(fc::DecimalUsd(3), "3");
-  EXPECT_EQ(fc::DecimalUsd(1e21), "1000000000000000000000");
+  EXPECT_EQ(fc::DecimalUsd(1234567.000000001), "1234567.000000001");
+  EXPECT_EQ(fc::DecimalUsd(4e-10), "0");
   EXPECT_EQ(fc::DecimalUsd(0), "0");
   EXPECT_EQ(fc::DecimalUsd(-1), "0");
   EXPECT_EQ(fc::DecimalUsd(std::nan("")), "0");
-  EXPECT_DOUBLE_EQ(std::stod(fc::DecimalUsd(0.1 + 0.2)), 0.1 + 0.2);
+  EXPECT_EQ(fc::DecimalUsd(0.1 + 0.2), "0.3");
 }
 
 }  // namespace

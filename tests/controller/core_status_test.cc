@@ -168,7 +168,8 @@ TEST(Status, UnfinishedCallsAreCountedApartInCost) {
   EXPECT_EQ(w.status()["cost"]["llmCalls"], 2);
 }
 
-// status.cost.display is what `kubectl get flowruns` shows; usd stays exact.
+// status.cost.display is what `kubectl get flowruns` shows; usd is exact to
+// the nano-dollar, without the float noise of a double sum.
 TEST(Status, CostDisplayIsShortAndUsdExact) {
   EXPECT_EQ(fc::FormatUsdForDisplay(1.9050000000000002e-05), "$0.000019");
   EXPECT_EQ(fc::FormatUsdForDisplay(0.0123), "$0.012");
@@ -188,7 +189,8 @@ TEST(Status, CostDisplayIsShortAndUsdExact) {
   World w = RunningWorld();
   w.run->spent.cost_usd = 1.9050000000000002e-05;
   w.Step();
-  EXPECT_EQ(w.status()["cost"]["usd"], 1.9050000000000002e-05);
+  EXPECT_EQ(w.status()["cost"]["usd"], 1.905e-05);
+  EXPECT_EQ(w.status()["cost"]["usd"].dump(), "1.905e-05");  // not 1.9050000000000002e-05
   EXPECT_EQ(w.status()["cost"]["display"], "$0.000019");
   // Derived every time: a stale or foreign display is rewritten, a steady one patches nothing.
   w.status()["cost"]["display"] = "$999";
@@ -201,6 +203,89 @@ TEST(Status, CostDisplayIsShortAndUsdExact) {
   fc::FlowRunStatus st;
   st.cost = {{"llmCalls", 1}, {"display", "$5"}};
   EXPECT_FALSE(st.ToJson()["cost"].contains("display"));
+}
+
+// Every USD figure in status is rounded to 1e-9 USD: sums whose double is
+// noisy (3 x 6.35e-06, 0.1 + 0.2) are written as the decimal they stand for.
+TEST(Status, MoneyInStatusHasNoFloatNoise) {
+  World w = RunningWorld();
+  const double noisy = 6.35e-06 + 6.35e-06 + 6.35e-06;
+  ASSERT_NE(json(noisy).dump(), "1.905e-05");  // the premise: the raw sum is noisy
+  w.run->spent.cost_usd = noisy;
+  w.run->saved.cost_usd = 0.1 + 0.2;
+  flowrun::ReplayInfo replay;
+  replay.inherited.cost_usd = noisy;
+  w.run->replay = replay;
+  w.run->top_models = {{"gpt-4o-mini", {.llm_calls = 3, .input_tokens = 30, .output_tokens = 9, .cost_usd = noisy}}};
+  w.run->top_calls = {{.checkpoint = flowrun::CheckpointKey{"research", 1}, .model = "gpt-4o-mini", .attempt = 1,
+                       .input_tokens = 10, .output_tokens = 3, .latency_ms = 812.6, .cost_usd = 0.1 + 0.2}};
+  w.Step();
+  const json cost = w.status()["cost"];
+  EXPECT_EQ(cost["usd"].dump(), "1.905e-05");
+  EXPECT_EQ(cost["savedUSD"].dump(), "0.3");
+  EXPECT_EQ(cost["inheritedUsd"], "0.00001905");
+  EXPECT_EQ(cost["byModel"][0]["usd"], "0.00001905");
+  EXPECT_EQ(cost["topCalls"][0]["usd"], "0.3");
+  EXPECT_EQ(cost["topCalls"][0]["latencyMs"], 813);
+  // No figure anywhere in the status prints more than 9 decimals or an exponent with noise.
+  const std::string text = w.status().dump();
+  EXPECT_EQ(text.find("0000000002"), std::string::npos) << text;
+  EXPECT_EQ(text.find("0000000004"), std::string::npos) << text;
+  EXPECT_EQ(text.find("9999999"), std::string::npos) << text;
+}
+
+// status.cost.byModel: at most 5 models, by spend descending (ties by name),
+// the others counted in omittedModels; topCalls: at most 3, most expensive
+// first. The core orders and bounds whatever the store returned.
+TEST(Status, CostSummariesAreOrderedAndBounded) {
+  World w = RunningWorld();
+  auto model = [](std::string name, double usd, int64_t calls) {
+    return flowrun::ModelUsage{std::move(name), {.llm_calls = calls, .input_tokens = calls * 100,
+                                                 .output_tokens = calls * 10, .cost_usd = usd}};
+  };
+  w.run->top_models = {model("m-cheap", 0.001, 1), model("m-big", 0.5, 7),   model("m-b", 0.02, 2),
+                       model("m-a", 0.02, 3),      model("m-free", 0, 4),    model("m-mid", 0.1, 5),
+                       model("m-tiny", 0.0001, 1)};
+  w.run->other_models = 2;  // the store already left two out
+  auto call = [](std::string cp, int occ, double usd, int attempt) {
+    return flowrun::CallCost{.checkpoint = flowrun::CheckpointKey{std::move(cp), occ}, .model = "m-big",
+                             .attempt = attempt, .input_tokens = 1000, .output_tokens = 50, .latency_ms = 1200,
+                             .cost_usd = usd};
+  };
+  w.run->top_calls = {call("a", 1, 0.01, 1), call("b", 2, 0.3, 1), call("c", 1, 0.01, 2), call("d", 1, 0.2, 2)};
+  w.run->top_calls.push_back({.model = "m-mid", .attempt = 2, .cost_usd = 0.25});  // outside any checkpoint
+  w.Step();
+  const json cost = w.status()["cost"];
+  ASSERT_TRUE(cost["byModel"].is_array()) << cost.dump();
+  std::vector<std::string> names;
+  for (const auto& m : cost["byModel"]) names.push_back(m["model"]);
+  EXPECT_EQ(names, (std::vector<std::string>{"m-big", "m-mid", "m-a", "m-b", "m-cheap"}));
+  EXPECT_EQ(cost["omittedModels"], 4);  // m-tiny, m-free and the two the store left out
+  EXPECT_EQ(cost["byModel"][0], json({{"model", "m-big"}, {"usd", "0.5"}, {"llmCalls", 7}, {"inputTokens", 700},
+                                      {"outputTokens", 70}}));
+  ASSERT_EQ(cost["topCalls"].size(), 3u) << cost.dump();
+  EXPECT_EQ(cost["topCalls"][0], json({{"checkpoint", "b"}, {"occurrence", 2}, {"model", "m-big"}, {"usd", "0.3"},
+                                       {"inputTokens", 1000}, {"outputTokens", 50}, {"latencyMs", 1200},
+                                       {"attempt", 1}}));
+  EXPECT_FALSE(cost["topCalls"][1].contains("checkpoint")) << "a call outside any checkpoint names none";
+  EXPECT_EQ(cost["topCalls"][1]["usd"], "0.25");
+  EXPECT_EQ(cost["topCalls"][2]["checkpoint"], "d");
+
+  // Five models or fewer: all listed, no omittedModels; long names cut to the CRD's limits.
+  w.run->top_models = {model(std::string(300, 'x'), 0.1, 1)};
+  w.run->other_models = 0;
+  w.run->top_calls = {call(std::string(400, 'c'), 1, 0.1, 1)};
+  w.Step();
+  EXPECT_FALSE(w.status()["cost"].contains("omittedModels")) << w.status()["cost"].dump();
+  EXPECT_LE(w.status()["cost"]["byModel"][0]["model"].get<std::string>().size(), 128u);
+  EXPECT_LE(w.status()["cost"]["topCalls"][0]["checkpoint"].get<std::string>().size(), 253u);
+  // Steady state: nothing to patch.
+  EXPECT_TRUE(w.Reconcile().actions.empty()) << w.Reconcile().Describe();
+
+  // No calls yet: no summaries at all.
+  World fresh = RunningWorld();
+  EXPECT_FALSE(fresh.status()["cost"].contains("byModel")) << fresh.status().dump();
+  EXPECT_FALSE(fresh.status()["cost"].contains("topCalls")) << fresh.status().dump();
 }
 
 TEST(Status, LongQuestionAndMessagesAreCut) {

@@ -67,7 +67,7 @@ check "kubectl get fr: the same columns" header_ok get fr
 check "kubectl get flowrun (category): the same columns" header_ok get flowrun
 check "status written through /status (a controller's patch) is stored" expect_ok "$K" patch flowrun research-1 \
   --subresource=status --type=merge -p '{"status":{"phase":"Waiting","attempt":1,"currentJob":"research-1-1",
-  "cost":{"usd":1.9050000000000002e-05,"display":"$0.000019","inputTokens":120,"outputTokens":80,"llmCalls":1},"checkpoints":{"live":1,"cached":0,"completed":1},
+  "cost":{"usd":1.905e-05,"display":"$0.000019","inputTokens":120,"outputTokens":80,"llmCalls":1},"checkpoints":{"live":1,"cached":0,"completed":1},
   "wait":{"name":"proceed","question":"Research is complete. Proceed to analysis?","schema":{"type":"boolean"},
           "askedAt":"2026-01-02T03:04:05Z","onTimeout":"fail"},
   "attempts":[{"attempt":1,"job":"research-1-1","startTime":"2026-01-02T03:00:00Z","endTime":"2026-01-02T03:04:06Z","outcome":"waiting","reason":"Completed"}],
@@ -78,7 +78,7 @@ row_ok() {
   grep -qE '^research-1 +Waiting +1 +\$0\.000019 +proceed +[0-9]+[smhd]' "$OUT" || { cat "$OUT" >&2; return 1; }
 }
 check "kubectl get fr shows phase, attempt, cost (status.cost.display) and what it waits for" row_ok
-check "... status.cost.usd keeps the exact figure" eq 1.9050000000000002e-05 jp research-1 '{.status.cost.usd}'
+check "... status.cost.usd is stored as the controller writes it (rounded to 1e-9 USD)" eq 1.905e-05 jp research-1 '{.status.cost.usd}'
 check "a 17-character status.cost.display is rejected" expect_reject 'status.cost.display: Too long' -- \
   "$K" patch flowrun research-1 --subresource=status --type=merge -p '{"status":{"cost":{"display":"$1234567890123456"}}}'
 wide_ok() {
@@ -274,15 +274,30 @@ conds = [{"type": "T" * 127 + str(i), "status": "Unknown", "reason": "R" * 128, 
 st = {"phase": "BudgetExceeded", "attempt": 100, "currentJob": "j" * 63, "attempts": att,
       "wait": {"name": "w" * 253, "question": "q" * 4096, "askedAt": t, "deadline": t, "onTimeout": "default"},
       "checkpoints": {"live": 2**62, "cached": 2**62, "completed": 2**62},
-      "cost": dict({k: 2**62 for k in ["usd", "inputTokens", "outputTokens", "cachedTokens", "llmCalls", "savedUSD", "savedTokens"]},
-                   display="$" + "9" * 15),
+      "cost": dict({k: 2**62 for k in ["usd", "inputTokens", "outputTokens", "cachedTokens", "llmCalls", "savedUSD", "savedTokens",
+                                       "unfinishedCalls", "omittedModels"]},
+                   display="$" + "9" * 15, inheritedUsd="9" * 22 + "." + "9" * 9,
+                   byModel=[{"model": "m" * 128, "usd": "9" * 22 + "." + "9" * 9, "llmCalls": 2**62, "inputTokens": 2**62,
+                             "outputTokens": 2**62} for _ in range(5)],
+                   topCalls=[{"checkpoint": "c" * 253, "occurrence": 2**31 - 1, "model": "m" * 128, "usd": "9" * 22 + "." + "9" * 9,
+                              "inputTokens": 2**62, "outputTokens": 2**62, "latencyMs": 2**62, "attempt": 2**31 - 1}
+                             for _ in range(3)]),
       "result": "r" * 4096, "message": "m" * 1024, "conditions": conds, "observedGeneration": 2**62}
 print(json.dumps({"status": st}, separators=(",", ":")))'
 }
 "$K" apply -f - >/dev/null <<<"$(fr big 'template: {image: a}')"
 max_status >"$DIR/max-status.json"
-check "a status with every bounded field at its limit is accepted ($(wc -c <"$DIR/max-status.json") bytes, < 48 KiB)" bash -c \
-  "[[ \$(wc -c <'$DIR/max-status.json') -lt 49152 ]] && '$K' patch flowrun big --subresource=status --type=merge --patch-file='$DIR/max-status.json' >/dev/null"
+# (52 KiB: the 48 KiB of the other fields plus status.cost's byModel and topCalls, about 3 KiB at their limits.)
+check "a status with every bounded field at its limit is accepted ($(wc -c <"$DIR/max-status.json") bytes, < 52 KiB)" bash -c \
+  "[[ \$(wc -c <'$DIR/max-status.json') -lt 53248 ]] && '$K' patch flowrun big --subresource=status --type=merge --patch-file='$DIR/max-status.json' >/dev/null"
+check "... and the summaries are stored as written" eq "5 3 ccc" bash -c \
+  "'$K' get flowrun big -o json | python3 -c 'import json,sys; c = json.load(sys.stdin)[\"status\"][\"cost\"]; print(len(c[\"byModel\"]), len(c[\"topCalls\"]), c[\"topCalls\"][0][\"checkpoint\"][:3])'"
+check "a sixth status.cost.byModel entry is rejected" expect_reject 'status.cost.byModel: Too many' -- \
+  "$K" patch flowrun research-1 --subresource=status --type=merge -p "{\"status\":{\"cost\":{\"byModel\":[$(printf '{"model":"m","usd":"1"},%.0s' {1..5}){\"model\":\"m\",\"usd\":\"1\"}]}}}"
+check "a fourth status.cost.topCalls entry is rejected" expect_reject 'status.cost.topCalls: Too many' -- \
+  "$K" patch flowrun research-1 --subresource=status --type=merge -p '{"status":{"cost":{"topCalls":[{"usd":"1"},{"usd":"1"},{"usd":"1"},{"usd":"1"}]}}}'
+check "money as float text (1.9050000000000002e-05) is rejected in the summaries" expect_reject 'status.cost.topCalls[0].usd' -- \
+  "$K" patch flowrun research-1 --subresource=status --type=merge -p '{"status":{"cost":{"topCalls":[{"usd":"1.9050000000000002e-05"}]}}}'
 check "an unknown phase is rejected" expect_reject 'status.phase: Unsupported value: "Sleeping"' -- \
   "$K" patch flowrun research-1 --subresource=status --type=merge -p '{"status":{"phase":"Sleeping"}}'
 check "a 4097-character result is rejected" expect_reject 'status.result: Too long' -- \

@@ -4,6 +4,7 @@
 // nodesim maps the agent's image to build/examples/research-agent.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -16,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "e2e/e2e_world.h"
+#include "flowrun/money.h"
 
 namespace flowrun::testing {
 namespace {
@@ -285,6 +287,82 @@ TEST(E2eLifecycle, BudgetExceededThenRaised) {
     EXPECT_EQ(w.Get(name, "{.status.checkpoints.cached}"), "3") << w.Get(name, "{.status}");
   }
   w.llm->Configure({{"usage", nullptr}});
+}
+
+// status.cost's summaries for plain kubectl (issue 12): byModel and topCalls
+// of a real run match flowrun.llm_calls, and no USD figure in the status
+// carries float noise (per-token prices of 1.5e-7 / 6e-7 make noisy sums).
+TEST(E2eLifecycle, ZzzCostSummariesInStatusMatchTheDatabase) {
+  E2eWorld& w = E2eWorld::Get();
+  w.EnsureController();
+  const std::string prices = w.dir + "/prices-summaries.yaml";
+  WriteFile(prices, "models:\n  gpt-4o-mini: {input: 0.15, output: 0.6}\n");
+  w.llm->Reset();
+  const std::string name = "summaries-1";
+  w.ApplyTestAgentRun(name, R"({"scenario": "chain", "steps": 12})", "",
+                      "    - name: FLOWRUN_PRICE_TABLE\n      value: " + prices + "\n");
+  ASSERT_TRUE(w.WaitPhase(name, "Succeeded", "120s"));
+  const std::string uid = w.Uid(name);
+  const std::string calls = "FROM flowrun.llm_calls WHERE run_uid = '" + uid + "' AND state = 'completed'";
+  ASSERT_EQ(w.Psql("SELECT count(*) " + calls), "12");
+  // The controller's status may lag the last call by a reconcile.
+  json cost;
+  for (int i = 0; i < 100; ++i) {
+    cost = w.GetJson("flowrun/" + name)["status"]["cost"];
+    if (cost.is_object() && cost.value("llmCalls", 0) == 12 && cost.contains("topCalls")) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(cost.is_object()) << w.Diagnostics(name);
+  const auto is_decimal = [](const json& v) {
+    if (!v.is_string()) return false;
+    const std::string t = v.get<std::string>();
+    const auto dot = t.find('.');
+    return !t.empty() && t.find_first_not_of("0123456789.") == std::string::npos &&
+           (dot == std::string::npos || t.size() - dot - 1 <= 9);
+  };
+  // byModel: one model, every completed call.
+  ASSERT_TRUE(cost["byModel"].is_array() && cost["byModel"].size() == 1) << cost.dump();
+  const json& m = cost["byModel"][0];
+  EXPECT_EQ(m["model"].get<std::string>() + " " + std::to_string(m["llmCalls"].get<int64_t>()) + " " +
+                std::to_string(m["inputTokens"].get<int64_t>()) + " " + std::to_string(m["outputTokens"].get<int64_t>()),
+            w.Psql("SELECT model || ' ' || count(*) || ' ' || sum(input_tokens) || ' ' || sum(output_tokens) " + calls +
+                   " GROUP BY model"));
+  EXPECT_TRUE(is_decimal(m["usd"])) << m.dump();
+  const double db_total = std::stod(w.Psql("SELECT sum(cost_usd) " + calls));
+  EXPECT_NEAR(std::stod(m["usd"].get<std::string>()), db_total, 6e-10);
+  EXPECT_FALSE(cost.contains("omittedModels")) << cost.dump();
+  // topCalls: the three most expensive calls, in the database's order.
+  ASSERT_TRUE(cost["topCalls"].is_array() && cost["topCalls"].size() == 3) << cost.dump();
+  std::string seen;
+  for (const json& c : cost["topCalls"]) {
+    EXPECT_TRUE(is_decimal(c["usd"])) << c.dump();
+    seen += c.value("checkpoint", std::string("-")) + "#" + std::to_string(c.value("occurrence", 0)) + " " +
+            c.value("model", std::string()) + " " + std::to_string(c.value("inputTokens", int64_t{-1})) + "/" +
+            std::to_string(c.value("outputTokens", int64_t{-1})) + " a" + std::to_string(c.value("attempt", 0)) + " " +
+            UsdDecimal(std::stod(c["usd"].get<std::string>())) + ";";
+  }
+  std::string want, line;
+  for (std::istringstream rows(w.Psql("SELECT checkpoint_name || '#' || occurrence || ' ' || model || ' ' || input_tokens || '/' ||"
+                    " output_tokens || ' a' || attempt || ' ' || cost_usd " + calls +
+                    " AND cost_usd IS NOT NULL ORDER BY cost_usd DESC, epoch, seq LIMIT 3"));
+       std::getline(rows, line);) {
+    auto sp = line.rfind(' ');
+    want += line.substr(0, sp + 1) + UsdDecimal(std::stod(line.substr(sp + 1))) + ";";
+  }
+  EXPECT_EQ(seen, want);
+  EXPECT_GE(std::stod(cost["topCalls"][0]["usd"].get<std::string>()),
+            std::stod(cost["topCalls"][2]["usd"].get<std::string>()));
+  // The same read through plain kubectl: the most expensive call's checkpoint.
+  EXPECT_EQ(w.Get(name, "{.status.cost.topCalls[0].checkpoint}"), cost["topCalls"][0]["checkpoint"]);
+  // status.cost.usd: the database's sum rounded to 1e-9 USD, a short number.
+  ASSERT_TRUE(cost["usd"].is_number()) << cost.dump();
+  EXPECT_NEAR(cost["usd"].get<double>(), db_total, 6e-10);
+  const double nanos = cost["usd"].get<double>() * 1e9;
+  EXPECT_NEAR(nanos, std::round(nanos), 1e-3) << cost["usd"].dump();
+  EXPECT_LE(cost["usd"].dump().size(), 12u) << cost["usd"].dump();
+  const std::string raw = w.Get(name, "{.status.cost}");
+  EXPECT_EQ(raw.find("0000000"), std::string::npos) << "float noise in status.cost: " << raw;
+  EXPECT_EQ(raw.find("9999999"), std::string::npos) << "float noise in status.cost: " << raw;
 }
 
 #endif  // FLOWRUN_TEST_AGENT_BIN

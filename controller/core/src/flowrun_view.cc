@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "flowrun/json_fields.h"
+#include "flowrun/money.h"
 
 namespace flowrun::controller {
 
@@ -294,6 +295,10 @@ std::string FormatUsdForDisplay(double usd) {
   }
   return buf;
 }
+
+double StatusUsd(double usd) { return usd > 0 ? RoundUsd(usd) : 0; }
+
+std::string DecimalUsd(double usd) { return UsdDecimal(StatusUsd(usd)); }
 
 std::string FormatUsdInMessage(double usd) {
   char buf[32];

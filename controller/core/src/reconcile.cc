@@ -7,6 +7,7 @@
 #include <set>
 
 #include "attempt_outcome.h"
+#include "cost_status.h"
 #include "flowrun/controller/replay.h"
 #include "flowrun/outcome.h"
 #include "flowrun/schema_validator.h"
@@ -727,18 +728,7 @@ class Reconciler {
     // SetBudget or CancelRun before any attempt holds nothing to show).
     if (in_.run && (in_.run->attempt > 0 || in_.run->spent.llm_calls > 0)) {
       const RunState& r = *in_.run;
-      st_.cost = {{"usd", r.spent.cost_usd},
-                  {"inputTokens", r.spent.input_tokens},
-                  {"outputTokens", r.spent.output_tokens},
-                  {"cachedTokens", r.spent.cached_tokens},
-                  {"llmCalls", r.spent.llm_calls},
-                  // Started and never answered (the process died mid-call):
-                  // possibly billed, cost unknown, never silently absent.
-                  {"unfinishedCalls", r.spent.unfinished_calls},
-                  {"savedUSD", r.saved.cost_usd},
-                  {"savedTokens", r.saved.input_tokens + r.saved.output_tokens}};
-      // A replay's reused checkpoints: what they cost the source, never in usd.
-      if (r.replay) st_.cost["inheritedUsd"] = DecimalUsd(r.replay->inherited.cost_usd);
+      st_.cost = CostStatusOf(r);
       st_.checkpoints = {{"live", r.live_checkpoints},
                          {"cached", r.cached_checkpoints},
                          {"completed", r.checkpoints_completed}};

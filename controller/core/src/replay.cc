@@ -1,10 +1,6 @@
 // Preparing a replay: the pure checks and the status they write (replay.h).
 #include "flowrun/controller/replay.h"
 
-#include <charconv>
-#include <cmath>
-#include <cstdlib>
-
 #include "flowrun/json_fields.h"
 
 namespace flowrun::controller {
@@ -124,29 +120,6 @@ json ReplayStatusOf(const ReplayInfo& info, const std::map<std::string, json>& a
             {"answers", waits}};
   if (info.prepared_at != TimePoint{}) j["preparedAt"] = FormatTime(info.prepared_at);
   return j;
-}
-
-std::string DecimalUsd(double usd) {
-  if (!std::isfinite(usd) || usd <= 0) return "0";
-  char buf[64];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, usd);  // shortest round-trip text
-  if (ec != std::errc()) return "0";
-  std::string s(buf, end);
-  auto e = s.find('e');
-  if (e == std::string::npos) return s;
-  // d.ddde-N / d.ddde+N -> plain decimal digits.
-  int exp = std::atoi(s.c_str() + e + 1);
-  std::string mant = s.substr(0, e), digits;
-  auto dot = mant.find('.');
-  int int_len = static_cast<int>(dot == std::string::npos ? mant.size() : dot);
-  for (char c : mant)
-    if (c != '.') digits += c;
-  int point = int_len + exp;  // position of the decimal point within digits
-  std::string out;
-  if (point <= 0) out = "0." + std::string(static_cast<size_t>(-point), '0') + digits;
-  else if (point >= static_cast<int>(digits.size())) out = digits + std::string(point - digits.size(), '0');
-  else out = digits.substr(0, point) + "." + digits.substr(point);
-  return out;
 }
 
 }  // namespace flowrun::controller

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "flowrun/money.h"
 #include "flowrun/rfc3339.h"
 #include "flowrun/utf8.h"
 
@@ -66,14 +67,7 @@ std::optional<std::string> DecimalText(const nlohmann::json& usd) {
     if (s.empty()) return std::nullopt;
     return s;
   }
-  if (usd.is_number()) {
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%.9f", usd.get<double>());
-    std::string s = buf;
-    while (!s.empty() && s.back() == '0') s.pop_back();
-    if (!s.empty() && s.back() == '.') s.pop_back();
-    return s;
-  }
+  if (usd.is_number()) return UsdDecimal(usd.get<double>());  // 9 decimals, as status and the read API
   return std::nullopt;
 }
 

@@ -160,6 +160,26 @@ struct ReplayInfo {
   std::map<std::string, nlohmann::json> output_overrides;
 };
 
+struct ModelUsage {
+  std::string model;
+  Usage usage;
+};
+
+// One priced LLM call as RunState::top_calls holds it.
+struct CallCost {
+  std::optional<CheckpointKey> checkpoint;  // absent: made outside any checkpoint
+  std::string model;
+  int attempt = 0;
+  int64_t input_tokens = 0, output_tokens = 0, cached_tokens = 0;
+  double latency_ms = 0;
+  double cost_usd = 0;
+};
+
+// How many entries RunState's spend summaries hold (status.cost.byModel and
+// topCalls; the CRD's maxItems): the store's read is bounded by them.
+inline constexpr int kRunStateTopModels = 5;
+inline constexpr int kRunStateTopCalls = 3;
+
 // A run's state as the controller (or flowrunctl) reads it.
 struct RunState {
   std::string uid, namespace_, name, flow;
@@ -179,6 +199,14 @@ struct RunState {
   int64_t reexecuted_checkpoints = 0;
   std::vector<AttemptRecord> attempts;
   std::optional<ReplayInfo> replay;  // present when this run is a prepared replay
+  // Spend summaries over the completed calls in `spent`: the kRunStateTopModels
+  // models that spent most (cost_usd descending, then model), how many other
+  // models there are, and the kRunStateTopCalls most expensive priced calls
+  // (cost descending, then oldest first). Calls of an unpriced model count in
+  // their model's usage at no cost and are never top calls.
+  std::vector<ModelUsage> top_models;
+  int64_t other_models = 0;
+  std::vector<CallCost> top_calls;
 };
 
 struct CheckpointInfo {
@@ -194,11 +222,6 @@ struct CheckpointInfo {
   Usage usage;
   std::string error;
   bool copied = false;  // served from a replay's snapshot: its usage is inherited, not spent
-};
-
-struct ModelUsage {
-  std::string model;
-  Usage usage;
 };
 
 struct ArtifactInfo {

@@ -62,15 +62,34 @@ pg::Statements RunAdminStatements() {
        "     a.reexecuted_checkpoints, a.saved_llm_calls, a.saved_input_tokens, a.saved_output_tokens,"
        "     a.saved_cached_tokens, a.saved_usd, a.failure_reason) ORDER BY a.epoch), '[]')::text"
        "   FROM flowrun.attempts a WHERE a.run_uid = $1),"
-       "  s.unfinished_calls, " + std::string(kReplayColumns) +
+       "  s.unfinished_calls, " + std::string(kReplayColumns) + ", s.top_models, s.other_models,"
+       // The most expensive priced calls ($3 of them): a top-N sort of the
+       // run's calls, so 10,000 calls return as few rows as 10.
+       "  (SELECT coalesce(json_agg(json_build_array(t.checkpoint_name, t.occurrence, t.model, t.attempt,"
+       "     t.input_tokens, t.output_tokens, t.cached_tokens, t.latency_ms, t.cost_usd)"
+       "     ORDER BY t.cost_usd DESC, t.epoch, t.seq), '[]')::text"
+       "   FROM (SELECT checkpoint_name, occurrence, model, attempt, input_tokens, output_tokens, cached_tokens,"
+       "     latency_ms, cost_usd, epoch, seq FROM flowrun.llm_calls"
+       "     WHERE run_uid = $1 AND state = 'completed' AND cost_usd IS NOT NULL"
+       "     ORDER BY cost_usd DESC, epoch, seq LIMIT $3) t)"
        " FROM flowrun.runs r"
        // Usage counts completed calls; a call still "started" was cut off by
-       // the process's death: counted apart, its cost unknown.
-       " CROSS JOIN LATERAL (SELECT count(*) AS calls, coalesce(sum(input_tokens), 0) AS input_tokens,"
-       "   coalesce(sum(output_tokens), 0) AS output_tokens, coalesce(sum(cached_tokens), 0) AS cached_tokens,"
-       "   coalesce(sum(cost_usd), 0) AS cost_usd, count(*) FILTER (WHERE cost_usd IS NULL) AS unknown_cost_calls,"
-       "   (SELECT count(*) FROM flowrun.llm_calls WHERE run_uid = $1 AND state = 'started') AS unfinished_calls"
-       "   FROM flowrun.llm_calls WHERE run_uid = $1 AND state = 'completed') s"
+       // the process's death: counted apart, its cost unknown. The totals are
+       // summed from the per-model usage (one pass over the calls), of which
+       // the $2 models that spent most come as a JSON array of
+       // [model, calls, in, out, cached, usd, unpriced calls], the rest as a count.
+       " CROSS JOIN LATERAL (SELECT coalesce(sum(m.calls), 0) AS calls, coalesce(sum(m.input_tokens), 0) AS input_tokens,"
+       "   coalesce(sum(m.output_tokens), 0) AS output_tokens, coalesce(sum(m.cached_tokens), 0) AS cached_tokens,"
+       "   coalesce(sum(m.cost_usd), 0) AS cost_usd, coalesce(sum(m.unknown_cost_calls), 0) AS unknown_cost_calls,"
+       "   (SELECT count(*) FROM flowrun.llm_calls WHERE run_uid = $1 AND state = 'started') AS unfinished_calls,"
+       "   coalesce(json_agg(json_build_array(m.model, m.calls, m.input_tokens, m.output_tokens, m.cached_tokens,"
+       "     m.cost_usd, m.unknown_cost_calls) ORDER BY m.pos) FILTER (WHERE m.pos <= $2), '[]')::text AS top_models,"
+       "   count(*) FILTER (WHERE m.pos > $2) AS other_models"
+       "   FROM (SELECT model, count(*) AS calls, sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,"
+       "     sum(cached_tokens) AS cached_tokens, coalesce(sum(cost_usd), 0) AS cost_usd,"
+       "     count(*) FILTER (WHERE cost_usd IS NULL) AS unknown_cost_calls,"
+       "     row_number() OVER (ORDER BY coalesce(sum(cost_usd), 0) DESC, model) AS pos"
+       "     FROM flowrun.llm_calls WHERE run_uid = $1 AND state = 'completed' GROUP BY model) m) s"
        " LEFT JOIN LATERAL (SELECT name, occurrence, question, schema, asked_at, deadline, on_timeout,"
        "   default_answer, answer FROM flowrun.waits"
        "   WHERE run_uid = $1 AND question IS NOT NULL AND consumed_at IS NULL"
@@ -249,6 +268,42 @@ StatusOr<std::vector<AttemptRecord>> AttemptsFromJson(const std::string& uid, co
   return out;
 }
 
+// run_state's top_models: [model, calls, in, out, cached, usd, unpriced] arrays.
+std::vector<ModelUsage> TopModelsFromJson(const char* text) {
+  std::vector<ModelUsage> out;
+  for (const auto& m : nlohmann::json::parse(text)) {
+    ModelUsage u;
+    u.model = m[0].get<std::string>();
+    u.usage.llm_calls = m[1].get<int64_t>();
+    u.usage.input_tokens = m[2].get<int64_t>();
+    u.usage.output_tokens = m[3].get<int64_t>();
+    u.usage.cached_tokens = m[4].get<int64_t>();
+    u.usage.cost_usd = m[5].get<double>();
+    u.usage.unknown_cost_calls = m[6].get<int64_t>();
+    out.push_back(std::move(u));
+  }
+  return out;
+}
+
+// run_state's top calls: [checkpoint, occurrence, model, attempt, in, out,
+// cached, latency ms, usd] arrays (checkpoint and occurrence null outside one).
+std::vector<CallCost> TopCallsFromJson(const char* text) {
+  std::vector<CallCost> out;
+  for (const auto& c : nlohmann::json::parse(text)) {
+    CallCost call;
+    if (!c[0].is_null()) call.checkpoint = CheckpointKey{c[0].get<std::string>(), c[1].is_null() ? 1 : c[1].get<int>()};
+    call.model = c[2].get<std::string>();
+    call.attempt = c[3].get<int>();
+    call.input_tokens = c[4].get<int64_t>();
+    call.output_tokens = c[5].get<int64_t>();
+    call.cached_tokens = c[6].get<int64_t>();
+    call.latency_ms = c[7].get<double>();
+    call.cost_usd = c[8].get<double>();
+    out.push_back(std::move(call));
+  }
+  return out;
+}
+
 // The kReplayColumns of a row, from column `first`; nullopt when the run is
 // no replay (the replays columns are NULL).
 StatusOr<std::optional<ReplayInfo>> ReplayInfoFromRow(const std::string& uid, const pqxx::row& r, int first) {
@@ -283,7 +338,7 @@ class PostgresRunAdmin final : public RunAdmin {
   StatusOr<RunState> GetRun(const std::string& uid) override {
     return Flatten(session_.Run("reading a run", true, [&](pqxx::connection& c) -> StatusOr<RunState> {
       pqxx::nontransaction tx(c);  // one statement: one snapshot
-      pqxx::result res = tx.exec_prepared("run_state", uid);
+      pqxx::result res = tx.exec_prepared("run_state", uid, kRunStateTopModels, kRunStateTopCalls);
       if (res.empty()) return NotFound("run " + uid + " has no state in the database");
       const pqxx::row& r = res[0];
       RunState s;
@@ -302,7 +357,7 @@ class PostgresRunAdmin final : public RunAdmin {
       s.error = r[8].as<std::string>();
       s.failure_reason = ParseFailureReason(r[9].as<std::string>()).value_or(FailureReason::kFlowFailed);
       s.spent = UsageFromRow(r, 10);
-      s.spent.unfinished_calls = r[27].as<int64_t>();  // the last column
+      s.spent.unfinished_calls = r[27].as<int64_t>();  // after the attempts
       s.checkpoints_completed = r[16].as<int64_t>();
       auto attempts = AttemptsFromJson(uid, r[26].c_str());
       if (!attempts.ok()) return attempts.status();
@@ -316,6 +371,9 @@ class PostgresRunAdmin final : public RunAdmin {
       auto replay = ReplayInfoFromRow(uid, r, 28);
       if (!replay.ok()) return replay.status();
       s.replay = std::move(*replay);
+      s.top_models = TopModelsFromJson(r[43].c_str());
+      s.other_models = r[44].as<int64_t>();
+      s.top_calls = TopCallsFromJson(r[45].c_str());
       bool can_answer = !IsTerminal(s.status);
       if (can_answer && !r[17].is_null() && !r[25].as<bool>()) {
         OpenWait ow;

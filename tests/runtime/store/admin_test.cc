@@ -7,6 +7,74 @@ namespace {
 
 class StoreAdmin : public StoreTest {};
 
+// GetRun's spend summaries (status.cost.byModel / topCalls): the models that
+// spent most and the most expensive calls, bounded in SQL, in the same one
+// statement as the totals, which they add up to.
+TEST_F(StoreAdmin, GetRunSummarizesSpendByModelAndTheMostExpensiveCalls) {
+  auto admin = Admin();
+  CheckpointKey research{"research", 1}, loop2{"loop", 2};
+  {
+    auto s = Store();
+    Begin(*s, "run-sum", 1);
+    ASSERT_FALSE(Must(s->CheckpointStarted(research, CheckpointKind::kStep, Fp("research"), 1)));
+    ASSERT_FALSE(Must(s->CheckpointStarted(loop2, CheckpointKind::kStep, Fp("loop"), 2)));
+    // 8 models: m0 spends 0.8 (one call), ..., m6 0.2; "unpriced" has no price.
+    for (int i = 0; i < 7; ++i)
+      MustOk(s->RecordLlmCall(i % 2 ? loop2 : research,
+                              Priced("m" + std::to_string(i), 100 + i, 10 + i, 0.8 - 0.1 * i, "reported")));
+    MustOk(s->RecordLlmCall(research, Priced("unpriced", 5, 5, std::nullopt, "unknown")));
+    // Three calls of 6.35e-06 on m0 (a noisy double sum) and the most expensive call, outside any checkpoint.
+    for (int i = 0; i < 3; ++i) MustOk(s->RecordLlmCall(research, Priced("m0", 1, 1, 6.35e-06, "reported")));
+    MustOk(s->RecordLlmCall(std::nullopt, Priced("m3", 7000, 700, 2.5, "reported")));
+    // Two calls of one cost: the older one ranks first.
+    MustOk(s->RecordLlmCall(loop2, Priced("m1", 1, 1, 0.9, "reported")));
+    MustOk(s->RecordLlmCall(research, Priced("m2", 2, 2, 0.9, "reported")));
+  }
+  RunState run = Must(admin->GetRun("run-sum"));
+  EXPECT_EQ(run.spent.llm_calls, 14);
+  EXPECT_EQ(run.spent.unknown_cost_calls, 1);
+
+  ASSERT_EQ(run.top_models.size(), static_cast<size_t>(kRunStateTopModels));
+  std::vector<std::string> names;
+  for (const ModelUsage& m : run.top_models) names.push_back(m.model);
+  // m3: 0.5 + 2.5, m1: 0.7 + 0.9, m2: 0.6 + 0.9, m0: 0.8 + 3 x 6.35e-06, m4: 0.4.
+  EXPECT_EQ(names, (std::vector<std::string>{"m3", "m1", "m2", "m0", "m4"}));
+  EXPECT_EQ(run.other_models, 3);  // m5, m6 and unpriced
+  EXPECT_NEAR(run.top_models[0].usage.cost_usd, 3.0, 1e-12);
+  EXPECT_EQ(run.top_models[0].usage.llm_calls, 2);
+  EXPECT_EQ(run.top_models[0].usage.input_tokens, 7103);
+  EXPECT_EQ(run.top_models[0].usage.output_tokens, 713);
+  EXPECT_EQ(run.top_models[3].usage.llm_calls, 4);
+  EXPECT_NEAR(run.top_models[3].usage.cost_usd, 0.8 + 1.905e-05, 1e-12);
+  int64_t calls = 0;
+  for (const ModelUsage& m : run.top_models) calls += m.usage.llm_calls;
+  EXPECT_EQ(calls, 2 + 2 + 2 + 4 + 1);
+
+  ASSERT_EQ(run.top_calls.size(), static_cast<size_t>(kRunStateTopCalls));
+  EXPECT_FALSE(run.top_calls[0].checkpoint.has_value()) << "the 2.5 call was made outside any checkpoint";
+  EXPECT_EQ(run.top_calls[0].model, "m3");
+  EXPECT_DOUBLE_EQ(run.top_calls[0].cost_usd, 2.5);
+  EXPECT_EQ(run.top_calls[0].input_tokens, 7000);
+  EXPECT_EQ(run.top_calls[0].output_tokens, 700);
+  EXPECT_EQ(run.top_calls[0].attempt, 1);
+  EXPECT_DOUBLE_EQ(run.top_calls[0].latency_ms, 12);
+  ASSERT_TRUE(run.top_calls[1].checkpoint.has_value());
+  EXPECT_EQ(*run.top_calls[1].checkpoint, loop2);  // m1's 0.9, recorded before m2's
+  EXPECT_EQ(run.top_calls[1].model, "m1");
+  EXPECT_EQ(run.top_calls[2].model, "m2");
+  EXPECT_EQ(*run.top_calls[2].checkpoint, research);
+
+  // A run without calls: no summaries.
+  {
+    auto s = Store();
+    Begin(*s, "run-nocalls", 1);
+  }
+  RunState none = Must(admin->GetRun("run-nocalls"));
+  EXPECT_TRUE(none.top_models.empty());
+  EXPECT_EQ(none.other_models, 0);
+  EXPECT_TRUE(none.top_calls.empty());
+}
+
 TEST_F(StoreAdmin, GetRunReportsStatusAttemptsTotalsAndSaved) {
   auto admin = Admin();
   EXPECT_EQ(admin->GetRun("run-g").status().code(), StatusCode::kNotFound);

@@ -86,9 +86,4 @@ nlohmann::json ReplayRefusalPatch(const nlohmann::json& flowrun, const ReplayRef
 // the wait names of spec.replay.answers.
 nlohmann::json ReplayStatusOf(const ReplayInfo& info, const std::map<std::string, nlohmann::json>& answers);
 
-// Money as exact decimal text for status ("0.0123", "0", "12.5"): the
-// shortest text that reads back as the same double, never in exponent form.
-// Negative or non-finite input (never a valid cost) is "0".
-std::string DecimalUsd(double usd);
-
 }  // namespace flowrun::controller

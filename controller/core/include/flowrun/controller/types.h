@@ -176,6 +176,14 @@ struct Condition {
 // form; 0 is "$0"; below $0.000001 "<$0.000001". At most 16 characters (the
 // CRD's maxLength). Negative or non-finite input (never valid spend) is "".
 std::string FormatUsdForDisplay(double usd);
+// Money in status (status.cost, status.replay): rounded to whole nano-dollars
+// (1e-9 USD, flowrun/money.h) so no float noise reaches the FlowRun, the CRD
+// says so. StatusUsd for the JSON numbers (usd, savedUSD): 1.9050000000000002e-05
+// becomes 1.905e-05. DecimalUsd for the decimal-text fields (inheritedUsd, the
+// byModel and topCalls usd): "0.00001905", "0.0123", "12.5", "0". Negative or
+// non-finite input (never a valid cost) is 0 / "0".
+double StatusUsd(double usd);
+std::string DecimalUsd(double usd);
 // A spend or budget in a condition or Event message: four decimals, "$0.0123",
 // "$2.0000" (enough to compare a spend with its budget by eye).
 std::string FormatUsdInMessage(double usd);

@@ -27,7 +27,8 @@ std::string FormatMillis(const nlohmann::json& ms);
 // "$12.35" (cents from $1), "$0"; "-" for null/absent.
 std::string FormatUsd(const nlohmann::json& usd);
 // The exact decimal text of a JSON money value: strings as given, numbers
-// printed with up to 9 decimals and trailing zeros cut ("0.0123"). "" for null.
+// printed with up to 9 decimals and trailing zeros cut ("0.0123", UsdDecimal in
+// flowrun/money.h). "" for null.
 std::string ExactUsd(const nlohmann::json& usd);
 // Parses "1.5", "$2", "0" into a value >= 0; nullopt for anything else.
 std::optional<double> ParseUsd(const std::string& text);
