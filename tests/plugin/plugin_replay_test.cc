@@ -399,6 +399,17 @@ TEST_F(PluginReplay, ErrorsAreClearAndCreateNothing) {
   EXPECT_EQ(phase.exit_code, 3) << phase.err;
   EXPECT_TRUE(Contains(phase.err, "matches -l replay-suite=other --phase Succeeded; nothing replayed")) << phase.err;
 
+  // A phase in another case is the CRD's phase; a phase that is none is a usage error, not an empty selection.
+  Result lower = Plugin(w(), admin(), {"replay", "-l", "replay-suite=bulk", "--phase", "failed", "--from", "step-2",
+                                       "--dry-run", "-o", "json"});
+  ASSERT_EQ(lower.exit_code, 0) << lower.err;
+  EXPECT_EQ(json::parse(lower.out)["items"].size(), 3u) << lower.out;
+  Result typo = Plugin(w(), admin(), {"replay", "-l", "replay-suite=bulk", "--phase", "Faild", "--from", "step-2"});
+  EXPECT_EQ(typo.exit_code, 2) << typo.err;
+  EXPECT_TRUE(Contains(typo.err, "--phase takes a FlowRun phase (Pending, Running, Waiting, Resuming, Succeeded, "
+                                 "Failed, BudgetExceeded, Cancelled), not 'Faild'"))
+      << typo.err;
+
   // A user who may read FlowRuns but not create them: refused by RBAC, told what is missing.
   w().Kubectl({"create", "role", "replay-reader", "--verb=get,list", "--resource=flowruns"});
   w().Kubectl({"create", "rolebinding", "replay-reader", "--role=replay-reader", "--user=rita"});
