@@ -99,6 +99,14 @@ int Replay(Env& env, ReplayCliOptions o) {
     *env.err << "error: --phase and --since filter a bulk replay (-l)\n";
     return kExitUsage;
   }
+  if (!o.phase.empty()) {
+    auto phase = CanonicalPhase(o.phase);
+    if (!phase) {
+      *env.err << "error: --phase takes a FlowRun phase (" << kReplayPhases << "), not '" << o.phase << "'\n";
+      return kExitUsage;
+    }
+    o.phase = *phase;
+  }
   SourceFilter filter{o.phase, std::nullopt};
   if (!o.since.empty()) {
     filter.since = ParseSince(o.since);
@@ -237,7 +245,7 @@ void AddReplayCommand(CLI::App& app, Env& env, int& exit_code) {
       ->allow_extra_args(false);
   c->add_option("--name", o->name, "the new FlowRun's name (default: <source>-r<N>, the first free N)");
   c->add_option("-l,--selector", o->selector, "bulk: replay every FlowRun matching this label selector");
-  c->add_option("--phase", o->phase, "bulk: only sources in this phase (e.g. Failed)");
+  c->add_option("--phase", o->phase, "bulk: only sources in this phase (e.g. Failed; a FlowRun phase, any case)");
   c->add_option("--since", o->since, "bulk: only sources created or finished within this span (30m, 2h, 1d)");
   c->add_flag("--dry-run", o->dry_run, "print what would be reused and what would run live; create nothing");
   // --output is the name for an output override, so the output

@@ -16,6 +16,7 @@
 
 #include "e2e/e2e_world.h"
 #include "plugin_runner.h"
+#include "read_api_setup.h"
 
 namespace flowrun::testing {
 namespace {
@@ -24,7 +25,7 @@ using nlohmann::json;
 using Result = PluginResult;
 
 // The cluster must be configured for aggregation before the world starts it.
-const int kAggregation = [] { return setenv("FLOWRUN_AGGREGATION", "1", 1); }();
+const int kAggregation = SetAggregationEnv();
 
 std::string Env(const std::string& llm_url) {
   return "    env:\n"
@@ -41,46 +42,8 @@ class ReadApi : public ::testing::Test {
   static void SetUpTestSuite() {
     ASSERT_EQ(kAggregation, 0);
     E2eWorld& w = E2eWorld::Get({.start_controller = false});
-    Result ip = Shell(w, "ip -4 -o addr show scope global | awk '{ sub(/\\/.*/, \"\", $4); print $4; exit }'");
-    host_ = Trim(ip.out);
-    ASSERT_FALSE(host_.empty()) << "no non-loopback IPv4 address for the EndpointSlice";
-    std::string pki = w.dir + "/query-pki";
-    Result certs = Shell(w, "mkdir -p " + pki + " && cd " + pki +
-                             " && openssl ecparam -name prime256v1 -genkey -noout -out ca.key"
-                             " && openssl req -x509 -new -key ca.key -sha256 -days 2 -subj /CN=query-ca -out ca.crt"
-                             " && openssl ecparam -name prime256v1 -genkey -noout -out tls.key"
-                             " && openssl req -new -key tls.key -subj /CN=flowrun-query.flowrun-system.svc -out tls.csr"
-                             " && printf '%s\\n' extendedKeyUsage=serverAuth "
-                             "'subjectAltName=DNS:flowrun-query.flowrun-system.svc,IP:" + host_ + "' > tls.ext"
-                             " && openssl x509 -req -in tls.csr -CA ca.crt -CAkey ca.key -set_serial 0x42 -days 2"
-                             " -sha256 -extfile tls.ext -out tls.crt");
-    ASSERT_EQ(certs.exit_code, 0) << certs.err;
-    w.StartController({.args = {"--query-addr", host_ + ":0", "--query-tls-cert-file",
-                                pki + "/tls.crt", "--query-tls-key-file", pki + "/tls.key",
-                                "--query-authz-cache-ttl-ms", "1000"}});
-    json listening = WaitForLogLine(*w.controller(), "read API listening", std::chrono::seconds(60));
-    ASSERT_TRUE(listening.is_object()) << w.ControllerLog();
-    int port = listening.value("port", 0);
-    ASSERT_GT(port, 0) << listening.dump();
-    Result b64 = Shell(w, "base64 -w0 " + pki + "/ca.crt");
-    w.Kubectl({"create", "namespace", "flowrun-system"}, true);
-    // In flowrun-system (ApplyYaml applies in the runs' namespace).
-    WriteFile(w.dir + "/query-api.yaml",
-                "apiVersion: v1\nkind: Service\nmetadata: {name: flowrun-query, namespace: flowrun-system}\n"
-                "spec:\n  ports: [{name: https, port: 443, protocol: TCP}]\n---\n"
-                "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n"
-                "metadata:\n  name: flowrun-query-1\n  namespace: flowrun-system\n"
-                "  labels: {kubernetes.io/service-name: flowrun-query}\n"
-                "addressType: IPv4\nports: [{name: https, port: " + std::to_string(port) + ", protocol: TCP}]\n"
-                "endpoints: [{addresses: [\"" + host_ + "\"], conditions: {ready: true}}]\n---\n"
-                "apiVersion: apiregistration.k8s.io/v1\nkind: APIService\nmetadata: {name: v1alpha1.query.flowrun.dev}\n"
-                "spec:\n  group: query.flowrun.dev\n  version: v1alpha1\n  groupPriorityMinimum: 1000\n"
-                "  versionPriority: 100\n  service: {name: flowrun-query, namespace: flowrun-system, port: 443}\n"
-                "  caBundle: " + Trim(b64.out) + "\n");
-    w.cluster->Kubectl({"apply", "-f", w.dir + "/query-api.yaml"});
-    ASSERT_TRUE(w.KubectlResult({"wait", "--for=condition=Available", "apiservice/v1alpha1.query.flowrun.dev",
-                                 "--timeout=120s"}).ok())
-        << w.Kubectl({"get", "apiservice", "v1alpha1.query.flowrun.dev", "-o", "yaml"}, true) << w.ControllerLog();
+    SetUpReadApi(w, host_);
+    ASSERT_FALSE(::testing::Test::HasFatalFailure());
     for (const std::string name : {"rr1", "rr2"}) {
       w.ApplyYaml(name + ".yaml", "apiVersion: flowrun.dev/v1alpha1\nkind: FlowRun\nmetadata:\n  name: " + name +
                                       "\nspec:\n  template:\n    image: flowrun/research-agent:0.1.0\n" +

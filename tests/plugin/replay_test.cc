@@ -188,6 +188,14 @@ TEST(ReplayBulk, PhaseAndSinceSelectTheSources) {
   EXPECT_EQ(names(SelectSources(items, {"", std::chrono::minutes(45)}, kNow)), "d");
 }
 
+TEST(ReplayBulk, PhaseIsOneOfTheCrdsWhateverItsCase) {
+  EXPECT_EQ(CanonicalPhase("Failed"), "Failed");
+  EXPECT_EQ(CanonicalPhase("failed"), "Failed");
+  EXPECT_EQ(CanonicalPhase("BUDGETEXCEEDED"), "BudgetExceeded");
+  EXPECT_EQ(CanonicalPhase("Fail"), std::nullopt);
+  EXPECT_EQ(CanonicalPhase(""), std::nullopt);
+}
+
 TEST(ReplayBulk, BatchIdIsALabelValue) {
   EXPECT_EQ(BatchId(kNow, "0a1f"), "20261203-120000-0a1f");
 }

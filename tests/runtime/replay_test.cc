@@ -456,5 +456,71 @@ TEST_F(EngineReplay, ACopyWhoseAcknowledgementIsLostIsSettledWithoutADuplicate) 
   EXPECT_EQ(run.replay->inherited.input_tokens, c05.usage.input_tokens);
 }
 
+// Artifacts saved inside a copied checkpoint are copied with their versions.
+// A version the replay already holds is kept when it has the same bytes and
+// content type (a repeat of the copy, e.g. by a second attempt: idempotent)
+// and refused when it has other content (the new code saved that name live
+// before the copied checkpoint): the copy fails with kAlreadyExists naming
+// the artifact and version, writes neither the checkpoint nor any artifact,
+// and the execution fails with that message — never a silent drop of the
+// source's version nor an overwrite of the replay's.
+TEST_F(EngineReplay, CopiedArtifactsClashingWithTheReplaysOwnVersionsAreKeptIfIdenticalElseRefused) {
+  MakeSource("src");
+  auto admin = Admin();
+
+  // Identical: the replay saved notes-c05 v1 live with the source's bytes first.
+  Must(admin->PrepareReplay(Request("same", "src", {"c30", 1})));
+  {
+    auto ex = Open("same");
+    EXPECT_EQ(Must(ex->SaveArtifact("notes-c05", "text/plain", "five-v1", std::nullopt)), 1);
+    RunSteps(*ex, Steps(40));
+    EXPECT_EQ(ex->stats().copied_checkpoints, 29);
+    EXPECT_EQ(ex->Finish(json("done")), 0);
+  }
+  EXPECT_EQ(Must(admin->GetRun("same")).status, RunStatus::kSucceeded);
+  EXPECT_EQ(Count("SELECT count(*) FROM flowrun.artifacts WHERE run_uid = 'same'"), 3);  // c05 v1 (kept), v2; c20 v1
+  EXPECT_EQ(Must(admin->LoadArtifact("same", "notes-c05", 1)).data, "five-v1");
+  EXPECT_EQ(Must(admin->LoadArtifact("same", "notes-c05", 2)).data, "five-v2");
+
+  // A second attempt repeating the copy (a new epoch): the same versions, no error, nothing doubled.
+  Must(admin->PrepareReplay(Request("again", "src", {"c30", 1})));
+  {
+    auto first = Store();
+    ExecutionStart start = Begin(*first, "again", 1);
+    const CachedCheckpoint& c05 = start.replay->checkpoints.at({"c05", 1});
+    MustOk(first->CheckpointCopied({"c05", 1}, CheckpointKind::kStep, c05.fingerprint, c05.output.dump(), c05.usage));
+    auto second = Store();
+    ExecutionStart start2 = Begin(*second, "again", 2);
+    MustOk(second->CheckpointCopied({"c05", 1}, CheckpointKind::kStep, c05.fingerprint, c05.output.dump(), c05.usage));
+  }
+  EXPECT_EQ(Count("SELECT count(*) FROM flowrun.artifacts WHERE run_uid = 'again'"), 2);
+  EXPECT_EQ(Count("SELECT count(*) FROM flowrun.checkpoints WHERE run_uid = 'again' AND copied"), 1);
+  EXPECT_EQ(Must(admin->GetRun("again")).replay->copied_checkpoints, 1);
+
+  // Different: the replay's own notes-c05 v1 is other bytes.
+  Must(admin->PrepareReplay(Request("clash", "src", {"c30", 1})));
+  live_calls_ = 0;
+  auto ex = Open("clash");
+  EXPECT_EQ(Must(ex->SaveArtifact("notes-c05", "text/plain", "mine", std::nullopt)), 1);
+  RunSteps(*ex, Steps(4));
+  CheckpointKey k = Must(ex->Reserve("c05", CheckpointKind::kStep));
+  StatusOr<BeginResult> b = ex->Begin(k, json{{"i", 5}});
+  ASSERT_FALSE(b.ok()) << "the copy must not succeed silently";
+  EXPECT_EQ(b.status().code(), StatusCode::kAlreadyExists) << b.status().ToString();
+  EXPECT_NE(b.status().message().find("'notes-c05' version 1"), std::string::npos) << b.status().ToString();
+  EXPECT_NE(b.status().message().find("c05#1"), std::string::npos) << b.status().ToString();
+  EXPECT_EQ(live_calls_, 0) << "c05 did not run live instead";
+  // Nothing of c05 was written; the replay's own version is untouched.
+  EXPECT_EQ(Count("SELECT count(*) FROM flowrun.checkpoints WHERE run_uid = 'clash' AND name = 'c05'"), 0);
+  EXPECT_EQ(Count("SELECT count(*) FROM flowrun.artifacts WHERE run_uid = 'clash'"), 1);
+  EXPECT_EQ(Must(admin->LoadArtifact("clash", "notes-c05", 1)).data, "mine");
+  ASSERT_TRUE(ex->sticky_error().has_value());
+  EXPECT_NE(ex->Finish(json("done")), 0);
+  RunState run = Must(admin->GetRun("clash"));
+  EXPECT_EQ(run.status, RunStatus::kFailed);
+  EXPECT_NE(run.error.find("'notes-c05' version 1"), std::string::npos) << run.error;
+  EXPECT_EQ(run.replay->copied_checkpoints, 4);
+}
+
 }  // namespace
 }  // namespace flowrun::store_test

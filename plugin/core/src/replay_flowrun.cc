@@ -106,6 +106,17 @@ std::optional<std::chrono::seconds> ParseSince(const std::string& text) {
   return std::chrono::seconds(total);
 }
 
+std::optional<std::string> CanonicalPhase(const std::string& text) {
+  auto lower = [](std::string s) {
+    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+  };
+  for (const char* p : {"Pending", "Running", "Waiting", "Resuming", "Succeeded", "Failed", "BudgetExceeded",
+                        "Cancelled"})
+    if (lower(p) == lower(text)) return std::string(p);
+  return std::nullopt;
+}
+
 std::vector<json> SelectSources(const std::vector<json>& items, const SourceFilter& f, TimePoint now) {
   std::vector<json> out;
   for (const auto& fr : items) {

@@ -30,6 +30,10 @@
 //   kUnavailable, kUnknown, kInternal, kFailedPrecondition from the store:
 //                   the store failed (database gone after retries, an
 //                   unsettled write).                                      STICKY
+//   kAlreadyExists  replay: an artifact of a checkpoint served from the
+//                   snapshot clashes with a version the replay saved live
+//                   with other content (RunStore::CheckpointCopied); the run
+//                   fails with that message.                               STICKY
 //   kInvalidArgument, kResourceExhausted: bad input (a name too long, an
 //                   output that is not JSON or over FLOWRUN_MAX_OUTPUT_BYTES,
 //                   a default answer that violates its schema) or misuse (an

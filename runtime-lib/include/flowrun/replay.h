@@ -20,8 +20,13 @@
 //    asks for the cut, every checkpoint runs live, even where the snapshot has
 //    an output. A run that ends without reaching the cut reports it
 //    (ReplayInfo::cut_reached stays false).
-//  - Artifacts saved inside copied checkpoints are copied with their versions
-//    (a version the replay already saved live under that name is kept).
+//  - Artifacts saved inside copied checkpoints are copied with their versions.
+//    A version the replay already holds under that name is kept when it has
+//    the same bytes and content type (a repeated copy is idempotent); other
+//    content there (the new code saved that name live first) is a clash: the
+//    copy writes nothing and fails with kAlreadyExists naming the versions,
+//    and the execution fails with that message (never a silent drop or
+//    overwrite).
 //  - An override applies to every occurrence of its checkpoint name that is
 //    served from the snapshot; a wait's override must satisfy its schema.
 //  - Early answers given with the replay are recorded exactly as

@@ -72,9 +72,12 @@ class RunStore {
   // (the source's usage: never spent, never in the budget or the metrics'
   // spend, summed into ReplayInfo::inherited) and `output_json` (what was
   // served: the source's output or the override), and a copy of every
-  // snapshot artifact saved inside that checkpoint, with its version (a
-  // version this run already holds is kept, not overwritten). Idempotent: a
-  // repeat writes the same row and no second artifact. kFailedPrecondition
+  // snapshot artifact saved inside that checkpoint, with its version.
+  // Idempotent: a repeat writes the same row and no second artifact (a
+  // version this run already holds with the same sha256 and content type is
+  // kept). kAlreadyExists, and nothing written, when this run holds one of
+  // those versions with other content (saved live before the copy): the
+  // message names each clashing artifact and version. kFailedPrecondition
   // when the run is no prepared replay.
   virtual Status CheckpointCopied(const CheckpointKey& key, CheckpointKind kind, const std::string& fingerprint,
                                   const std::string& output_json, const Usage& inherited) = 0;

@@ -185,7 +185,12 @@ pg::Statements RunStoreStatements() {
       // artifacts saved inside it ($15, "name#occurrence"), with their
       // versions. A copied artifact's seq is minus its rank in the snapshot:
       // unique within the epoch and never a live save's (those count from 1).
-      // An artifact version the run already holds is kept (DO NOTHING).
+      // An artifact version the run already holds with the same bytes and
+      // content type is kept (DO NOTHING: a repeat is idempotent). One it holds
+      // with other bytes or another type (the new code saved that name live
+      // before the copy) is a clash: nothing is written, and the last column
+      // names the clashing versions, so the copy fails loudly instead of
+      // silently dropping the source's version or overwriting the replay's.
       // It commits asynchronously, like a start marker: everything it writes
       // is derived from the durable snapshot, so a copy lost in a database
       // crash is simply made again (identically) by the next execution, and
@@ -194,11 +199,16 @@ pg::Statements RunStoreStatements() {
       {"checkpoint_copied",
        "WITH async AS (SELECT set_config('synchronous_commit', 'off', true)), " + std::string(kFence).substr(5) +
            ", rp AS (SELECT 1 FROM flowrun.replays WHERE run_uid = $1)"
+           ", clash AS (SELECT ra.name, ra.version, x.sha256 AS have, ra.sha256 AS want"
+           "  FROM flowrun.replay_artifacts ra JOIN flowrun.artifacts x ON x.run_uid = $1 AND x.name = ra.name"
+           "   AND x.version = ra.version"
+           "  WHERE ra.run_uid = $1 AND ra.checkpoint = $15"
+           "   AND (x.sha256 <> ra.sha256 OR x.content_type <> ra.content_type))"
            ", w AS (INSERT INTO flowrun.checkpoints AS c (run_uid, name, occurrence, kind, fingerprint, status,"
            "  output, attempt, epoch, started_at, finished_at, duration_ms, llm_calls, input_tokens,"
            "  output_tokens, cached_tokens, cost_usd, unknown_cost_calls, copied)"
            "  SELECT $1, $3, $4, $5, $6, 'completed', $7::jsonb, $8, $2, now(), now(), 0, $9, $10, $11, $12,"
-           "   $13::double precision, $14, true FROM fence, rp"
+           "   $13::double precision, $14, true FROM fence, rp WHERE NOT EXISTS (SELECT 1 FROM clash)"
            "  ON CONFLICT (run_uid, name, occurrence) DO UPDATE SET kind = EXCLUDED.kind,"
            "   fingerprint = EXCLUDED.fingerprint, status = 'completed', output = EXCLUDED.output,"
            "   attempt = EXCLUDED.attempt, epoch = EXCLUDED.epoch, started_at = EXCLUDED.started_at,"
@@ -215,7 +225,10 @@ pg::Statements RunStoreStatements() {
            "   WHERE run_uid = $1) ra WHERE ra.checkpoint = $15 AND EXISTS (SELECT 1 FROM w)"
            "  ON CONFLICT DO NOTHING RETURNING 1)"
            " SELECT (SELECT count(*) FROM fence), (SELECT count(*) FROM rp), (SELECT count(*) FROM w),"
-           "  (SELECT count(*) FROM a), (SELECT count(*) FROM async)"},
+           "  (SELECT count(*) FROM a), (SELECT count(*) FROM async),"
+           "  (SELECT string_agg(format('%s version %s (the replay holds sha256 %s, the source saved %s)',"
+           "   quote_literal(name), version, left(have, 12), left(want, 12)), '; ' ORDER BY name, version)"
+           "   FROM clash)"},
       {"replay_cut_reached",
        std::string(kFence) +
            ", w AS (UPDATE flowrun.replays SET cut_reached = true"
@@ -359,14 +372,18 @@ class PostgresRunStore final : public RunStore {
   Status CheckpointCopied(const CheckpointKey& key, CheckpointKind kind, const std::string& fingerprint,
                           const std::string& output_json, const Usage& inherited) override {
     const std::string label = key.name + "#" + std::to_string(key.occurrence);  // SaveArtifact's label
-    auto write = [&](pqxx::connection& c) -> std::pair<int64_t, int64_t> {
+    struct Copied {
+      int64_t fence = 0, replay = 0;
+      std::string clash;  // the artifact versions that clash, "" when none
+    };
+    auto write = [&](pqxx::connection& c) -> Copied {
       pqxx::nontransaction tx(c);
       pqxx::result r = tx.exec_prepared(
           "checkpoint_copied", uid_, epoch_, key.name, key.occurrence, std::string(CheckpointKindName(kind)),
           fingerprint, output_json, attempt_, inherited.llm_calls, inherited.input_tokens, inherited.output_tokens,
           inherited.cached_tokens, pg::ExactDouble(inherited.cost_usd), inherited.unknown_cost_calls, label);
       session_.AfterWrite("checkpoint_copied");
-      return {r[0][0].as<int64_t>(), r[0][1].as<int64_t>()};
+      return {r[0][0].as<int64_t>(), r[0][1].as<int64_t>(), r[0][5].is_null() ? "" : r[0][5].as<std::string>()};
     };
     auto res = session_.Run("recording a copied checkpoint", true, write);
     if (!res.ok() && (res.status().code() == StatusCode::kUnknown ||
@@ -377,8 +394,13 @@ class PostgresRunStore final : public RunStore {
       res = session_.Run("recording a copied checkpoint", true, write);
     }
     if (!res.ok()) return res.status();
-    if (res->first == 0) return Fenced(uid_, epoch_);
-    if (res->second == 0) return FailedPrecondition("run " + uid_ + " is not a prepared replay");
+    if (res->fence == 0) return Fenced(uid_, epoch_);
+    if (res->replay == 0) return FailedPrecondition("run " + uid_ + " is not a prepared replay");
+    if (!res->clash.empty())
+      return AlreadyExists("the source's artifacts saved inside " + label +
+                           " cannot be copied with their versions: this replay already holds other content under " +
+                           res->clash + "; the new code saved these names before the copied checkpoint (save them "
+                           "under other names, or cut the replay before the checkpoint that saves them)");
     return Status::Ok();
   }
 

@@ -25,7 +25,9 @@ void SleepMs(int ms) {
 // prompt prefix of steps >= "live_prefix_from" (a changed prompt from there
 // on); "feed_previous": each prompt ends with " after: <previous step's
 // output>" (shows what a step received, e.g. an overridden output);
-// "wait_after": k asks wait "proceed" (boolean) after step k.
+// "wait_after": k asks wait "proceed" (boolean) after step k; "fail_at_step":
+// k makes step k throw before its LLM call (with retry maxAttempts 1 the run
+// ends Failed; a replay from step k with fail_at_step=0 fixes it).
 json Chain(flowrun::Flow& flow, const json& p) {
   int steps = p.value("steps", 40);
   int sleep_ms = p.value("sleep_ms", 0);
@@ -36,11 +38,13 @@ json Chain(flowrun::Flow& flow, const json& p) {
   std::string live_prefix = p.value("live_prefix", prefix);
   bool feed_previous = p.value("feed_previous", false);
   int wait_after = p.value("wait_after", 0);
+  int fail_at_step = p.value("fail_at_step", 0);
   std::string acc;
   for (int i = 1; i <= steps; ++i) {
     acc = flow.checkpoint("step-" + std::to_string(i), [&] {
       if (i == hang_at_step && flow.attempt() == hang_attempt)
         for (;;) SleepMs(100);  // until the test kills the pod
+      if (i == fail_at_step) throw std::runtime_error("step " + std::to_string(i) + " fails (fail_at_step)");
       SleepMs(sleep_ms);
       std::string prompt = (live_prefix_from > 0 && i >= live_prefix_from ? live_prefix : prefix) + " " +
                            std::to_string(i) + " of run " + flow.run().uid;

@@ -62,6 +62,13 @@ int FirstFreeReplayNumber(const std::string& source, const std::set<std::string>
 // "2h", "30m", "90s", "1d", "1h30m" → seconds; nullopt for anything else.
 std::optional<std::chrono::seconds> ParseSince(const std::string& text);
 
+// --phase: the FlowRun phase (the CRD's enum) matching `text` regardless of
+// case ("failed" → "Failed"); nullopt when no phase is named so (a typo would
+// otherwise select nothing). kReplayPhases lists them for the message.
+inline constexpr const char* kReplayPhases =
+    "Pending, Running, Waiting, Resuming, Succeeded, Failed, BudgetExceeded, Cancelled";
+std::optional<std::string> CanonicalPhase(const std::string& text);
+
 struct SourceFilter {
   std::string phase;  // "" any; else status.phase must equal it
   std::optional<std::chrono::seconds> since;  // created or finished within this span before `now`
