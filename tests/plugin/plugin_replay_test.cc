@@ -208,7 +208,7 @@ TEST_F(PluginReplay, DiffShowsReusedVsRecomputedAndTheCostDeltaOfTheDatabase) {
   EXPECT_EQ(Num(w().Get("rs-r1", "{.status.replay.inheritedUsd}")), Num(inherited))
       << w().Get("rs-r1", "{.status.replay}");
   EXPECT_EQ(Num(w().Get("rs-r1", "{.status.cost.inheritedUsd}")), Num(inherited)) << w().Get("rs-r1", "{.status.cost}");
-  // status.cost.usd is a JSON number (a double's sum): equal up to its rounding; the exact text is the read API's.
+  // status.cost.usd is a JSON number rounded to 1e-9 USD (docs/flowrun-api.md), as the query rounds.
   EXPECT_NEAR(Num(w().Get("rs-r1", "{.status.cost.usd}")), Num(spent), 1e-12) << w().Get("rs-r1", "{.status.cost}");
 
   Result j = Plugin(w(), admin(), {"diff", "rs", "rs-r1", "-o", "json"});
