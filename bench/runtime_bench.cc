@@ -1074,7 +1074,7 @@ int Main(int argc, char** argv) {
     rows.push_back({"  PrepareReplay (snapshot), p50", ms(r.prepare.p50), "", "", "", ""});
     rows.push_back({"  Begin() loading the snapshot, p50", ms(r.begin.p50), "", "", "", ""});
     rows.push_back({"  copied output served, per checkpoint, p50", ms(r.copied_per.p50), ms(b.p50),
-                    Ratio(r.copied_per.p50, b.p50), "(vs bare INSERT)", ""});
+                    Ratio(r.copied_per.p50, b.p50), "(vs narrow INSERT)", ""});
     rows.push_back({"  cached output served, per checkpoint, p50", ms(r.cached_per.p50), "", "", "", ""});
     rows.push_back({"  the live cut checkpoint, p50", ms(r.first_live.p50), "", "", "", ""});
   }
