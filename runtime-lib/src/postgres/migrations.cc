@@ -421,6 +421,33 @@ ALTER TABLE flowrun.checkpoints ADD COLUMN position int;
 ALTER TABLE flowrun.checkpoints ADD COLUMN inputs_digest text;
 ALTER TABLE flowrun.checkpoints ADD CONSTRAINT checkpoints_position_positive CHECK (position >= 1);
 )SQL"},
+      // The change notifications of runs, attempts and llm_calls (migration 2)
+      // without PL/pgSQL on the agent's path (issue 10 §5). A backend's first
+      // PL/pgSQL call loads the language and compiles the function: ~1 ms,
+      // which every agent process paid inside its first Begin() (measured with
+      // EXPLAIN ANALYZE on a fresh connection: trigger time 1.0 ms of 1.4 ms).
+      // A statement may now say that it sends the notification itself, with
+      // the built-in pg_notify('flowrun_metrics', ''): it sets the
+      // transaction-local flowrun.metrics_notified to 'on' before its rows
+      // are written, and the trigger's WHEN (evaluated in C, no PL/pgSQL)
+      // skips the function. Every other writer (RunAdmin, the controller,
+      // psql) is unchanged: the setting is unset, the trigger runs as before.
+      // The notification is the same (channel, empty payload, delivered at
+      // commit, collapsed within a transaction).
+      {7, "change notifications: a statement that notifies itself skips the PL/pgSQL trigger", R"SQL(
+DROP TRIGGER runs_notify_metrics ON flowrun.runs;
+CREATE TRIGGER runs_notify_metrics AFTER INSERT OR UPDATE OR DELETE ON flowrun.runs
+  FOR EACH STATEMENT WHEN (current_setting('flowrun.metrics_notified', true) IS DISTINCT FROM 'on')
+  EXECUTE FUNCTION flowrun.notify_metrics();
+DROP TRIGGER attempts_notify_metrics ON flowrun.attempts;
+CREATE TRIGGER attempts_notify_metrics AFTER INSERT OR UPDATE ON flowrun.attempts
+  FOR EACH STATEMENT WHEN (current_setting('flowrun.metrics_notified', true) IS DISTINCT FROM 'on')
+  EXECUTE FUNCTION flowrun.notify_metrics();
+DROP TRIGGER llm_calls_notify_metrics ON flowrun.llm_calls;
+CREATE TRIGGER llm_calls_notify_metrics AFTER INSERT OR UPDATE ON flowrun.llm_calls
+  FOR EACH STATEMENT WHEN (current_setting('flowrun.metrics_notified', true) IS DISTINCT FROM 'on')
+  EXECUTE FUNCTION flowrun.notify_metrics();
+)SQL"},
   };
   return kMigrations;
 }

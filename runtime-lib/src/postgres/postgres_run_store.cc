@@ -21,6 +21,17 @@ namespace {
 constexpr const char* kFence =
     "WITH fence AS (SELECT 1 FROM flowrun.runs WHERE run_uid = $1 AND epoch = $2 FOR SHARE) ";
 
+// The change notification of runs, attempts and llm_calls without PL/pgSQL
+// (migration 7): a statement that writes them evaluates kNotifiesItself
+// before its first row is written (a one-time filter of the writing
+// SELECT/UPDATE), so those tables' statement triggers skip their PL/pgSQL
+// function, and it sends kNotify itself. A backend's first PL/pgSQL call costs
+// ~1 ms (loading the language, compiling the function): every agent paid it
+// in its first Begin(). Should the filter not run, the trigger does: the
+// notification is never lost, at worst sent twice (collapsed at commit).
+#define FLOWRUN_NOTIFIES_ITSELF "set_config('flowrun.metrics_notified', 'on', true) = 'on'"
+#define FLOWRUN_NOTIFY "pg_notify('flowrun_metrics', '')"
+
 pg::Statements RunStoreStatements() {
   return {
       // Begin is two statements, where it was a transaction of four (six
@@ -30,7 +41,8 @@ pg::Statements RunStoreStatements() {
       {"begin_run",
        "WITH r AS (INSERT INTO flowrun.runs AS r (run_uid, namespace, name, flow, epoch, attempt, status,"
        "  parameters, budget_usd, budget_set)"
-       " VALUES ($1, $2, $3, $4, 1, $5, 'running', $6::jsonb, $7::double precision, $7 IS NOT NULL)"
+       " SELECT $1, $2, $3, $4, 1, $5, 'running', $6::jsonb, $7::double precision, $7 IS NOT NULL"
+       "  WHERE " FLOWRUN_NOTIFIES_ITSELF
        " ON CONFLICT (run_uid) DO UPDATE SET epoch = r.epoch + 1, attempt = EXCLUDED.attempt,"
        "  status = 'running', failure_reason = '', namespace = EXCLUDED.namespace, name = EXCLUDED.name, flow = EXCLUDED.flow,"
        "  parameters = EXCLUDED.parameters, "
@@ -43,7 +55,8 @@ pg::Statements RunStoreStatements() {
        "  ON CONFLICT DO NOTHING)"
        // The third column says whether the run is a prepared replay, so only
        // a replay pays for loading its snapshot (load_replay).
-       " SELECT epoch, budget_usd, EXISTS (SELECT 1 FROM flowrun.replays WHERE run_uid = $1) FROM r"},
+       " SELECT epoch, budget_usd, EXISTS (SELECT 1 FROM flowrun.replays WHERE run_uid = $1), " FLOWRUN_NOTIFY
+       " FROM r"},
       // 2: what the execution starts from, read after the fence committed (a
       // statement of its own, so its snapshot includes every write an older
       // execution committed before the fence took its lock): the run's spend
@@ -100,8 +113,8 @@ pg::Statements RunStoreStatements() {
            ", w AS (INSERT INTO flowrun.llm_calls (run_uid, epoch, seq, checkpoint_name, occurrence, attempt,"
            "  model, input_tokens, output_tokens, cached_tokens, latency_ms, cost_usd, price_source)"
            "  SELECT $1, $2, $3, $4, $5::int, $6, $7, $8, $9, $10, $11, $12::double precision, $13 FROM fence"
-           "  ON CONFLICT DO NOTHING RETURNING 1)"
-           " SELECT (SELECT count(*) FROM fence), (SELECT count(*) FROM w)"},
+           "  WHERE " FLOWRUN_NOTIFIES_ITSELF " ON CONFLICT DO NOTHING RETURNING 1)"
+           " SELECT (SELECT count(*) FROM fence), (SELECT count(*) FROM w), " FLOWRUN_NOTIFY},
       // A call's start commits asynchronously, like a checkpoint's start: an
       // agent killed during the request loses nothing the server accepted.
       {"llm_call_started",
@@ -110,8 +123,8 @@ pg::Statements RunStoreStatements() {
            "  model, input_tokens, output_tokens, cached_tokens, latency_ms, cost_usd, price_source, state,"
            "  estimated_input_tokens)"
            "  SELECT $1, $2, $3, $4, $5::int, $6, $7, 0, 0, 0, 0, NULL, 'unknown', 'started', $8 FROM fence"
-           "  ON CONFLICT DO NOTHING RETURNING 1)"
-           " SELECT (SELECT count(*) FROM fence), (SELECT count(*) FROM w), (SELECT count(*) FROM async)"},
+           "  WHERE " FLOWRUN_NOTIFIES_ITSELF " ON CONFLICT DO NOTHING RETURNING 1)"
+           " SELECT (SELECT count(*) FROM fence), (SELECT count(*) FROM w), (SELECT count(*) FROM async), " FLOWRUN_NOTIFY},
       // Completion (or failure) of a started call: an upsert, so it lands even
       // if the asynchronous start was lost, and a retry changes nothing.
       {"llm_call_finished",
@@ -119,12 +132,13 @@ pg::Statements RunStoreStatements() {
            ", w AS (INSERT INTO flowrun.llm_calls AS c (run_uid, epoch, seq, checkpoint_name, occurrence, attempt,"
            "  model, input_tokens, output_tokens, cached_tokens, latency_ms, cost_usd, price_source, state, error)"
            "  SELECT $1, $2, $3, $4, $5::int, $6, $7, $8, $9, $10, $11, $12::double precision, $13, $14, $15 FROM fence"
+           "  WHERE " FLOWRUN_NOTIFIES_ITSELF
            "  ON CONFLICT (run_uid, epoch, seq) DO UPDATE SET model = EXCLUDED.model,"
            "   input_tokens = EXCLUDED.input_tokens, output_tokens = EXCLUDED.output_tokens,"
            "   cached_tokens = EXCLUDED.cached_tokens, latency_ms = EXCLUDED.latency_ms, cost_usd = EXCLUDED.cost_usd,"
            "   price_source = EXCLUDED.price_source, state = EXCLUDED.state, error = EXCLUDED.error"
            "  RETURNING 1)"
-           " SELECT (SELECT count(*) FROM fence), (SELECT count(*) FROM w)"},
+           " SELECT (SELECT count(*) FROM fence), (SELECT count(*) FROM w), " FLOWRUN_NOTIFY},
       {"read_budget",
        "SELECT budget_usd, (SELECT coalesce(sum(cost_usd), 0) FROM flowrun.llm_calls WHERE run_uid = $1)"
        " FROM flowrun.runs WHERE run_uid = $1"},
@@ -236,13 +250,14 @@ pg::Statements RunStoreStatements() {
            " SELECT (SELECT count(*) FROM fence), (SELECT count(*) FROM w)"},
       {"finish",
        "WITH r AS (UPDATE flowrun.runs SET status = $3, result = $4::jsonb, error = $5, open_wait = $6,"
-       "  failure_reason = $16, updated_at = now() WHERE run_uid = $1 AND epoch = $2 RETURNING 1),"
+       "  failure_reason = $16, updated_at = now() WHERE run_uid = $1 AND epoch = $2 AND " FLOWRUN_NOTIFIES_ITSELF
+       "  RETURNING 1),"
        " a AS (UPDATE flowrun.attempts SET finished_at = now(), outcome = $15, error = $5, failure_reason = $16,"
        "  live_checkpoints = $7, cached_checkpoints = $8, reexecuted_checkpoints = $9,"
        "  saved_llm_calls = $10, saved_input_tokens = $11, saved_output_tokens = $12,"
        "  saved_cached_tokens = $13, saved_usd = $14"
        "  WHERE run_uid = $1 AND epoch = $2 AND EXISTS (SELECT 1 FROM r) RETURNING 1)"
-       " SELECT (SELECT count(*) FROM r)"},
+       " SELECT (SELECT count(*) FROM r), " FLOWRUN_NOTIFY},
   };
 }
 
