@@ -77,6 +77,33 @@ class ClientTest : public ::testing::Test {
     return {{"apiVersion", "v1"}, {"kind", "ConfigMap"}, {"metadata", {{"name", name}}}, {"data", data}};
   }
 
+  // A kubeconfig in `dir` whose user runs tests/kube/exec_plugin.sh with
+  // `source_env`=`source_value` (where its credential comes from), counting
+  // its runs in `runs_file` and handing out credentials valid for an hour.
+  std::string ExecKubeconfig(const std::string& dir, const std::string& source_env, const std::string& source_value,
+                             const std::string& runs_file) const {
+    std::string kc = dir + "/exec.kubeconfig";
+    std::ofstream(kc) << "apiVersion: v1\nkind: Config\n"
+                      << "clusters:\n- name: c\n  cluster:\n    server: " << cluster_->apiserver_url()
+                      << "\n    certificate-authority: " << cluster_->ca_file() << "\n"
+                      << "users:\n- name: u\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n"
+                      << "      command: " << FLOWRUN_KUBE_TEST_DIR << "/exec_plugin.sh\n"
+                      << "      interactiveMode: Never\n"
+                      << "      env:\n      - name: " << source_env << "\n        value: " << source_value << "\n"
+                      << "      - name: PLUGIN_RUNS_FILE\n        value: " << runs_file << "\n"
+                      << "      - name: PLUGIN_TTL\n        value: \"3600\"\n"
+                      << "contexts:\n- name: c\n  context:\n    cluster: c\n    user: u\n    namespace: " << ns_ << "\n"
+                      << "current-context: c\n";
+    return kc;
+  }
+
+  static int LineCount(const std::string& path) {
+    std::ifstream in(path);
+    int n = 0;
+    for (std::string line; std::getline(in, line);) ++n;
+    return n;
+  }
+
   KubeCluster* cluster_ = nullptr;
   std::unique_ptr<KubeClient> client_;
   std::string ns_;
@@ -582,25 +609,8 @@ TEST_F(ClientTest, ExecPluginRunsAgainAfterExpiryAnd401) {
   ASSERT_EQ(::system(("mkdir -p '" + dir + "'").c_str()), 0);
   std::string token_file = dir + "/token", runs_file = dir + "/runs";
   std::ofstream(token_file) << token;
-  std::string kc = dir + "/exec.kubeconfig";
-  std::ofstream(kc) << "apiVersion: v1\nkind: Config\n"
-                    << "clusters:\n- name: c\n  cluster:\n    server: " << cluster_->apiserver_url()
-                    << "\n    certificate-authority: " << cluster_->ca_file() << "\n"
-                    << "users:\n- name: u\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n"
-                    << "      command: " << FLOWRUN_KUBE_TEST_DIR << "/exec_plugin.sh\n"
-                    << "      interactiveMode: Never\n"
-                    << "      env:\n      - name: PLUGIN_TOKEN_FILE\n        value: " << token_file << "\n"
-                    << "      - name: PLUGIN_RUNS_FILE\n        value: " << runs_file << "\n"
-                    << "      - name: PLUGIN_TTL\n        value: \"3600\"\n"
-                    << "contexts:\n- name: c\n  context:\n    cluster: c\n    user: u\n    namespace: " << ns_ << "\n"
-                    << "current-context: c\n";
-  auto runs = [&] {
-    std::ifstream in(runs_file);
-    int n = 0;
-    std::string line;
-    while (std::getline(in, line)) ++n;
-    return n;
-  };
+  std::string kc = ExecKubeconfig(dir, "PLUGIN_TOKEN_FILE", token_file, runs_file);
+  auto runs = [&] { return LineCount(runs_file); };
   // The credential lives an hour (PLUGIN_TTL); the client's clock jumps past
   // its expirationTimestamp instead of the test sleeping until then.
   ShiftedClock clock;
@@ -651,24 +661,9 @@ TEST_F(ClientTest, ExecPluginClientCertificatesAreUsedAndRotated) {
     ASSERT_EQ(::system(("cp '" + minted + ".crt' '" + minted + ".key' '" + dir + "/'").c_str()), 0);
   }
   std::ofstream(dir + "/current") << "exec-cert-a";
-  std::string runs_file = dir + "/runs", kc = dir + "/exec.kubeconfig";
-  std::ofstream(kc) << "apiVersion: v1\nkind: Config\n"
-                    << "clusters:\n- name: c\n  cluster:\n    server: " << cluster_->apiserver_url()
-                    << "\n    certificate-authority: " << cluster_->ca_file() << "\n"
-                    << "users:\n- name: u\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n"
-                    << "      command: " << FLOWRUN_KUBE_TEST_DIR << "/exec_plugin.sh\n"
-                    << "      interactiveMode: Never\n"
-                    << "      env:\n      - name: PLUGIN_CERT_DIR\n        value: " << dir << "\n"
-                    << "      - name: PLUGIN_RUNS_FILE\n        value: " << runs_file << "\n"
-                    << "      - name: PLUGIN_TTL\n        value: \"3600\"\n"
-                    << "contexts:\n- name: c\n  context:\n    cluster: c\n    user: u\n    namespace: " << ns_ << "\n"
-                    << "current-context: c\n";
-  auto runs = [&] {
-    std::ifstream in(runs_file);
-    int n = 0;
-    for (std::string line; std::getline(in, line);) ++n;
-    return n;
-  };
+  std::string runs_file = dir + "/runs";
+  std::string kc = ExecKubeconfig(dir, "PLUGIN_CERT_DIR", dir, runs_file);
+  auto runs = [&] { return LineCount(runs_file); };
   ShiftedClock clock;
   ClientOptions opts;
   opts.clock = &clock;
