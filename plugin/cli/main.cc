@@ -30,6 +30,9 @@ int Main(int argc, char** argv) {
       "answer (refused locally), 6 answer rejected by the controller, 7 timed out, 8 unavailable,\n"
       "9 nothing to answer (not waiting, another wait, already answered).\n"
       "Docs: docs/kubectl-flowrun.md");
+  // The connection flags before the command too, as kubectl takes them
+  // (`kubectl flowrun -n team-a status research-1`); -o stays the command's.
+  AddGlobalFlags(&app, env.global, false);
   AddRunCommands(app, env, exit_code);
   AddAnswerCommand(app, env, exit_code);
   AddReadCommands(app, env, exit_code);

@@ -6,45 +6,42 @@
 
 namespace flowrun::plugin {
 
-// Forwards to the real transport; remembers the last response and can
-// override the Accept header of the next request.
+// What the session's transports share: the Accept override of the next
+// request and the last response (GetBytes reads a body the client's JSON
+// calls would not keep).
+struct TapState {
+  std::mutex mu;
+  std::string accept;
+  HttpResponse last;
+};
+
+// Forwards to the client's transport (one per TLS identity: an exec plugin's
+// client certificate may change), applying and recording through TapState.
 class TapTransport : public HttpTransport {
  public:
-  explicit TapTransport(std::unique_ptr<HttpTransport> inner) : inner_(std::move(inner)) {}
+  TapTransport(std::unique_ptr<HttpTransport> inner, std::shared_ptr<TapState> state)
+      : inner_(std::move(inner)), state_(std::move(state)) {}
 
   StatusOr<HttpResponse> Send(const HttpRequest& request) override {
     HttpRequest r = request;
     {
-      std::lock_guard<std::mutex> l(mu_);
-      if (!accept_.empty())
+      std::lock_guard<std::mutex> l(state_->mu);
+      if (!state_->accept.empty())
         for (auto& h : r.headers)
-          if (h.first == "Accept") h.second = accept_;
+          if (h.first == "Accept") h.second = state_->accept;
     }
     auto resp = inner_->Send(r);
-    std::lock_guard<std::mutex> l(mu_);
-    if (resp.ok()) last_ = *resp;
+    std::lock_guard<std::mutex> l(state_->mu);
+    if (resp.ok()) state_->last = *resp;
     return resp;
   }
   StatusOr<std::unique_ptr<HttpStream>> OpenStream(const HttpRequest& request) override {
     return inner_->OpenStream(request);
   }
 
-  void SetAccept(std::string a) {
-    std::lock_guard<std::mutex> l(mu_);
-    accept_ = std::move(a);
-  }
-  HttpResponse TakeLast() {
-    std::lock_guard<std::mutex> l(mu_);
-    HttpResponse r = std::move(last_);
-    last_ = {};
-    return r;
-  }
-
  private:
   std::unique_ptr<HttpTransport> inner_;
-  std::mutex mu_;
-  std::string accept_;
-  HttpResponse last_;
+  std::shared_ptr<TapState> state_;
 };
 
 Session::~Session() {
@@ -58,26 +55,32 @@ StatusOr<std::unique_ptr<Session>> Session::Open(const SessionOptions& o) {
   s->config_ = cfg;
   s->ns_ = o.ns.empty() ? cfg.namespace_ : o.ns;
   if (s->ns_.empty()) s->ns_ = "default";
-  TransportOptions t;
-  t.tls.ca_pem = cfg.ca_pem;
-  t.tls.client_cert_pem = cfg.client_cert_pem;
-  t.tls.client_key_pem = cfg.client_key_pem;
-  t.tls.insecure_skip_verify = cfg.insecure_skip_tls_verify;
-  if (cfg.insecure_skip_tls_verify)
-    std::fprintf(stderr, "kubectl-flowrun: WARNING: TLS verification of %s is off (insecure-skip-tls-verify)\n",
-                 cfg.server.c_str());
-  s->tap_ = std::make_shared<TapTransport>(MakeCppRestTransport(t));
+  // The client makes its transports (TLS from the kubeconfig, or from an
+  // exec plugin's client certificate) and warns when TLS verification is off;
+  // each is wrapped in the tap.
+  s->tap_ = std::make_shared<TapState>();
   kube::ClientOptions co;
   co.user_agent = "kubectl-flowrun";
-  FLOWRUN_ASSIGN_OR_RETURN(s->client_, kube::NewKubeClientWithTransport(cfg, co, s->tap_));
+  co.wrap_transport = [state = s->tap_](std::unique_ptr<HttpTransport> inner) -> std::unique_ptr<HttpTransport> {
+    return std::make_unique<TapTransport>(std::move(inner), state);
+  };
+  FLOWRUN_ASSIGN_OR_RETURN(s->client_, kube::NewKubeClient(cfg, co));
   return s;
 }
 
 StatusOr<HttpResponse> Session::GetBytes(const std::string& path, const std::string& accept) {
-  tap_->SetAccept(accept);
+  {
+    std::lock_guard<std::mutex> l(tap_->mu);
+    tap_->accept = accept;
+  }
   auto r = client_->Raw("GET", path);
-  tap_->SetAccept("");
-  HttpResponse last = tap_->TakeLast();
+  HttpResponse last;
+  {
+    std::lock_guard<std::mutex> l(tap_->mu);
+    tap_->accept.clear();
+    last = std::move(tap_->last);
+    tap_->last = {};
+  }
   if (!r.ok()) return r.status();
   return last;
 }

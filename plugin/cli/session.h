@@ -29,7 +29,7 @@ struct SessionOptions {
   std::string ns;          // "" = the context's namespace
 };
 
-class TapTransport;
+struct TapState;
 
 class Session {
  public:
@@ -51,7 +51,7 @@ class Session {
   Session() = default;
   kube::ClusterConfig config_;
   std::string ns_;
-  std::shared_ptr<TapTransport> tap_;
+  std::shared_ptr<TapState> tap_;
   std::unique_ptr<kube::KubeClient> client_;
 };
 

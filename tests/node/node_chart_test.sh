@@ -230,14 +230,14 @@ PLUGIN=$BUILD/plugin/kubectl-flowrun
 check "kubectl flowrun logs research-1: the latest attempt's agent log lines" bash -c \
   "'$PLUGIN' -n agents logs research-1 | grep -q '\"msg\"'"
 flowrun_logs_all() {
-  local out; out=$("$PLUGIN" -n agents logs research-1 --all) || return 1
+  local out; out=$("$PLUGIN" logs research-1 -n agents --all) || return 1
   grep -q "^==> attempt 1, pod $pod1 <==" <<<"$out" && grep -q '^==> attempt 2, pod research-1-a2-' <<<"$out"
 }
 check "... --all: both attempts' pods, each under its header" flowrun_logs_all
 check "... --attempt 1: the first pod's log, the shell's exit stamp after the agent's lines" bash -c \
-  "'$PLUGIN' -n agents logs research-1 --attempt 1 | grep -q '^flowrun-exit-stamp '"
+  "'$PLUGIN' logs research-1 -n agents --attempt 1 | grep -q '^flowrun-exit-stamp '"
 check "... --attempt 3 (never started): a clear error, non-zero exit" bash -c \
-  "! '$PLUGIN' -n agents logs research-1 --attempt 3 >/dev/null 2>'$DIR/logs3.err' && grep -qi attempt '$DIR/logs3.err'"
+  "! '$PLUGIN' logs research-1 -n agents --attempt 3 >/dev/null 2>'$DIR/logs3.err' && grep -qi attempt '$DIR/logs3.err'"
 
 # The Python research agent (examples/research-agent-py/agent.py, the same flow as the C++ one) in
 # its own image, FROM flowrun/python-agent-runtime (entrypoint python3 -m flowrun run), as the

@@ -261,6 +261,12 @@ TEST(PluginCluster, ExitCodesForMissingRunsForbiddenUsersAndUsage) {
   Result missing = Plugin(w, p.alice, {"status", "no-such-run"});
   EXPECT_EQ(missing.exit_code, 3);
   EXPECT_TRUE(Contains(missing.err, "FlowRun no-such-run not found in namespace default")) << missing.err;
+  // The connection flags before the command, as kubectl takes them: the namespace is the one given.
+  // (Not through Plugin(), which appends the world's -n after the command.)
+  Result before = Shell(w, ShellQuote(KUBECTL_FLOWRUN_BIN) + " -n elsewhere --kubeconfig " + ShellQuote(Admin(w)) +
+                               " status no-such-run");
+  EXPECT_EQ(before.exit_code, 3) << before.err;
+  EXPECT_TRUE(Contains(before.err, "not found in namespace elsewhere")) << before.err;
   Result eve = Plugin(w, p.eve, {"list"});
   EXPECT_EQ(eve.exit_code, 4) << eve.err;
   EXPECT_TRUE(Contains(eve.err, "forbidden")) << eve.err;
@@ -269,6 +275,38 @@ TEST(PluginCluster, ExitCodesForMissingRunsForbiddenUsersAndUsage) {
   Result help = Plugin(w, p.alice, {"answer", "--help"});
   EXPECT_EQ(help.exit_code, 0);
   EXPECT_TRUE(Contains(help.out, "Examples:")) << help.out;
+}
+
+// A kubeconfig whose user is an exec credential plugin handing out client
+// certificates (as cloud and SSO plugins do): the plugin presents the
+// certificate it was given, so RBAC sees that identity (alice may list, eve is
+// refused by name).
+TEST(PluginCluster, AnExecPluginsClientCertificateIsTheIdentity) {
+  E2eWorld& w = E2eWorld::Get();
+  Users(w);
+  std::string dir = w.cluster->dir() + "/plugin-exec-certs";
+  ASSERT_EQ(::system(("mkdir -p '" + dir + "' && cp '" + w.cluster->dir() + "/users/alice.crt' '" + w.cluster->dir() +
+                      "/users/alice.key' '" + w.cluster->dir() + "/users/eve.crt' '" + w.cluster->dir() +
+                      "/users/eve.key' '" + dir + "/'").c_str()),
+            0);
+  std::string kc = dir + "/exec.kubeconfig";
+  std::ofstream(kc) << "apiVersion: v1\nkind: Config\n"
+                    << "clusters:\n- name: c\n  cluster:\n    server: " << w.cluster->apiserver_url()
+                    << "\n    certificate-authority: " << w.cluster->ca_file() << "\n"
+                    << "users:\n- name: u\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n"
+                    << "      command: " << FLOWRUN_SOURCE_DIR << "/tests/kube/exec_plugin.sh\n"
+                    << "      interactiveMode: Never\n"
+                    << "      env:\n      - name: PLUGIN_CERT_DIR\n        value: " << dir << "\n"
+                    << "      - name: PLUGIN_RUNS_FILE\n        value: " << dir << "/runs\n"
+                    << "contexts:\n- name: c\n  context:\n    cluster: c\n    user: u\n"
+                    << "current-context: c\n";
+  std::ofstream(dir + "/current") << "alice";
+  Result alice = Plugin(w, kc, {"list"});
+  EXPECT_EQ(alice.exit_code, 0) << alice.err;
+  std::ofstream(dir + "/current") << "eve";
+  Result eve = Plugin(w, kc, {"list"});
+  EXPECT_EQ(eve.exit_code, 4) << eve.err;
+  EXPECT_TRUE(Contains(eve.err, "User \"eve\"")) << eve.err;
 }
 
 // list -w: the listing, then a line for each change (a watch as the user).

@@ -359,7 +359,9 @@ class KubeClientImpl final : public KubeClient {
       t.tls.insecure_skip_verify = config_.insecure_skip_tls_verify;
       t.tcp_no_delay = options_.tcp_no_delay;
       // Requests in flight keep the old transport alive through their shared_ptr.
-      transport_ = std::shared_ptr<HttpTransport>(MakeCppRestTransport(t));
+      std::unique_ptr<HttpTransport> made = MakeCppRestTransport(t);
+      if (options_.wrap_transport) made = options_.wrap_transport(std::move(made));
+      transport_ = std::shared_ptr<HttpTransport>(std::move(made));
       transport_cert_ = cert;
       transport_key_ = key;
     }

@@ -177,6 +177,12 @@ struct ClientOptions {
   // Give it its own token: not one that a Watch also uses (a token serves one
   // waiter's callback at a time).
   std::shared_ptr<CancelToken> cancel_retries;
+  // Wraps each transport the client makes: one per TLS identity, since an
+  // exec plugin's client certificate may change when it is run again. For a
+  // caller that observes or adjusts raw requests (kubectl-flowrun overrides
+  // Accept and keeps the last response's bytes). Empty: the transport as is.
+  // Not used by NewKubeClientWithTransport.
+  std::function<std::unique_ptr<HttpTransport>(std::unique_ptr<HttpTransport>)> wrap_transport;
 };
 
 // A client for `config`, over the cpprestsdk transport. Checks the PEM data
