@@ -211,27 +211,38 @@ def llm_step(i: int) -> str:
     return flowrun.llm(f"{flowrun.current().uid} tick {i}")
 
 
-@flow
-def ticker() -> dict:
-    ticks = 0
-    stop = threading.Event()
+class Ticker:
+    """A thread that counts while the flow blocks in the engine: it counts only if the GIL is free."""
 
-    def tick() -> None:
-        nonlocal ticks
-        while not stop.is_set():
-            ticks += 1
+    def __init__(self) -> None:
+        self.ticks = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.ticks += 1
             time.sleep(0.001)
 
-    t = threading.Thread(target=tick)
-    t.start()
-    before = ticks
-    start = time.monotonic()
-    llm_step(1)  # the fake LLM answers after latency_ms: ticks must go on meanwhile
-    elapsed = time.monotonic() - start
-    during = ticks - before
-    stop.set()
-    t.join()
-    return {"ticks_during_call": during, "call_seconds": elapsed}
+    def __enter__(self) -> "Ticker":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def measure(self, call) -> dict:
+        """Runs call(); the ticks counted meanwhile and how long it took."""
+        before, start = self.ticks, time.monotonic()
+        call()
+        return {"ticks_during_call": self.ticks - before, "call_seconds": time.monotonic() - start}
+
+
+@flow
+def ticker() -> dict:
+    with Ticker() as t:
+        return t.measure(lambda: llm_step(1))  # the fake LLM answers after latency_ms: ticks must go on meanwhile
 
 
 @checkpoint
@@ -429,29 +440,13 @@ def db_step(i: int) -> int:
 
 @flow
 def db_ticker() -> dict:
-    ticks = 0
-    stop = threading.Event()
-
-    def tick() -> None:
-        nonlocal ticks
-        while not stop.is_set():
-            ticks += 1
-            time.sleep(0.001)
-
-    t = threading.Thread(target=tick)
-    t.start()
-    mark("ready")
-    deadline = time.monotonic() + 60
-    while not (MARKERS / "locked").exists() and time.monotonic() < deadline:
-        time.sleep(0.005)
-    before = ticks
-    start = time.monotonic()
-    db_step(1)  # its rows wait for the test's lock on flowrun.checkpoints: ticks must go on meanwhile
-    elapsed = time.monotonic() - start
-    during = ticks - before
-    stop.set()
-    t.join()
-    return {"ticks_during_call": during, "call_seconds": elapsed}
+    with Ticker() as t:
+        mark("ready")
+        deadline = time.monotonic() + 60
+        while not (MARKERS / "locked").exists() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        # db_step's rows wait for the test's lock on flowrun.checkpoints: ticks must go on meanwhile
+        return t.measure(lambda: db_step(1))
 
 
 # --- a store error is sticky: an author's except does not resume writing ----
