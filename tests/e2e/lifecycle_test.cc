@@ -307,11 +307,10 @@ TEST(E2eLifecycle, ZzzCostSummariesInStatusMatchTheDatabase) {
   ASSERT_EQ(w.Psql("SELECT count(*) " + calls), "12");
   // The controller's status may lag the last call by a reconcile.
   json cost;
-  for (int i = 0; i < 100; ++i) {
+  Eventually([&] {
     cost = w.GetJson("flowrun/" + name)["status"]["cost"];
-    if (cost.is_object() && cost.value("llmCalls", 0) == 12 && cost.contains("topCalls")) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+    return cost.is_object() && cost.value("llmCalls", 0) == 12 && cost.contains("topCalls");
+  }, std::chrono::seconds(60));
   ASSERT_TRUE(cost.is_object()) << w.Diagnostics(name);
   const auto is_decimal = [](const json& v) {
     if (!v.is_string()) return false;

@@ -298,7 +298,7 @@ std::string FormatUsdForDisplay(double usd) {
 
 double StatusUsd(double usd) { return usd > 0 ? RoundUsd(usd) : 0; }
 
-std::string DecimalUsd(double usd) { return UsdDecimal(StatusUsd(usd)); }
+std::string DecimalUsd(double usd) { return usd > 0 ? UsdDecimal(usd) : "0"; }  // UsdDecimal rounds like RoundUsd
 
 std::string FormatUsdInMessage(double usd) {
   char buf[32];
