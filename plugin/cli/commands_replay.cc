@@ -102,7 +102,7 @@ int Replay(Env& env, ReplayCliOptions o) {
   if (!o.phase.empty()) {
     auto phase = CanonicalPhase(o.phase);
     if (!phase) {
-      *env.err << "error: --phase takes a FlowRun phase (" << kReplayPhases << "), not '" << o.phase << "'\n";
+      *env.err << "error: --phase takes a FlowRun phase (" << PhaseList() << "), not '" << o.phase << "'\n";
       return kExitUsage;
     }
     o.phase = *phase;

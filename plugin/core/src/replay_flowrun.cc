@@ -106,15 +106,26 @@ std::optional<std::chrono::seconds> ParseSince(const std::string& text) {
   return std::chrono::seconds(total);
 }
 
+namespace {
+// The CRD's status.phase enum.
+constexpr const char* kPhases[] = {"Pending",   "Running", "Waiting",        "Resuming",
+                                   "Succeeded", "Failed",  "BudgetExceeded", "Cancelled"};
+}  // namespace
+
 std::optional<std::string> CanonicalPhase(const std::string& text) {
   auto lower = [](std::string s) {
     for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     return s;
   };
-  for (const char* p : {"Pending", "Running", "Waiting", "Resuming", "Succeeded", "Failed", "BudgetExceeded",
-                        "Cancelled"})
+  for (const char* p : kPhases)
     if (lower(p) == lower(text)) return std::string(p);
   return std::nullopt;
+}
+
+std::string PhaseList() {
+  std::string out;
+  for (const char* p : kPhases) out += (out.empty() ? "" : ", ") + std::string(p);
+  return out;
 }
 
 std::vector<json> SelectSources(const std::vector<json>& items, const SourceFilter& f, TimePoint now) {

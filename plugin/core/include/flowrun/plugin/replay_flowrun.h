@@ -64,10 +64,9 @@ std::optional<std::chrono::seconds> ParseSince(const std::string& text);
 
 // --phase: the FlowRun phase (the CRD's enum) matching `text` regardless of
 // case ("failed" → "Failed"); nullopt when no phase is named so (a typo would
-// otherwise select nothing). kReplayPhases lists them for the message.
-inline constexpr const char* kReplayPhases =
-    "Pending, Running, Waiting, Resuming, Succeeded, Failed, BudgetExceeded, Cancelled";
+// otherwise select nothing). PhaseList() names them for the message.
 std::optional<std::string> CanonicalPhase(const std::string& text);
+std::string PhaseList();  // "Pending, Running, ..., Cancelled"
 
 struct SourceFilter {
   std::string phase;  // "" any; else status.phase must equal it
