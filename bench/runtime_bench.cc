@@ -47,6 +47,7 @@
 #include <thread>
 #include <vector>
 
+#include <libpq-fe.h>
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
@@ -301,6 +302,15 @@ const std::string kUnfencedUpsert = std::string(flowrun::pg::sql::kCompletedInse
                                     flowrun::pg::sql::kCompletedValues + ")" +
                                     flowrun::pg::sql::kCompletedOnConflict + " RETURNING 1";
 // The same-row INSERT: the completion's column list and values, into bench_checkpoints.
+// The floor of any live checkpoint whose marker the server acknowledges
+// before the body runs (issue 10 §5's "exact for agent crashes"): the
+// marker's columns as a plain INSERT committed asynchronously, then the
+// same-row INSERT (durable). Two round trips, two inserts, one flush; no
+// fence, no upsert, no CTE beyond the one that sets synchronous_commit.
+constexpr const char* kFloorMarkerInsert =
+    "WITH a AS (SELECT set_config('synchronous_commit', 'off', true))"
+    " INSERT INTO bench_checkpoints (run_uid, name, occurrence, kind, fingerprint, status, attempt, epoch, started_at)"
+    " SELECT $1, $2, $3, 'step', $4, 'running', 1, 1, now() FROM a";
 std::string RowBaselineInsert() {
   std::string head = flowrun::pg::sql::kCompletedInsert;
   const std::string table = "flowrun.checkpoints AS c";
@@ -322,8 +332,67 @@ std::unique_ptr<pqxx::connection> OpenBaseline(const std::string& conninfo) {
   c->prepare_now("row_ins");
   c->prepare("row_sel", kRowBaselineSelect);
   c->prepare_now("row_sel");
+  c->prepare("floor_marker", kFloorMarkerInsert);
+  c->prepare_now("floor_marker");
   return c;
 }
+
+// Diagnostic: the marker floor with the marker pipelined, i.e. sent before
+// the body and acknowledged only with the completion (a raw libpq
+// connection in pipeline mode, a Sync after each statement so each is its
+// own transaction: the marker commits asynchronously, the row durably).
+// What a store that did not wait for its marker could reach at best — and
+// what it would give up: a body could start before the server has its
+// marker (a node lost then loses the count) and after a fence.
+class PipelinedFloor {
+ public:
+  explicit PipelinedFloor(const std::string& conninfo) : conn_(PQconnectdb(conninfo.c_str())) {
+    if (PQstatus(conn_) != CONNECTION_OK) Die(std::string("pipelined floor: connect: ") + PQerrorMessage(conn_));
+    Prepare("floor_marker", kFloorMarkerInsert);
+    Prepare("row_ins", RowBaselineInsert().c_str());
+    if (PQenterPipelineMode(conn_) != 1) Die(std::string("pipelined floor: pipeline mode: ") + PQerrorMessage(conn_));
+  }
+  ~PipelinedFloor() { PQfinish(conn_); }
+  PipelinedFloor(const PipelinedFloor&) = delete;
+  PipelinedFloor& operator=(const PipelinedFloor&) = delete;
+
+  void Call(const std::string& fp, const std::string& output, double now_s) {
+    const std::string occ = std::to_string(++occ_), now = std::to_string(now_s);
+    const char* marker[] = {"lat-pipe-marker", "step", occ.c_str(), fp.c_str()};
+    const char* row[] = {"lat-pipe", "1", "step", occ.c_str(), "step", fp.c_str(), output.c_str(), "1", now.c_str(),
+                         now.c_str(), "0", "0", "0", "0", "0", "0", "0", nullptr, nullptr};
+    if (PQsendQueryPrepared(conn_, "floor_marker", 4, marker, nullptr, nullptr, 0) != 1 ||
+        PQpipelineSync(conn_) != 1 || PQsendQueryPrepared(conn_, "row_ins", 19, row, nullptr, nullptr, 0) != 1 ||
+        PQpipelineSync(conn_) != 1)
+      Die(std::string("pipelined floor: send: ") + PQerrorMessage(conn_));
+    for (int statement = 0; statement < 2; ++statement) {
+      Expect(PGRES_COMMAND_OK);
+      if (PGresult* extra = PQgetResult(conn_)) {
+        PQclear(extra);
+        Die("pipelined floor: a statement returned more than one result");
+      }
+      Expect(PGRES_PIPELINE_SYNC);
+    }
+  }
+
+ private:
+  void Prepare(const char* name, const char* sql) {
+    PGresult* r = PQprepare(conn_, name, sql, 0, nullptr);
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    if (!ok) Die(std::string("pipelined floor: prepare ") + name + ": " + PQerrorMessage(conn_));
+  }
+  void Expect(ExecStatusType want) {
+    PGresult* r = PQgetResult(conn_);
+    ExecStatusType got = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    std::string error = r ? PQresultErrorMessage(r) : "no result";
+    PQclear(r);
+    if (got != want) Die("pipelined floor: " + std::string(PQresStatus(got)) + ": " + error);
+  }
+
+  PGconn* conn_;
+  int occ_ = 0;
+};
 
 // The same-row INSERT: what CheckpointCompleted stores, as a plain INSERT.
 void RowBaselineInsert(pqxx::connection& c, const std::string& uid, const std::string& name, int occurrence,
@@ -475,8 +544,10 @@ struct LatencyResult {
   Summary store_write, baseline_insert, unfenced_upsert, flow_live;
   Summary row_insert;  // the headline baseline: the same row, plain INSERT, same-shaped table
   Summary flow_started, flow_completed;  // the two store calls inside flow_live
+  Summary floor_pair;  // kFloorMarkerInsert + the same-row INSERT: the least an acknowledged marker costs
+  Summary pipelined_floor;  // the same pair pipelined (PipelinedFloor): the marker not waited for
   // WAL bytes per call (pg_current_wal_insert_lsn before and after a batch).
-  double wal_store = 0, wal_baseline = 0, wal_unfenced = 0, wal_flow = 0, wal_row = 0;
+  double wal_store = 0, wal_baseline = 0, wal_unfenced = 0, wal_flow = 0, wal_row = 0, wal_floor = 0;
   size_t payload_bytes = 0;
 };
 
@@ -520,6 +591,22 @@ LatencyResult MeasureLatency(const Config& cfg, const std::string& conninfo, Flo
     RowBaselineInsert(*base, "lat-row", "step", ++row_occ, fp, output, EpochSeconds(std::chrono::system_clock::now()));
   };
 
+  // F: the floor pair: an acknowledged asynchronous marker row, then the
+  // same row as E durably (the markers under a run uid of their own).
+  int floor_occ = 0;
+  auto floor_pair = [&] {
+    ++floor_occ;
+    {
+      pqxx::nontransaction tx(*base);
+      tx.exec_prepared("floor_marker", "lat-floor-marker", "step", floor_occ, fp);
+    }
+    RowBaselineInsert(*base, "lat-floor", "step", floor_occ, fp, output, EpochSeconds(std::chrono::system_clock::now()));
+  };
+
+  // G: the same pair pipelined (diagnostic).
+  PipelinedFloor pipelined(conninfo);
+  auto pipelined_floor = [&] { pipelined.Call(fp, output, EpochSeconds(std::chrono::system_clock::now())); };
+
   // D: a live Flow::checkpoint with a trivial body: Started + Completed.
   auto flow_store = OpenStore(conninfo);
   TimingStore timing(flow_store.get());
@@ -539,7 +626,7 @@ LatencyResult MeasureLatency(const Config& cfg, const std::string& conninfo, Flo
   };
   std::vector<Method> methods = {
       {store_write, 1, {}}, {baseline_insert, 2, {}}, {unfenced_upsert, 2, {}}, {flow_live, 1, {}},
-      {row_insert, 1, {}}};
+      {row_insert, 1, {}}, {floor_pair, 1, {}}, {pipelined_floor, 2, {}}};
   for (auto& m : methods) {
     for (int i = 0; i < cfg.warmup; ++i) m.call();
     m.samples.reserve(static_cast<size_t>(cfg.n));
@@ -562,6 +649,8 @@ LatencyResult MeasureLatency(const Config& cfg, const std::string& conninfo, Flo
   res.unfenced_upsert = Summarize(std::move(methods[2].samples));
   res.flow_live = Summarize(std::move(methods[3].samples));
   res.row_insert = Summarize(std::move(methods[4].samples));
+  res.floor_pair = Summarize(std::move(methods[5].samples));
+  res.pipelined_floor = Summarize(std::move(methods[6].samples));
   res.flow_started = Summarize(std::move(timing.started_ms));
   res.flow_completed = Summarize(std::move(timing.completed_ms));
   if (flow->flow.stats().live_checkpoints != cfg.warmup + static_cast<int64_t>(res.flow_live.n))
@@ -589,6 +678,7 @@ LatencyResult MeasureLatency(const Config& cfg, const std::string& conninfo, Flo
   res.wal_unfenced = wal_bytes_per_call(unfenced_upsert, wal_n);
   res.wal_flow = wal_bytes_per_call(flow_live, wal_n);
   res.wal_row = wal_bytes_per_call(row_insert, wal_n);
+  res.wal_floor = wal_bytes_per_call(floor_pair, wal_n);
   return res;
 }
 
@@ -1027,6 +1117,15 @@ int Main(int argc, char** argv) {
                   Ratio(lat.flow_completed.p50, ri.p50), "", ""});
   rows.push_back({"  diagnostic: WAL bytes per live Flow::checkpoint", Fmt(lat.wal_flow, 0) + " B",
                   Fmt(lat.wal_row, 0) + " B", Ratio(lat.wal_flow, lat.wal_row), "", ""});
+  // The floor (kFloorMarkerInsert): when it misses 1.1× itself, no store
+  // that acknowledges its marker before the body can meet the target.
+  const Summary& fl = lat.floor_pair;
+  rows.push_back({"  marker floor: acknowledged async marker INSERT + same-row INSERT, p50", ms(fl.p50), ms(ri.p50),
+                  Ratio(fl.p50, ri.p50), "", ""});
+  rows.push_back({"  live Flow::checkpoint vs the marker floor, p50", ms(f.p50), ms(fl.p50), Ratio(f.p50, fl.p50), "", ""});
+  const Summary& pf = lat.pipelined_floor;
+  rows.push_back({"  diagnostic: the marker floor pipelined (marker not waited for), p50", ms(pf.p50), ms(ri.p50),
+                  Ratio(pf.p50, ri.p50), "", ""});
   rows.push_back({"resume Begin(), fresh / warm, vs the old baseline (narrow rows, long-lived conn.), p50",
                   ms(rs.begin.p50) + " / " + ms(rs.begin_warm.p50), ms(rs.baseline_load.p50),
                   Ratio(rs.begin.p50, rs.baseline_load.p50) + " / " + Ratio(rs.begin_warm.p50, rs.baseline_load.p50),
@@ -1085,6 +1184,10 @@ int Main(int argc, char** argv) {
                "    flowrun.checkpoints INCLUDING ALL (same columns, defaults, checks, primary key), autocommit\n"
                "    (1 durable commit). The narrow INSERT (before 2026-12-04): the payload alone into\n"
                "    bench_baseline(run_uid, name, occurrence, output jsonb, PK)\n"
+               "  marker floor: the least a live checkpoint costs when the server acknowledges its marker before the\n"
+               "    body runs: a plain INSERT of the marker's columns committed asynchronously, then the same-row\n"
+               "    INSERT (2 round trips, 2 inserts, 1 durable commit; no fence, no upsert). Pipelined: the same\n"
+               "    two sent at once on a libpq pipeline (a Sync after each), the marker not waited for\n"
                "  resume Begin(): one transaction: UPDATE an epoch row + SELECT the columns Begin reads of the same\n"
                "    40 rows from bench_checkpoints (parsed), COMMIT; fresh: on a connection opened just before\n"
                "    (untimed, statements prepared at connect, as the store's), warm: on a long-lived one\n"
