@@ -301,7 +301,6 @@ const char* const kNoText = nullptr;
 const std::string kUnfencedUpsert = std::string(flowrun::pg::sql::kCompletedInsert) + " VALUES (" +
                                     flowrun::pg::sql::kCompletedValues + ")" +
                                     flowrun::pg::sql::kCompletedOnConflict + " RETURNING 1";
-// The same-row INSERT: the completion's column list and values, into bench_checkpoints.
 // The floor of any live checkpoint whose marker the server acknowledges
 // before the body runs (issue 10 §5's "exact for agent crashes"): the
 // marker's columns as a plain INSERT committed asynchronously, then the
@@ -311,6 +310,7 @@ constexpr const char* kFloorMarkerInsert =
     "WITH a AS (SELECT set_config('synchronous_commit', 'off', true))"
     " INSERT INTO bench_checkpoints (run_uid, name, occurrence, kind, fingerprint, status, attempt, epoch, started_at)"
     " SELECT $1, $2, $3, 'step', $4, 'running', 1, 1, now() FROM a";
+// The same-row INSERT: the completion's column list and values, into bench_checkpoints.
 std::string RowBaselineInsert() {
   std::string head = flowrun::pg::sql::kCompletedInsert;
   const std::string table = "flowrun.checkpoints AS c";
@@ -547,7 +547,7 @@ struct LatencyResult {
   Summary floor_pair;  // kFloorMarkerInsert + the same-row INSERT: the least an acknowledged marker costs
   Summary pipelined_floor;  // the same pair pipelined (PipelinedFloor): the marker not waited for
   // WAL bytes per call (pg_current_wal_insert_lsn before and after a batch).
-  double wal_store = 0, wal_baseline = 0, wal_unfenced = 0, wal_flow = 0, wal_row = 0, wal_floor = 0;
+  double wal_store = 0, wal_baseline = 0, wal_unfenced = 0, wal_flow = 0, wal_row = 0;
   size_t payload_bytes = 0;
 };
 
@@ -616,9 +616,10 @@ LatencyResult MeasureLatency(const Config& cfg, const std::string& conninfo, Flo
     if (out.size() != payload.size()) Die("Flow::checkpoint returned a different output");
   };
 
-  // The headline pair (live Flow::checkpoint, same-row INSERT) and the
-  // checkpoint write take a sample in every round; the narrow INSERT and the
-  // unfenced diagnostic every other round, which halves their time.
+  // The headline pair (live Flow::checkpoint, same-row INSERT), the checkpoint
+  // write and the marker floor take a sample in every round; the narrow
+  // INSERT, the unfenced and the pipelined diagnostics every other round,
+  // which halves their time.
   struct Method {
     std::function<void()> call;
     int every;
@@ -678,7 +679,6 @@ LatencyResult MeasureLatency(const Config& cfg, const std::string& conninfo, Flo
   res.wal_unfenced = wal_bytes_per_call(unfenced_upsert, wal_n);
   res.wal_flow = wal_bytes_per_call(flow_live, wal_n);
   res.wal_row = wal_bytes_per_call(row_insert, wal_n);
-  res.wal_floor = wal_bytes_per_call(floor_pair, wal_n);
   return res;
 }
 

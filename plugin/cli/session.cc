@@ -3,6 +3,7 @@
 #include <cctype>
 #include <cstdio>
 #include <mutex>
+#include <utility>
 
 namespace flowrun::plugin {
 
@@ -10,9 +11,27 @@ namespace flowrun::plugin {
 // request and the last response (GetBytes reads a body the client's JSON
 // calls would not keep).
 struct TapState {
-  std::mutex mu;
-  std::string accept;
-  HttpResponse last;
+  void SetAccept(std::string a) {
+    std::lock_guard<std::mutex> l(mu_);
+    accept_ = std::move(a);
+  }
+  std::string Accept() {
+    std::lock_guard<std::mutex> l(mu_);
+    return accept_;
+  }
+  void Record(const HttpResponse& r) {
+    std::lock_guard<std::mutex> l(mu_);
+    last_ = r;
+  }
+  HttpResponse TakeLast() {
+    std::lock_guard<std::mutex> l(mu_);
+    return std::exchange(last_, {});
+  }
+
+ private:
+  std::mutex mu_;
+  std::string accept_;
+  HttpResponse last_;
 };
 
 // Forwards to the client's transport (one per TLS identity: an exec plugin's
@@ -24,15 +43,11 @@ class TapTransport : public HttpTransport {
 
   StatusOr<HttpResponse> Send(const HttpRequest& request) override {
     HttpRequest r = request;
-    {
-      std::lock_guard<std::mutex> l(state_->mu);
-      if (!state_->accept.empty())
-        for (auto& h : r.headers)
-          if (h.first == "Accept") h.second = state_->accept;
-    }
+    if (std::string accept = state_->Accept(); !accept.empty())
+      for (auto& h : r.headers)
+        if (h.first == "Accept") h.second = accept;
     auto resp = inner_->Send(r);
-    std::lock_guard<std::mutex> l(state_->mu);
-    if (resp.ok()) state_->last = *resp;
+    if (resp.ok()) state_->Record(*resp);
     return resp;
   }
   StatusOr<std::unique_ptr<HttpStream>> OpenStream(const HttpRequest& request) override {
@@ -69,18 +84,10 @@ StatusOr<std::unique_ptr<Session>> Session::Open(const SessionOptions& o) {
 }
 
 StatusOr<HttpResponse> Session::GetBytes(const std::string& path, const std::string& accept) {
-  {
-    std::lock_guard<std::mutex> l(tap_->mu);
-    tap_->accept = accept;
-  }
+  tap_->SetAccept(accept);
   auto r = client_->Raw("GET", path);
-  HttpResponse last;
-  {
-    std::lock_guard<std::mutex> l(tap_->mu);
-    tap_->accept.clear();
-    last = std::move(tap_->last);
-    tap_->last = {};
-  }
+  tap_->SetAccept("");
+  HttpResponse last = tap_->TakeLast();
   if (!r.ok()) return r.status();
   return last;
 }
