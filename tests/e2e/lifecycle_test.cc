@@ -292,7 +292,7 @@ TEST(E2eLifecycle, BudgetExceededThenRaised) {
 // status.cost's summaries for plain kubectl (issue 12): byModel and topCalls
 // of a real run match flowrun.llm_calls, and no USD figure in the status
 // carries float noise (per-token prices of 1.5e-7 / 6e-7 make noisy sums).
-TEST(E2eLifecycle, ZzzCostSummariesInStatusMatchTheDatabase) {
+TEST(E2eLifecycle, CostSummariesInStatusMatchTheDatabase) {
   E2eWorld& w = E2eWorld::Get();
   w.EnsureController();
   const std::string prices = w.dir + "/prices-summaries.yaml";
