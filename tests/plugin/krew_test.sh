@@ -71,7 +71,7 @@ check "... kubectl flowrun --help runs the installed plugin (its commands listed
 # krew links only the platform's one `bin`; completion needs kubectl_complete-flowrun on PATH too
 # (docs/kubectl-flowrun.md gives this link).
 check "the documented completion link: kubectl_complete-flowrun beside the plugin" \
-  ln -s "$KREW_ROOT/store/flowrun/v$(sed -n 's/^project(flowrun VERSION \([0-9.]*\).*/\1/p' "$ROOT/CMakeLists.txt")/kubectl_complete-flowrun" \
+  ln -s "$KREW_ROOT/store/flowrun/$(sed -n 's/^  version: //p' "$MANIFEST")/kubectl_complete-flowrun" \
   "$KREW_ROOT/bin/kubectl_complete-flowrun"
 check "... kubectl completes 'kubectl flowrun <TAB>' with the plugin's subcommands" bash -c \
   "kubectl __complete flowrun '' 2>/dev/null | grep -q '^status'"
