@@ -4,7 +4,7 @@
 # configures the root CMake project and builds flowrun._core from runtime-lib's
 # sources), then the wheel alone installed into a *fresh* virtual environment:
 # `import flowrun` loads the package and its extension from that venv (not
-# the build tree), py.typed and the _core stub ship, and
+# the build tree), py.typed and the type stubs of the extension (_core.pyi) ship, and
 # `python -m flowrun run` (the agent image's entrypoint) runs the C++ runtime:
 # without FLOWRUN_RUN_UID it must exit 2 with a config_error termination
 # message naming the variable.
