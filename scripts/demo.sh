@@ -111,7 +111,13 @@ echo "LLM endpoint: $OPENAI_BASE_URL"
 
 step "installing flowrun: the CRD and policies, the Secrets, the controller"
 kubectl apply -f crds/
-kubectl wait --for=condition=Established --timeout=60s crd/flowruns.flowrun.dev
+# Not `kubectl wait --for=condition=Established`: it fails at once while the new CRD has no
+# status.conditions yet. Poll for up to 60 s.
+crd_established() {
+  [ "$(kubectl get crd flowruns.flowrun.dev -o 'jsonpath={.status.conditions[?(@.type=="Established")].status}')" = True ]
+}
+for _ in $(seq 300); do crd_established && break; sleep 0.2; done
+crd_established || { echo "demo: the FlowRun CRD is not Established 60 s after kubectl apply" >&2; exit 1; }
 # Secrets from stdin, never on a command line (ps would show them).
 kubectl apply -f - <<EOF
 apiVersion: v1

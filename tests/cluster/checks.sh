@@ -19,6 +19,14 @@ wait_until() {
   for ((i = 0; i < secs * 5; i++)); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
   return 1
 }
+# crd_established <kubectl> <crd> <seconds>: polls until the CRD reports
+# Established. `kubectl wait --for=condition=Established` is no substitute: it
+# fails at once ("accessor error: <nil> ... expected []interface{}") while a new
+# CRD has no status.conditions yet, which a busy apiserver leaves for a while.
+crd_is_established() {
+  [[ $("$1" get crd "$2" -o 'jsonpath={.status.conditions[?(@.type=="Established")].status}' 2>/dev/null) == True ]]
+}
+crd_established() { wait_until "$3" crd_is_established "$1" "$2"; }
 expect_ok() {
   if "$@" >"$OUT" 2>&1; then return 0; fi
   sed 's/^/    | /' "$OUT" >&2

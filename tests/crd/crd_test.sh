@@ -39,7 +39,7 @@ apply_doc() {
 check "CRD manifest is well under 64 KiB ($(wc -c <"$ROOT/crds/flowrun.dev_flowruns.yaml") bytes)" \
   test "$(wc -c <"$ROOT/crds/flowrun.dev_flowruns.yaml")" -lt 49152
 check "kubectl apply -f crds/" expect_ok "$K" apply -f "$ROOT/crds/"
-check "CRD becomes Established" expect_ok "$K" wait --for=condition=Established crd/flowruns.flowrun.dev --timeout=30s
+check "CRD becomes Established" crd_established "$K" flowruns.flowrun.dev 30
 check "CRD: names, shortName fr, category flowrun, v1alpha1 served+storage, status subresource" eq \
   "FlowRun flowruns fr flowrun Namespaced v1alpha1 true true {}" \
   "$K" get crd flowruns.flowrun.dev -o jsonpath='{.spec.names.kind} {.spec.names.plural} {.spec.names.shortNames[0]} {.spec.names.categories[0]} {.spec.scope} {.spec.versions[0].name} {.spec.versions[0].served} {.spec.versions[0].storage} {.spec.versions[0].subresources.status}'

@@ -201,8 +201,8 @@ for ns in "$RNS" "$NS"; do
   "$K" label namespace "$ns" pod-security.kubernetes.io/enforce=restricted pod-security.kubernetes.io/warn=restricted \
     pod-security.kubernetes.io/audit=restricted >/dev/null
 done
-check "the chart's CRD applies (server-side) and is Established" bash -c \
-  "'$K' apply --server-side -f '$CHART/crds/' >/dev/null && '$K' wait --for=condition=Established crd/flowruns.flowrun.dev --timeout=30s >/dev/null"
+check "the chart's CRD applies (server-side)" expect_ok "$K" apply --server-side -f "$CHART/crds/"
+check "... and is Established" crd_established "$K" flowruns.flowrun.dev 30
 check "kubectl apply --dry-run=server: the default chart, no warnings" dry_run "$DIR/default.yaml"
 check "helm template: bundled PostgreSQL, one namespace, dashboard" render_to "$DIR/full.yaml" \
   --set postgresql.enabled=true --set controller.watchNamespace=$NS --set metrics.grafanaDashboard.enabled=true

@@ -68,7 +68,7 @@ check "serving certificate for flowrun-query.flowrun-system.svc" test -s "$PKI/t
 
 # ---------------------------------------------------------------- the controllers
 "$K" apply -f "$ROOT/crds/flowrun.dev_flowruns.yaml" >/dev/null
-"$K" wait --for=condition=Established crd/flowruns.flowrun.dev --timeout=60s >/dev/null
+crd_established "$K" flowruns.flowrun.dev 60 || { nok "the FlowRun CRD is Established"; summary; exit 1; }
 for ns in flowrun-system team-a team-b; do "$K" create namespace "$ns" >/dev/null; done
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("0.0.0.0", 0)); print(s.getsockname()[1])'; }
 start_controller() { # start_controller <name> <port>
