@@ -51,7 +51,7 @@ python3 "$ROOT/tests/support/fake_llm_server.py" --port 0 --port-file "$DIR/llm.
 LLM_PID=$!
 wait_until 20 test -s "$DIR/llm.port" || { echo "fake LLM did not start" >&2; exit 1; }
 "$K" apply -f "$ROOT/crds/" >/dev/null
-"$K" wait --for=condition=Established --timeout=60s crd/flowruns.flowrun.dev >/dev/null
+crd_established "$K" flowruns.flowrun.dev 60 || { echo "the FlowRun CRD is not Established" >&2; exit 1; }
 "$K" apply -f - >/dev/null <<EOF
 apiVersion: v1
 kind: Secret
